@@ -1,0 +1,91 @@
+"""Metric names and their definitions (DESIGN section 6).
+
+Every producer (agent runtimes, the server's post-processing) and every consumer (statistics,
+comparison, UI) uses these constants so that a metric is spelled one way everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Metric(StrEnum):
+    """Canonical metric names."""
+
+    E2E_LATENCY_S = "e2e_latency_s"
+    TTFT_S = "ttft_s"
+    TPOT_S = "tpot_s"
+    INTER_TOKEN_GAPS_S = "inter_token_gaps_s"
+    OUTPUT_TOKENS_PER_S = "output_tokens_per_s"
+    OUTPUT_TOKENS = "output_tokens"
+    PROMPT_TOKENS = "prompt_tokens"
+    RUN_WALL_S = "run_wall_s"
+    MODEL_LOAD_S = "model_load_s"
+    PEAK_RSS_BYTES = "peak_rss_bytes"
+    PEAK_GPU_MEMORY_BYTES = "peak_gpu_memory_bytes"
+    GPU_UTILIZATION_PCT = "gpu_utilization_pct"
+    GPU_POWER_W = "gpu_power_w"
+    ENERGY_J = "energy_j"
+    ROUGE1 = "rouge1"
+    ROUGE2 = "rouge2"
+    ROUGEL = "rougeL"
+    ROUGELSUM = "rougeLsum"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """Describes one metric for display and comparison.
+
+    Attributes:
+        name: Canonical metric name.
+        unit: Unit symbol shown next to values.
+        description: One-line definition.
+        higher_is_better: Direction used when ranking configurations.
+        server_side: True when the server computes it (post-processing), not the agent.
+    """
+
+    name: str
+    unit: str
+    description: str
+    higher_is_better: bool
+    server_side: bool = False
+
+
+METRIC_SPECS: dict[str, MetricSpec] = {
+    spec.name: spec
+    for spec in (
+        MetricSpec(Metric.E2E_LATENCY_S, "s", "Request sent to last token (mean over a run's requests)", False),
+        MetricSpec(Metric.TTFT_S, "s", "Request sent to first non-empty token (mean over requests)", False),
+        MetricSpec(Metric.TPOT_S, "s", "(e2e - ttft) / (output_tokens - 1), requests with > 1 token", False),
+        MetricSpec(Metric.INTER_TOKEN_GAPS_S, "s", "Mean gap between consecutive streamed chunks (ITL)", False),
+        MetricSpec(Metric.OUTPUT_TOKENS_PER_S, "tok/s", "Sum of output tokens / wall time of the run", True),
+        MetricSpec(Metric.OUTPUT_TOKENS, "tok", "Sum of output tokens in the run", True),
+        MetricSpec(Metric.PROMPT_TOKENS, "tok", "Sum of prompt tokens in the run", False),
+        MetricSpec(Metric.RUN_WALL_S, "s", "Wall time of the whole run", False),
+        MetricSpec(Metric.MODEL_LOAD_S, "s", "Model load time (cold run only)", False),
+        MetricSpec(Metric.PEAK_RSS_BYTES, "B", "Peak resident set size of the agent process", False),
+        MetricSpec(Metric.PEAK_GPU_MEMORY_BYTES, "B", "Peak GPU memory allocated", False),
+        MetricSpec(Metric.GPU_UTILIZATION_PCT, "%", "Mean GPU utilization while the run was active", True),
+        MetricSpec(Metric.GPU_POWER_W, "W", "Mean GPU board power while the run was active", False),
+        MetricSpec(Metric.ENERGY_J, "J", "GPU energy used by the run (NVML energy counter)", False),
+        MetricSpec(Metric.ROUGE1, "", "ROUGE-1 F-measure (server-side)", True, server_side=True),
+        MetricSpec(Metric.ROUGE2, "", "ROUGE-2 F-measure (server-side)", True, server_side=True),
+        MetricSpec(Metric.ROUGEL, "", "ROUGE-L F-measure (server-side)", True, server_side=True),
+        MetricSpec(Metric.ROUGELSUM, "", "ROUGE-Lsum F-measure (server-side)", True, server_side=True),
+    )
+}
+
+ROUGE_METRICS: tuple[str, ...] = (Metric.ROUGE1, Metric.ROUGE2, Metric.ROUGEL, Metric.ROUGELSUM)
+
+
+def is_known_metric(name: str) -> bool:
+    """Tell whether ``name`` is a canonical metric name.
+
+    Args:
+        name: Metric name to check.
+
+    Returns:
+        True when the name is defined in :data:`METRIC_SPECS`.
+    """
+    return name in METRIC_SPECS
