@@ -1,0 +1,1 @@
+"""Agents app: registered agents, their capabilities, credentials, health and capability matching."""

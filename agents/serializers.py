@@ -1,0 +1,77 @@
+"""REST serializers for agents (credentials and tokens are never shown)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from agents.models import Agent
+
+
+class AgentSerializer(serializers.ModelSerializer):
+    """An agent with its capabilities and a short hardware summary."""
+
+    summary = serializers.SerializerMethodField()
+    labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+
+    class Meta:
+        model = Agent
+        fields = [
+            "id",
+            "name",
+            "url",
+            "status",
+            "activity",
+            "status_reason",
+            "labels",
+            "cost_per_hour",
+            "hardware_fingerprint",
+            "protocol_version",
+            "agent_version",
+            "last_seen",
+            "registered_at",
+            "updated_at",
+            "summary",
+            "capabilities",
+        ]
+        read_only_fields = [
+            "id",
+            "url",
+            "status",
+            "activity",
+            "status_reason",
+            "hardware_fingerprint",
+            "protocol_version",
+            "agent_version",
+            "last_seen",
+            "registered_at",
+            "updated_at",
+            "summary",
+            "capabilities",
+        ]
+
+    def get_summary(self, obj: Agent) -> dict[str, Any]:
+        """CPU, memory, GPUs and available runtimes in one line each (for lists and the UI)."""
+        info = obj.info
+        if info is None:
+            return {}
+        return {
+            "cpu": info.cpu.model,
+            "cores": info.cpu.logical_cores,
+            "memory_gib": round(info.memory.total_bytes / 2**30, 1) if info.memory.total_bytes else None,
+            "gpus": [
+                {"name": g.name, "memory_gib": round((g.memory_total_bytes or 0) / 2**30, 1),
+                 "tensor_core_generation": g.tensor_core_generation}
+                for g in info.gpus
+            ],
+            "runtimes": [r.name for r in info.runtimes if r.available],
+            "models": [m.name for m in info.models],
+            "os": f"{info.system.os} {info.system.os_version}".strip(),
+        }
+
+    def validate_cost_per_hour(self, value: Any) -> Any:
+        """Cost must not be negative."""
+        if value is not None and value < 0:
+            raise serializers.ValidationError("cost_per_hour must be zero or positive (dollars per hour)")
+        return value

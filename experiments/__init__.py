@@ -1,0 +1,1 @@
+"""Experiments app: experiments, jobs, attempts, their state machines, expansion and scheduling services."""

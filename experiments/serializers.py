@@ -1,0 +1,287 @@
+"""REST serializers for experiments and jobs; input validation uses the common catalogue's schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count
+from rest_framework import serializers
+
+from common.catalog import RUNTIMES, TASKS, validate_model_name, validation_errors
+from common.metrics import METRIC_SPECS
+from common.protocol import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB
+from experiments.models import Experiment, Job, JobAttempt, StateTransition
+
+
+class TaskInputSerializer(serializers.Serializer):
+    """``{"name": ..., "params": {...}}`` of a task."""
+
+    name = serializers.CharField(max_length=100)
+    params = serializers.DictField(required=False, default=dict)
+
+    def validate_name(self, value: str) -> str:
+        """Refuse tasks the catalogue does not know."""
+        if value not in TASKS:
+            raise serializers.ValidationError(f"unknown task {value!r}; known tasks: {', '.join(sorted(TASKS))}")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Validate the params against the task's schema, naming each bad parameter."""
+        errors = validation_errors(TASKS[attrs["name"]].params_model, attrs.get("params") or {}, "")
+        if errors:
+            raise serializers.ValidationError({"params": {k.lstrip(".") or "params": v for k, v in errors.items()}})
+        return attrs
+
+
+class RuntimeInputSerializer(serializers.Serializer):
+    """``{"name": ..., "params": {...}}`` of a runtime."""
+
+    name = serializers.CharField(max_length=100)
+    params = serializers.DictField(required=False, default=dict)
+
+    def validate_name(self, value: str) -> str:
+        """Refuse runtimes the catalogue does not know."""
+        if value not in RUNTIMES:
+            raise serializers.ValidationError(
+                f"unknown runtime {value!r}; known runtimes: {', '.join(sorted(RUNTIMES))}"
+            )
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Validate the params against the runtime's schema, naming each bad parameter."""
+        errors = validation_errors(RUNTIMES[attrs["name"]].params_model, attrs.get("params") or {}, "")
+        if errors:
+            raise serializers.ValidationError({"params": {k.lstrip(".") or "params": v for k, v in errors.items()}})
+        return attrs
+
+
+class ModelInputSerializer(serializers.Serializer):
+    """A model spec: catalogue name or Hugging Face repo id, optional dtype/revision/path."""
+
+    name = serializers.CharField(max_length=200)
+    dtype = serializers.ChoiceField(
+        choices=["auto", "float32", "float16", "bfloat16"], required=False, allow_null=True
+    )
+    revision = serializers.CharField(max_length=100, required=False, allow_null=True)
+    path = serializers.CharField(max_length=1000, required=False, allow_null=True)
+
+
+class AgentSelectionSerializer(serializers.Serializer):
+    """Exactly one of ``{"all": true}``, ``{"ids": [...]}``, ``{"labels": [...]}``."""
+
+    all = serializers.BooleanField(required=False)
+    ids = serializers.ListField(child=serializers.UUIDField(), required=False, allow_empty=False)
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, allow_empty=False
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Check that exactly one way of selecting agents is used and that listed ids exist."""
+        chosen = [k for k in ("all", "ids", "labels") if attrs.get(k)]
+        if len(chosen) != 1:
+            raise serializers.ValidationError(
+                'give exactly one of {"all": true}, {"ids": [...]} or {"labels": [...]}'
+            )
+        if "ids" in chosen:
+            from agents.models import Agent
+
+            ids = [str(i) for i in attrs["ids"]]
+            found = {str(pk) for pk in Agent.objects.filter(pk__in=ids).values_list("pk", flat=True)}
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise serializers.ValidationError({"ids": f"unknown agent id(s): {', '.join(missing)}"})
+            return {"ids": ids}
+        return {chosen[0]: attrs[chosen[0]]}
+
+
+class ExperimentSerializer(serializers.ModelSerializer):
+    """Experiment as the API shows it and accepts it (create validates everything; update only renames)."""
+
+    task = TaskInputSerializer(write_only=True)
+    models = serializers.ListField(child=ModelInputSerializer(), source="model_specs", min_length=1, max_length=50)
+    runtimes = RuntimeInputSerializer(many=True, source="runtime_specs")
+    agents = AgentSelectionSerializer(source="agent_selection")
+    runs_per_job = serializers.IntegerField(
+        min_value=MIN_RUNS_PER_JOB,
+        max_value=MAX_RUNS_PER_JOB,
+        default=3,
+        error_messages={
+            "min_value": f"runs_per_job must be between {MIN_RUNS_PER_JOB} and {MAX_RUNS_PER_JOB}",
+            "max_value": f"runs_per_job must be between {MIN_RUNS_PER_JOB} and {MAX_RUNS_PER_JOB}",
+        },
+    )
+    requested_metrics = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    owner = serializers.CharField(source="owner.username", read_only=True, default=None)
+    job_counts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Experiment
+        fields = [
+            "id",
+            "name",
+            "description",
+            "task",
+            "models",
+            "runtimes",
+            "agents",
+            "runs_per_job",
+            "requested_metrics",
+            "status",
+            "plan",
+            "job_counts",
+            "owner",
+            "created_at",
+            "updated_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = ["status", "plan", "created_at", "updated_at", "started_at", "finished_at"]
+
+    def get_job_counts(self, obj: Experiment) -> dict[str, int]:
+        """Number of jobs per status."""
+        rows = obj.jobs.values("status").annotate(n=Count("id")).order_by()
+        return {row["status"]: row["n"] for row in rows}
+
+    def to_representation(self, instance: Experiment) -> dict[str, Any]:
+        """Show the task as ``{"name", "params"}`` from the two model columns, right after the description."""
+        data = super().to_representation(instance)
+        ordered = {}
+        for key, value in data.items():
+            ordered[key] = value
+            if key == "description":
+                ordered["task"] = {"name": instance.task_name, "params": instance.task_params}
+        return ordered
+
+    def validate_runtimes(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """At least one runtime, no duplicates."""
+        if not value:
+            raise serializers.ValidationError("give at least one runtime")
+        names = [r["name"] for r in value]
+        if len(names) != len(set(names)):
+            raise serializers.ValidationError("each runtime may appear once")
+        return value
+
+    def validate_requested_metrics(self, value: list[str]) -> list[str]:
+        """Only known metric names."""
+        unknown = [m for m in value if m not in METRIC_SPECS]
+        if unknown:
+            raise serializers.ValidationError(f"unknown metric(s): {', '.join(unknown)}")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Check models against the runtimes they will run with; refuse spec changes on update."""
+        if self.instance is not None:
+            frozen = {"task", "model_specs", "runtime_specs", "agent_selection", "runs_per_job",
+                      "requested_metrics"}
+            changed = sorted(frozen & set(self.initial_data or {}) | frozen & set(attrs))
+            if changed:
+                api_names = {"model_specs": "models", "runtime_specs": "runtimes", "agent_selection": "agents"}
+                raise serializers.ValidationError(
+                    {api_names.get(f, f): "cannot change after creation; create a new experiment" for f in changed}
+                )
+            return attrs
+        errors: dict[int, dict[str, str]] = {}
+        runtime_names = [r["name"] for r in attrs.get("runtime_specs", [])]
+        for i, model in enumerate(attrs.get("model_specs", [])):
+            for runtime in runtime_names:
+                problem = validate_model_name(model["name"], runtime)
+                if problem:
+                    errors[i] = {"name": f"{problem} (needed by runtime {runtime!r})"}
+                    break
+        if errors:
+            raise serializers.ValidationError(
+                {"models": [errors.get(i, {}) for i in range(len(attrs["model_specs"]))]}
+            )
+        return attrs
+
+    def create(self, validated_data: dict[str, Any]) -> Experiment:
+        """Create through the service (expansion into jobs)."""
+        from experiments.services import experiment_create
+
+        request = self.context.get("request")
+        models = [{k: v for k, v in m.items() if v is not None} for m in validated_data["model_specs"]]
+        return experiment_create(
+            name=validated_data["name"],
+            description=validated_data.get("description", ""),
+            task={"name": validated_data["task"]["name"], "params": validated_data["task"].get("params") or {}},
+            models=models,
+            runtimes=[{"name": r["name"], "params": r.get("params") or {}} for r in validated_data["runtime_specs"]],
+            agents=validated_data["agent_selection"],
+            runs_per_job=validated_data["runs_per_job"],
+            requested_metrics=validated_data.get("requested_metrics") or [],
+            owner=request.user if request is not None and request.user.is_authenticated else None,
+        )
+
+
+class AttemptSerializer(serializers.ModelSerializer):
+    """One dispatch of a job (the attempt token is never shown)."""
+
+    class Meta:
+        model = JobAttempt
+        fields = [
+            "number", "agent", "status", "outcome", "progress", "lease_deadline", "created_at", "started_at",
+            "finished_at",
+        ]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    """A job: one (model, runtime, agent) combination of an experiment."""
+
+    model = serializers.JSONField(source="model_spec", read_only=True)
+    runtime = serializers.JSONField(source="runtime_spec", read_only=True)
+    agent_name = serializers.CharField(source="agent.name", read_only=True, default=None)
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "experiment",
+            "status",
+            "status_reason",
+            "agent",
+            "agent_name",
+            "attempt",
+            "max_attempts",
+            "model",
+            "runtime",
+            "model_name",
+            "runtime_name",
+            "hardware_fingerprint",
+            "not_before",
+            "cancel_requested",
+            "progress",
+            "created_at",
+            "updated_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_progress(self, obj: Job) -> dict[str, Any] | None:
+        """Latest progress reported by the current attempt."""
+        attempt = obj.current_attempt
+        return attempt.progress or None if attempt is not None else None
+
+
+class JobDetailSerializer(JobSerializer):
+    """A job with its attempts and transition log."""
+
+    attempts = AttemptSerializer(many=True, read_only=True)
+    transitions = serializers.SerializerMethodField()
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "attempts", "transitions"]
+        read_only_fields = fields
+
+    def get_transitions(self, obj: Job) -> list[dict[str, Any]]:
+        """Every state change of the job and its attempts, oldest first."""
+        return TransitionSerializer(obj.transitions.all(), many=True).data
+
+
+class TransitionSerializer(serializers.ModelSerializer):
+    """One entry of the transition log."""
+
+    class Meta:
+        model = StateTransition
+        fields = ["entity", "from_state", "to_state", "reason", "created_at", "attempt", "agent"]

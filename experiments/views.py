@@ -1,0 +1,87 @@
+"""REST views for experiments and jobs (thin: validation in serializers, writes in services)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from experiments import services
+from experiments.filters import ExperimentFilter, JobFilter
+from experiments.models import Experiment, InvalidTransition, Job
+from experiments.serializers import ExperimentSerializer, JobDetailSerializer, JobSerializer
+
+
+def _conflict(exc: Exception) -> Response:
+    """409 with the reason the state machine refused."""
+    return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+
+
+class ExperimentViewSet(viewsets.ModelViewSet):
+    """Experiments: create (expands into jobs), list, retrieve, rename, delete, cancel."""
+
+    queryset = Experiment.objects.select_related("owner").all()
+    serializer_class = ExperimentSerializer
+    filterset_class = ExperimentFilter
+    ordering_fields = ["id", "created_at", "updated_at", "name", "status"]
+    search_fields = ["name", "description"]
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Delete an experiment; one with jobs still on agents must be cancelled first."""
+        experiment = self.get_object()
+        if experiment.jobs.filter(status__in=["assigned", "running"]).exists():
+            return Response(
+                {"detail": "experiment has jobs running on agents; cancel it first"},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return super().destroy(request, *args, **kwargs)
+
+    @extend_schema(request=None, responses=ExperimentSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Cancel every unfinished job of the experiment."""
+        experiment = self.get_object()
+        try:
+            experiment = services.experiment_cancel(experiment.pk)
+        except InvalidTransition as exc:
+            return _conflict(exc)
+        return Response(self.get_serializer(experiment).data)
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Jobs: list with filters, retrieve (with attempts and transitions), cancel, retry."""
+
+    queryset = Job.objects.select_related("agent", "experiment").prefetch_related("attempts").all()
+    filterset_class = JobFilter
+    ordering_fields = ["id", "created_at", "updated_at", "status"]
+    search_fields = ["model_name", "runtime_name"]
+
+    def get_serializer_class(self) -> type[JobSerializer]:
+        """Detail view shows attempts and the transition log."""
+        return JobDetailSerializer if self.action == "retrieve" else JobSerializer
+
+    @extend_schema(request=None, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Cancel the job (the agent is told when it is running there)."""
+        job = self.get_object()
+        try:
+            job = services.job_cancel(job.pk)
+        except InvalidTransition as exc:
+            return _conflict(exc)
+        return Response(JobSerializer(job).data)
+
+    @extend_schema(request=None, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str | None = None) -> Response:
+        """Send a failed, cancelled or timed-out job back to pending."""
+        job = self.get_object()
+        try:
+            job = services.job_retry(job.pk)
+        except InvalidTransition as exc:
+            return _conflict(exc)
+        return Response(JobSerializer(job).data)

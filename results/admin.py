@@ -1,0 +1,71 @@
+"""Admin for stored results."""
+
+import json
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from results.models import JobMetricStatistics, JobResult, RunResult, SampleResult
+
+
+def _pretty(value: object) -> str:
+    """Readable JSON block."""
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+@admin.register(JobResult)
+class JobResultAdmin(admin.ModelAdmin):
+    """Job-level results."""
+
+    list_display = ["job", "attempt", "access_mode", "statistics_source", "hardware_fingerprint", "received_at"]
+    list_filter = ["access_mode", "statistics_source"]
+    raw_id_fields = ["job", "attempt"]
+    readonly_fields = ["cold_start_pretty", "unavailable_pretty"]
+    exclude = ["cold_start", "unavailable_metrics", "raw"]
+
+    @admin.display(description="cold start")
+    def cold_start_pretty(self, obj: JobResult) -> str:
+        """Cold run metrics."""
+        return _pretty(obj.cold_start)
+
+    @admin.display(description="unavailable metrics")
+    def unavailable_pretty(self, obj: JobResult) -> str:
+        """Metrics that could not be measured, with reasons."""
+        return _pretty(obj.unavailable_metrics)
+
+
+class SampleInline(admin.StackedInline):
+    """Samples of a run."""
+
+    model = SampleResult
+    fields = ["sample_id", "title", "output", "reference", "output_tokens", "metrics"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(RunResult)
+class RunResultAdmin(admin.ModelAdmin):
+    """Runs."""
+
+    list_display = ["job", "run_index", "cold_start", "started_at", "finished_at"]
+    list_filter = ["cold_start"]
+    raw_id_fields = ["job", "attempt"]
+    readonly_fields = ["metrics_pretty"]
+    exclude = ["metrics"]
+    inlines = [SampleInline]
+
+    @admin.display(description="metrics")
+    def metrics_pretty(self, obj: RunResult) -> str:
+        """Run metrics."""
+        return _pretty(obj.metrics)
+
+
+@admin.register(JobMetricStatistics)
+class JobMetricStatisticsAdmin(admin.ModelAdmin):
+    """Per-job statistics."""
+
+    list_display = ["job", "metric", "source", "n", "mean", "std", "median", "p95", "cv"]
+    list_filter = ["metric", "source"]
+    search_fields = ["metric"]
+    raw_id_fields = ["job"]

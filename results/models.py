@@ -1,0 +1,167 @@
+"""Stored results: one row per run, per sample and per (job, metric) statistic."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class JobResult(models.Model):
+    """Job-level result metadata (one per job; the accepted attempt's result).
+
+    Attributes:
+        job: The job.
+        attempt: The attempt whose result was accepted.
+        access_mode: White, gray or black box.
+        statistics_source: ``warm`` (normal) or ``cold`` (runs_per_job = 1).
+        cold_start: The cold run's metrics, including ``model_load_s``.
+        unavailable_metrics: Metric -> reason it could not be measured.
+        hardware_fingerprint: Fingerprint of the agent that produced it.
+        error: Error text for failed jobs.
+        raw: The result message as received, minus runs (kept for audit).
+    """
+
+    job = models.OneToOneField("experiments.Job", on_delete=models.CASCADE, related_name="result")
+    attempt = models.ForeignKey("experiments.JobAttempt", null=True, blank=True, on_delete=models.SET_NULL)
+    access_mode = models.CharField(max_length=20, blank=True, default="")
+    statistics_source = models.CharField(max_length=10, default="warm")
+    cold_start = models.JSONField(null=True, blank=True)
+    unavailable_metrics = models.JSONField(default=dict, blank=True)
+    hardware_fingerprint = models.CharField(max_length=500, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    raw = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"result of job #{self.job_id}"
+
+
+class RunResult(models.Model):
+    """One run of a job (run 1 is the cold run).
+
+    Attributes:
+        job: The job.
+        attempt: The attempt that produced it.
+        run_index: 1-based index.
+        cold_start: True for the cold run.
+        metrics: Run-level scalar metrics, including server-side ROUGE means.
+        unavailable_metrics: Metric -> reason.
+        telemetry: Optional time series for plots.
+    """
+
+    job = models.ForeignKey("experiments.Job", on_delete=models.CASCADE, related_name="runs")
+    attempt = models.ForeignKey("experiments.JobAttempt", null=True, blank=True, on_delete=models.SET_NULL)
+    run_index = models.PositiveIntegerField()
+    cold_start = models.BooleanField(default=False)
+    metrics = models.JSONField(default=dict)
+    unavailable_metrics = models.JSONField(default=dict, blank=True)
+    telemetry = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job_id", "run_index"]
+        constraints = [models.UniqueConstraint(fields=["job", "run_index"], name="run_job_index_unique")]
+
+    def __str__(self) -> str:
+        kind = "cold" if self.cold_start else "warm"
+        return f"run {self.run_index} ({kind}) of job #{self.job_id}"
+
+
+class SampleResult(models.Model):
+    """One request of a run: output, reference, timings and per-sample metrics (ROUGE added on arrival).
+
+    Attributes:
+        run: The run.
+        sample_id: Sample id (stable across runs of a job).
+        title: Article title or label.
+        output: Generated text.
+        reference: Reference text.
+        metrics: Per-request metrics (``e2e_latency_s``, ``ttft_s``, ``tpot_s``, ``rouge1`` ...).
+        timings: Raw timestamps and inter-token gaps as received.
+    """
+
+    run = models.ForeignKey(RunResult, on_delete=models.CASCADE, related_name="samples")
+    sample_id = models.CharField(max_length=200)
+    title = models.CharField(max_length=500, blank=True, default="")
+    output = models.TextField(blank=True, default="")
+    reference = models.TextField(blank=True, default="")
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    metrics = models.JSONField(default=dict)
+    timings = models.JSONField(default=dict, blank=True)
+    finish_reason = models.CharField(max_length=50, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["run_id", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "sample_id"], name="sample_run_id_unique")]
+
+    def __str__(self) -> str:
+        return f"sample {self.sample_id} of {self.run}"
+
+
+class JobMetricStatistics(models.Model):
+    """Statistics of one metric of one job (``common.protocol.MetricStatistics`` in columns).
+
+    Attributes:
+        job: The job.
+        metric: Metric name.
+        source: ``warm`` or ``cold``.
+        n: Number of values.
+        ci_low: Lower bound of the 95% CI of the mean.
+        ci_high: Upper bound.
+        outliers: Indices into ``values``.
+        values: Raw per-run values.
+    """
+
+    job = models.ForeignKey("experiments.Job", on_delete=models.CASCADE, related_name="statistics")
+    metric = models.CharField(max_length=100)
+    source = models.CharField(max_length=10, default="warm")
+    n = models.PositiveIntegerField()
+    mean = models.FloatField()
+    std = models.FloatField()
+    min = models.FloatField()
+    max = models.FloatField()
+    median = models.FloatField()
+    p90 = models.FloatField()
+    p95 = models.FloatField()
+    p99 = models.FloatField()
+    cv = models.FloatField(null=True, blank=True)
+    ci_low = models.FloatField(null=True, blank=True)
+    ci_high = models.FloatField(null=True, blank=True)
+    outliers = models.JSONField(default=list, blank=True)
+    outlier_rule = models.CharField(max_length=50, blank=True, default="")
+    values = models.JSONField(default=list)
+    unit = models.CharField(max_length=20, blank=True, default="")
+
+    class Meta:
+        ordering = ["job_id", "metric"]
+        constraints = [models.UniqueConstraint(fields=["job", "metric"], name="stat_job_metric_unique")]
+        indexes = [models.Index(fields=["metric", "job"], name="stat_metric_job_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.metric} of job #{self.job_id}: {self.mean:.4g} ± {self.std:.4g}"
+
+    def as_dict(self) -> dict:
+        """Return the statistics in the protocol's ``MetricStatistics`` shape."""
+        return {
+            "n": self.n,
+            "mean": self.mean,
+            "std": self.std,
+            "min": self.min,
+            "max": self.max,
+            "median": self.median,
+            "p90": self.p90,
+            "p95": self.p95,
+            "p99": self.p99,
+            "cv": self.cv,
+            "ci95": [self.ci_low, self.ci_high] if self.ci_low is not None else None,
+            "outliers": self.outliers,
+            "outlier_rule": self.outlier_rule,
+            "values": self.values,
+            "unit": self.unit,
+            "source": self.source,
+        }

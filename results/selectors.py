@@ -1,0 +1,243 @@
+"""Reads for results: per-job results, experiment aggregates, the comparison matrix and raw export rows."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from common.metrics import METRIC_SPECS, Metric
+from experiments.models import Experiment, Job
+from results.models import JobMetricStatistics, RunResult
+
+
+def job_statistics(job: Job) -> dict[str, dict[str, Any]]:
+    """Metric -> statistics dict of a job."""
+    return {s.metric: s.as_dict() for s in job.statistics.all()}
+
+
+def job_results(job: Job, *, include_samples: bool = True) -> dict[str, Any]:
+    """Everything measured for one job: statistics, cold run, every run (and its samples).
+
+    Args:
+        job: The job.
+        include_samples: Include per-sample outputs and references.
+
+    Returns:
+        A JSON-ready dict.
+    """
+    result = getattr(job, "result", None)
+    runs = RunResult.objects.filter(job=job).order_by("run_index")
+    if include_samples:
+        runs = runs.prefetch_related("samples")
+    return {
+        "job": job.pk,
+        "experiment": job.experiment_id,
+        "status": job.status,
+        "model": job.model_name,
+        "runtime": job.runtime_name,
+        "agent": str(job.agent_id) if job.agent_id else None,
+        "hardware_fingerprint": job.hardware_fingerprint,
+        "statistics_source": result.statistics_source if result else None,
+        "statistics": job_statistics(job),
+        "cold_start": result.cold_start if result else None,
+        "unavailable_metrics": result.unavailable_metrics if result else {},
+        "access_mode": result.access_mode if result else None,
+        "error": (result.error or None) if result else None,
+        "runs": [
+            {
+                "run_index": r.run_index,
+                "cold_start": r.cold_start,
+                "metrics": r.metrics,
+                "unavailable_metrics": r.unavailable_metrics,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+                **(
+                    {
+                        "samples": [
+                            {
+                                "id": s.sample_id,
+                                "title": s.title,
+                                "output": s.output,
+                                "reference": s.reference,
+                                "prompt_tokens": s.prompt_tokens,
+                                "output_tokens": s.output_tokens,
+                                "metrics": s.metrics,
+                                "finish_reason": s.finish_reason,
+                                "error": s.error or None,
+                            }
+                            for s in r.samples.all()
+                        ]
+                    }
+                    if include_samples
+                    else {}
+                ),
+            }
+            for r in runs
+        ],
+    }
+
+
+def experiment_results(experiment: Experiment) -> dict[str, Any]:
+    """Aggregated results of an experiment: one entry per job with statistics and the cold run.
+
+    Args:
+        experiment: The experiment.
+
+    Returns:
+        ``{"experiment", "status", "jobs": [...], "unrunnable": [...]}``.
+    """
+    jobs = experiment.jobs.select_related("agent", "result").prefetch_related("statistics").order_by("id")
+    return {
+        "experiment": experiment.pk,
+        "status": experiment.status,
+        "unrunnable": experiment.plan.get("unrunnable", []),
+        "jobs": [
+            {
+                "job": j.pk,
+                "status": j.status,
+                "model": j.model_name,
+                "runtime": j.runtime_name,
+                "agent": str(j.agent_id) if j.agent_id else None,
+                "agent_name": j.agent.name if j.agent else None,
+                "hardware_fingerprint": j.hardware_fingerprint,
+                "statistics": {s.metric: s.as_dict() for s in j.statistics.all()},
+                "cold_start": getattr(getattr(j, "result", None), "cold_start", None),
+                "unavailable_metrics": getattr(getattr(j, "result", None), "unavailable_metrics", {}),
+            }
+            for j in jobs
+        ],
+    }
+
+
+def experiment_comparison(experiment: Experiment, metric: str = Metric.OUTPUT_TOKENS_PER_S) -> dict[str, Any]:
+    """Comparison matrix: rows model x runtime, columns agents (hardware), cells mean ± std of ``metric``.
+
+    Each cell also carries throughput per dollar (output tokens per dollar, where the agent has a
+    ``cost_per_hour``) and per watt (output tokens per joule, where GPU power was measured).
+
+    Args:
+        experiment: The experiment.
+        metric: Metric to show in the cells.
+
+    Returns:
+        ``{"metric", "unit", "higher_is_better", "columns": [...], "rows": [...]}``.
+    """
+    jobs = list(experiment.jobs.select_related("agent").order_by("model_name", "runtime_name", "agent__name"))
+    stats: dict[tuple[int, str], JobMetricStatistics] = {
+        (s.job_id, s.metric): s
+        for s in JobMetricStatistics.objects.filter(
+            job__in=jobs, metric__in=[metric, Metric.OUTPUT_TOKENS_PER_S, Metric.GPU_POWER_W]
+        )
+    }
+    columns: dict[str, dict[str, Any]] = {}
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for job in jobs:
+        col_key = str(job.agent_id) if job.agent_id else f"fingerprint:{job.hardware_fingerprint}"
+        if col_key not in columns:
+            columns[col_key] = {
+                "key": col_key,
+                "agent": str(job.agent_id) if job.agent_id else None,
+                "agent_name": job.agent.name if job.agent else "(removed agent)",
+                "hardware_fingerprint": job.hardware_fingerprint,
+                "cost_per_hour": float(job.agent.cost_per_hour) if job.agent and job.agent.cost_per_hour else None,
+            }
+        row = rows.setdefault(
+            (job.model_name, job.runtime_name),
+            {"model": job.model_name, "runtime": job.runtime_name, "cells": {}},
+        )
+        cell: dict[str, Any] = {"job": job.pk, "status": job.status, "mean": None, "std": None, "n": 0}
+        s = stats.get((job.pk, metric))
+        if s is not None:
+            cell.update(mean=s.mean, std=s.std, n=s.n, ci95=[s.ci_low, s.ci_high] if s.ci_low is not None else None)
+        tps = stats.get((job.pk, Metric.OUTPUT_TOKENS_PER_S))
+        cost = columns[col_key]["cost_per_hour"]
+        if tps is not None and cost:
+            cell["tokens_per_dollar"] = tps.mean * 3600.0 / cost
+        power = stats.get((job.pk, Metric.GPU_POWER_W))
+        if tps is not None and power is not None and power.mean > 0 and math.isfinite(power.mean):
+            cell["tokens_per_joule"] = tps.mean / power.mean
+        row["cells"][col_key] = cell
+    spec = METRIC_SPECS.get(metric)
+    return {
+        "experiment": experiment.pk,
+        "metric": metric,
+        "unit": spec.unit if spec else "",
+        "higher_is_better": spec.higher_is_better if spec else None,
+        "columns": list(columns.values()),
+        "rows": list(rows.values()),
+    }
+
+
+#: Columns of the CSV export before the metric columns.
+EXPORT_BASE_COLUMNS = [
+    "experiment",
+    "job",
+    "model",
+    "runtime",
+    "agent",
+    "agent_name",
+    "hardware_fingerprint",
+    "attempt",
+    "run_index",
+    "cold_start",
+    "started_at",
+    "finished_at",
+]
+
+
+def export_metric_names(experiment: Experiment) -> list[str]:
+    """Every run-level metric name present in the experiment, known metrics first."""
+    names: set[str] = set()
+    for metrics in RunResult.objects.filter(job__experiment=experiment).values_list("metrics", flat=True):
+        names.update(metrics)
+    known = [m for m in METRIC_SPECS if m in names]
+    return known + sorted(names - set(known))
+
+
+def export_runs(experiment: Experiment) -> Iterator[dict[str, Any]]:
+    """Yield every raw run of an experiment (with samples), in job and run order, a chunk at a time.
+
+    Args:
+        experiment: The experiment.
+
+    Yields:
+        One dict per run.
+    """
+    qs = (
+        RunResult.objects.filter(job__experiment=experiment)
+        .select_related("job", "job__agent", "attempt")
+        .prefetch_related("samples")
+        .order_by("job_id", "run_index")
+    )
+    for run in qs.iterator(chunk_size=200):
+        job = run.job
+        yield {
+            "experiment": experiment.pk,
+            "job": job.pk,
+            "model": job.model_name,
+            "runtime": job.runtime_name,
+            "agent": str(job.agent_id) if job.agent_id else None,
+            "agent_name": job.agent.name if job.agent else None,
+            "hardware_fingerprint": job.hardware_fingerprint,
+            "attempt": run.attempt.number if run.attempt else None,
+            "run_index": run.run_index,
+            "cold_start": run.cold_start,
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "metrics": run.metrics,
+            "unavailable_metrics": run.unavailable_metrics,
+            "samples": [
+                {
+                    "id": s.sample_id,
+                    "title": s.title,
+                    "output": s.output,
+                    "reference": s.reference,
+                    "prompt_tokens": s.prompt_tokens,
+                    "output_tokens": s.output_tokens,
+                    "metrics": s.metrics,
+                    "timings": s.timings,
+                }
+                for s in run.samples.all()
+            ],
+        }

@@ -1,0 +1,185 @@
+"""Writes for results: store an agent's job result once, score it with ROUGE, compute statistics.
+
+Storing is idempotent: a job keeps the first result accepted for it, so replaying the same result message any
+number of times stores it once (DESIGN section 3, flow 4).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import structlog
+from django.db import transaction
+
+from common.metrics import METRIC_SPECS, ROUGE_METRICS
+from common.protocol import AgentJobState, MultiRunJobResult, SingleRunResult
+from common.stats import describe_runs
+from experiments.models import Job, JobAttempt
+from results.models import JobMetricStatistics, JobResult, RunResult, SampleResult
+from results.rouge import rouge_scores
+
+log = structlog.get_logger(__name__)
+
+
+def _finite(value: Any) -> float | None:
+    """Return a finite float or None (JSON has no NaN; a NaN metric is an absent metric)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def score_run(run: SingleRunResult) -> tuple[dict[str, float | None], list[dict[str, float]]]:
+    """ROUGE-score every sample of a run that has a reference.
+
+    Args:
+        run: The run as received.
+
+    Returns:
+        ``(run_level_means, per_sample_scores)``; run-level means are absent when no sample had a reference.
+    """
+    per_sample: list[dict[str, float]] = []
+    for sample in run.samples:
+        if sample.reference and not sample.error:
+            per_sample.append(rouge_scores(sample.output, sample.reference))
+        else:
+            per_sample.append({})
+    scored = [s for s in per_sample if s]
+    means: dict[str, float | None] = {}
+    if scored:
+        for name in ROUGE_METRICS:
+            means[name] = sum(s[name] for s in scored) / len(scored)
+    return means, per_sample
+
+
+def _store_run(job: Job, attempt: JobAttempt | None, run: SingleRunResult) -> RunResult:
+    """Store one run with its samples, adding ROUGE to the run and sample metrics."""
+    rouge_means, per_sample = score_run(run)
+    metrics = {k: _finite(v) for k, v in run.metrics.items()}
+    metrics.update(rouge_means)
+    row = RunResult.objects.create(
+        job=job,
+        attempt=attempt,
+        run_index=run.run_index,
+        cold_start=run.cold_start,
+        metrics={k: v for k, v in metrics.items() if v is not None},
+        unavailable_metrics=run.unavailable_metrics,
+        telemetry=run.telemetry,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+    )
+    SampleResult.objects.bulk_create(
+        [
+            SampleResult(
+                run=row,
+                sample_id=sample.id,
+                title=(sample.title or "")[:500],
+                output=sample.output,
+                reference=sample.reference or "",
+                prompt_tokens=sample.prompt_tokens,
+                output_tokens=sample.output_tokens,
+                metrics={
+                    **{k: v for k, v in ((k, _finite(v)) for k, v in sample.metrics.items()) if v is not None},
+                    **scores,
+                },
+                timings={
+                    "request_sent_at": sample.request_sent_at,
+                    "first_token_at": sample.first_token_at,
+                    "finished_at": sample.finished_at,
+                    "inter_token_gaps_s": sample.inter_token_gaps_s,
+                },
+                finish_reason=sample.finish_reason or "",
+                error=sample.error or "",
+            )
+            for sample, scores in zip(run.samples, per_sample, strict=True)
+        ]
+    )
+    return row
+
+
+def job_statistics_recompute(job: Job) -> list[JobMetricStatistics]:
+    """(Re)compute per-metric statistics of a job from its stored runs.
+
+    Warm runs are used; when there is none (``runs_per_job`` = 1) the cold run is used and flagged ``cold``.
+
+    Args:
+        job: The job.
+
+    Returns:
+        The statistics rows.
+    """
+    runs = list(job.runs.order_by("run_index"))
+    warm = [r for r in runs if not r.cold_start]
+    source_runs, source = (warm, "warm") if warm else ([r for r in runs if r.cold_start], "cold")
+    stats = describe_runs([r.metrics for r in source_runs])
+    JobMetricStatistics.objects.filter(job=job).delete()
+    rows = [
+        JobMetricStatistics(
+            job=job,
+            metric=name,
+            source=source,
+            n=s.n,
+            mean=s.mean,
+            std=s.std,
+            min=s.min,
+            max=s.max,
+            median=s.median,
+            p90=s.p90,
+            p95=s.p95,
+            p99=s.p99,
+            cv=s.cv,
+            ci_low=s.ci95[0] if s.ci95 else None,
+            ci_high=s.ci95[1] if s.ci95 else None,
+            outliers=s.outliers,
+            outlier_rule=s.outlier_rule,
+            values=s.values,
+            unit=METRIC_SPECS[name].unit if name in METRIC_SPECS else "",
+        )
+        for name, s in stats.items()
+    ]
+    return JobMetricStatistics.objects.bulk_create(rows)
+
+
+def job_result_store(
+    *, job: Job, result: MultiRunJobResult, attempt: JobAttempt | None = None
+) -> tuple[JobResult, bool]:
+    """Store an agent's result for a job exactly once, ROUGE-score it and compute statistics.
+
+    The caller decides what the result means for the job's state (the callback view moves the job to
+    ``completed`` or ``failed``); this function only records data.
+
+    Args:
+        job: The job.
+        result: The result message.
+        attempt: The attempt that produced it.
+
+    Returns:
+        ``(job_result, created)``; ``created`` is False when a result was already stored (replay).
+    """
+    with transaction.atomic():
+        # Lock the job row so two concurrent deliveries of the same result serialize here.
+        locked = Job.objects.select_for_update().get(pk=job.pk)
+        existing = JobResult.objects.filter(job=locked).first()
+        if existing is not None:
+            log.info("result_replay_ignored", job_id=job.pk, attempt=result.attempt)
+            return existing, False
+        job_result = JobResult.objects.create(
+            job=locked,
+            attempt=attempt,
+            access_mode=result.access_mode or "",
+            statistics_source="warm",
+            cold_start=result.cold_start,
+            unavailable_metrics=result.unavailable_metrics,
+            hardware_fingerprint=result.hardware_fingerprint or "",
+            error=result.error or ("" if result.status == AgentJobState.COMPLETED else result.status),
+            raw=result.model_dump(mode="json", exclude={"runs", "attempt_token"}),
+            started_at=result.started_at,
+            finished_at=result.finished_at,
+        )
+        for run in sorted(result.runs, key=lambda r: r.run_index):
+            _store_run(locked, attempt, run)
+        stats = job_statistics_recompute(locked)
+        job_result.statistics_source = stats[0].source if stats else "none"
+        job_result.save(update_fields=["statistics_source"])
+    log.info("result_stored", job_id=job.pk, runs=len(result.runs), metrics=len(stats))
+    return job_result, True

@@ -1,0 +1,120 @@
+"""REST views for results: per-job results, experiment aggregates, comparison matrix, raw export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from common.metrics import METRIC_SPECS, Metric
+from experiments.models import Experiment, Job
+from results import selectors
+
+
+class JobResultsView(APIView):
+    """``GET /api/v1/jobs/{id}/results/``: statistics, cold run and every run of one job."""
+
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        parameters=[OpenApiParameter("samples", OpenApiTypes.BOOL, description="Include per-sample outputs")],
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        """Return the job's results."""
+        job = get_object_or_404(Job.objects.select_related("experiment"), pk=pk)
+        include = request.query_params.get("samples", "true").lower() not in ("0", "false", "no")
+        return Response(selectors.job_results(job, include_samples=include))
+
+
+class ExperimentResultsView(APIView):
+    """``GET /api/v1/experiments/{id}/results/``: aggregated statistics of every job."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, pk: int) -> Response:
+        """Return the experiment's aggregated results."""
+        experiment = get_object_or_404(Experiment, pk=pk)
+        return Response(selectors.experiment_results(experiment))
+
+
+class ExperimentComparisonView(APIView):
+    """``GET /api/v1/experiments/{id}/comparison/?metric=...``: model x runtime by agent matrix."""
+
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        parameters=[
+            OpenApiParameter(
+                "metric", OpenApiTypes.STR, enum=sorted(METRIC_SPECS), description="Metric shown in the cells"
+            )
+        ],
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        """Return the comparison matrix."""
+        experiment = get_object_or_404(Experiment, pk=pk)
+        metric = request.query_params.get("metric", Metric.OUTPUT_TOKENS_PER_S)
+        if metric not in METRIC_SPECS:
+            raise ValidationError({"metric": f"unknown metric {metric!r}; known: {', '.join(sorted(METRIC_SPECS))}"})
+        return Response(selectors.experiment_comparison(experiment, metric))
+
+
+class _Echo:
+    """File-like object whose ``write`` returns what it was given (streams CSV rows without buffering)."""
+
+    def write(self, value: str) -> str:
+        """Return ``value`` unchanged."""
+        return value
+
+
+class ExperimentExportView(APIView):
+    """``GET /api/v1/experiments/{id}/export/?format=csv|json``: every raw run, streamed."""
+
+    @extend_schema(
+        responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT},
+        parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["csv", "json"], default="json")],
+    )
+    def get(self, request: Request, pk: int) -> StreamingHttpResponse:
+        """Stream the runs as CSV (one row per run, one column per metric) or as a JSON array."""
+        experiment = get_object_or_404(Experiment, pk=pk)
+        fmt = request.query_params.get("format", "json").lower()
+        if fmt not in ("csv", "json"):
+            raise ValidationError({"format": f"unsupported export format {fmt!r}; use csv or json"})
+        filename = f"ruckus-experiment-{experiment.pk}.{fmt}"
+        if fmt == "csv":
+            body = self._csv(experiment)
+            content_type = "text/csv; charset=utf-8"
+        else:
+            body = self._json(experiment)
+            content_type = "application/json"
+        response = StreamingHttpResponse(body, content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    @staticmethod
+    def _csv(experiment: Experiment) -> Iterator[str]:
+        """CSV rows: run columns, then one column per metric (empty when absent)."""
+        metrics = selectors.export_metric_names(experiment)
+        writer = csv.writer(_Echo())
+        yield writer.writerow([*selectors.EXPORT_BASE_COLUMNS, *metrics])
+        for run in selectors.export_runs(experiment):
+            base = [run[c] for c in selectors.EXPORT_BASE_COLUMNS]
+            yield writer.writerow([*base, *(run["metrics"].get(m, "") for m in metrics)])
+
+    @staticmethod
+    def _json(experiment: Experiment) -> Iterator[str]:
+        """A JSON array written one run at a time."""
+        yield "["
+        first = True
+        for run in selectors.export_runs(experiment):
+            buf = io.StringIO()
+            json.dump(run, buf)
+            yield ("" if first else ",") + buf.getvalue()
+            first = False
+        yield "]"

@@ -1,0 +1,1 @@
+"""RUCKUS server: the Django project (settings, URLs, ASGI application, logging)."""

@@ -1,0 +1,23 @@
+"""URL routes of the REST API (``/api/v1/``)."""
+
+from django.urls import include, path
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+from agents.views import AgentViewSet
+from experiments.views import ExperimentViewSet, JobViewSet
+from results.views import ExperimentComparisonView, ExperimentExportView, ExperimentResultsView, JobResultsView
+
+router = DefaultRouter()
+router.register("experiments", ExperimentViewSet, basename="experiment")
+router.register("jobs", JobViewSet, basename="job")
+router.register("agents", AgentViewSet, basename="agent")
+
+urlpatterns = [
+    path("auth/token/", obtain_auth_token, name="auth-token"),
+    path("experiments/<int:pk>/results/", ExperimentResultsView.as_view(), name="experiment-results"),
+    path("experiments/<int:pk>/comparison/", ExperimentComparisonView.as_view(), name="experiment-comparison"),
+    path("experiments/<int:pk>/export/", ExperimentExportView.as_view(), name="experiment-export"),
+    path("jobs/<int:pk>/results/", JobResultsView.as_view(), name="job-results"),
+    path("", include(router.urls)),
+]

