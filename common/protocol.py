@@ -542,6 +542,7 @@ class SingleRunResult(_Model):
         unavailable_metrics: Metric -> reason it could not be measured (absent, never zero).
         samples: Per-request results.
         telemetry: Optional time series (``{"t": [...], "gpu_power_w": [...]}``) for plots.
+        notes: Caveats about how figures were obtained (e.g. token counts from streamed chunks).
     """
 
     type: Literal["run.result"] = "run.result"
@@ -553,6 +554,7 @@ class SingleRunResult(_Model):
     unavailable_metrics: dict[str, str] = Field(default_factory=dict)
     samples: list[SampleResult] = Field(default_factory=list)
     telemetry: dict[str, list[float]] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
 
 
 class MetricStatistics(_Model):

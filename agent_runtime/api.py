@@ -1,0 +1,337 @@
+"""The agent's HTTP API under ``/api/v1`` (OpenAPI at ``/docs``).
+
+Every endpoint except ``/api/v1/health`` needs ``Authorization: Bearer <agent token>``. Bad input gets a
+422 whose ``errors`` map names each field (``task.params.num_samples``) and says what is wrong.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
+
+from agent_runtime import __version__
+from agent_runtime.engine import BusyError, JobActiveError, JobEngine, JobRecord, UnknownJobError
+from agent_runtime.runtimes import RUNTIME_REGISTRY, make_runtime
+from agent_runtime.service import AgentService
+from agent_runtime.settings import Settings
+from agent_runtime.spool import is_safe_job_id
+from agent_runtime.tasks import TASK_REGISTRY
+from common.catalog import RUNTIMES, TASKS, validate_model_name, validation_errors
+from common.protocol import (
+    PROTOCOL_VERSION,
+    AgentActivity,
+    AgentInfo,
+    AgentJobState,
+    JobProgress,
+    JobRequest,
+    MultiRunJobResult,
+    RegisterRequest,
+)
+
+
+class HealthResponse(BaseModel):
+    """Answer of ``GET /api/v1/health``."""
+
+    status: str = "ok"
+    version: str = __version__
+    protocol_version: str = PROTOCOL_VERSION
+    activity: AgentActivity
+    registered: bool
+
+
+class JobStatus(BaseModel):
+    """A job as ``GET /jobs/{id}`` reports it.
+
+    Attributes:
+        job_id: Job id.
+        attempt: Attempt number.
+        status: Agent-side state.
+        progress: Latest progress.
+        runs_finished: Runs finished so far.
+        result: The full result once the job ended.
+    """
+
+    job_id: str
+    attempt: int
+    status: AgentJobState
+    progress: JobProgress
+    runs_finished: int
+    result: MultiRunJobResult | None = None
+
+
+class JobSummary(BaseModel):
+    """A job in the ``GET /jobs`` list."""
+
+    job_id: str
+    attempt: int
+    status: AgentJobState
+    runs_finished: int
+    runs_total: int
+
+
+def _field_errors_response(errors: dict[str, str]) -> JSONResponse:
+    """422 whose message and ``errors`` map name every bad field."""
+    detail = "invalid request: " + "; ".join(f"{k}: {v}" for k, v in errors.items())
+    return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
+
+
+class FieldErrors(Exception):
+    """Validation problems keyed by dotted field name."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+# -- dependencies ---------------------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, description="The agent's token")
+
+
+def get_service(request: Request) -> AgentService:
+    """The agent service the lifespan created."""
+    return request.app.state.service
+
+
+ServiceDep = Annotated[AgentService, Depends(get_service)]
+
+
+def get_engine(service: ServiceDep) -> JobEngine:
+    """The job engine."""
+    return service.engine
+
+
+EngineDep = Annotated[JobEngine, Depends(get_engine)]
+
+
+def require_token(
+    service: ServiceDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """Check the bearer token (constant-time comparison).
+
+    Raises:
+        HTTPException: 401 when the token is missing or wrong.
+    """
+    expected = service.settings.token.get_secret_value() if service.settings.token else None
+    if (
+        credentials is None
+        or expected is None
+        or not secrets.compare_digest(credentials.credentials.encode(), expected.encode())
+    ):
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="missing or invalid bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+Authenticated = Annotated[None, Depends(require_token)]
+
+
+def _status(record: JobRecord) -> JobStatus:
+    """API view of a job."""
+    return JobStatus(
+        job_id=record.request.job_id,
+        attempt=record.request.attempt,
+        status=record.state,
+        progress=record.progress,
+        runs_finished=len(record.runs),
+        result=record.result,
+    )
+
+
+def check_job_request(job: JobRequest, service: AgentService) -> dict[str, str]:
+    """Validate a job against the catalogue and this agent's abilities.
+
+    Args:
+        job: The parsed request.
+        service: The agent.
+
+    Returns:
+        ``{dotted.field: problem}``; empty when the job can run here.
+    """
+    errors: dict[str, str] = {}
+    if not is_safe_job_id(job.job_id):
+        errors["job_id"] = "use letters, digits, '.', '_' and '-' only (at most 64 characters)"
+    if job.task.name not in TASKS:
+        errors["task.name"] = f"unknown task; known: {', '.join(sorted(TASKS))}"
+    elif job.task.name not in TASK_REGISTRY:
+        errors["task.name"] = "this agent does not implement the task"
+    else:
+        errors.update(validation_errors(TASKS[job.task.name].params_model, job.task.params, "task.params"))
+    if job.runtime.name not in RUNTIMES:
+        errors["runtime.name"] = f"unknown runtime; known: {', '.join(sorted(RUNTIMES))}"
+    elif job.runtime.name not in RUNTIME_REGISTRY:
+        errors["runtime.name"] = "this agent does not implement the runtime"
+    else:
+        errors.update(
+            validation_errors(RUNTIMES[job.runtime.name].params_model, job.runtime.params, "runtime.params")
+        )
+        cap = next(
+            (r for r in (service.info.runtimes if service.info else []) if r.name == job.runtime.name), None
+        )
+        if cap is not None and not cap.available:
+            errors["runtime.name"] = f"runtime unavailable on this agent: {cap.reason}"
+    problem = validate_model_name(job.model.name, job.runtime.name) if not job.model.path else None
+    if problem:
+        errors["model.name"] = problem
+    if errors:
+        return errors
+    runtime = make_runtime(job, data_dir=service.data_dir, model_dirs=tuple(service.settings.model_dirs))
+    return runtime.check()
+
+
+# -- routes ---------------------------------------------------------------------------------------------
+
+public = APIRouter(prefix="/api/v1", tags=["health"])
+router = APIRouter(prefix="/api/v1", tags=["agent"], dependencies=[Depends(require_token)])
+
+
+@public.get("/health", response_model=HealthResponse)
+def health(service: ServiceDep) -> HealthResponse:
+    """Liveness: answers without a token, even while a job runs."""
+    return HealthResponse(activity=service.engine.activity(), registered=service.registration is not None)
+
+
+@router.get("/info", response_model=AgentInfo)
+def info(service: ServiceDep) -> AgentInfo:
+    """The agent's full description (hardware, frameworks, runtimes, models)."""
+    if service.info is None:
+        raise HTTPException(status_code=503, detail="detection is still running")
+    return service.info
+
+
+@router.post("/register", response_model=AgentInfo)
+async def register(body: RegisterRequest, service: ServiceDep) -> AgentInfo:
+    """The server registers this agent: it hands over its URL, our id and our credential."""
+    return await service.register(body)
+
+
+@router.post("/jobs", response_model=JobStatus, status_code=status.HTTP_202_ACCEPTED)
+def submit_job(job: JobRequest, service: ServiceDep, engine: EngineDep) -> JobStatus:
+    """Accept a job (202); 409 when another job runs; 422 naming the field on bad input."""
+    errors = check_job_request(job, service)
+    if errors:
+        raise FieldErrors(errors)
+    try:
+        record, _created = engine.submit(job)
+    except BusyError as exc:
+        raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    return _status(record)
+
+
+@router.get("/jobs", response_model=list[JobSummary])
+def list_jobs(engine: EngineDep) -> list[JobSummary]:
+    """Jobs the agent holds: the running one and finished ones not yet acknowledged."""
+    return [
+        JobSummary(
+            job_id=r.request.job_id,
+            attempt=r.request.attempt,
+            status=r.state,
+            runs_finished=len(r.runs),
+            runs_total=r.request.runs_per_job,
+        )
+        for r in engine.jobs()
+    ]
+
+
+@router.get("/jobs/{job_id}", response_model=JobStatus)
+def get_job(job_id: str, engine: EngineDep) -> JobStatus:
+    """A job's status, progress and (once ended) result."""
+    try:
+        return _status(engine.get(job_id))
+    except UnknownJobError as exc:
+        raise HTTPException(status_code=404, detail=f"unknown job {job_id}") from exc
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobStatus, status_code=status.HTTP_202_ACCEPTED)
+def cancel_job(job_id: str, engine: EngineDep) -> JobStatus:
+    """Stop a job between tokens; answers at once (poll the job for its final state)."""
+    try:
+        return _status(engine.cancel(job_id))
+    except UnknownJobError as exc:
+        raise HTTPException(status_code=404, detail=f"unknown job {job_id}") from exc
+
+
+@router.post("/jobs/{job_id}/ack", status_code=status.HTTP_204_NO_CONTENT)
+def ack_job(job_id: str, engine: EngineDep) -> None:
+    """The server has the result: delete the job from the spool."""
+    try:
+        engine.ack(job_id)
+    except UnknownJobError as exc:
+        raise HTTPException(status_code=404, detail=f"unknown job {job_id}") from exc
+    except JobActiveError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+
+
+# -- application ----------------------------------------------------------------------------------------
+
+
+def _loc_to_field(loc: tuple[Any, ...]) -> str:
+    """``("body", "task", "params")`` -> ``task.params``."""
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """Build the agent's FastAPI application.
+
+    Args:
+        settings: The agent's settings.
+        transport: Optional httpx transport for agent -> server calls (tests).
+
+    Returns:
+        The application; its lifespan owns the agent service and its background tasks.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """Start the service (detection, spool recovery, background tasks) and stop it on shutdown."""
+        service = AgentService(settings, transport=transport)
+        app.state.service = service
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(
+        title="RUCKUS agent",
+        version=__version__,
+        description="Runs benchmark jobs on this host and reports results to the RUCKUS server.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """Name every bad field with a dotted path (``runs_per_job``, ``task.params.num_samples``)."""
+        errors: dict[str, str] = {}
+        for err in exc.errors():
+            errors.setdefault(
+                _loc_to_field(tuple(err.get("loc", ()))),
+                str(err.get("msg", "invalid")).removeprefix("Value error, "),
+            )
+        return _field_errors_response(errors)
+
+    @app.exception_handler(FieldErrors)
+    async def _on_field_errors(request: Request, exc: FieldErrors) -> JSONResponse:
+        """422 for problems found after parsing (catalogue params, model, runtime availability)."""
+        return _field_errors_response(exc.errors)
+
+    @app.exception_handler(ValidationError)
+    async def _on_pydantic(request: Request, exc: ValidationError) -> JSONResponse:
+        """A model validation error raised inside a route is the client's bad input too."""
+        return _field_errors_response({_loc_to_field(tuple(e["loc"])): e["msg"] for e in exc.errors()})
+
+    app.include_router(public)
+    app.include_router(router)
+    return app

@@ -1,0 +1,136 @@
+"""``ruckus-agent`` command line: ``serve``, ``info`` and ``prepare-models``.
+
+Flags override ``RUCKUS_AGENT_*`` environment variables (see :class:`agent_runtime.settings.Settings`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from agent_runtime.logging import configure_logging
+from agent_runtime.settings import Settings
+
+app = typer.Typer(
+    name="ruckus-agent", help="RUCKUS agent: benchmark models on this host.", no_args_is_help=True
+)
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Build settings from the environment plus the flags that were given; exit on bad values."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            typer.echo(f"error: setting {field}: {err['msg']}", err=True)
+        raise typer.Exit(code=2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Spool, model cache and registration state.")] = None,
+    token: Annotated[str | None, typer.Option(help="Bearer token the server must present.")] = None,
+    server: Annotated[str | None, typer.Option(help="Server URL to self-announce to.")] = None,
+    registration_key: Annotated[
+        str | None, typer.Option(help="Key that lets this agent join the server.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Agent name (default: host name).")] = None,
+    public_url: Annotated[str | None, typer.Option(help="URL the server should call this agent at.")] = None,
+) -> None:
+    """Run the agent's HTTP API (uvicorn)."""
+    import uvicorn
+
+    from agent_runtime.api import create_app
+
+    settings = _settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        token=token,
+        server=server,
+        registration_key=registration_key,
+        name=name,
+        public_url=public_url,
+    )
+    if settings.token is None:
+        typer.echo("error: a token is required (--token or RUCKUS_AGENT_TOKEN)", err=True)
+        raise typer.Exit(code=2)
+    if bool(settings.server) != bool(settings.registration_key):
+        typer.echo("error: --server and --registration-key go together", err=True)
+        raise typer.Exit(code=2)
+    configure_logging(settings.log_level, json=settings.log_json)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower()
+    )
+
+
+@app.command()
+def info(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the AgentInfo as JSON.")] = False,
+    nvidia_smi_xml: Annotated[
+        Path | None, typer.Option(help="Describe GPUs from a recorded nvidia-smi -q -x.")
+    ] = None,
+    rocm_smi_json: Annotated[
+        Path | None, typer.Option(help="Describe GPUs from a recorded rocm-smi --json.")
+    ] = None,
+    apple_profiler_json: Annotated[
+        Path | None, typer.Option(help="Describe the host from a recorded system_profiler -json.")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Agent data directory.")] = None,
+) -> None:
+    """Print what this agent would advertise (AgentInfo)."""
+    from agent_runtime.info import gather_agent_info
+
+    settings = _settings(data_dir=data_dir)
+    configure_logging("warning")
+    for flag, path in (("--nvidia-smi-xml", nvidia_smi_xml), ("--rocm-smi-json", rocm_smi_json)):
+        if path is not None and not path.is_file():
+            typer.echo(f"error: {flag}: no such file {path}", err=True)
+            raise typer.Exit(code=2)
+    result = gather_agent_info(
+        data_dir=settings.data_dir,
+        model_dirs=tuple(settings.model_dirs),
+        name=settings.name,
+        nvidia_smi_xml=nvidia_smi_xml,
+        rocm_smi_json=rocm_smi_json,
+        apple_profiler_json=apple_profiler_json,
+    )
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        return
+    typer.echo(f"{result.name}  {result.hardware_fingerprint()}")
+    for rt in result.runtimes:
+        state = "available" if rt.available else f"unavailable ({rt.reason})"
+        typer.echo(f"  runtime {rt.name} [{rt.access_mode.value}]: {state}; metrics: {', '.join(rt.metrics)}")
+        for metric, reason in rt.unavailable_metrics.items():
+            typer.echo(f"    - {metric}: {reason}")
+
+
+@app.command("prepare-models")
+def prepare_models(
+    data_dir: Annotated[Path | None, typer.Option(help="Agent data directory.")] = None,
+    force: Annotated[bool, typer.Option(help="Convert again even when a converted copy exists.")] = False,
+) -> None:
+    """Convert the packaged SmolLM2 GGUF into the agent's model cache (plain Hugging Face format)."""
+    from agent_runtime.models import ModelNotFoundError, convert_packaged_smollm2
+
+    settings = _settings(data_dir=data_dir)
+    configure_logging(settings.log_level)
+    try:
+        path = convert_packaged_smollm2(settings.data_dir, force=force)
+    except ModelNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(json.dumps({"model": "smollm2-135m-instruct", "path": str(path)}))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

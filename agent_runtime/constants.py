@@ -1,0 +1,35 @@
+"""Tuning constants of the agent, named in one place.
+
+Intervals, timeouts and backoff bounds live here so that an operator reading the code finds every knob
+at once; the ones an operator may want to change per deployment are also :mod:`agent_runtime.settings`
+fields whose defaults come from this module.
+"""
+
+from __future__ import annotations
+
+#: Seconds between two heartbeats (DESIGN section 3, flow 2).
+HEARTBEAT_INTERVAL_S = 5.0
+#: Seconds between two capability re-detections (a changed hash is pushed to the server).
+CAPABILITIES_REFRESH_S = 300.0
+#: Timeout of one agent -> server HTTP call.
+SERVER_REQUEST_TIMEOUT_S = 10.0
+#: First retry delay of the outbox and of self-announce, doubled on every failure.
+BACKOFF_INITIAL_S = 1.0
+#: Upper bound of the retry delay.
+BACKOFF_MAX_S = 60.0
+#: Jitter added to each retry delay, as a fraction of it (spreads agents restarting together).
+BACKOFF_JITTER = 0.2
+#: Minimum seconds between two progress posts of the same job (progress is coalesced, latest wins).
+PROGRESS_MIN_INTERVAL_S = 0.5
+#: Seconds between two samples of the telemetry sampler thread (RSS, GPU power/utilization).
+TELEMETRY_INTERVAL_S = 0.1
+#: Seconds to wait for the job worker thread to notice a cancel when the agent shuts down.
+SHUTDOWN_JOB_GRACE_S = 10.0
+#: Seconds to wait for a generation thread to finish after its streamer is drained.
+GENERATION_JOIN_TIMEOUT_S = 30.0
+#: Default per-request timeout of the Wikipedia REST API client.
+WIKIPEDIA_TIMEOUT_S = 20.0
+#: User agent sent to Wikipedia (their API policy asks for one that identifies the client).
+WIKIPEDIA_USER_AGENT = "ruckus-agent (benchmark; https://github.com/ruckus)"
+#: Number of document-length buckets used by seeded sampling.
+LENGTH_BUCKETS = 3

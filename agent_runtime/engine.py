@@ -1,0 +1,638 @@
+"""Multi-run job engine: runs one job at a time in a worker thread, run after run.
+
+Run 1 is the cold run: it includes the model load (``model_load_s``; ``run_wall_s`` of the cold run
+covers load + generation, which is what a cold start costs). Runs 2..N are warm and feed the statistics;
+with ``runs_per_job == 1`` the statistics come from the cold run (``statistics_source="cold"``).
+
+The worker thread keeps the event loop free, so ``/health``, ``GET /jobs/{id}`` and heartbeats answer
+while a model generates. Cancel and timeout are checked between tokens (via the runtime's stop check) and
+between samples. Every finished run is spooled at once; a partial run is dropped when a job stops.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from agent_runtime.logging import get_logger
+from agent_runtime.models import ModelNotFoundError
+from agent_runtime.runtimes import Generation, RequestError, Runtime, RuntimeFailure, make_runtime
+from agent_runtime.spool import Spool
+from agent_runtime.tasks import Sample, Task, TaskDataError, make_task
+from common.catalog import RUNTIMES
+from common.metrics import Metric
+from common.protocol import (
+    AgentActivity,
+    AgentInfo,
+    AgentJobState,
+    JobProgress,
+    JobRequest,
+    JobStage,
+    MultiRunJobResult,
+    SampleResult,
+    SingleRunResult,
+    utcnow,
+)
+from common.stats import describe_runs
+
+log = get_logger(__name__)
+
+
+class BusyError(RuntimeError):
+    """Another job is running on this agent."""
+
+
+class UnknownJobError(KeyError):
+    """No such job on this agent."""
+
+
+class JobActiveError(RuntimeError):
+    """The job is still running (cannot be acknowledged yet)."""
+
+
+class _Stopped(Exception):
+    """Raised inside the worker when the job must stop."""
+
+
+class EngineListener(Protocol):
+    """Receives engine events (called from the worker thread)."""
+
+    def on_progress(self, progress: JobProgress) -> None:
+        """A job's progress changed."""
+
+    def on_finished(self, job_id: str) -> None:
+        """A job ended and its result is spooled."""
+
+
+@dataclass
+class JobRecord:
+    """A job as the engine tracks it.
+
+    Attributes:
+        request: The job request.
+        progress: Latest progress (its ``status`` is the job state).
+        runs: Finished runs.
+        result: Final result once the job ended.
+        cancel: Set to stop the job.
+        stop_state: State to end in when ``cancel`` is set (cancelled, or interrupted on shutdown).
+        thread: Worker thread.
+    """
+
+    request: JobRequest
+    progress: JobProgress
+    runs: list[SingleRunResult] = field(default_factory=list)
+    result: MultiRunJobResult | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    stop_state: AgentJobState = AgentJobState.CANCELLED
+    thread: threading.Thread | None = None
+
+    @property
+    def state(self) -> AgentJobState:
+        """Current state."""
+        return self.progress.status
+
+
+def _mean(values: list[float]) -> float | None:
+    """Mean of a list, None when empty."""
+    return math.fsum(values) / len(values) if values else None
+
+
+def sample_result(sample: Sample, gen: Generation) -> SampleResult:
+    """Turn a generation into a sample result with its per-request metrics (DESIGN section 6).
+
+    Args:
+        sample: The sample.
+        gen: What the runtime produced.
+
+    Returns:
+        The sample result.
+    """
+    last = gen.chunk_times[-1] if gen.chunk_times else None
+    e2e = (last - gen.sent) if last is not None else None
+    ttft = (gen.first_token - gen.sent) if gen.first_token is not None else None
+    metrics: dict[str, float | None] = {}
+    if e2e is not None:
+        metrics[Metric.E2E_LATENCY_S] = e2e
+    if ttft is not None:
+        metrics[Metric.TTFT_S] = ttft
+    if e2e is not None and ttft is not None and gen.output_tokens is not None and gen.output_tokens > 1:
+        metrics[Metric.TPOT_S] = (e2e - ttft) / (gen.output_tokens - 1)
+    gaps = [b - a for a, b in zip(gen.chunk_times, gen.chunk_times[1:], strict=False)]
+    if gaps:
+        metrics[Metric.INTER_TOKEN_GAPS_S] = math.fsum(gaps) / len(gaps)
+    return SampleResult(
+        id=sample.id,
+        title=sample.title,
+        output=gen.text,
+        reference=sample.reference,
+        prompt_tokens=gen.prompt_tokens,
+        output_tokens=gen.output_tokens,
+        metrics=metrics,
+        request_sent_at=gen.sent_at,
+        first_token_at=gen.sent_at + ttft if ttft is not None else None,
+        finished_at=gen.sent_at + e2e if e2e is not None else None,
+        inter_token_gaps_s=gaps,
+        finish_reason=gen.finish_reason,
+    )
+
+
+def run_metrics(samples: list[SampleResult], wall_s: float) -> tuple[dict[str, float], dict[str, str]]:
+    """Aggregate per-request results into run-level metrics.
+
+    Args:
+        samples: The run's sample results (failed requests carry ``error`` and are skipped).
+        wall_s: Wall time of the run.
+
+    Returns:
+        ``(metrics, unavailable)``.
+    """
+    ok = [s for s in samples if s.error is None]
+    metrics: dict[str, float] = {Metric.RUN_WALL_S: wall_s}
+    unavailable: dict[str, str] = {}
+    for name in (Metric.E2E_LATENCY_S, Metric.TTFT_S, Metric.TPOT_S):
+        value = _mean([s.metrics[name] for s in ok if s.metrics.get(name) is not None])  # type: ignore[misc]
+        if value is not None:
+            metrics[name] = value
+        else:
+            unavailable[name] = (
+                "no request produced more than one token"
+                if name == Metric.TPOT_S
+                else "no request produced a token"
+            )
+    gaps = [g for s in ok for g in s.inter_token_gaps_s]
+    if gaps:
+        metrics[Metric.INTER_TOKEN_GAPS_S] = math.fsum(gaps) / len(gaps)
+    else:
+        unavailable[Metric.INTER_TOKEN_GAPS_S] = "no request streamed more than one chunk"
+    if ok and all(s.output_tokens is not None for s in ok):
+        total = sum(s.output_tokens or 0 for s in ok)
+        metrics[Metric.OUTPUT_TOKENS] = float(total)
+        metrics[Metric.OUTPUT_TOKENS_PER_S] = total / wall_s if wall_s > 0 else 0.0
+    else:
+        unavailable[Metric.OUTPUT_TOKENS] = unavailable[Metric.OUTPUT_TOKENS_PER_S] = (
+            "output token counts unknown"
+        )
+    if ok and all(s.prompt_tokens is not None for s in ok):
+        metrics[Metric.PROMPT_TOKENS] = float(sum(s.prompt_tokens or 0 for s in ok))
+    else:
+        unavailable[Metric.PROMPT_TOKENS] = "the runtime did not report prompt token counts"
+    return metrics, unavailable
+
+
+def build_result(
+    request: JobRequest,
+    runs: list[SingleRunResult],
+    status: AgentJobState,
+    *,
+    error: str | None = None,
+    fingerprint: str | None = None,
+    started_at: object = None,
+) -> MultiRunJobResult:
+    """Assemble a job result: statistics over warm runs, the cold run apart.
+
+    Args:
+        request: The job.
+        runs: Finished runs in order.
+        status: Final state.
+        error: Error text for failed/stopped jobs.
+        fingerprint: Hardware fingerprint of this agent.
+        started_at: When the job started.
+
+    Returns:
+        The result.
+    """
+    warm = [r for r in runs if not r.cold_start]
+    if warm:
+        source, basis = "warm", warm
+    elif runs:
+        source, basis = "cold", runs
+    else:
+        source, basis = "none", []
+    statistics = describe_runs([{k: v for k, v in r.metrics.items() if v is not None} for r in basis])
+    if source == "warm":
+        statistics.pop(Metric.MODEL_LOAD_S, None)
+    cold = next((r for r in runs if r.cold_start), None)
+    unavailable: dict[str, str] = {}
+    for r in runs:
+        for k, v in r.unavailable_metrics.items():
+            if not any(k in x.metrics for x in runs):
+                unavailable.setdefault(k, v)
+    rdef = RUNTIMES.get(request.runtime.name)
+    return MultiRunJobResult(
+        job_id=request.job_id,
+        attempt=request.attempt,
+        attempt_token=request.attempt_token,
+        status=status,
+        task=request.task.name,
+        model=request.model.name,
+        runtime=request.runtime.name,
+        access_mode=rdef.access_mode if rdef else None,
+        runs_per_job=request.runs_per_job,
+        runs=runs,
+        statistics=statistics,
+        statistics_source=source,  # type: ignore[arg-type]
+        cold_start=dict(cold.metrics) if cold else None,
+        unavailable_metrics=unavailable,
+        hardware_fingerprint=fingerprint,
+        error=error,
+        started_at=started_at,  # type: ignore[arg-type]
+        finished_at=utcnow(),
+    )
+
+
+class JobEngine:
+    """Runs jobs one at a time in a worker thread and keeps their state, spool and results.
+
+    Args:
+        spool: The job spool.
+        data_dir: The agent's data directory.
+        model_dirs: Extra model directories.
+        info_provider: Returns the agent's current description (for the hardware fingerprint).
+        listener: Receives progress and completion events.
+        runtime_factory: Builds a job's runtime (tests may substitute one).
+    """
+
+    def __init__(
+        self,
+        spool: Spool,
+        *,
+        data_dir: Path,
+        model_dirs: tuple[Path, ...] = (),
+        info_provider: Callable[[], AgentInfo | None] = lambda: None,
+        listener: EngineListener | None = None,
+        runtime_factory: Callable[..., Runtime] = make_runtime,
+    ) -> None:
+        self.spool = spool
+        self.data_dir = Path(data_dir)
+        self.model_dirs = model_dirs
+        self.info_provider = info_provider
+        self.listener = listener
+        self.runtime_factory = runtime_factory
+        self._jobs: dict[str, JobRecord] = {}
+        self._lock = threading.RLock()
+
+    # ---------------------------------------------------------------------------------------------
+    # Queries
+    # ---------------------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobRecord:
+        """Return a job.
+
+        Raises:
+            UnknownJobError: When the agent does not know the job.
+        """
+        with self._lock:
+            try:
+                return self._jobs[job_id]
+            except KeyError:
+                raise UnknownJobError(job_id) from None
+
+    def jobs(self) -> list[JobRecord]:
+        """Every job the agent knows (running and unacknowledged)."""
+        with self._lock:
+            return list(self._jobs.values())
+
+    def active(self) -> JobRecord | None:
+        """The job that is queued or running, if any."""
+        with self._lock:
+            return next((j for j in self._jobs.values() if not j.state.is_terminal), None)
+
+    def activity(self) -> AgentActivity:
+        """Idle or busy."""
+        return AgentActivity.BUSY if self.active() else AgentActivity.IDLE
+
+    def finished_job_ids(self) -> list[str]:
+        """Jobs whose result waits for acknowledgement."""
+        with self._lock:
+            return [j.request.job_id for j in self._jobs.values() if j.result is not None]
+
+    # ---------------------------------------------------------------------------------------------
+    # Commands
+    # ---------------------------------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Reload the spool after a start: results are offered again, unfinished jobs become ``interrupted``.
+
+        Returns:
+            Ids of the jobs found.
+        """
+        self.spool.clean_leftovers()
+        found = []
+        for job_id in self.spool.job_ids():
+            try:
+                spec = self.spool.load_spec(job_id)
+                result = self.spool.load_result(job_id)
+            except (ValidationError, OSError) as exc:
+                log.error("spool.job.unreadable", job_id=job_id, error=str(exc))
+                continue
+            if spec is None:
+                continue
+            if result is None:
+                runs = self.spool.load_runs(job_id)
+                info = self.info_provider()
+                result = build_result(
+                    spec,
+                    runs,
+                    AgentJobState.INTERRUPTED,
+                    error=f"the agent stopped while the job was running; {len(runs)} finished run(s) kept",
+                    fingerprint=info.hardware_fingerprint() if info else None,
+                )
+                self.spool.save_result(result)
+                log.warning("job.interrupted", job_id=job_id, runs_kept=len(runs))
+            progress = JobProgress(
+                job_id=job_id,
+                attempt=spec.attempt,
+                attempt_token=spec.attempt_token,
+                status=result.status,
+                stage=JobStage.DONE,
+                run_index=len(result.runs),
+                runs_total=spec.runs_per_job,
+                message=result.error,
+            )
+            with self._lock:
+                self._jobs[job_id] = JobRecord(spec, progress, runs=list(result.runs), result=result)
+            found.append(job_id)
+        return found
+
+    def submit(self, request: JobRequest) -> tuple[JobRecord, bool]:
+        """Accept a job and start it in a worker thread.
+
+        A repeated submission of the running attempt (same job id and attempt token) is answered with
+        the existing job instead of an error, so the server may safely retry a dispatch.
+
+        Args:
+            request: The validated job.
+
+        Returns:
+            ``(record, created)``.
+
+        Raises:
+            BusyError: When another job is queued or running.
+        """
+        with self._lock:
+            current = self.active()
+            if current is not None:
+                same = current.request.job_id == request.job_id
+                if same and current.request.attempt_token == request.attempt_token:
+                    return current, False
+                raise BusyError(f"agent is busy with job {current.request.job_id}")
+            existing = self._jobs.get(request.job_id)
+            if existing is not None and existing.request.attempt_token == request.attempt_token:
+                return existing, False
+            if existing is not None:
+                # A new attempt replaces a finished one the server no longer wants.
+                self.spool.remove(request.job_id)
+                del self._jobs[request.job_id]
+            self.spool.save_spec(request)
+            record = JobRecord(
+                request,
+                JobProgress(
+                    job_id=request.job_id,
+                    attempt=request.attempt,
+                    attempt_token=request.attempt_token,
+                    status=AgentJobState.QUEUED,
+                    runs_total=request.runs_per_job,
+                ),
+            )
+            self._jobs[request.job_id] = record
+            record.thread = threading.Thread(
+                target=self._work, args=(record,), name=f"ruckus-job-{request.job_id}", daemon=True
+            )
+            record.thread.start()
+        log.info(
+            "job.accepted",
+            job_id=request.job_id,
+            attempt=request.attempt,
+            task=request.task.name,
+            model=request.model.name,
+            runtime=request.runtime.name,
+            runs=request.runs_per_job,
+        )
+        return record, True
+
+    def cancel(self, job_id: str, *, state: AgentJobState = AgentJobState.CANCELLED) -> JobRecord:
+        """Ask a job to stop (between tokens); a finished job is left as it is.
+
+        Args:
+            job_id: Job id.
+            state: Terminal state to end in (``cancelled``, or ``interrupted`` on shutdown).
+
+        Returns:
+            The job.
+        """
+        record = self.get(job_id)
+        if not record.state.is_terminal:
+            record.stop_state = state
+            record.cancel.set()
+            log.info("job.cancel_requested", job_id=job_id, state=state.value)
+        return record
+
+    def ack(self, job_id: str) -> None:
+        """Forget a finished job: the server has its result.
+
+        Raises:
+            UnknownJobError: Unknown job.
+            JobActiveError: The job is still running.
+        """
+        record = self.get(job_id)
+        if not record.state.is_terminal:
+            raise JobActiveError(f"job {job_id} is still {record.state.value}")
+        with self._lock:
+            self._jobs.pop(job_id, None)
+        self.spool.remove(job_id)
+        log.info("job.acknowledged", job_id=job_id)
+
+    def shutdown(self, timeout_s: float) -> None:
+        """Stop the running job as ``interrupted`` (its finished runs are kept) and wait for the worker.
+
+        Args:
+            timeout_s: Seconds to wait for the worker thread.
+        """
+        record = self.active()
+        if record is None:
+            return
+        self.cancel(record.request.job_id, state=AgentJobState.INTERRUPTED)
+        if record.thread is not None:
+            record.thread.join(timeout_s)
+
+    # ---------------------------------------------------------------------------------------------
+    # Worker
+    # ---------------------------------------------------------------------------------------------
+
+    def _progress(self, record: JobRecord, **changes: object) -> None:
+        """Update a job's progress and tell the listener."""
+        record.progress = record.progress.model_copy(update={**changes, "updated_at": utcnow()})
+        if self.listener is not None:
+            try:
+                self.listener.on_progress(record.progress)
+            except Exception as exc:  # a listener must never break a job
+                log.warning("engine.listener.failed", error=str(exc))
+
+    def _work(self, record: JobRecord) -> None:
+        """Worker thread: run every run of a job, then spool its result."""
+        req = record.request
+        started_at = utcnow()
+        deadline = time.monotonic() + req.timeout_s if req.timeout_s else None
+        timed_out = threading.Event()
+
+        def should_stop() -> bool:
+            """True once the job is cancelled or out of time (checked between tokens and samples)."""
+            if record.cancel.is_set():
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                timed_out.set()
+                return True
+            return False
+
+        runtime: Runtime | None = None
+        status = AgentJobState.COMPLETED
+        error: str | None = None
+        self._progress(record, status=AgentJobState.RUNNING, stage=JobStage.PREPARING)
+        try:
+            task = make_task(req.task.name, req.task.params, data_dir=self.data_dir)
+            self._progress(record, stage=JobStage.LOADING_DATA)
+            samples = task.load_samples()
+            if not samples:
+                raise TaskDataError("the task produced no samples")
+            runtime = self.runtime_factory(req, data_dir=self.data_dir, model_dirs=self.model_dirs)
+            runtime.prepare()
+            for index in range(1, req.runs_per_job + 1):
+                if should_stop():
+                    raise _Stopped
+                run = self._one_run(record, runtime, task, samples, index, should_stop)
+                record.runs.append(run)
+                self.spool.save_run(req.job_id, run)
+                log.info(
+                    "job.run.finished",
+                    job_id=req.job_id,
+                    run=index,
+                    wall_s=run.metrics.get(Metric.RUN_WALL_S),
+                )
+        except _Stopped:
+            status = (
+                AgentJobState.TIMED_OUT
+                if timed_out.is_set() and not record.cancel.is_set()
+                else record.stop_state
+            )
+            error = {
+                AgentJobState.TIMED_OUT: f"timed out after {req.timeout_s} s",
+                AgentJobState.CANCELLED: "cancelled",
+                AgentJobState.INTERRUPTED: "the agent shut down while the job was running",
+            }.get(status, status.value)
+            error += f"; {len(record.runs)} finished run(s) kept"
+        except (TaskDataError, RuntimeFailure, ModelNotFoundError, ValidationError, KeyError) as exc:
+            status, error = AgentJobState.FAILED, str(exc)
+            log.error("job.failed", job_id=req.job_id, error=error)
+        except Exception as exc:
+            status, error = AgentJobState.FAILED, f"{type(exc).__name__}: {exc}"
+            log.error("job.crashed", job_id=req.job_id, error=error, traceback=traceback.format_exc())
+        finally:
+            if runtime is not None:
+                try:
+                    runtime.close()
+                except Exception as exc:
+                    log.warning("runtime.close.failed", job_id=req.job_id, error=str(exc))
+        self._progress(record, stage=JobStage.FINALIZING)
+        info = self.info_provider()
+        result = build_result(
+            req,
+            list(record.runs),
+            status,
+            error=error,
+            fingerprint=info.hardware_fingerprint() if info else None,
+            started_at=started_at,
+        )
+        try:
+            self.spool.save_result(result)
+        except OSError as exc:
+            log.error("spool.result.write_failed", job_id=req.job_id, error=str(exc))
+        record.result = result
+        self._progress(record, status=status, stage=JobStage.DONE, message=error)
+        log.info("job.finished", job_id=req.job_id, status=status.value, runs=len(record.runs))
+        if self.listener is not None:
+            try:
+                self.listener.on_finished(req.job_id)
+            except Exception as exc:
+                log.warning("engine.listener.failed", error=str(exc))
+
+    def _one_run(
+        self,
+        record: JobRecord,
+        runtime: Runtime,
+        task: Task,
+        samples: list[Sample],
+        index: int,
+        should_stop: Callable[[], bool],
+    ) -> SingleRunResult:
+        """Execute one run over every sample; the cold run (index 1) includes the model load."""
+        cold = index == 1
+        settings = task.generation()
+        stage = JobStage.COLD_RUN if cold else JobStage.WARM_RUN
+        self._progress(record, stage=stage, run_index=index, samples_done=0, samples_total=len(samples))
+        started_at = utcnow()
+        results: list[SampleResult] = []
+        notes: list[str] = []
+        unavailable: dict[str, str] = {}
+        load_s: float | None = None
+        runtime.start_run(cold)
+        t0 = time.perf_counter()
+        measured = None
+        try:
+            if cold:
+                self._progress(record, stage=JobStage.LOADING_MODEL)
+                load_s = runtime.load()
+                self._progress(record, stage=stage)
+            for j, sample in enumerate(samples):
+                if should_stop():
+                    raise _Stopped
+                try:
+                    gen = runtime.generate(task, sample, settings, should_stop)
+                except RequestError as exc:
+                    results.append(
+                        SampleResult(
+                            id=sample.id, title=sample.title, reference=sample.reference, error=str(exc)
+                        )
+                    )
+                    log.warning(
+                        "job.request.failed", job_id=record.request.job_id, sample=sample.id, error=str(exc)
+                    )
+                    continue
+                if gen.stopped:
+                    raise _Stopped
+                results.append(sample_result(sample, gen))
+                notes.extend(n for n in gen.notes if n not in notes)
+                self._progress(record, samples_done=j + 1)
+            wall = time.perf_counter() - t0
+        finally:
+            measured = runtime.finish_run()
+        if all(r.error is not None for r in results):
+            raise RuntimeFailure(f"every request of run {index} failed; first error: {results[0].error}")
+        metrics, unavailable = run_metrics(results, wall)
+        if cold:
+            if load_s is not None:
+                metrics[Metric.MODEL_LOAD_S] = load_s
+            else:
+                unavailable[Metric.MODEL_LOAD_S] = runtime.model_load_unavailable_reason() or "not measured"
+        metrics.update(measured.metrics)
+        for k, v in measured.unavailable.items():
+            if k not in metrics:
+                unavailable[k] = v
+        return SingleRunResult(
+            run_index=index,
+            cold_start=cold,
+            started_at=started_at,
+            finished_at=utcnow(),
+            metrics=metrics,
+            unavailable_metrics=unavailable,
+            samples=results,
+            telemetry=measured.series,
+            notes=notes,
+        )

