@@ -17,7 +17,7 @@ class AgentFilter(django_filters.FilterSet):
         model = Agent
         fields = ["status", "activity", "label", "updated_after"]
 
-    def filter_label(self, queryset, name: str, value: str):  # noqa: ANN001, ANN201 - django-filter signature
+    def filter_label(self, queryset, name: str, value: str):
         """Keep agents whose labels contain ``value`` (done in Python: JSON containment differs on SQLite)."""
         ids = [a.pk for a in queryset if value in (a.labels or [])]
         return queryset.filter(pk__in=ids)

@@ -89,6 +89,6 @@ class StateTransitionAdmin(admin.ModelAdmin):
     search_fields = ["reason"]
     raw_id_fields = ["experiment", "job", "attempt", "agent"]
 
-    def has_change_permission(self, request, obj=None) -> bool:  # noqa: ANN001 - admin signature
+    def has_change_permission(self, request, obj=None) -> bool:
         """The log is append-only."""
         return False

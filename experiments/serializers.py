@@ -189,9 +189,8 @@ class ExperimentSerializer(serializers.ModelSerializer):
                     errors[i] = {"name": f"{problem} (needed by runtime {runtime!r})"}
                     break
         if errors:
-            raise serializers.ValidationError(
-                {"models": [errors.get(i, {}) for i in range(len(attrs["model_specs"]))]}
-            )
+            # Same shape DRF uses for nested list errors: index (as a string) -> field errors.
+            raise serializers.ValidationError({"models": {str(i): e for i, e in errors.items()}})
         return attrs
 
     def create(self, validated_data: dict[str, Any]) -> Experiment:

@@ -362,7 +362,7 @@ def job_cancel(job_id: int, *, reason: str = "cancelled by user") -> Job:
         InvalidTransition: When the job is already finished.
     """
     with transaction.atomic():
-        job = Job.objects.select_for_update().select_related("experiment", "agent").get(pk=job_id)
+        job = Job.objects.select_for_update(of=("self",)).select_related("experiment", "agent").get(pk=job_id)
         if job.is_terminal:
             raise InvalidTransition(f"job #{job.pk} is already {job.status}")
         on_agent = job.status in JOB_ACTIVE_STATUSES
@@ -391,7 +391,7 @@ def job_retry(job_id: int, *, reason: str = "retried by user") -> Job:
         InvalidTransition: When the job is not in a retryable state.
     """
     with transaction.atomic():
-        job = Job.objects.select_for_update().select_related("experiment", "agent").get(pk=job_id)
+        job = Job.objects.select_for_update(of=("self",)).select_related("experiment", "agent").get(pk=job_id)
         if job.status == JobStatus.COMPLETED:
             raise InvalidTransition(f"job #{job.pk} completed; create a new experiment to measure again")
         if not job.is_terminal:

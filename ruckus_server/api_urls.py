@@ -6,7 +6,12 @@ from rest_framework.routers import DefaultRouter
 
 from agents.views import AgentViewSet
 from experiments.views import ExperimentViewSet, JobViewSet
-from results.views import ExperimentComparisonView, ExperimentExportView, ExperimentResultsView, JobResultsView
+from results.views import (
+    ExperimentComparisonView,
+    ExperimentExportView,
+    ExperimentResultsView,
+    JobResultsView,
+)
 
 router = DefaultRouter()
 router.register("experiments", ExperimentViewSet, basename="experiment")

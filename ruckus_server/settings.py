@@ -127,6 +127,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+# WhiteNoise warns on every start when the directory is missing (collectstatic not run yet).
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 _frontend_dist = BASE_DIR / "frontend" / "dist"
 STATICFILES_DIRS = [_frontend_dist] if _frontend_dist.is_dir() else []
 STORAGES = {
@@ -150,8 +152,9 @@ if not DEBUG:
 # --- REST framework ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        # Token first: its WWW-Authenticate header turns refusals into proper 401s for API clients.
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": [
@@ -172,6 +175,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Benchmark ML models across a fleet of heterogeneous hardware.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Only the health endpoints are anonymous; the docs need a login (session via /api-auth/login/).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "experiments.models.JobStatus",

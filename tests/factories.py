@@ -64,14 +64,20 @@ def agent_info(
 
 
 class UserFactory(factory.django.DjangoModelFactory):
-    """A user with password ``pw-<username>``."""
+    """A user with the password ``correct horse battery staple``."""
 
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "correct horse battery staple")
+    @factory.post_generation
+    def password(self, create: bool, extracted: str | None, **kwargs: object) -> None:
+        """Set a known password."""
+        self.set_password(extracted or "correct horse battery staple")
+        if create:
+            self.save()
 
 
 class AgentFactory(factory.django.DjangoModelFactory):
@@ -79,6 +85,7 @@ class AgentFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Agent
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"agent-{n}")
     url = factory.Sequence(lambda n: f"http://127.0.0.1:{9000 + n}")

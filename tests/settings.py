@@ -12,7 +12,6 @@ import atexit
 import os
 import shutil
 import tempfile
-from urllib.parse import quote
 
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("LOG_FORMAT", "console")
@@ -38,10 +37,15 @@ def _start_embedded_postgres() -> str:
             shutil.rmtree(data_dir, ignore_errors=True)
 
     atexit.register(_cleanup)
-    return f"postgres://postgres@{quote(socket_dir, safe='')}/postgres"
+    return socket_dir
 
 
-if not os.environ.get("DATABASE_URL"):
-    os.environ["DATABASE_URL"] = _start_embedded_postgres()
+_EMBEDDED_SOCKET_DIR = None if os.environ.get("DATABASE_URL") else _start_embedded_postgres()
+if _EMBEDDED_SOCKET_DIR:
+    # The host is replaced by the socket directory below (URLs cannot carry a socket path portably).
+    os.environ["DATABASE_URL"] = "postgres://postgres@localhost/postgres"
 
 from ruckus_server.settings import *  # noqa: E402, F403 - the project's settings, under the test environment
+
+if _EMBEDDED_SOCKET_DIR:
+    DATABASES["default"]["HOST"] = _EMBEDDED_SOCKET_DIR  # noqa: F405

@@ -1,0 +1,53 @@
+"""Project-level checks: migrations match the models, the OpenAPI schema validates, admin pages render."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+
+from tests.factories import AgentFactory, JobFactory
+
+
+@pytest.mark.django_db
+def test_no_missing_migrations():
+    out = io.StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)
+
+
+def test_openapi_schema_validates_without_warnings(tmp_path):
+    target = tmp_path / "schema.yml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    text = target.read_text()
+    for path in ("/api/v1/experiments/", "/api/v1/jobs/{id}/retry/", "/api/v1/experiments/{id}/comparison/"):
+        assert path in text
+
+
+@pytest.mark.django_db
+def test_docs_pages_render(client, django_user_model):
+    django_user_model.objects.create_user("bob", password="pw-bob-123456")
+    assert client.get("/api/schema/").status_code in (401, 403)
+    client.login(username="bob", password="pw-bob-123456")
+    assert client.get("/api/schema/").status_code == 200
+    assert client.get("/api/docs/").status_code == 200
+    assert client.get("/api/redoc/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_admin_pages_render_for_every_model(admin_client):
+    job = JobFactory(agent=AgentFactory())
+    for url in (
+        "/admin/agents/agent/",
+        f"/admin/agents/agent/{job.agent_id}/change/",
+        "/admin/experiments/experiment/",
+        f"/admin/experiments/experiment/{job.experiment_id}/change/",
+        "/admin/experiments/job/",
+        f"/admin/experiments/job/{job.pk}/change/",
+        "/admin/experiments/jobattempt/",
+        "/admin/experiments/statetransition/",
+        "/admin/results/jobresult/",
+        "/admin/results/runresult/",
+        "/admin/results/jobmetricstatistics/",
+    ):
+        assert admin_client.get(url).status_code == 200, url
