@@ -89,7 +89,10 @@ def test_no_agents_makes_a_failed_experiment_with_the_reason(api):
         ({"runs_per_job": 0}, ("runs_per_job",)),
         ({"runs_per_job": 101}, ("runs_per_job",)),
         ({"task": {"name": "translate_klingon"}}, ("task", "name")),
-        ({"task": {"name": "wikipedia_summarization", "params": {"num_samples": -1}}}, ("task", "params", "num_samples")),
+        (
+            {"task": {"name": "wikipedia_summarization", "params": {"num_samples": -1}}},
+            ("task", "params", "num_samples"),
+        ),
         ({"task": {"name": "wikipedia_summarization", "params": {"sead": 1}}}, ("task", "params", "sead")),
         ({"runtimes": [{"name": "tensorflow-serving"}]}, ("runtimes", 0, "name")),
         ({"runtimes": [{"name": "openai", "params": {"base_url": "ftp://x"}}]}, ("runtimes", 0, "params", "base_url")),

