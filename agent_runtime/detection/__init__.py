@@ -55,9 +55,7 @@ class _Recorder:
     def __init__(self) -> None:
         self.probes: list[ProbeStatus] = []
 
-    def add(
-        self, name: str, available: bool, reason: str | None = None, duration_s: float | None = None
-    ) -> None:
+    def add(self, name: str, available: bool, reason: str | None = None, duration_s: float | None = None) -> None:
         """Record a probe outcome."""
         self.probes.append(
             ProbeStatus(
@@ -198,9 +196,7 @@ def collect_agent_info(
     # Slow probes first, so they run while the quick ones below are probed.
     torch_bg = _start_torch_probe(unified)
     nvml_bg = _Background("nvml", nvml.probe_nvml) if not recorded else None
-    rocm_bg = (
-        _Background("rocm_smi", rocm_smi.run_rocm_smi) if not recorded and shutil.which("rocm-smi") else None
-    )
+    rocm_bg = _Background("rocm_smi", rocm_smi.run_rocm_smi) if not recorded and shutil.which("rocm-smi") else None
     apple_bg = (
         _Background("system_profiler", apple.run_system_profiler)
         if not recorded and platform.system() == "Darwin"
@@ -249,9 +245,7 @@ def collect_agent_info(
         if apple_bg is not None:
             text = apple_bg.record(rec, deadline)
             if text:
-                parsed = rec.run(
-                    "system_profiler_parse", lambda: apple.parse_system_profiler_json(text, unified)
-                )
+                parsed = rec.run("system_profiler_parse", lambda: apple.parse_system_profiler_json(text, unified))
                 gpus.extend(g for g in parsed or [] if g.vendor == "apple")
         else:
             rec.add("system_profiler", False, "system_profiler exists on macOS only")

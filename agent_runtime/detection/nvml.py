@@ -101,26 +101,18 @@ def _enumerate(nvml: Any) -> NvmlReport:
         memory = _query(lambda h=handle: nvml.nvmlDeviceGetMemoryInfo(h), dev_errors, "memory")
         cc_pair = _query(lambda h=handle: nvml.nvmlDeviceGetCudaComputeCapability(h), dev_errors, "cc")
         cc = format_compute_capability(*cc_pair) if cc_pair else None
-        sm_clock = _query(
-            lambda h=handle: nvml.nvmlDeviceGetMaxClockInfo(h, nvml.NVML_CLOCK_SM), dev_errors, "sm"
-        )
-        mem_clock = _query(
-            lambda h=handle: nvml.nvmlDeviceGetMaxClockInfo(h, nvml.NVML_CLOCK_MEM), dev_errors, "mem"
-        )
+        sm_clock = _query(lambda h=handle: nvml.nvmlDeviceGetMaxClockInfo(h, nvml.NVML_CLOCK_SM), dev_errors, "sm")
+        mem_clock = _query(lambda h=handle: nvml.nvmlDeviceGetMaxClockInfo(h, nvml.NVML_CLOCK_MEM), dev_errors, "mem")
         power_limit_mw = _query(lambda h=handle: nvml.nvmlDeviceGetEnforcedPowerLimit(h), dev_errors, "limit")
         temperature = _query(
             lambda h=handle: nvml.nvmlDeviceGetTemperature(h, nvml.NVML_TEMPERATURE_GPU), dev_errors, "temp"
         )
-        utilization = _query(
-            lambda h=handle: nvml.nvmlDeviceGetUtilizationRates(h), errors, "gpu_utilization"
-        )
+        utilization = _query(lambda h=handle: nvml.nvmlDeviceGetUtilizationRates(h), errors, "gpu_utilization")
         mig = _query(lambda h=handle: nvml.nvmlDeviceGetMigMode(h), dev_errors, "mig")
         pci = _query(lambda h=handle: nvml.nvmlDeviceGetPciInfo(h), dev_errors, "pci")
         virt = _query(lambda h=handle: nvml.nvmlDeviceGetVirtualizationMode(h), dev_errors, "virt")
         power = _query(lambda h=handle: nvml.nvmlDeviceGetPowerUsage(h), errors, "gpu_power")
-        energy = _query(
-            lambda h=handle: nvml.nvmlDeviceGetTotalEnergyConsumption(h), errors, "energy_counter"
-        )
+        energy = _query(lambda h=handle: nvml.nvmlDeviceGetTotalEnergyConsumption(h), errors, "energy_counter")
         report.power = report.power or power is not None
         report.energy_counter = report.energy_counter or energy is not None
         report.utilization = report.utilization or utilization is not None
@@ -148,9 +140,7 @@ def _enumerate(nvml: Any) -> NvmlReport:
             )
         )
     for key in ("gpu_power", "energy_counter", "gpu_utilization"):
-        supported = {"gpu_power": report.power, "energy_counter": report.energy_counter}.get(
-            key, report.utilization
-        )
+        supported = {"gpu_power": report.power, "energy_counter": report.energy_counter}.get(key, report.utilization)
         if not supported and count:
             report.reasons[key] = f"NVML: {errors.get(key, 'not supported')} on every GPU"
     return report

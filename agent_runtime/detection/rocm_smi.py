@@ -151,7 +151,5 @@ def run_rocm_smi(timeout_s: float = ROCM_SMI_TIMEOUT_S, runner: Callable[..., An
     start = out.find("{")
     if start < 0:
         detail = (proc.stderr or out).strip().splitlines()
-        raise RuntimeError(
-            f"rocm-smi printed no JSON (exit {proc.returncode}): {detail[0] if detail else ''}"
-        )
+        raise RuntimeError(f"rocm-smi printed no JSON (exit {proc.returncode}): {detail[0] if detail else ''}")
     return out[start:]
