@@ -151,6 +151,26 @@ def test_nvml_absent_and_torch_absent(tmp_path, monkeypatch, no_torch):
     assert any(m.source == "packaged" for m in info.models)
 
 
+def test_torch_import_error_is_reported(tmp_path, monkeypatch):
+    real_import = builtins.__import__
+
+    def refuse_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("libtorch_cpu.so: cannot open shared object file")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(detection, "_torch_probe", None)
+    monkeypatch.setattr(detection.frameworks, "torch_installed", lambda: True)
+    monkeypatch.setattr(builtins, "__import__", refuse_torch)
+    info = collect_agent_info(data_dir=tmp_path)
+    probe = _probe(info, "torch")
+    assert not probe.available and "libtorch_cpu.so" in probe.reason
+    torch_fw = next(f for f in info.frameworks if f.name == "torch")
+    assert not torch_fw.available and "libtorch_cpu.so" in torch_fw.reason
+    assert not _cap(info, "torch_cuda_memory").available
+    assert info.cpu.model != "unknown" and any(m.source == "packaged" for m in info.models)
+
+
 def test_nvml_init_failure_is_reported(tmp_path, monkeypatch, no_torch):
     import pynvml
 
