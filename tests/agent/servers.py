@@ -1,0 +1,101 @@
+"""Run ASGI apps on loopback with uvicorn in a thread, and a tiny fake RUCKUS server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import BackgroundTasks, FastAPI, Request, Response
+
+from .conftest import free_port
+
+
+class UvicornThread:
+    """A real uvicorn server on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> UvicornThread:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+class FakeServer:
+    """Just enough of the RUCKUS server's agent endpoints to exercise the agent's client.
+
+    Attributes:
+        calls: ``(endpoint, authorization header, json body)`` in arrival order.
+        result_statuses: Statuses answered to successive result posts (the last one repeats).
+    """
+
+    def __init__(self, credential: str = "server-issued-credential-0001", agent_id: str = "agent-1") -> None:
+        self.credential = credential
+        self.agent_id = agent_id
+        self.calls: list[tuple[str, str | None, dict]] = []
+        self.result_statuses = [200]
+        self.registered_info: dict | None = None
+        self.app = self._build()
+
+    def of(self, endpoint: str) -> list[dict]:
+        """Bodies received on an endpoint."""
+        return [body for name, _, body in self.calls if name == endpoint]
+
+    def _build(self) -> FastAPI:
+        app = FastAPI()
+        fake = self
+
+        async def _register_back(url: str, token: str, server_url: str) -> None:
+            async with httpx.AsyncClient() as client:
+                resp = await client.post(
+                    f"{url}/api/v1/register",
+                    json={"agent_id": fake.agent_id, "server_url": server_url, "credential": fake.credential},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                resp.raise_for_status()
+                fake.registered_info = resp.json()
+
+        @app.post("/api/v1/agents/announce/", status_code=202)
+        async def announce(request: Request, background: BackgroundTasks) -> dict:
+            body = await request.json()
+            fake.calls.append(("announce", request.headers.get("authorization"), body))
+            background.add_task(_register_back, body["url"], body["token"], str(request.base_url).rstrip("/"))
+            return {"status": "accepted"}
+
+        @app.post("/api/v1/agents/{agent_id}/heartbeat/")
+        async def heartbeat(agent_id: str, request: Request) -> dict:
+            fake.calls.append(("heartbeat", request.headers.get("authorization"), await request.json()))
+            return {"ok": True}
+
+        @app.post("/api/v1/agents/{agent_id}/capabilities/")
+        async def capabilities(agent_id: str, request: Request) -> dict:
+            fake.calls.append(("capabilities", request.headers.get("authorization"), await request.json()))
+            return {"ok": True}
+
+        @app.post("/api/v1/jobs/{job_id}/progress/")
+        async def progress(job_id: str, request: Request) -> dict:
+            fake.calls.append(("progress", request.headers.get("authorization"), await request.json()))
+            return {"ok": True}
+
+        @app.post("/api/v1/jobs/{job_id}/result/")
+        async def result(job_id: str, request: Request) -> Response:
+            fake.calls.append(("result", request.headers.get("authorization"), await request.json()))
+            code = fake.result_statuses.pop(0) if len(fake.result_statuses) > 1 else fake.result_statuses[0]
+            return Response(status_code=code, content=b'{"detail": "x"}', media_type="application/json")
+
+        return app

@@ -1,0 +1,104 @@
+import time
+
+import httpx
+import pytest
+
+from agent_runtime.api import create_app
+from agent_runtime.server_client import Backoff, load_registration
+from agent_runtime.settings import Settings
+
+from .conftest import TOKEN, free_port, job_payload, wait_for
+from .servers import FakeServer, UvicornThread
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _agent_settings(tmp_path, server_url=None, **kw):
+    return Settings(
+        data_dir=tmp_path / "agent",
+        token=TOKEN,
+        server=server_url,
+        registration_key="join-key-1" if server_url else None,
+        heartbeat_interval_s=0.2,
+        name="test-agent",
+        **kw,
+    )
+
+
+def test_backoff_doubles_and_caps():
+    b = Backoff(initial_s=1, max_s=4, jitter=0)
+    assert [b.next_delay() for _ in range(4)] == [1, 2, 4, 4]
+    b.reset()
+    assert b.next_delay() == 1
+
+
+def test_announce_register_heartbeat_progress_result(tmp_path, tiny_model_dir):
+    fake = FakeServer()
+    fake.result_statuses = [503, 200]  # first delivery fails: the outbox must retry
+    with UvicornThread(fake.app) as server:
+        port = free_port()
+        settings = _agent_settings(tmp_path, server.url, public_url=f"http://127.0.0.1:{port}")
+        agent_app = create_app(settings)
+        with UvicornThread(agent_app, port) as agent:
+            wait_for(lambda: fake.registered_info, 20)
+            [announce] = fake.of("announce")[:1]
+            assert announce["registration_key"] == "join-key-1" and announce["token"] == TOKEN
+            assert fake.registered_info["agent_id"] == "agent-1" and fake.registered_info["runtimes"]
+            assert load_registration(tmp_path / "agent").agent_id == "agent-1"
+            wait_for(lambda: len(fake.of("heartbeat")) >= 2, 10)
+            auths = {auth for name, auth, _ in fake.calls if name != "announce"}
+            assert auths == {f"Bearer {fake.credential}"}
+            hb = fake.of("heartbeat")[-1]
+            assert hb["type"] == "agent.heartbeat" and hb["activity"] == "idle" and hb["capabilities_hash"]
+
+            with httpx.Client(base_url=agent.url, headers=AUTH) as c:
+                assert c.post("/api/v1/jobs", json=job_payload(tiny_model_dir)).status_code == 202
+                wait_for(lambda: len(fake.of("result")) >= 2, 30)
+                result = fake.of("result")[-1]
+                assert result["status"] == "completed" and result["attempt_token"] == "attempt-token-1"
+                assert len(result["runs"]) == 2
+                # Acknowledged by the 200: the spool is cleaned up.
+                wait_for(lambda: c.get("/api/v1/jobs/job-1").status_code == 404, 10)
+            progress = fake.of("progress")
+            assert progress and all(p["attempt_token"] == "attempt-token-1" for p in progress)
+            assert any(p["status"] == "running" for p in progress)
+            assert not any((tmp_path / "agent" / "spool").iterdir())
+
+            # A capability change is pushed once, on the next heartbeat.
+            service = agent_app.state.service
+            before = len(fake.of("capabilities"))
+            service.info.name = "renamed-agent"
+            wait_for(lambda: len(fake.of("capabilities")) > before, 10)
+            assert fake.of("capabilities")[-1]["name"] == "renamed-agent"
+
+
+def test_stale_result_is_dropped(tmp_path, tiny_model_dir):
+    fake = FakeServer()
+    fake.result_statuses = [409]
+    with UvicornThread(fake.app) as server, UvicornThread(create_app(_agent_settings(tmp_path))) as agent:
+        with httpx.Client(base_url=agent.url, headers=AUTH) as c:
+            reg = {"agent_id": "agent-1", "server_url": server.url, "credential": fake.credential}
+            assert c.post("/api/v1/register", json=reg).status_code == 200
+            assert c.post("/api/v1/jobs", json=job_payload(tiny_model_dir, runs_per_job=1)).status_code == 202
+            wait_for(lambda: fake.of("result"), 30)
+            wait_for(lambda: c.get("/api/v1/jobs/job-1").status_code == 404, 10)
+            assert len(fake.of("result")) == 1
+
+
+@pytest.mark.parametrize("status", [403])
+def test_refused_announce_stops(tmp_path, status):
+    fake = FakeServer()
+    refused: list[int] = []
+
+    @fake.app.post("/api/v1/agents/announce/", status_code=status)
+    async def refuse() -> dict:
+        refused.append(1)
+        return {"detail": "bad key"}
+
+    # The new route must win over the fake's default announce route.
+    fake.app.router.routes.insert(0, fake.app.router.routes.pop())
+    with UvicornThread(fake.app) as server, UvicornThread(create_app(_agent_settings(tmp_path, server.url))):
+        wait_for(lambda: fake.calls or refused, 10)
+        time.sleep(1.5)  # long enough for a retry, which must not happen
+        assert refused == [1] and fake.registered_info is None
+        assert load_registration(tmp_path / "agent") is None
