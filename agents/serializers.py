@@ -75,3 +75,23 @@ class AgentSerializer(serializers.ModelSerializer):
         if value is not None and value < 0:
             raise serializers.ValidationError("cost_per_hour must be zero or positive (dollars per hour)")
         return value
+
+
+class AgentRegisterSerializer(serializers.Serializer):
+    """Input of registration by URL. The token is what the server will present to the agent."""
+
+    url = serializers.CharField(max_length=500)
+    token = serializers.CharField(max_length=500, write_only=True)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    cost_per_hour = serializers.DecimalField(max_digits=10, decimal_places=4, required=False, allow_null=True,
+                                             min_value=0)
+
+    def validate_url(self, value: str) -> str:
+        """Apply the URL guard (no link-local/metadata, only allowed networks)."""
+        from agents.urlguard import UnsafeURL, check_agent_url
+
+        try:
+            return check_agent_url(value)
+        except UnsafeURL as exc:
+            raise serializers.ValidationError(str(exc)) from exc

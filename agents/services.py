@@ -66,3 +66,131 @@ def agent_activate(agent_id: object, *, reason: str = "reactivated by operator")
     if agent.status != AgentStatus.DEACTIVATED:
         return agent
     return agent_set_status(agent, AgentStatus.OFFLINE, reason=reason)
+
+
+class RegistrationError(Exception):
+    """Registration failed; the message says why (shown to the operator)."""
+
+
+def agent_register(
+    *,
+    url: str,
+    token: str,
+    name: str = "",
+    labels: list[str] | None = None,
+    cost_per_hour: object = None,
+) -> Agent:
+    """Register an agent by URL: issue a credential, call the agent's ``/register``, store its ``AgentInfo``.
+
+    An agent already known at the same URL is re-registered (new credential, fresh capabilities) instead of
+    duplicated. When the agent cannot be reached or answers badly, nothing is stored.
+
+    Args:
+        url: Agent base URL (already checked by the URL guard).
+        token: Bearer token the server must use to call the agent.
+        name: Optional name (default: the name the agent reports, else its host).
+        labels: Optional labels.
+        cost_per_hour: Optional cost in dollars per hour.
+
+    Returns:
+        The registered agent.
+
+    Raises:
+        RegistrationError: When the agent could not be registered.
+    """
+    from django.conf import settings
+    from django.utils import timezone
+
+    from agents.client import AgentCallError, AgentClient
+    from common.protocol import PROTOCOL_VERSION, RegisterRequest
+
+    url = url.rstrip("/")
+    existing = Agent.objects.filter(url=url).first()
+    agent = existing or Agent(url=url, name=name or url)
+    credential = agent.set_credential()
+    agent.token = token
+    try:
+        info = AgentClient(url, token).register(
+            RegisterRequest(agent_id=str(agent.pk), server_url=settings.RUCKUS_PUBLIC_URL, credential=credential)
+        )
+    except AgentCallError as exc:
+        if exc.status in (401, 403):
+            raise RegistrationError(f"the agent refused the token ({exc.status}); check the agent's --token") from exc
+        raise RegistrationError(str(exc)) from exc
+    except ValueError as exc:  # the answer is not a valid AgentInfo
+        raise RegistrationError(f"the agent's answer does not follow the agent protocol: {exc}") from exc
+    major = info.protocol_version.split(".", 1)[0]
+    if major != PROTOCOL_VERSION.split(".", 1)[0]:
+        raise RegistrationError(
+            f"agent speaks protocol {info.protocol_version}, server speaks {PROTOCOL_VERSION}; upgrade one of them"
+        )
+    with transaction.atomic():
+        agent.set_capabilities(info)
+        agent.name = name or (existing.name if existing else "") or info.name or info.system.hostname or url
+        if labels is not None:
+            agent.labels = labels
+        if cost_per_hour is not None:
+            agent.cost_per_hour = cost_per_hour
+        agent.last_seen = timezone.now()
+        previous = existing.status if existing else ""
+        agent.status = AgentStatus.ONLINE if not existing or existing.status != AgentStatus.DEACTIVATED else (
+            AgentStatus.DEACTIVATED
+        )
+        agent.status_reason = "registered" if not existing else "re-registered"
+        agent.save()
+        from experiments.services import agent_log_transition
+
+        agent_log_transition(agent, previous, agent.status, agent.status_reason)
+        emit_agent_updated(agent.pk)
+    log.info("agent_registered", agent_id=str(agent.pk), url=url, fingerprint=agent.hardware_fingerprint)
+    return agent
+
+
+def agent_heartbeat(agent: Agent, heartbeat: object) -> dict[str, object]:
+    """Record a heartbeat: the agent is online, idle or busy; say whether its capabilities must be refreshed.
+
+    Args:
+        agent: The authenticated agent.
+        heartbeat: The :class:`common.protocol.Heartbeat`.
+
+    Returns:
+        The answer for the agent: ``{"status", "refresh_capabilities"}``.
+    """
+    from django.utils import timezone
+
+    from agents.models import AgentActivity
+
+    with transaction.atomic():
+        locked = Agent.objects.select_for_update().get(pk=agent.pk)
+        locked.last_seen = timezone.now()
+        activity = AgentActivity.BUSY if heartbeat.activity == "busy" else AgentActivity.IDLE  # type: ignore[attr-defined]
+        changed = locked.activity != activity
+        locked.activity = activity
+        locked.save(update_fields=["last_seen", "activity", "updated_at"])
+        if locked.status in (AgentStatus.UNREACHABLE, AgentStatus.OFFLINE):
+            agent_set_status(locked, AgentStatus.ONLINE, reason="heartbeat received")
+        elif changed:
+            emit_agent_updated(locked.pk)
+    refresh = bool(heartbeat.capabilities_hash) and heartbeat.capabilities_hash != locked.capabilities_hash  # type: ignore[attr-defined]
+    return {"status": locked.status, "refresh_capabilities": refresh}
+
+
+def agent_update_capabilities(agent: Agent, info: object) -> Agent:
+    """Store a fresh ``AgentInfo`` sent by the agent.
+
+    Args:
+        agent: The authenticated agent.
+        info: The :class:`common.protocol.AgentInfo`.
+
+    Returns:
+        The agent.
+    """
+    from django.utils import timezone
+
+    with transaction.atomic():
+        locked = Agent.objects.select_for_update().get(pk=agent.pk)
+        locked.set_capabilities(info)  # type: ignore[arg-type]
+        locked.last_seen = timezone.now()
+        locked.save()
+        emit_agent_updated(locked.pk)
+    return locked

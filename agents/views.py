@@ -10,13 +10,42 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from django.conf import settings
+from pydantic import ValidationError as PydanticValidationError
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import AllowAny
+
 from agents import services
+from agents.authentication import AgentCredentialAuthentication, IsAgent
 from agents.filters import AgentFilter
 from agents.models import Agent
-from agents.serializers import AgentSerializer
+from agents.serializers import AgentRegisterSerializer, AgentSerializer
+from agents.urlguard import UnsafeURL, check_agent_url
+from common.protocol import AgentInfo, AnnounceRequest, Heartbeat
+
+
+def parse_protocol(model: type, data: Any) -> Any:
+    """Validate a protocol message from an agent, turning errors into a 400 that names the fields."""
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        raise ValidationError(
+            {".".join(str(p) for p in err["loc"]) or "body": err["msg"] for err in exc.errors()}
+        ) from exc
+
+
+def _agent_call(view: Any, request: Request, pk: str | None) -> Agent:
+    """The authenticated agent, which must be the one named in the URL."""
+    agent: Agent = request.auth
+    if str(agent.pk) != str(pk):
+        from rest_framework.exceptions import PermissionDenied
+
+        raise PermissionDenied("an agent may only report about itself")
+    return agent
 
 
 class AgentViewSet(
+    mixins.CreateModelMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
@@ -30,6 +59,67 @@ class AgentViewSet(
     filterset_class = AgentFilter
     ordering_fields = ["name", "status", "last_seen", "registered_at", "updated_at"]
     search_fields = ["name", "url", "hardware_fingerprint"]
+
+    def get_serializer_class(self) -> type:
+        """Registration takes {url, token, name?, labels?, cost_per_hour?}."""
+        return AgentRegisterSerializer if self.action == "create" else AgentSerializer
+
+    @extend_schema(request=AgentRegisterSerializer, responses={201: AgentSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Register an agent by URL: the server calls the agent's /register and stores its AgentInfo."""
+        serializer = AgentRegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            agent = services.agent_register(
+                url=data["url"], token=data["token"], name=data.get("name") or "",
+                labels=data.get("labels"), cost_per_hour=data.get("cost_per_hour"),
+            )
+        except services.RegistrationError as exc:
+            return Response({"detail": f"registration failed: {exc}"}, status=status.HTTP_502_BAD_GATEWAY)
+        return Response(AgentSerializer(agent).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={201: AgentSerializer})
+    @action(detail=False, methods=["post"], authentication_classes=[], permission_classes=[AllowAny])
+    def announce(self, request: Request) -> Response:
+        """Self-announce: an agent with the registration key asks to be registered (then gets /register)."""
+        message = parse_protocol(AnnounceRequest, request.data)
+        key = settings.RUCKUS_REGISTRATION_KEY
+        if not key:
+            return Response({"detail": "self-announce is disabled: set RUCKUS_REGISTRATION_KEY on the server"},
+                            status=status.HTTP_403_FORBIDDEN)
+        import secrets
+
+        if not secrets.compare_digest(message.registration_key.encode(), key.encode()):
+            return Response({"detail": "wrong registration key"}, status=status.HTTP_403_FORBIDDEN)
+        try:
+            url = check_agent_url(message.url)
+        except UnsafeURL as exc:
+            raise ValidationError({"url": str(exc)}) from exc
+        try:
+            agent = services.agent_register(url=url, token=message.token, name=message.name or "")
+        except services.RegistrationError as exc:
+            return Response({"detail": f"registration failed: {exc}"}, status=status.HTTP_502_BAD_GATEWAY)
+        return Response(AgentSerializer(agent).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=None)
+    @action(detail=True, methods=["post"], authentication_classes=[AgentCredentialAuthentication],
+            permission_classes=[IsAgent])
+    def heartbeat(self, request: Request, pk: str | None = None) -> Response:
+        """Agent heartbeat (tiny payload); the answer says whether to resend capabilities."""
+        agent = _agent_call(self, request, pk)
+        message = parse_protocol(Heartbeat, request.data)
+        return Response(services.agent_heartbeat(agent, message))
+
+    @extend_schema(request=None, responses=None)
+    @action(detail=True, methods=["post"], authentication_classes=[AgentCredentialAuthentication],
+            permission_classes=[IsAgent])
+    def capabilities(self, request: Request, pk: str | None = None) -> Response:
+        """Agent sends its full AgentInfo after a change."""
+        agent = _agent_call(self, request, pk)
+        info = parse_protocol(AgentInfo, request.data)
+        agent = services.agent_update_capabilities(agent, info)
+        return Response({"capabilities_hash": agent.capabilities_hash})
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Remove an agent; refused while it runs jobs (deactivate it and wait, or cancel them)."""

@@ -10,7 +10,11 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from agents.authentication import AgentCredentialAuthentication, IsAgent
+from agents.views import parse_protocol
+from common.protocol import JobProgress, MultiRunJobResult
 from experiments import services
+from experiments.scheduling import CallbackRejected, handle_progress, handle_result
 from experiments.filters import ExperimentFilter, JobFilter
 from experiments.models import Experiment, InvalidTransition, Job
 from experiments.serializers import ExperimentSerializer, JobDetailSerializer, JobSerializer
@@ -85,3 +89,27 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         except InvalidTransition as exc:
             return _conflict(exc)
         return Response(JobSerializer(job).data)
+
+    @extend_schema(request=None, responses=None)
+    @action(detail=True, methods=["post"], authentication_classes=[AgentCredentialAuthentication],
+            permission_classes=[IsAgent])
+    def progress(self, request: Request, pk: str | None = None) -> Response:
+        """Agent callback: progress of the current attempt (a stale attempt token gets 409)."""
+        message = parse_protocol(JobProgress, request.data)
+        try:
+            handle_progress(int(pk or 0), request.auth, message)
+        except CallbackRejected as exc:
+            return Response({"detail": str(exc)}, status=exc.status)
+        return Response({"accepted": True})
+
+    @extend_schema(request=None, responses=None)
+    @action(detail=True, methods=["post"], authentication_classes=[AgentCredentialAuthentication],
+            permission_classes=[IsAgent])
+    def result(self, request: Request, pk: str | None = None) -> Response:
+        """Agent callback: the attempt's result, stored once (replays answer 200 without storing again)."""
+        message = parse_protocol(MultiRunJobResult, request.data)
+        try:
+            outcome = handle_result(int(pk or 0), request.auth, message)
+        except CallbackRejected as exc:
+            return Response({"detail": str(exc)}, status=exc.status)
+        return Response(outcome)

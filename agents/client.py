@@ -1,0 +1,81 @@
+"""HTTP client for server -> agent calls: short timeouts, no redirects, the agent's bearer token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from agents.urlguard import check_agent_url
+from common.protocol import AgentInfo, JobRequest, RegisterRequest
+
+
+class AgentCallError(Exception):
+    """A call to an agent failed; ``status`` is the HTTP status when there was an answer."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AgentClient:
+    """Calls one agent's API (``/api/v1/...``).
+
+    Args:
+        url: The agent's base URL (checked by the URL guard on every client creation).
+        token: Bearer token of the agent.
+        timeout: Seconds per request.
+    """
+
+    def __init__(self, url: str, token: str, timeout: float | None = None) -> None:
+        self.base_url = check_agent_url(url)
+        self._token = token
+        self._timeout = timeout or settings.RUCKUS_AGENT_HTTP_TIMEOUT_S
+
+    def _request(self, method: str, path: str, json: dict[str, Any] | None = None) -> httpx.Response:
+        """Send one request; redirects are never followed (a redirect could lead past the URL guard)."""
+        try:
+            with httpx.Client(timeout=self._timeout, follow_redirects=False) as client:
+                response = client.request(
+                    method,
+                    f"{self.base_url}/api/v1{path}",
+                    json=json,
+                    headers={"Authorization": f"Bearer {self._token}"},
+                )
+        except httpx.HTTPError as exc:
+            raise AgentCallError(f"agent at {self.base_url} did not answer: {exc.__class__.__name__}: {exc}") from exc
+        if response.is_redirect:
+            raise AgentCallError(f"agent at {self.base_url} answered with a redirect; redirects are not followed",
+                                 response.status_code)
+        if response.status_code >= 400:
+            detail = response.text[:300]
+            raise AgentCallError(
+                f"agent at {self.base_url} answered {response.status_code} to {method} {path}: {detail}",
+                response.status_code,
+            )
+        return response
+
+    def register(self, request: RegisterRequest) -> AgentInfo:
+        """Hand the agent its id, the server URL and its credential; get its full description back."""
+        return AgentInfo.model_validate(self._request("POST", "/register", request.model_dump(mode="json")).json())
+
+    def info(self) -> AgentInfo:
+        """Fetch the agent's current description."""
+        return AgentInfo.model_validate(self._request("GET", "/info").json())
+
+    def submit_job(self, request: JobRequest) -> dict[str, Any]:
+        """Submit a job (the agent answers 202, or 409 when busy)."""
+        return self._request("POST", "/jobs", request.model_dump(mode="json")).json()
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """Status, progress and (when done) result of a job on the agent (the pull fallback)."""
+        return self._request("GET", f"/jobs/{job_id}").json()
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """Ask the agent to cancel a job."""
+        return self._request("POST", f"/jobs/{job_id}/cancel").json()
+
+    def ack_job(self, job_id: str) -> None:
+        """Tell the agent the server has the job's result (it may clean up its spool)."""
+        self._request("POST", f"/jobs/{job_id}/ack")

@@ -1,0 +1,55 @@
+"""``python manage.py run_scheduler``: the scheduler loop (dispatch, health sweep, leases, retries).
+
+Several replicas may run at once: claims use ``SELECT ... FOR UPDATE SKIP LOCKED``. SIGTERM/SIGINT finish the
+current pass and exit cleanly.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import structlog
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+
+from experiments.scheduling import scheduler_pass
+
+log = structlog.get_logger(__name__)
+
+
+class Command(BaseCommand):
+    """Run the scheduler until SIGTERM/SIGINT."""
+
+    help = "Dispatch pending jobs to capable agents, detect lost agents, expire leases and retry."
+
+    def add_arguments(self, parser: Any) -> None:
+        """Command-line options."""
+        parser.add_argument("--interval", type=float, default=1.0, help="seconds between passes (default 1)")
+        parser.add_argument("--once", action="store_true", help="run a single pass and exit")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Loop until asked to stop."""
+        stop = threading.Event()
+
+        def _stop(signum: int, frame: Any) -> None:
+            log.info("scheduler_stopping", signal=signum)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        log.info("scheduler_started", interval=options["interval"])
+        while not stop.is_set():
+            close_old_connections()  # long-running process: drop connections the database closed
+            try:
+                sent = scheduler_pass()
+                if sent:
+                    log.info("scheduler_dispatched", jobs=sent)
+            except Exception:  # one bad pass must not kill the scheduler; the next pass retries
+                log.exception("scheduler_pass_failed")
+            if options["once"]:
+                break
+            stop.wait(options["interval"])
+        close_old_connections()
+        log.info("scheduler_stopped")
