@@ -36,8 +36,7 @@ lint: $(STAMP)
 	DEBUG=1 $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 demo: $(STAMP)
-	@echo "The one-command demo (server + scheduler + local agent) arrives with the orchestration work."
-	@echo "Until then: '$(BIN)/ruckus-agent info --json' shows what this host would advertise."
+	DEBUG=1 $(BIN)/python manage.py demo
 
 clean:
 	rm -rf $(VENV) data staticfiles .pytest_cache .ruff_cache
