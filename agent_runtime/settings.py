@@ -6,12 +6,20 @@ with a message naming the setting, instead of running with a silently ignored ty
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent_runtime import constants
+
+ENV_PREFIX = "RUCKUS_AGENT_"
+#: Variables with our prefix that belong to the server (DESIGN section 7), not to the agent.
+# Server settings that share the prefix (a compose file may give both processes one environment).
+_SERVER_VARIABLES = frozenset(
+    {"RUCKUS_AGENT_ALLOWED_NETWORKS", "RUCKUS_AGENT_LOST_AFTER_S", "RUCKUS_AGENT_HTTP_TIMEOUT_S"}
+)
 
 
 class Settings(BaseSettings):
@@ -34,7 +42,7 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="RUCKUS_AGENT_",
+        env_prefix=ENV_PREFIX,
         extra="forbid",
         validate_default=True,
         case_sensitive=False,
@@ -61,6 +69,17 @@ class Settings(BaseSettings):
         if v is not None and len(v.get_secret_value()) < 8:
             raise ValueError("token must be at least 8 characters")
         return v
+
+    @model_validator(mode="after")
+    def _no_unknown_variables(self) -> Settings:
+        """Refuse ``RUCKUS_AGENT_*`` variables that match no setting (pydantic-settings ignores them)."""
+        known = {ENV_PREFIX + name.upper() for name in type(self).model_fields}
+        unknown = sorted(
+            k for k in os.environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known | _SERVER_VARIABLES
+        )
+        if unknown:
+            raise ValueError(f"unknown environment variable(s): {', '.join(unknown)}")
+        return self
 
     @field_validator("server", "public_url")
     @classmethod

@@ -54,7 +54,7 @@ def retry_backoff_s(attempt: int) -> float:
         so that many jobs failing together do not come back together.
     """
     base = settings.RUCKUS_RETRY_BACKOFF_BASE_S * 2 ** max(attempt - 1, 0)
-    return min(base, settings.RUCKUS_RETRY_BACKOFF_MAX_S) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
+    return min(base, settings.RUCKUS_RETRY_BACKOFF_MAX_S) * random.uniform(0.5, 1.0)
 
 
 def _end_attempt(attempt: JobAttempt, status: str, reason: str) -> None:

@@ -14,9 +14,9 @@ from agents.authentication import AgentCredentialAuthentication, IsAgent
 from agents.views import parse_protocol
 from common.protocol import JobProgress, MultiRunJobResult
 from experiments import services
-from experiments.scheduling import CallbackRejected, handle_progress, handle_result
 from experiments.filters import ExperimentFilter, JobFilter
 from experiments.models import Experiment, InvalidTransition, Job
+from experiments.scheduling import CallbackRejected, handle_progress, handle_result
 from experiments.serializers import ExperimentSerializer, JobDetailSerializer, JobSerializer
 
 

@@ -1,0 +1,1 @@
+"""Management commands: run_scheduler, demo."""

@@ -118,7 +118,7 @@ class Command(BaseCommand):
         console.rule("[bold]RUCKUS demo")
         console.print(f"Database: {settings.DATABASES['default']['NAME']}")
         call_command("migrate", verbosity=0, interactive=False)
-        User = get_user_model()  # noqa: N806 - Django idiom
+        User = get_user_model()
         password = os.environ.get("RUCKUS_DEMO_PASSWORD") or secrets.token_urlsafe(9)
         user, _ = User.objects.get_or_create(username=DEMO_USER, defaults={"is_staff": True, "is_superuser": True})
         user.set_password(password)
@@ -154,8 +154,10 @@ class Command(BaseCommand):
         if reg.status_code != 201:
             raise CommandError(f"registering the agent failed: {reg.status_code} {reg.text}")
         summary = reg.json()["summary"]
-        console.print(f"Registered agent [bold]{reg.json()['name']}[/bold]: {summary.get('cpu')}, "
-                      f"{summary.get('cores')} threads, {summary.get('memory_gib')} GiB, runtimes {summary.get('runtimes')}")
+        console.print(
+            f"Registered agent [bold]{reg.json()['name']}[/bold]: {summary.get('cpu')}, {summary.get('cores')} "
+            f"threads, {summary.get('memory_gib')} GiB, runtimes {summary.get('runtimes')}"
+        )
 
         exp = api.post("/experiments/", json={
             "name": "Demo: SmolLM2-135M summarizing Wikipedia",
@@ -183,8 +185,10 @@ class Command(BaseCommand):
                     p = job.get("progress") or {}
                     detail = ""
                     if p:
-                        detail = (f" run {p.get('run_index', 0)}/{p.get('runs_total', '?')}"
-                                  f" sample {p.get('samples_done', 0)}/{p.get('samples_total', '?')} ({p.get('stage')})")
+                        detail = (
+                            f" run {p.get('run_index', 0)}/{p.get('runs_total', '?')} sample "
+                            f"{p.get('samples_done', 0)}/{p.get('samples_total', '?')} ({p.get('stage')})"
+                        )
                     parts.append(f"job {job['id']}: {job['status']}{detail}")
                 line = f"[{time.monotonic() - started:5.0f} s] experiment {body['status']}; " + "; ".join(parts)
                 if line.split("] ", 1)[1] != last:

@@ -1,0 +1,175 @@
+"""Multi-process fixtures: real daphne, scheduler and agent processes on loopback over the test Postgres.
+
+The test database is the one pytest-django created; tests using these fixtures must commit
+(``django_db(transaction=True)``) so that the child processes see the data.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.db import connection
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+#: Converted SmolLM2 shared across test sessions (``data/`` is git-ignored).
+MODEL_CACHE = REPO / "data" / "test-cache"
+HEARTBEAT_S = 0.5
+LOST_AFTER_S = 4.0
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Poll ``predicate`` until it returns a truthy value; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _database_env() -> dict[str, str]:
+    """Environment pointing a child process at the test database (socket directories via PGHOST)."""
+    s = connection.settings_dict
+    host = s.get("HOST") or ""
+    env = {"DATABASE_URL": f"postgres://{s['USER']}:{s.get('PASSWORD') or ''}@/{s['NAME']}"}
+    if host.startswith("/"):
+        env["PGHOST"] = host
+    else:
+        env["DATABASE_URL"] = f"postgres://{s['USER']}:{s.get('PASSWORD') or ''}@{host}:{s.get('PORT') or 5432}/{s['NAME']}"
+    return env
+
+
+class Stack:
+    """Processes of one test: a server, schedulers and agents, all killed at the end."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            **_database_env(),
+            "DEBUG": "1",
+            "LOG_FORMAT": "console",
+            "LOG_LEVEL": "INFO",
+            "RUCKUS_PUBLIC_URL": self.base,
+            "RUCKUS_HEARTBEAT_INTERVAL_S": str(HEARTBEAT_S),
+            "RUCKUS_AGENT_LOST_AFTER_S": str(LOST_AFTER_S),
+            "RUCKUS_RETRY_BACKOFF_BASE_S": "0.5",
+            "RUCKUS_REGISTRATION_KEY": "join-key-for-tests",
+            "RUCKUS_AGENT_HEARTBEAT_INTERVAL_S": str(HEARTBEAT_S),
+        }
+        self.agent_tokens: dict[str, str] = {}
+        self.agent_ports: dict[str, int] = {}
+
+    def spawn(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+        """Start a process with its output in ``<tmp>/<name>.log``."""
+        log = (self.tmp / f"{name}.log").open("ab")
+        proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def log(self, name: str) -> str:
+        """Output of a process so far (for failure messages)."""
+        path = self.tmp / f"{name}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def start_server(self) -> None:
+        """Start daphne and wait for /healthz."""
+        self.spawn("server", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
+                              "ruckus_server.asgi:application"])
+        wait_until(lambda: self._ok(f"{self.base}/healthz"), 60, "the server")
+
+    def start_scheduler(self, name: str = "scheduler") -> subprocess.Popen[bytes]:
+        """Start a scheduler process."""
+        return self.spawn(name, [sys.executable, "manage.py", "run_scheduler", "--interval", "0.2"])
+
+    def start_agent(self, name: str, *, port: int | None = None) -> None:
+        """Start an agent with the converted SmolLM2 in its model cache and wait for its health."""
+        from agent_runtime.models import convert_packaged_smollm2
+
+        data_dir = self.tmp / name
+        models = data_dir / "models"
+        models.mkdir(parents=True, exist_ok=True)
+        link = models / "smollm2-135m-instruct"
+        if not link.exists():
+            link.symlink_to(convert_packaged_smollm2(MODEL_CACHE), target_is_directory=True)
+        self.agent_ports[name] = port or self.agent_ports.get(name) or free_port()
+        self.agent_tokens.setdefault(name, secrets.token_urlsafe(16))
+        self.spawn(name, [str(BIN / "ruckus-agent"), "serve", "--host", "127.0.0.1", "--port",
+                          str(self.agent_ports[name]), "--data-dir", str(data_dir), "--token",
+                          self.agent_tokens[name], "--name", name])
+        wait_until(lambda: self._ok(f"{self.agent_url(name)}/api/v1/health"), 60, f"agent {name}")
+
+    def agent_url(self, name: str) -> str:
+        """Base URL of an agent."""
+        return f"http://127.0.0.1:{self.agent_ports[name]}"
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send a signal to a process group and wait for it."""
+        proc = self.procs[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=30)
+
+    @staticmethod
+    def _ok(url: str) -> bool:
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        """Stop everything (SIGTERM, then SIGKILL)."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def stack(tmp_path: Path, transactional_db: Any) -> Iterator[Stack]:
+    """A fresh process stack over the committed test database."""
+    s = Stack(tmp_path)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def user_api(stack: Stack, transactional_db: Any) -> httpx.Client:
+    """An API client for the running server, authenticated with a real user token."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user = get_user_model().objects.create_user("operator", password="operator-password-123")
+    token = Token.objects.create(user=user)
+    return httpx.Client(base_url=f"{stack.base}/api/v1", headers={"Authorization": f"Token {token.key}"},
+                        timeout=60)
