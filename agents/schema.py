@@ -1,5 +1,7 @@
 """OpenAPI description of the agent credential scheme (drf-spectacular extension)."""
 
+from typing import Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -9,6 +11,6 @@ class AgentCredentialScheme(OpenApiAuthenticationExtension):
     target_class = "agents.authentication.AgentCredentialAuthentication"
     name = "agentCredential"
 
-    def get_security_definition(self, auto_schema):  # noqa: ANN001, ANN201 - drf-spectacular signature
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
         """HTTP bearer scheme."""
         return {"type": "http", "scheme": "bearer", "description": "Credential issued to the agent at registration"}

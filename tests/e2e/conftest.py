@@ -55,7 +55,8 @@ def _database_env() -> dict[str, str]:
     if host.startswith("/"):
         env["PGHOST"] = host
     else:
-        env["DATABASE_URL"] = f"postgres://{s['USER']}:{s.get('PASSWORD') or ''}@{host}:{s.get('PORT') or 5432}/{s['NAME']}"
+        port = s.get("PORT") or 5432
+        env["DATABASE_URL"] = f"postgres://{s['USER']}:{s.get('PASSWORD') or ''}@{host}:{port}/{s['NAME']}"
     return env
 
 
