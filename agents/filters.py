@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import django_filters
+from django.db.models import QuerySet
 
 from agents.models import Agent
 
@@ -17,7 +18,7 @@ class AgentFilter(django_filters.FilterSet):
         model = Agent
         fields = ["status", "activity", "label", "updated_after"]
 
-    def filter_label(self, queryset, name: str, value: str):
+    def filter_label(self, queryset: QuerySet[Agent], name: str, value: str) -> QuerySet[Agent]:
         """Keep agents whose labels contain ``value`` (done in Python: JSON containment differs on SQLite)."""
         ids = [a.pk for a in queryset if value in (a.labels or [])]
         return queryset.filter(pk__in=ids)

@@ -3,6 +3,7 @@
 import json
 
 from django.contrib import admin
+from django.http import HttpRequest
 from django.utils.html import format_html
 
 from experiments.models import Experiment, Job, JobAttempt, StateTransition
@@ -89,6 +90,6 @@ class StateTransitionAdmin(admin.ModelAdmin):
     search_fields = ["reason"]
     raw_id_fields = ["experiment", "job", "attempt", "agent"]
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: StateTransition | None = None) -> bool:
         """The log is append-only."""
         return False
