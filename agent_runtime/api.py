@@ -173,12 +173,8 @@ def check_job_request(job: JobRequest, service: AgentService) -> dict[str, str]:
     elif job.runtime.name not in RUNTIME_REGISTRY:
         errors["runtime.name"] = "this agent does not implement the runtime"
     else:
-        errors.update(
-            validation_errors(RUNTIMES[job.runtime.name].params_model, job.runtime.params, "runtime.params")
-        )
-        cap = next(
-            (r for r in (service.info.runtimes if service.info else []) if r.name == job.runtime.name), None
-        )
+        errors.update(validation_errors(RUNTIMES[job.runtime.name].params_model, job.runtime.params, "runtime.params"))
+        cap = next((r for r in (service.info.runtimes if service.info else []) if r.name == job.runtime.name), None)
         if cap is not None and not cap.available:
             errors["runtime.name"] = f"runtime unavailable on this agent: {cap.reason}"
     problem = validate_model_name(job.model.name, job.runtime.name) if not job.model.path else None

@@ -16,9 +16,7 @@ from pydantic import ValidationError
 from agent_runtime.logging import configure_logging
 from agent_runtime.settings import Settings
 
-app = typer.Typer(
-    name="ruckus-agent", help="RUCKUS agent: benchmark models on this host.", no_args_is_help=True
-)
+app = typer.Typer(name="ruckus-agent", help="RUCKUS agent: benchmark models on this host.", no_args_is_help=True)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -39,9 +37,7 @@ def serve(
     data_dir: Annotated[Path | None, typer.Option(help="Spool, model cache and registration state.")] = None,
     token: Annotated[str | None, typer.Option(help="Bearer token the server must present.")] = None,
     server: Annotated[str | None, typer.Option(help="Server URL to self-announce to.")] = None,
-    registration_key: Annotated[
-        str | None, typer.Option(help="Key that lets this agent join the server.")
-    ] = None,
+    registration_key: Annotated[str | None, typer.Option(help="Key that lets this agent join the server.")] = None,
     name: Annotated[str | None, typer.Option(help="Agent name (default: host name).")] = None,
     public_url: Annotated[str | None, typer.Option(help="URL the server should call this agent at.")] = None,
 ) -> None:
@@ -67,20 +63,14 @@ def serve(
         typer.echo("error: --server and --registration-key go together", err=True)
         raise typer.Exit(code=2)
     configure_logging(settings.log_level, json=settings.log_json)
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower()
-    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
 
 
 @app.command()
 def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print the AgentInfo as JSON.")] = False,
-    nvidia_smi_xml: Annotated[
-        Path | None, typer.Option(help="Describe GPUs from a recorded nvidia-smi -q -x.")
-    ] = None,
-    rocm_smi_json: Annotated[
-        Path | None, typer.Option(help="Describe GPUs from a recorded rocm-smi --json.")
-    ] = None,
+    nvidia_smi_xml: Annotated[Path | None, typer.Option(help="Describe GPUs from a recorded nvidia-smi -q -x.")] = None,
+    rocm_smi_json: Annotated[Path | None, typer.Option(help="Describe GPUs from a recorded rocm-smi --json.")] = None,
     apple_profiler_json: Annotated[
         Path | None, typer.Option(help="Describe the host from a recorded system_profiler -json.")
     ] = None,

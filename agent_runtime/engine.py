@@ -163,9 +163,7 @@ def run_metrics(samples: list[SampleResult], wall_s: float) -> tuple[dict[str, f
             metrics[name] = value
         else:
             unavailable[name] = (
-                "no request produced more than one token"
-                if name == Metric.TPOT_S
-                else "no request produced a token"
+                "no request produced more than one token" if name == Metric.TPOT_S else "no request produced a token"
             )
     gaps = [g for s in ok for g in s.inter_token_gaps_s]
     if gaps:
@@ -177,9 +175,7 @@ def run_metrics(samples: list[SampleResult], wall_s: float) -> tuple[dict[str, f
         metrics[Metric.OUTPUT_TOKENS] = float(total)
         metrics[Metric.OUTPUT_TOKENS_PER_S] = total / wall_s if wall_s > 0 else 0.0
     else:
-        unavailable[Metric.OUTPUT_TOKENS] = unavailable[Metric.OUTPUT_TOKENS_PER_S] = (
-            "output token counts unknown"
-        )
+        unavailable[Metric.OUTPUT_TOKENS] = unavailable[Metric.OUTPUT_TOKENS_PER_S] = "output token counts unknown"
     if ok and all(s.prompt_tokens is not None for s in ok):
         metrics[Metric.PROMPT_TOKENS] = float(sum(s.prompt_tokens or 0 for s in ok))
     else:
@@ -517,11 +513,7 @@ class JobEngine:
                     wall_s=run.metrics.get(Metric.RUN_WALL_S),
                 )
         except _Stopped:
-            status = (
-                AgentJobState.TIMED_OUT
-                if timed_out.is_set() and not record.cancel.is_set()
-                else record.stop_state
-            )
+            status = AgentJobState.TIMED_OUT if timed_out.is_set() and not record.cancel.is_set() else record.stop_state
             error = {
                 AgentJobState.TIMED_OUT: f"timed out after {req.timeout_s} s",
                 AgentJobState.CANCELLED: "cancelled",
@@ -597,13 +589,9 @@ class JobEngine:
                     gen = runtime.generate(task, sample, settings, should_stop)
                 except RequestError as exc:
                     results.append(
-                        SampleResult(
-                            id=sample.id, title=sample.title, reference=sample.reference, error=str(exc)
-                        )
+                        SampleResult(id=sample.id, title=sample.title, reference=sample.reference, error=str(exc))
                     )
-                    log.warning(
-                        "job.request.failed", job_id=record.request.job_id, sample=sample.id, error=str(exc)
-                    )
+                    log.warning("job.request.failed", job_id=record.request.job_id, sample=sample.id, error=str(exc))
                     continue
                 if gen.stopped:
                     raise _Stopped

@@ -157,9 +157,7 @@ def resolve_model(
             return ResolvedModel(name, str(p.parent), p.name, "path")
         if _is_hf_dir(p):
             return ResolvedModel(name, str(p), None, "path")
-        raise ModelNotFoundError(
-            f"model.path {path!r} is neither a model directory (config.json) nor a .gguf"
-        )
+        raise ModelNotFoundError(f"model.path {path!r} is neither a model directory (config.json) nor a .gguf")
     for base in model_dirs:
         candidate = Path(base) / name
         looked.append(str(candidate))

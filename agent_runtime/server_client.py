@@ -182,13 +182,9 @@ class ServerClient:
         if resp.is_success:
             return Delivery.ACKNOWLEDGED
         if resp.status_code == 409:
-            log.warning(
-                "outbox.result.stale", job_id=result.job_id, attempt=result.attempt, detail=resp.text[:200]
-            )
+            log.warning("outbox.result.stale", job_id=result.job_id, attempt=result.attempt, detail=resp.text[:200])
             return Delivery.STALE
-        log.warning(
-            "outbox.result.rejected", job_id=result.job_id, status=resp.status_code, detail=resp.text[:200]
-        )
+        log.warning("outbox.result.rejected", job_id=result.job_id, status=resp.status_code, detail=resp.text[:200])
         return Delivery.RETRY
 
 

@@ -143,9 +143,7 @@ class Runtime(ABC):
         return RunMeasurement()
 
     @abstractmethod
-    def generate(
-        self, task: Task, sample: Sample, settings: GenerationSettings, should_stop: StopCheck
-    ) -> Generation:
+    def generate(self, task: Task, sample: Sample, settings: GenerationSettings, should_stop: StopCheck) -> Generation:
         """Run one request and stream its output, recording per-token timings.
 
         Args:

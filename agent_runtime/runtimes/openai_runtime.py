@@ -96,9 +96,7 @@ class OpenAIRuntime(Runtime):
         body["messages"] = task.messages(sample)
         return f"{base}/chat/completions", body
 
-    def generate(
-        self, task: Task, sample: Sample, settings: GenerationSettings, should_stop: StopCheck
-    ) -> Generation:
+    def generate(self, task: Task, sample: Sample, settings: GenerationSettings, should_stop: StopCheck) -> Generation:
         """Stream one completion and time every non-empty chunk."""
         assert self._client is not None, "load() must run before generate()"
         url, body = self._url_and_body(task, sample, settings)

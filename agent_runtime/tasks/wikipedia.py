@@ -130,9 +130,7 @@ def truncate_document(text: str, max_chars: int) -> str:
     return head[:space] if space > 0 else head
 
 
-def bucketed_sample(
-    candidates: list[Sample], n: int, seed: int, buckets: int = LENGTH_BUCKETS
-) -> list[Sample]:
+def bucketed_sample(candidates: list[Sample], n: int, seed: int, buckets: int = LENGTH_BUCKETS) -> list[Sample]:
     """Pick ``n`` samples spread across document-length buckets, deterministically for a seed.
 
     Candidates are ordered by (document length, id) - independent of file order - and cut into
@@ -265,9 +263,7 @@ class WikipediaClient:
             full.raise_for_status()
             pages = full.json().get("query", {}).get("pages", [])
         except httpx.HTTPError as exc:
-            raise TaskDataError(
-                f"cannot fetch {title!r} from Wikipedia: {exc}", field="task.params.titles"
-            ) from exc
+            raise TaskDataError(f"cannot fetch {title!r} from Wikipedia: {exc}", field="task.params.titles") from exc
         text = pages[0].get("extract", "") if pages else ""
         reference = (lead_json.get("extract") or "").strip()
         # The plain-text article starts with the lead, then "== Section ==" headings: the document is
@@ -298,9 +294,7 @@ class WikipediaSummarization(Task):
 
     def generation(self) -> GenerationSettings:
         """Return the decoding settings from the params."""
-        return GenerationSettings(
-            max_new_tokens=self.params.max_new_tokens, temperature=self.params.temperature
-        )
+        return GenerationSettings(max_new_tokens=self.params.max_new_tokens, temperature=self.params.temperature)
 
     def messages(self, sample: Sample) -> list[dict[str, str]]:
         """Chat messages asking for a one-sentence summary of the sample's document."""
@@ -317,9 +311,7 @@ class WikipediaSummarization(Task):
 
     def _finish(self, s: Sample) -> Sample:
         """Apply the document length limit."""
-        return Sample(
-            s.id, s.title, truncate_document(s.document, self.params.max_document_chars), s.reference, s.meta
-        )
+        return Sample(s.id, s.title, truncate_document(s.document, self.params.max_document_chars), s.reference, s.meta)
 
     def _eligible(self, samples: list[Sample]) -> list[Sample]:
         """Keep samples whose document reaches ``min_document_chars``."""
@@ -378,16 +370,12 @@ class WikipediaSummarization(Task):
                         f"{path.name} line {lineno}: duplicate id {row.id!r}", field="task.params.jsonl_path"
                     )
                 seen.add(row.id)
-                out.append(
-                    Sample(row.id, row.title or row.id, row.document, row.reference, {"source": "jsonl"})
-                )
+                out.append(Sample(row.id, row.title or row.id, row.document, row.reference, {"source": "jsonl"}))
         return out
 
     def _api(self) -> list[Sample]:
         """Samples for the requested titles from the Wikipedia REST API."""
-        client = WikipediaClient(
-            self.data_dir / "cache" / "wikipedia", self.params.language, client=self.http_client
-        )
+        client = WikipediaClient(self.data_dir / "cache" / "wikipedia", self.params.language, client=self.http_client)
         try:
             titles = (self.params.titles or [])[: self.params.num_samples]
             out = []
@@ -423,9 +411,7 @@ class WikipediaSummarization(Task):
             by_title = {s.title.lower(): s for s in pool}
             missing = [t for t in p.titles if t.lower() not in by_title]
             if missing:
-                raise TaskDataError(
-                    f"unknown titles in the {p.source} data: {missing}", field="task.params.titles"
-                )
+                raise TaskDataError(f"unknown titles in the {p.source} data: {missing}", field="task.params.titles")
             return [self._finish(by_title[t.lower()]) for t in p.titles[: p.num_samples]]
         eligible = self._eligible(pool)
         if not eligible:

@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny_model import build_tiny_llama  # noqa: E402
+from tiny_model import build_tiny_llama
 
 REPO = Path(__file__).resolve().parents[2]
 #: Converted SmolLM2, shared by every test session (``data/`` is git-ignored).

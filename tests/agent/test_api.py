@@ -83,7 +83,9 @@ def test_job_lifecycle(client, tiny_model_dir):
 
 def test_busy_then_cancel(client, tiny_model_dir):
     long_task = {"name": "wikipedia_summarization", "params": {"num_samples": 3, "max_new_tokens": 3000}}
-    assert client.post("/api/v1/jobs", json=job_payload(tiny_model_dir, task=long_task), headers=AUTH).status_code == 202
+    assert (
+        client.post("/api/v1/jobs", json=job_payload(tiny_model_dir, task=long_task), headers=AUTH).status_code == 202
+    )
     other = client.post("/api/v1/jobs", json=job_payload(tiny_model_dir, job_id="job-2"), headers=AUTH)
     assert other.status_code == 409 and "busy" in other.json()["detail"]
     # The API stays responsive while the job generates.

@@ -44,7 +44,9 @@ def test_kill_9_mid_job_then_restart(tmp_path, tiny_model_dir):
     proc = _start_agent(data_dir, port)
     try:
         task = {"name": "wikipedia_summarization", "params": {"num_samples": 1, "max_new_tokens": 200}}
-        resp = httpx.post(f"{url}/api/v1/jobs", json=job_payload(tiny_model_dir, task=task, runs_per_job=100), headers=AUTH)
+        resp = httpx.post(
+            f"{url}/api/v1/jobs", json=job_payload(tiny_model_dir, task=task, runs_per_job=100), headers=AUTH
+        )
         assert resp.status_code == 202, resp.text
         wait_for(lambda: httpx.get(f"{url}/api/v1/jobs/job-1", headers=AUTH).json()["runs_finished"] >= 2, 60)
         _stop(proc, signal.SIGKILL)

@@ -25,7 +25,12 @@ def _run(engine, payload):
 
 def test_metrics_follow_the_definitions():
     gen = Generation(
-        text="hi", prompt_tokens=5, output_tokens=3, sent_at=100.0, sent=10.0, first_token=10.5,
+        text="hi",
+        prompt_tokens=5,
+        output_tokens=3,
+        sent_at=100.0,
+        sent=10.0,
+        first_token=10.5,
         chunk_times=[10.5, 10.7, 11.0],
     )
     s = sample_result(Sample("a", "A", "doc", "ref"), gen)

@@ -58,7 +58,9 @@ def test_streaming_with_usage(tmp_path, monkeypatch):
     def handler(request):
         seen["body"] = json.loads(request.content)
         seen["auth"] = request.headers.get("authorization")
-        return httpx.Response(200, text=_sse(["Hello", "", " world", "!"]), headers={"content-type": "text/event-stream"})
+        return httpx.Response(
+            200, text=_sse(["Hello", "", " world", "!"]), headers={"content-type": "text/event-stream"}
+        )
 
     monkeypatch.setenv("RUCKUS_TEST_KEY", "sk-secret")
     req = _request(params={"base_url": "http://endpoint.test/v1", "api_key_env": "RUCKUS_TEST_KEY"})

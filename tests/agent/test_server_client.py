@@ -75,14 +75,17 @@ def test_announce_register_heartbeat_progress_result(tmp_path, tiny_model_dir):
 def test_stale_result_is_dropped(tmp_path, tiny_model_dir):
     fake = FakeServer()
     fake.result_statuses = [409]
-    with UvicornThread(fake.app) as server, UvicornThread(create_app(_agent_settings(tmp_path))) as agent:
-        with httpx.Client(base_url=agent.url, headers=AUTH) as c:
-            reg = {"agent_id": "agent-1", "server_url": server.url, "credential": fake.credential}
-            assert c.post("/api/v1/register", json=reg).status_code == 200
-            assert c.post("/api/v1/jobs", json=job_payload(tiny_model_dir, runs_per_job=1)).status_code == 202
-            wait_for(lambda: fake.of("result"), 30)
-            wait_for(lambda: c.get("/api/v1/jobs/job-1").status_code == 404, 10)
-            assert len(fake.of("result")) == 1
+    with (
+        UvicornThread(fake.app) as server,
+        UvicornThread(create_app(_agent_settings(tmp_path))) as agent,
+        httpx.Client(base_url=agent.url, headers=AUTH) as c,
+    ):
+        reg = {"agent_id": "agent-1", "server_url": server.url, "credential": fake.credential}
+        assert c.post("/api/v1/register", json=reg).status_code == 200
+        assert c.post("/api/v1/jobs", json=job_payload(tiny_model_dir, runs_per_job=1)).status_code == 202
+        wait_for(lambda: fake.of("result"), 30)
+        wait_for(lambda: c.get("/api/v1/jobs/job-1").status_code == 404, 10)
+        assert len(fake.of("result")) == 1
 
 
 @pytest.mark.parametrize("status", [403])

@@ -30,7 +30,9 @@ def test_safe_job_ids():
 def test_recover_marks_interrupted_and_keeps_runs(tmp_path):
     spool = Spool(tmp_path / "spool")
     spool.save_spec(_req())
-    spool.save_run("j1", SingleRunResult(run_index=1, cold_start=True, metrics={"run_wall_s": 2.0, "model_load_s": 1.0}))
+    spool.save_run(
+        "j1", SingleRunResult(run_index=1, cold_start=True, metrics={"run_wall_s": 2.0, "model_load_s": 1.0})
+    )
     spool.save_run("j1", SingleRunResult(run_index=2, metrics={"run_wall_s": 1.0}))
     # Leftovers of a crash: a temp file and a job directory without a spec.
     (spool.root / "j1" / ".run-0003.json.abc.tmp").write_text("{")

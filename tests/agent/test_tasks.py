@@ -139,6 +139,7 @@ def test_wikipedia_api_source_with_cache(tmp_path: Path):
     assert s.document.startswith("Turing was born in London")  # the lead is not in the document
     assert "==" not in s.document
     assert any("en.wikipedia.org/api/rest_v1/page/summary/Alan_Turing" in c for c in calls)
+
     # Second load comes from the on-disk cache: a transport that fails proves no request is made.
     def broken(request):
         raise AssertionError("cache miss")
