@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -43,6 +44,33 @@ class ExperimentViewSet(viewsets.ModelViewSet):
                 status=status.HTTP_409_CONFLICT,
             )
         return super().destroy(request, *args, **kwargs)
+
+    @extend_schema(request=ExperimentSerializer, responses=OpenApiTypes.OBJECT)
+    @action(detail=False, methods=["post"], url_path="plan")
+    def plan_dry_run(self, request: Request) -> Response:
+        """Dry run: which (model, runtime, agent) jobs an experiment would make, and why the rest cannot run."""
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        plan = services.plan_experiment(
+            model_specs=[{k: v for k, v in m.items() if v is not None} for m in data["model_specs"]],
+            runtime_specs=[{"name": r["name"], "params": r.get("params") or {}} for r in data["runtime_specs"]],
+            agent_selection=data["agent_selection"],
+            requested_metrics=data.get("requested_metrics") or [],
+        )
+        return Response(plan)
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"], url_path="plan")
+    def plan(self, request: Request, pk: str | None = None) -> Response:
+        """The experiment's own plan: its jobs and the combinations that could not run, with reasons."""
+        experiment = self.get_object()
+        jobs = [
+            {"job": j.pk, "model": j.model_name, "runtime": j.runtime_name, "agent_id": str(j.agent_id),
+             "agent_name": j.agent.name if j.agent else None, "hardware_fingerprint": j.hardware_fingerprint}
+            for j in experiment.jobs.select_related("agent").order_by("id")
+        ]
+        return Response({"jobs": jobs, "unrunnable": experiment.plan.get("unrunnable", [])})
 
     @extend_schema(request=None, responses=ExperimentSerializer)
     @action(detail=True, methods=["post"])

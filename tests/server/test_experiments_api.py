@@ -168,3 +168,22 @@ def test_offline_agent_is_not_planned(api):
     AgentFactory(name="gone", status=AgentStatus.OFFLINE)
     body = api.post("/api/v1/experiments/", payload(), format="json").json()
     assert "gone: agent is offline" in body["plan"]["unrunnable"][0]["reason"]
+
+
+def test_plan_dry_run_and_experiment_plan(api):
+    AgentFactory(name="cpu-a")
+    AgentFactory(name="bb", info=agent_info(runtimes=("openai",)))
+    body = payload(runtimes=[{"name": "transformers"}, {"name": "vllm"}])
+    plan = api.post("/api/v1/experiments/plan/", body, format="json")
+    assert plan.status_code == 200
+    data = plan.json()
+    assert [(j["agent_name"], j["runtime"]["name"]) for j in data["jobs"]] == [("cpu-a", "transformers")]
+    reasons = {u["runtime"]: u["reason"] for u in data["unrunnable"]}
+    assert "runtime 'vllm' is unavailable here" in reasons["vllm"]
+    from experiments.models import Experiment
+
+    assert not Experiment.objects.exists()  # a dry run writes nothing
+    assert api.post("/api/v1/experiments/plan/", payload(runs_per_job=0), format="json").status_code == 400
+    exp = api.post("/api/v1/experiments/", body, format="json").json()
+    own = api.get(f"/api/v1/experiments/{exp['id']}/plan/").json()
+    assert [j["agent_name"] for j in own["jobs"]] == ["cpu-a"] and own["unrunnable"][0]["runtime"] == "vllm"
