@@ -8,7 +8,25 @@ from typing import Any
 
 from common.metrics import METRIC_SPECS, Metric
 from experiments.models import Experiment, Job
-from results.models import JobMetricStatistics, RunResult
+from results.models import JobMetricStatistics, RunResult, SampleResult
+
+
+def sample_dict(sample: SampleResult, *, timings: bool = False) -> dict[str, Any]:
+    """One stored sample as JSON (raw timings only for exports: they are long)."""
+    data = {
+        "id": sample.sample_id,
+        "title": sample.title,
+        "output": sample.output,
+        "reference": sample.reference,
+        "prompt_tokens": sample.prompt_tokens,
+        "output_tokens": sample.output_tokens,
+        "metrics": sample.metrics,
+        "finish_reason": sample.finish_reason,
+        "error": sample.error or None,
+    }
+    if timings:
+        data["timings"] = sample.timings
+    return data
 
 
 def job_statistics(job: Job) -> dict[str, dict[str, Any]]:
@@ -54,20 +72,7 @@ def job_results(job: Job, *, include_samples: bool = True) -> dict[str, Any]:
                 "finished_at": r.finished_at,
                 **(
                     {
-                        "samples": [
-                            {
-                                "id": s.sample_id,
-                                "title": s.title,
-                                "output": s.output,
-                                "reference": s.reference,
-                                "prompt_tokens": s.prompt_tokens,
-                                "output_tokens": s.output_tokens,
-                                "metrics": s.metrics,
-                                "finish_reason": s.finish_reason,
-                                "error": s.error or None,
-                            }
-                            for s in r.samples.all()
-                        ]
+                        "samples": [sample_dict(s) for s in r.samples.all()]
                     }
                     if include_samples
                     else {}
@@ -227,17 +232,5 @@ def export_runs(experiment: Experiment) -> Iterator[dict[str, Any]]:
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
             "metrics": run.metrics,
             "unavailable_metrics": run.unavailable_metrics,
-            "samples": [
-                {
-                    "id": s.sample_id,
-                    "title": s.title,
-                    "output": s.output,
-                    "reference": s.reference,
-                    "prompt_tokens": s.prompt_tokens,
-                    "output_tokens": s.output_tokens,
-                    "metrics": s.metrics,
-                    "timings": s.timings,
-                }
-                for s in run.samples.all()
-            ],
+            "samples": [sample_dict(s, timings=True) for s in run.samples.all()],
         }
