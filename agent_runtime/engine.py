@@ -504,8 +504,9 @@ class JobEngine:
                 if should_stop():
                     raise _Stopped
                 run = self._one_run(record, runtime, task, samples, index, should_stop)
-                record.runs.append(run)
+                # Durable first: a run is only reported as finished once it is on disk.
                 self.spool.save_run(req.job_id, run)
+                record.runs.append(run)
                 log.info(
                     "job.run.finished",
                     job_id=req.job_id,
