@@ -45,7 +45,7 @@ def test_announce_register_heartbeat_progress_result(tmp_path, tiny_model_dir):
             assert announce["registration_key"] == "join-key-1" and announce["token"] == TOKEN
             assert fake.registered_info["agent_id"] == "agent-1" and fake.registered_info["runtimes"]
             assert load_registration(tmp_path / "agent").agent_id == "agent-1"
-            wait_for(lambda: len(fake.of("heartbeat")) >= 2, 10)
+            wait_for(lambda: len(fake.of("heartbeat")) >= 2, 30)
             auths = {auth for name, auth, _ in fake.calls if name != "announce"}
             assert auths == {f"Bearer {fake.credential}"}
             hb = fake.of("heartbeat")[-1]
@@ -53,7 +53,7 @@ def test_announce_register_heartbeat_progress_result(tmp_path, tiny_model_dir):
 
             with httpx.Client(base_url=agent.url, headers=AUTH) as c:
                 assert c.post("/api/v1/jobs", json=job_payload(tiny_model_dir)).status_code == 202
-                wait_for(lambda: len(fake.of("result")) >= 2, 30)
+                wait_for(lambda: len(fake.of("result")) >= 2, 60)
                 result = fake.of("result")[-1]
                 assert result["status"] == "completed" and result["attempt_token"] == "attempt-token-1"
                 assert len(result["runs"]) == 2
@@ -68,7 +68,7 @@ def test_announce_register_heartbeat_progress_result(tmp_path, tiny_model_dir):
             service = agent_app.state.service
             before = len(fake.of("capabilities"))
             service.info.name = "renamed-agent"
-            wait_for(lambda: len(fake.of("capabilities")) > before, 10)
+            wait_for(lambda: len(fake.of("capabilities")) > before, 30)
             assert fake.of("capabilities")[-1]["name"] == "renamed-agent"
 
 
