@@ -37,10 +37,6 @@ log = structlog.get_logger(__name__)
 
 #: Jobs looked at per scheduling pass (each claimed in its own short transaction).
 CLAIM_BATCH = 50
-#: An attempt still ``dispatching`` after this long was interrupted (scheduler died mid-dispatch).
-DISPATCH_STALE_S = 30.0
-#: A running attempt with no news for this long is checked with the pull fallback.
-PULL_AFTER_S = 20.0
 
 
 def retry_backoff_s(attempt: int) -> float:
@@ -424,7 +420,7 @@ def recover_dispatches(now: datetime | None = None) -> None:
     """
     now = now or timezone.now()
     stale = JobAttempt.objects.filter(
-        status=AttemptStatus.DISPATCHING, updated_at__lt=now - timedelta(seconds=DISPATCH_STALE_S)
+        status=AttemptStatus.DISPATCHING, updated_at__lt=now - timedelta(seconds=settings.RUCKUS_DISPATCH_STALE_S)
     ).select_related("agent")
     for attempt in stale:
         agent = attempt.agent
@@ -480,7 +476,7 @@ def pull_results(now: datetime | None = None) -> None:
     now = now or timezone.now()
     quiet = JobAttempt.objects.filter(
         status=AttemptStatus.RUNNING,
-        updated_at__lt=now - timedelta(seconds=PULL_AFTER_S),
+        updated_at__lt=now - timedelta(seconds=settings.RUCKUS_PULL_AFTER_S),
         agent__status=AgentStatus.ONLINE,
     ).select_related("agent")
     for attempt in quiet:

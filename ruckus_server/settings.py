@@ -193,6 +193,10 @@ RUCKUS_MAX_ATTEMPTS: int = env.int("RUCKUS_MAX_ATTEMPTS", default=3)
 RUCKUS_RETRY_BACKOFF_BASE_S: float = env.float("RUCKUS_RETRY_BACKOFF_BASE_S", default=5.0)
 RUCKUS_RETRY_BACKOFF_MAX_S: float = env.float("RUCKUS_RETRY_BACKOFF_MAX_S", default=300.0)
 RUCKUS_JOB_LEASE_S: float = env.float("RUCKUS_JOB_LEASE_S", default=3600.0)
+# An attempt still "dispatching" after this long was left by a scheduler that died between claim and send.
+RUCKUS_DISPATCH_STALE_S: float = env.float("RUCKUS_DISPATCH_STALE_S", default=30.0)
+# A running attempt with no news for this long is checked directly on the agent (pull fallback).
+RUCKUS_PULL_AFTER_S: float = env.float("RUCKUS_PULL_AFTER_S", default=20.0)
 RUCKUS_AGENT_HTTP_TIMEOUT_S: float = env.float("RUCKUS_AGENT_HTTP_TIMEOUT_S", default=10.0)
 RUCKUS_AGENT_ALLOWED_NETWORKS: list[str] = env.list(
     "RUCKUS_AGENT_ALLOWED_NETWORKS",
