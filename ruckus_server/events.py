@@ -28,12 +28,24 @@ def job_group(job_id: int) -> str:
     return f"job-{job_id}"
 
 
+def json_safe(data: Any) -> Any:
+    """Render serializer data exactly as the REST API does (UUIDs, datetimes, decimals as JSON strings).
+
+    Channel layers (msgpack over Redis) and websockets carry plain JSON types only.
+    """
+    import json
+
+    from rest_framework.renderers import JSONRenderer
+
+    return json.loads(JSONRenderer().render(data))
+
+
 def _send(groups: list[str], event_type: str, data: dict[str, Any]) -> None:
     """Send one event to several groups; a broken channel layer must never break a state change."""
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": "ruckus.event", "event": event_type, "data": data}
+    message = {"type": "ruckus.event", "event": event_type, "data": json_safe(data)}
     for group in groups:
         try:
             async_to_sync(layer.group_send)(group, message)

@@ -47,6 +47,15 @@ def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.2)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def redis_url() -> str | None:
+    """URL of the local Redis when it answers (events cross processes only through Redis)."""
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return "redis://127.0.0.1:6379/0"
+    except OSError:
+        return None
+
+
 def _database_env() -> dict[str, str]:
     """Environment pointing a child process at the test database (socket directories via PGHOST)."""
     s = connection.settings_dict
@@ -81,6 +90,10 @@ class Stack:
             "RUCKUS_REGISTRATION_KEY": "join-key-for-tests",
             "RUCKUS_AGENT_HEARTBEAT_INTERVAL_S": str(HEARTBEAT_S),
         }
+        self.redis_url = redis_url()
+        if self.redis_url:
+            # The scheduler's state changes reach websocket clients of daphne only through a shared layer.
+            self.env["REDIS_URL"] = self.redis_url
         self.agent_tokens: dict[str, str] = {}
         self.agent_ports: dict[str, int] = {}
 

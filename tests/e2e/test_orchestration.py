@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from tests.e2e.conftest import Stack, wait_until
 
@@ -33,7 +36,6 @@ def job_of(api: httpx.Client, exp_id: int) -> dict:
 
 def test_register_run_and_collect_results(stack: Stack, user_api: httpx.Client):
     stack.start_server()
-    stack.start_scheduler()
     stack.start_agent("agent-a")
     # The URL guard refuses metadata and link-local addresses with the reason.
     for url in ("http://169.254.169.254/", "http://[fe80::1]/"):
@@ -48,8 +50,30 @@ def test_register_run_and_collect_results(stack: Stack, user_api: httpx.Client):
     wait_until(lambda: user_api.get(f"/agents/{agent['id']}/").json()["last_seen"] != agent["last_seen"], 10,
                "a heartbeat")
 
+    plan = user_api.post("/experiments/plan/", json={
+        "name": "dry", "task": TASK, "models": [{"name": "smollm2-135m-instruct"}],
+        "runtimes": [{"name": "transformers"}, {"name": "vllm"}], "agents": {"all": True}, "runs_per_job": 3,
+    }).json()
+    assert len(plan["jobs"]) == 2  # vLLM is reachable over HTTP only, so it is planned too
     exp = experiment(user_api)
     assert exp["plan"]["job_count"] == 1
+    job_id = job_of(user_api, exp["id"])["id"]
+    if stack.redis_url is None:
+        pytest.skip("websocket events from the scheduler process need Redis (none on 127.0.0.1:6379)")
+    # A websocket client (token auth) watches the job from before it is dispatched.
+    token = user_api.headers["Authorization"].split()[1]
+    ws = connect(f"ws://127.0.0.1:{stack.port}/ws/events/?token={token}")
+    ws.send(json.dumps({"type": "subscribe", "job": job_id}))
+    assert json.loads(ws.recv(timeout=10)) == {"type": "subscribed", "job": job_id}
+    seen: list[str] = []
+    stack.start_scheduler()
+    while not seen or seen[-1] not in ("completed", "failed"):
+        event = json.loads(ws.recv(timeout=240))
+        assert event["type"] == "job.updated" and event["data"]["id"] == job_id
+        if not seen or seen[-1] != event["data"]["status"]:
+            seen.append(event["data"]["status"])
+    ws.close()
+    assert seen == ["pending", "assigned", "running", "completed"]
     job = wait_until(
         lambda: (j := job_of(user_api, exp["id"]))["status"] in ("completed", "failed") and j, 240,
         "the job to finish" + stack.log("agent-a"),

@@ -1,0 +1,137 @@
+"""Websockets at /ws/events/: authentication, subscriptions, events after commit, errors; in-memory and Redis."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from ruckus_server.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@database_sync_to_async
+def make_world():
+    from rest_framework.authtoken.models import Token
+
+    from experiments.services import experiment_create
+    from tests.factories import AgentFactory, UserFactory
+
+    user = UserFactory(username="watcher")
+    token = Token.objects.create(user=user)
+    agent = AgentFactory(name="ws-agent")
+    exp = experiment_create(
+        name="ws", task={"name": "wikipedia_summarization", "params": {}},
+        models=[{"name": "smollm2-135m-instruct"}], runtimes=[{"name": "transformers", "params": {}}],
+        agents={"all": True}, runs_per_job=2,
+    )
+    return token.key, agent, exp, exp.jobs.get()
+
+
+async def connect(path: str, headers=None) -> tuple[WebsocketCommunicator, bool, int | None]:
+    comm = WebsocketCommunicator(application, path, headers=headers or [])
+    connected, code = await comm.connect(timeout=5)
+    return comm, connected, code
+
+
+async def test_unauthenticated_connection_is_refused():
+    await make_world()
+    _, connected, code = await connect("/ws/events/")
+    assert not connected and code == 4401
+    _, connected, code = await connect("/ws/events/?token=wrong")
+    assert not connected and code == 4401
+
+
+async def test_subscribe_receive_state_changes_and_unsubscribe():
+    from agents.services import agent_deactivate
+    from experiments.services import job_transition
+
+    token, agent, exp, job = await make_world()
+    comm, connected, _ = await connect(f"/ws/events/?token={token}")
+    assert connected
+    await comm.send_json_to({"type": "subscribe", "experiment": exp.pk})
+    assert await comm.receive_json_from(timeout=5) == {"type": "subscribed", "experiment": exp.pk}
+    snapshot = await comm.receive_json_from(timeout=5)
+    assert snapshot["type"] == "experiment.updated" and snapshot["data"]["status"] == "pending"
+
+    await database_sync_to_async(job_transition)(job, "assigned", reason="test dispatch", attempt=1)
+    events = [await comm.receive_json_from(timeout=5) for _ in range(2)]
+    by_type = {e["type"]: e["data"] for e in events}
+    assert by_type["job.updated"]["id"] == job.pk and by_type["job.updated"]["status"] == "assigned"
+    assert by_type["experiment.updated"]["status"] == "running"  # derived status changed
+
+    await comm.send_json_to({"type": "subscribe", "agents": True})
+    assert await comm.receive_json_from(timeout=5) == {"type": "subscribed", "agents": True}
+    assert (await comm.receive_json_from(timeout=5))["data"]["name"] == "ws-agent"
+    await database_sync_to_async(agent_deactivate)(agent.pk)
+    event = await comm.receive_json_from(timeout=5)
+    assert event["type"] == "agent.updated" and event["data"]["status"] == "deactivated"
+
+    await comm.send_json_to({"type": "unsubscribe", "experiment": exp.pk})
+    assert await comm.receive_json_from(timeout=5) == {"type": "unsubscribed", "experiment": exp.pk}
+    await database_sync_to_async(job_transition)(job, "running", reason="agent accepted")
+    assert await comm.receive_nothing(timeout=0.5)
+    await comm.disconnect()
+
+
+async def test_errors_name_the_problem_and_keep_the_connection():
+    token, _, _, job = await make_world()
+    comm, connected, _ = await connect(f"/ws/events/?token={token}")
+    assert connected
+    await comm.send_to(text_data="{not json")
+    assert "not valid JSON" in (await comm.receive_json_from(timeout=5))["message"]
+    await comm.send_json_to({"type": "subscribe", "experiment": 999999})
+    assert await comm.receive_json_from(timeout=5) == {"type": "error", "message": "experiment 999999 does not exist"}
+    await comm.send_json_to({"type": "subscribe", "job": "abc"})
+    assert (await comm.receive_json_from(timeout=5))["message"] == "job must be an integer id"
+    await comm.send_json_to({"type": "dance"})
+    assert "unknown message type" in (await comm.receive_json_from(timeout=5))["message"]
+    await comm.send_json_to({"type": "ping"})
+    assert await comm.receive_json_from(timeout=5) == {"type": "pong"}
+    await comm.send_json_to({"type": "subscribe", "job": job.pk})
+    assert (await comm.receive_json_from(timeout=5))["type"] == "subscribed"
+    assert (await comm.receive_json_from(timeout=5))["data"]["id"] == job.pk
+    await comm.disconnect()
+
+
+async def test_foreign_browser_origin_is_refused():
+    token, *_ = await make_world()
+    _, connected, _ = await connect(f"/ws/events/?token={token}", headers=[(b"origin", b"http://evil.example")])
+    assert not connected
+
+
+def _redis_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
+async def test_events_through_the_redis_channel_layer(settings):
+    from channels.layers import channel_layers
+
+    from experiments.services import job_transition
+
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                    "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"], "prefix": "ruckus-test"}}
+    }
+    channel_layers.backends.clear()
+    try:
+        token, _, _, job = await make_world()
+        comm, connected, _ = await connect(f"/ws/events/?token={token}")
+        assert connected
+        await comm.send_json_to({"type": "subscribe", "job": job.pk})
+        assert (await comm.receive_json_from(timeout=5))["type"] == "subscribed"
+        await comm.receive_json_from(timeout=5)  # snapshot
+        await database_sync_to_async(job_transition)(job, "assigned", reason="via redis", attempt=1)
+        event = await comm.receive_json_from(timeout=5)
+        assert event == {"type": "job.updated", "data": event["data"]} and event["data"]["status"] == "assigned"
+        await comm.disconnect()
+    finally:
+        channel_layers.backends.clear()
