@@ -120,7 +120,7 @@ class Stack:
         """Start a scheduler process."""
         return self.spawn(name, [sys.executable, "manage.py", "run_scheduler", "--interval", "0.2"])
 
-    def start_agent(self, name: str, *, port: int | None = None) -> None:
+    def start_agent(self, name: str, *, port: int | None = None, extra: list[str] | None = None) -> None:
         """Start an agent with the converted SmolLM2 in its model cache and wait for its health."""
         from agent_runtime.models import convert_packaged_smollm2
 
@@ -134,7 +134,7 @@ class Stack:
         self.agent_tokens.setdefault(name, secrets.token_urlsafe(16))
         self.spawn(name, [str(BIN / "ruckus-agent"), "serve", "--host", "127.0.0.1", "--port",
                           str(self.agent_ports[name]), "--data-dir", str(data_dir), "--token",
-                          self.agent_tokens[name], "--name", name])
+                          self.agent_tokens[name], "--name", name, *(extra or [])])
         wait_until(lambda: self._ok(f"{self.agent_url(name)}/api/v1/health"), 60, f"agent {name}")
 
     def agent_url(self, name: str) -> str:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from tests.e2e.conftest import Stack, wait_until
+from tests.e2e.conftest import Stack, free_port, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -99,6 +99,7 @@ def test_spooled_result_is_delivered_after_server_and_agent_restart(stack: Stack
     job = wait_until(lambda: (j := jobs_of(user_api, exp["id"])[0])["status"] == "running" and j, 60, "dispatch")
     # The server goes away while the agent works; the agent finishes and keeps the result in its spool.
     stack.kill("scheduler", signal.SIGTERM)
+    assert stack.procs["scheduler"].returncode == 0 and "scheduler_stopped" in stack.log("scheduler")
     stack.kill("server")
     agent_api = httpx.Client(base_url=f"{stack.agent_url('agent-a')}/api/v1",
                              headers={"Authorization": f"Bearer {stack.agent_tokens['agent-a']}"})
@@ -149,3 +150,19 @@ def test_two_schedulers_dispatch_200_jobs_exactly_once(stack: Stack, user_api: h
     # Both schedulers took part (otherwise the test proves nothing about concurrency).
     for name in ("scheduler-1", "scheduler-2"):
         assert "scheduler_dispatched" in stack.log(name), stack.log(name)[-500:]
+
+
+def test_agent_self_announces_with_the_registration_key(stack: Stack, user_api: httpx.Client):
+    stack.start_server()
+    port = free_port()
+    stack.start_agent("announcer", port=port, extra=[
+        "--server", stack.base, "--registration-key", "join-key-for-tests", "--public-url", f"http://127.0.0.1:{port}",
+    ])
+    agent = wait_until(
+        lambda: next((a for a in user_api.get("/agents/").json()["results"] if a["name"] == "announcer"), None), 60,
+        "the agent to announce itself" + stack.log("announcer")[-1500:],
+    )
+    assert agent["status"] == "online" and agent["url"] == f"http://127.0.0.1:{port}"
+    # It then heartbeats with the credential it received through /register.
+    wait_until(lambda: user_api.get(f"/agents/{agent['id']}/").json()["last_seen"] != agent["last_seen"], 15,
+               "a heartbeat from the announced agent")
