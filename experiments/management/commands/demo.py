@@ -80,7 +80,12 @@ class Command(BaseCommand):
 
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll would drown the progress
         self.procs: list[subprocess.Popen[bytes]] = []
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        def _interrupt(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        # Handle both explicitly: a shell may start background commands with SIGINT ignored.
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         try:
             self._run(console, options)
         except KeyboardInterrupt:
