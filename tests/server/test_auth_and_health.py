@@ -55,3 +55,4 @@ def test_health_endpoints_are_anonymous(anon):
     ready = anon.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["database"] == "postgresql"
+    assert ready.json()["channel_layer"].startswith("ok")

@@ -1,0 +1,140 @@
+"""HTTP client of the CLI: turns every failure into a :class:`CliError` with a message and an exit code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ruckus_cli.config import Config
+
+#: Exit codes (documented in ``ruckus --help``).
+EXIT_OK = 0
+EXIT_API_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_AUTH = 4
+
+
+class CliError(Exception):
+    """A failure to report to the user.
+
+    Args:
+        message: What went wrong, in words.
+        code: Process exit code.
+        details: Optional structured details (API error body).
+    """
+
+    def __init__(self, message: str, code: int = EXIT_API_ERROR, details: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details
+
+
+class Api:
+    """Thin wrapper around ``/api/v1``.
+
+    Args:
+        config: Server URL and token.
+        timeout: Seconds per request.
+    """
+
+    def __init__(self, config: Config, timeout: float = 60.0) -> None:
+        self.config = config
+        headers = {"Authorization": f"Token {config.token}"} if config.token else {}
+        self._http = httpx.Client(base_url=config.server, headers=headers, timeout=timeout)
+
+    def request(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> httpx.Response:
+        """Send a request and raise :class:`CliError` on failure.
+
+        Args:
+            method: HTTP method.
+            path: Path under the server root (``/api/v1/...``).
+            auth: Whether a token is required.
+            **kwargs: Passed to httpx.
+
+        Returns:
+            The successful response.
+        """
+        if auth and not self.config.token:
+            raise CliError("not logged in: run `ruckus login` or set RUCKUS_TOKEN", EXIT_AUTH)
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise CliError(f"cannot reach the server at {self.config.server}: {exc}", EXIT_UNREACHABLE) from exc
+        if response.status_code in (401, 403):
+            raise CliError(f"refused ({response.status_code}): {_detail(response)}", EXIT_AUTH, _body(response))
+        if response.status_code >= 400:
+            raise CliError(f"{method} {path} failed ({response.status_code}): {_detail(response)}",
+                           EXIT_API_ERROR, _body(response))
+        return response
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        """GET and decode JSON."""
+        return self.request("GET", path, **kwargs).json()
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        """POST JSON and decode the answer (None for an empty body)."""
+        response = self.request("POST", path, json=json, **kwargs)
+        return response.json() if response.content else None
+
+    def delete(self, path: str) -> None:
+        """DELETE."""
+        self.request("DELETE", path)
+
+    def paginate(self, path: str, params: dict[str, Any] | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """Every item of a paginated list endpoint."""
+        items: list[dict[str, Any]] = []
+        query = {**(params or {}), "limit": limit, "offset": 0}
+        while True:
+            page = self.get(path, params=query)
+            items.extend(page["results"])
+            if not page.get("next"):
+                return items
+            query["offset"] += limit
+
+
+def _body(response: httpx.Response) -> Any:
+    """Decoded JSON body, or the text."""
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _detail(response: httpx.Response) -> str:
+    """A one-line summary of an API error body."""
+    body = _body(response)
+    if isinstance(body, dict) and set(body) == {"detail"}:
+        return str(body["detail"])
+    if isinstance(body, dict | list):
+        return "; ".join(f"{path}: {msg}" for path, msg in flatten_errors(body))
+    return str(body)[:300]
+
+
+def flatten_errors(body: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Flatten a DRF error body into ``(dotted.path, message)`` pairs.
+
+    Args:
+        body: Error body (nested dicts/lists of messages).
+        prefix: Path so far.
+
+    Returns:
+        Pairs in document order.
+    """
+    out: list[tuple[str, str]] = []
+    if isinstance(body, dict):
+        for key, value in body.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key == "non_field_errors":
+                path = prefix or "body"
+            out.extend(flatten_errors(value, path))
+    elif isinstance(body, list):
+        if all(isinstance(v, str) for v in body):
+            out.extend((prefix or "body", v) for v in body)
+        else:
+            for i, value in enumerate(body):
+                out.extend(flatten_errors(value, f"{prefix}.{i}" if prefix else str(i)))
+    else:
+        out.append((prefix or "body", str(body)))
+    return out
