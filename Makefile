@@ -6,13 +6,14 @@ STAMP := $(VENV)/.ruckus-installed
 # Torch is pinned: this version has a CPU build; any other spec pulls a multi-GB CUDA build.
 TORCH_SPEC := torch==2.13.0
 
-.PHONY: setup test test-fast lint demo clean help
+.PHONY: setup test lint docker-validate demo clean help
 
 help:
 	@echo "make demo   - set up, then run the server, scheduler and a local agent on a real benchmark"
 	@echo "make test   - set up, then run every test (Postgres: DATABASE_URL or an embedded one)"
 	@echo "make lint   - ruff, migration check, OpenAPI schema validation"
 	@echo "make setup  - create $(VENV) and install everything (idempotent)"
+	@echo "make docker-validate - check docker/ (compose config + Dockerfile lint; needs docker-compose)"
 
 setup: $(STAMP)
 
@@ -34,6 +35,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 	DEBUG=1 $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+docker-validate: $(STAMP)
+	HADOLINT=$(BIN)/hadolint docker/validate.sh
 
 demo: $(STAMP)
 	DEBUG=1 $(BIN)/python manage.py demo
