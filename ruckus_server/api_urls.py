@@ -12,6 +12,7 @@ from results.views import (
     ExperimentResultsView,
     JobResultsView,
 )
+from ruckus_server.session_api import SessionView
 
 router = DefaultRouter()
 router.register("experiments", ExperimentViewSet, basename="experiment")
@@ -20,6 +21,7 @@ router.register("agents", AgentViewSet, basename="agent")
 
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="auth-token"),
+    path("auth/session/", SessionView.as_view(), name="auth-session"),
     path("experiments/<int:pk>/results/", ExperimentResultsView.as_view(), name="experiment-results"),
     path("experiments/<int:pk>/comparison/", ExperimentComparisonView.as_view(), name="experiment-comparison"),
     path("experiments/<int:pk>/export/", ExperimentExportView.as_view(), name="experiment-export"),

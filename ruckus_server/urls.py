@@ -1,10 +1,11 @@
-"""Root URL configuration: admin, REST API, OpenAPI schema and docs, health endpoints."""
+"""Root URL configuration: admin, REST API, OpenAPI schema and docs, health endpoints, web UI."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from ruckus_server.health import healthz, readyz
+from ruckus_server.spa import spa_index
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -15,4 +16,6 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    # Last: every other path is a route of the web UI (server prefixes keep their 404s and slash redirects).
+    re_path(r"^(?!(?:api|api-auth|admin|ws|static)(?:/|$)|healthz$|readyz$)(?P<path>.*)$", spa_index, name="spa"),
 ]

@@ -1,0 +1,31 @@
+import { Navigate, Route, Routes } from "react-router-dom";
+import { useMe } from "./api/queries";
+import { ErrorBox, Spinner } from "./components/ui";
+import { Layout } from "./components/Layout";
+import { LoginPage } from "./pages/LoginPage";
+import { AgentsPage } from "./pages/AgentsPage";
+import { ExperimentsPage } from "./pages/ExperimentsPage";
+import { NewExperimentPage } from "./pages/NewExperimentPage";
+import { ExperimentDetailPage } from "./pages/ExperimentDetailPage";
+import { ResultsPage } from "./pages/ResultsPage";
+
+export function App() {
+  const me = useMe();
+  if (me.isPending) return <Spinner label="Connecting to the server…" />;
+  if (me.isError) return <ErrorBox error={me.error} title="The server cannot be reached" onRetry={() => void me.refetch()} />;
+  if (!me.data) return <LoginPage />;
+  return (
+    <Routes>
+      <Route element={<Layout user={me.data} />}>
+        <Route index element={<Navigate to="/experiments" replace />} />
+        <Route path="agents" element={<AgentsPage />} />
+        <Route path="agents/:agentId" element={<AgentsPage />} />
+        <Route path="experiments" element={<ExperimentsPage />} />
+        <Route path="experiments/new" element={<NewExperimentPage />} />
+        <Route path="experiments/:id" element={<ExperimentDetailPage />} />
+        <Route path="experiments/:id/results" element={<ResultsPage />} />
+        <Route path="*" element={<ErrorBox title="Page not found" error="There is no page at this address." />} />
+      </Route>
+    </Routes>
+  );
+}

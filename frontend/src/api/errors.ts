@@ -1,0 +1,85 @@
+/** Errors of the REST API, in DRF's shapes, turned into messages the UI can show next to fields. */
+
+/** A field path ("task.params.num_samples", "models.0.name") mapped to its messages. */
+export type FieldErrors = Record<string, string[]>;
+
+/** Keys DRF uses for errors that belong to no field. */
+const GENERAL_KEYS = new Set(["non_field_errors", "detail"]);
+
+/**
+ * Flatten a DRF error body into dotted paths.
+ *
+ * DRF nests errors like the input (`{"task": {"params": {"num_samples": ["..."]}}}`), keys list items by their
+ * index (as a string or as a list position) and uses `non_field_errors`/`detail` for the rest; these land
+ * under the parent path (or `""` at the top).
+ */
+export function flattenErrors(body: unknown, prefix = ""): FieldErrors {
+  const out: FieldErrors = {};
+  const add = (path: string, message: string) => {
+    (out[path] ??= []).push(message);
+  };
+  const walk = (value: unknown, path: string) => {
+    if (value === null || value === undefined) return;
+    if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") {
+      add(path, String(value));
+      return;
+    }
+    if (Array.isArray(value)) {
+      if (value.every((v) => typeof v === "string")) {
+        value.forEach((v) => add(path, v as string));
+        return;
+      }
+      value.forEach((v, i) => {
+        if (v && typeof v === "object" && Object.keys(v).length === 0) return;
+        walk(v, join(path, String(i)));
+      });
+      return;
+    }
+    for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+      walk(v, GENERAL_KEYS.has(key) ? path : join(path, key));
+    }
+  };
+  walk(body, prefix);
+  return out;
+}
+
+function join(a: string, b: string): string {
+  return a ? `${a}.${b}` : b;
+}
+
+/** Messages of one field, and (with `nested`) of everything below it. */
+export function errorsAt(errors: FieldErrors, path: string, nested = false): string[] {
+  if (!nested) return errors[path] ?? [];
+  return Object.entries(errors)
+    .filter(([k]) => k === path || k.startsWith(`${path}.`))
+    .flatMap(([k, msgs]) => (k === path ? msgs : msgs.map((m) => `${k.slice(path.length + 1)}: ${m}`)));
+}
+
+/** Every message as "path: message" lines (for a summary box). */
+export function errorLines(errors: FieldErrors): string[] {
+  return Object.entries(errors).flatMap(([path, msgs]) => msgs.map((m) => (path ? `${path}: ${m}` : m)));
+}
+
+/** An HTTP error of the API with its parsed body. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly body: unknown;
+  readonly fields: FieldErrors;
+
+  constructor(status: number, body: unknown, fallback: string) {
+    const fields = flattenErrors(body);
+    const lines = errorLines(fields);
+    super(lines.length ? lines.join("\n") : fallback);
+    this.name = "ApiError";
+    this.status = status;
+    this.body = body;
+    this.fields = fields;
+  }
+}
+
+/** A readable message for anything thrown. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === "string") return error;
+  return "unexpected error";
+}

@@ -1,0 +1,293 @@
+/** TanStack Query hooks over the REST API, kept fresh by websocket events. */
+import { useEffect, useState } from "react";
+import { useMutation, useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
+import { api, PAGE_LIMIT, unwrap } from "./client";
+import type { operations } from "./schema";
+import { events, type SocketState, type Subscription } from "./events";
+import type {
+  Agent, Comparison, Experiment, ExperimentRequest, ExperimentResults, Job, JobDetail, JobResults, Plan,
+  ServerEvent,
+} from "./types";
+
+export const keys = {
+  me: ["me"] as const,
+  agents: ["agents"] as const,
+  experiments: ["experiments"] as const,
+  experiment: (id: number) => ["experiment", id] as const,
+  jobs: (experiment: number) => ["jobs", experiment] as const,
+  job: (id: number) => ["job", id] as const,
+  results: (experiment: number) => ["results", experiment] as const,
+  comparison: (experiment: number, metric: string) => ["comparison", experiment, metric] as const,
+  jobResults: (job: number) => ["job-results", job] as const,
+};
+
+// --- session ------------------------------------------------------------------------------------
+
+export interface SessionUser { id: number; username: string; first_name: string; last_name: string;
+  email: string; is_staff: boolean }
+
+/** The logged-in user, or null (401). */
+export function useMe() {
+  return useQuery({
+    queryKey: keys.me,
+    queryFn: async (): Promise<SessionUser | null> => {
+      const { data, response, error } = await api.GET("/api/v1/auth/session/");
+      if (response.status === 401) return null;
+      if (!response.ok) return unwrap(Promise.resolve({ data, error, response })) as Promise<SessionUser>;
+      return data as SessionUser;
+    },
+    staleTime: 60_000,
+    retry: false,
+  });
+}
+
+export function useLogin() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: async (body: { username: string; password: string }) => {
+      // Make sure the CSRF cookie exists before the first write.
+      await api.GET("/api/v1/auth/session/");
+      return unwrap(api.POST("/api/v1/auth/session/", { body })) as Promise<SessionUser>;
+    },
+    onSuccess: (user) => qc.setQueryData(keys.me, user),
+  });
+}
+
+export function useLogout() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: () => unwrap(api.DELETE("/api/v1/auth/session/")),
+    onSuccess: () => {
+      events.close();
+      qc.clear();
+      qc.setQueryData(keys.me, null);
+    },
+  });
+}
+
+// --- live events --------------------------------------------------------------------------------
+
+function upsert<T extends { id: string | number }>(list: T[] | undefined, item: T): T[] | undefined {
+  if (!list) return list;
+  const i = list.findIndex((x) => x.id === item.id);
+  if (i < 0) return [...list, item];
+  const next = list.slice();
+  next[i] = item;
+  return next;
+}
+
+/** Apply one websocket event to the query cache (the payloads are the REST serializers' JSON). */
+export function applyEvent(qc: QueryClient, event: ServerEvent): void {
+  switch (event.type) {
+    case "agent.updated":
+      qc.setQueryData<Agent[]>(keys.agents, (list) => upsert(list, event.data));
+      break;
+    case "experiment.updated": {
+      const exp = event.data;
+      const previous = qc.getQueryData<Experiment>(keys.experiment(exp.id));
+      qc.setQueryData<Experiment>(keys.experiment(exp.id), (old) => ({ ...old, ...exp }));
+      qc.setQueryData<Experiment[]>(keys.experiments, (list) => upsert(list, exp));
+      if (previous && previous.status !== exp.status) {
+        void qc.invalidateQueries({ queryKey: keys.results(exp.id) });
+        void qc.invalidateQueries({ queryKey: ["comparison", exp.id] });
+      }
+      break;
+    }
+    case "job.updated": {
+      const job = event.data;
+      const before = qc.getQueryData<Job[]>(keys.jobs(job.experiment))?.find((j) => j.id === job.id);
+      qc.setQueryData<Job[]>(keys.jobs(job.experiment), (list) => upsert(list, job));
+      if (qc.getQueryData(keys.job(job.id)) && before?.updated_at !== job.updated_at &&
+          before?.status !== job.status) {
+        void qc.invalidateQueries({ queryKey: keys.job(job.id) });
+      }
+      if (before && before.status !== job.status) {
+        void qc.invalidateQueries({ queryKey: keys.results(job.experiment) });
+        void qc.invalidateQueries({ queryKey: ["comparison", job.experiment] });
+        void qc.invalidateQueries({ queryKey: keys.jobResults(job.id) });
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+/** Keep a websocket subscription open while the component is mounted. */
+export function useLive(sub: Subscription | null): void {
+  const qc = useQueryClient();
+  const key = sub ? JSON.stringify(sub) : "";
+  useEffect(() => {
+    if (!key) return undefined;
+    const off = events.onEvent((e) => applyEvent(qc, e));
+    const unsubscribe = events.subscribe(JSON.parse(key) as Subscription);
+    return () => {
+      unsubscribe();
+      off();
+    };
+  }, [qc, key]);
+}
+
+/** State of the live connection (for the indicator in the header). */
+export function useSocketState(): { state: SocketState; error: string | null } {
+  const [state, setState] = useState<SocketState>(events.state);
+  useEffect(() => events.onState(setState), []);
+  return { state, error: state === "open" ? null : events.lastError };
+}
+
+// --- agents -------------------------------------------------------------------------------------
+
+export function useAgents() {
+  return useQuery({
+    queryKey: keys.agents,
+    queryFn: async () =>
+      (await unwrap(api.GET("/api/v1/agents/", { params: { query: { limit: PAGE_LIMIT } } }))).results,
+  });
+}
+
+export function useAgentMutations() {
+  const qc = useQueryClient();
+  const refresh = () => qc.invalidateQueries({ queryKey: keys.agents });
+  const put = (agent: Agent) => qc.setQueryData<Agent[]>(keys.agents, (list) => upsert(list, agent));
+  return {
+    register: useMutation({
+      mutationFn: (body: { url: string; token: string; name?: string; labels?: string[];
+        cost_per_hour?: string | null }) => unwrap(api.POST("/api/v1/agents/", { body })) as Promise<Agent>,
+      onSuccess: (agent) => { put(agent); void refresh(); },
+    }),
+    update: useMutation({
+      mutationFn: ({ id, ...body }: { id: string; name?: string; labels?: string[]; cost_per_hour?: string | null }) =>
+        unwrap(api.PATCH("/api/v1/agents/{id}/", { params: { path: { id } }, body })),
+      onSuccess: (agent) => put(agent),
+    }),
+    deactivate: useMutation({
+      mutationFn: (id: string) => unwrap(api.POST("/api/v1/agents/{id}/deactivate/", { params: { path: { id } } })),
+      onSuccess: (agent) => put(agent as Agent),
+    }),
+    activate: useMutation({
+      mutationFn: (id: string) => unwrap(api.POST("/api/v1/agents/{id}/activate/", { params: { path: { id } } })),
+      onSuccess: (agent) => put(agent as Agent),
+    }),
+    remove: useMutation({
+      mutationFn: (id: string) => unwrap(api.DELETE("/api/v1/agents/{id}/", { params: { path: { id } } })),
+      onSuccess: (_d, id) => {
+        qc.setQueryData<Agent[]>(keys.agents, (list) => list?.filter((a) => a.id !== id));
+        void refresh();
+      },
+    }),
+  };
+}
+
+// --- experiments and jobs -----------------------------------------------------------------------
+
+export function useExperiments() {
+  return useQuery({
+    queryKey: keys.experiments,
+    queryFn: async () =>
+      (await unwrap(api.GET("/api/v1/experiments/", {
+        params: { query: { limit: PAGE_LIMIT, ordering: "-created_at" } },
+      }))).results as Experiment[],
+  });
+}
+
+export function useExperiment(id: number) {
+  return useQuery({
+    queryKey: keys.experiment(id),
+    queryFn: async () =>
+      (await unwrap(api.GET("/api/v1/experiments/{id}/", { params: { path: { id } } }))) as Experiment,
+  });
+}
+
+export function useJobs(experiment: number) {
+  return useQuery({
+    queryKey: keys.jobs(experiment),
+    queryFn: async () =>
+      (await unwrap(api.GET("/api/v1/jobs/", {
+        params: { query: { experiment, limit: PAGE_LIMIT, ordering: "id" } },
+      }))).results,
+  });
+}
+
+export function useJob(id: number | null) {
+  return useQuery({
+    queryKey: keys.job(id ?? 0),
+    enabled: id !== null,
+    queryFn: async () =>
+      (await unwrap(api.GET("/api/v1/jobs/{id}/", { params: { path: { id: id ?? 0 } } }))) as JobDetail,
+  });
+}
+
+export function useCreateExperiment() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: ExperimentRequest) =>
+      unwrap(api.POST("/api/v1/experiments/", { body })) as Promise<Experiment>,
+    onSuccess: (exp) => {
+      qc.setQueryData(keys.experiment(exp.id), exp);
+      void qc.invalidateQueries({ queryKey: keys.experiments });
+    },
+  });
+}
+
+/** Dry-run plan of an experiment being edited. */
+export async function fetchPlan(body: ExperimentRequest): Promise<Plan> {
+  return (await unwrap(api.POST("/api/v1/experiments/plan/", { body }))) as unknown as Plan;
+}
+
+export function useExperimentActions(experiment: number) {
+  const qc = useQueryClient();
+  const putJob = (job: Job) => qc.setQueryData<Job[]>(keys.jobs(experiment), (list) => upsert(list, job));
+  return {
+    cancel: useMutation({
+      mutationFn: () =>
+        unwrap(api.POST("/api/v1/experiments/{id}/cancel/", { params: { path: { id: experiment } } })),
+      onSuccess: (exp) => {
+        qc.setQueryData(keys.experiment(experiment), exp);
+        void qc.invalidateQueries({ queryKey: keys.jobs(experiment) });
+      },
+    }),
+    cancelJob: useMutation({
+      mutationFn: (id: number) => unwrap(api.POST("/api/v1/jobs/{id}/cancel/", { params: { path: { id } } })),
+      onSuccess: (job) => { putJob(job as Job); void qc.invalidateQueries({ queryKey: keys.job((job as Job).id) }); },
+    }),
+    retryJob: useMutation({
+      mutationFn: (id: number) => unwrap(api.POST("/api/v1/jobs/{id}/retry/", { params: { path: { id } } })),
+      onSuccess: (job) => { putJob(job as Job); void qc.invalidateQueries({ queryKey: keys.job((job as Job).id) }); },
+    }),
+  };
+}
+
+// --- results ------------------------------------------------------------------------------------
+
+type MetricName = NonNullable<NonNullable<
+  operations["v1_experiments_comparison_retrieve"]["parameters"]["query"]>["metric"]>;
+
+export function useExperimentResults(id: number) {
+  return useQuery({
+    queryKey: keys.results(id),
+    queryFn: async () =>
+      (await unwrap(api.GET("/api/v1/experiments/{id}/results/", { params: { path: { id } } }))) as unknown as
+        ExperimentResults,
+  });
+}
+
+export function useComparison(id: number, metric: string) {
+  return useQuery({
+    queryKey: keys.comparison(id, metric),
+    enabled: metric !== "",
+    queryFn: async () =>
+      (await unwrap(api.GET("/api/v1/experiments/{id}/comparison/", {
+        params: { path: { id }, query: { metric: metric as MetricName } },
+      }))) as unknown as Comparison,
+  });
+}
+
+export function useJobResults(job: number | null) {
+  return useQuery({
+    queryKey: keys.jobResults(job ?? 0),
+    enabled: job !== null,
+    queryFn: async () =>
+      (await unwrap(api.GET("/api/v1/jobs/{id}/results/", { params: { path: { id: job ?? 0 } } }))) as unknown as
+        JobResults,
+  });
+}

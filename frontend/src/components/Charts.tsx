@@ -1,0 +1,112 @@
+/** ECharts views of experiment results. */
+import ReactECharts from "echarts-for-react";
+import type { EChartsOption } from "echarts";
+import type { BarSeries, ColdWarm, Distribution, ScatterPoint } from "../lib/chartData";
+import { formatNumber } from "../lib/format";
+
+const PALETTE = ["#4f46e5", "#0891b2", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#ec4899", "#64748b"];
+const GAP = 0.2;
+
+function Chart({ option, label, height = 320 }: { option: EChartsOption; label: string; height?: number }) {
+  return (
+    <div className="chart" aria-label={label} data-chart={label}>
+      <ReactECharts option={{ color: PALETTE, animationDuration: 300, ...option }} style={{ height }} notMerge />
+    </div>
+  );
+}
+
+/** Grouped bars (one group per agent, one bar per model × runtime) with error bars. */
+export function MetricBarChart({ categories, series, unit, label }: {
+  categories: string[]; series: BarSeries[]; unit: string; label: string;
+}) {
+  const n = Math.max(1, series.length);
+  const errorSeries = series.map((s, i) => ({
+    type: "custom" as const,
+    name: s.name,
+    z: 10,
+    data: s.points.map((p, c) => [c, p.low, p.high]),
+    renderItem: (_params: unknown, api: {
+      value: (i: number) => number; coord: (v: [number, number]) => number[]; size: (v: [number, number]) => number[];
+      style: (o: object) => object;
+    }) => {
+      const low = api.value(1);
+      const high = api.value(2);
+      if (low === null || high === null || Number.isNaN(low) || Number.isNaN(high)) return null;
+      const band = api.size([1, 0])[0] ?? 0;
+      const bar = (band * (1 - GAP)) / n;
+      const x = (api.coord([api.value(0), 0])[0] ?? 0) - (band * (1 - GAP)) / 2 + bar * (i + 0.5);
+      const yLow = api.coord([api.value(0), low])[1] ?? 0;
+      const yHigh = api.coord([api.value(0), high])[1] ?? 0;
+      const w = Math.min(10, bar / 3);
+      const style = { stroke: "#1f2937", lineWidth: 1.5 };
+      return {
+        type: "group",
+        children: [
+          { type: "line", shape: { x1: x, y1: yLow, x2: x, y2: yHigh }, style },
+          { type: "line", shape: { x1: x - w, y1: yLow, x2: x + w, y2: yLow }, style },
+          { type: "line", shape: { x1: x - w, y1: yHigh, x2: x + w, y2: yHigh }, style },
+        ],
+      };
+    },
+    tooltip: { show: false },
+  }));
+  const option: EChartsOption = {
+    tooltip: { trigger: "item", valueFormatter: (v) => `${formatNumber(v as number)} ${unit}` },
+    legend: { top: 0, data: series.map((s) => s.name) },
+    grid: { left: 60, right: 20, top: 40, bottom: 50 },
+    xAxis: { type: "category", data: categories },
+    yAxis: { type: "value", name: unit, nameLocation: "end" },
+    series: [
+      ...series.map((s) => ({
+        type: "bar" as const, name: s.name, barGap: "0%", barCategoryGap: `${GAP * 100}%`,
+        data: s.points.map((p) => p.value),
+      })),
+      ...errorSeries,
+    ] as EChartsOption["series"],
+  };
+  return <Chart option={option} label={label} />;
+}
+
+export function ScatterChart({ points, xName, yName, label }: { points: ScatterPoint[]; xName: string; yName: string; label: string }) {
+  const option: EChartsOption = {
+    tooltip: { trigger: "item", formatter: (p) => {
+      const d = (p as unknown as { data: { name: string; value: [number, number] } }).data;
+      return `${d.name}<br/>${xName}: ${formatNumber(d.value[0])}<br/>${yName}: ${formatNumber(d.value[1])}`;
+    } },
+    grid: { left: 60, right: 30, top: 30, bottom: 50 },
+    xAxis: { type: "value", name: xName, nameLocation: "middle", nameGap: 30, scale: true },
+    yAxis: { type: "value", name: yName, scale: true },
+    series: [{ type: "scatter", symbolSize: 14, data: points.map((p) => ({ name: p.name, value: [p.x, p.y] })) }],
+  };
+  return <Chart option={option} label={label} />;
+}
+
+export function ColdWarmChart({ rows, unit, label }: { rows: ColdWarm[]; unit: string; label: string }) {
+  const option: EChartsOption = {
+    tooltip: { trigger: "axis", valueFormatter: (v) => `${formatNumber(v as number)} ${unit}` },
+    legend: { top: 0 },
+    grid: { left: 60, right: 20, top: 40, bottom: 80 },
+    xAxis: { type: "category", data: rows.map((r) => r.name), axisLabel: { interval: 0, rotate: rows.length > 3 ? 20 : 0 } },
+    yAxis: { type: "value", name: unit },
+    series: [
+      { type: "bar", name: "cold run", data: rows.map((r) => r.cold), itemStyle: { color: "#0ea5e9" } },
+      { type: "bar", name: "warm runs (mean)", data: rows.map((r) => r.warm), itemStyle: { color: "#f97316" } },
+    ],
+  };
+  return <Chart option={option} label={label} />;
+}
+
+export function DistributionChart({ items, unit, label }: { items: Distribution[]; unit: string; label: string }) {
+  const option: EChartsOption = {
+    tooltip: { trigger: "item" },
+    grid: { left: 60, right: 20, top: 30, bottom: 80 },
+    xAxis: { type: "category", data: items.map((d) => d.name), axisLabel: { interval: 0, rotate: items.length > 3 ? 20 : 0 } },
+    yAxis: { type: "value", name: unit, scale: true },
+    series: [
+      { type: "boxplot", name: "spread", data: items.map((d) => d.box ?? [0, 0, 0, 0, 0]), itemStyle: { color: "#eef2ff", borderColor: "#4f46e5" } },
+      { type: "scatter", name: "runs", symbolSize: 8, data: items.flatMap((d, i) => d.values.map((v) => [i, v])), itemStyle: { color: "#0891b2" } },
+      { type: "scatter", name: "outliers", symbol: "diamond", symbolSize: 12, data: items.flatMap((d, i) => d.outliers.map((v) => [i, v])), itemStyle: { color: "#ef4444" } },
+    ],
+  };
+  return <Chart option={option} label={label} />;
+}

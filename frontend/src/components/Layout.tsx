@@ -1,0 +1,42 @@
+import { NavLink, Outlet } from "react-router-dom";
+import { useLogout, useSocketState, type SessionUser } from "../api/queries";
+import { errorMessage } from "../api/errors";
+
+function LiveIndicator() {
+  const { state, error } = useSocketState();
+  const label = state === "open" ? "live" : state === "connecting" ? "connecting…" : "offline";
+  return (
+    <span className={`live live-${state}`} title={error ?? `live updates: ${label}`} data-testid="live-state">
+      <span className="dot" /> {label}
+    </span>
+  );
+}
+
+export function Layout({ user }: { user: SessionUser }) {
+  const logout = useLogout();
+  return (
+    <div className="app">
+      <header className="topbar">
+        <NavLink to="/" className="brand">
+          <img src={`${import.meta.env.BASE_URL}favicon.svg`} alt="" width={26} height={26} />
+          RUCKUS
+        </NavLink>
+        <nav className="nav">
+          <NavLink to="/agents">Agents</NavLink>
+          <NavLink to="/experiments">Experiments</NavLink>
+        </nav>
+        <div className="topbar-right">
+          <LiveIndicator />
+          <span className="muted">{user.username}</span>
+          <button className="btn btn-ghost btn-small" onClick={() => logout.mutate()} disabled={logout.isPending}>
+            Log out
+          </button>
+          {logout.isError && <span className="error-inline">{errorMessage(logout.error)}</span>}
+        </div>
+      </header>
+      <main className="main">
+        <Outlet />
+      </main>
+    </div>
+  );
+}

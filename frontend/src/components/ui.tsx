@@ -1,0 +1,109 @@
+/** Small shared building blocks: states, badges, progress bars, fields. */
+import type { ReactNode } from "react";
+import { errorMessage } from "../api/errors";
+
+const STATUS_TONES: Record<string, string> = {
+  online: "ok", completed: "ok", idle: "ok",
+  running: "info", busy: "info", assigned: "info", dispatching: "info",
+  pending: "muted", unreachable: "warn", partially_failed: "warn", timed_out: "warn", interrupted: "warn",
+  offline: "bad", failed: "bad", lost: "bad",
+  cancelled: "muted", deactivated: "muted",
+};
+
+export function StatusBadge({ status, title }: { status: string; title?: string }) {
+  const tone = STATUS_TONES[status] ?? "muted";
+  return (
+    <span className={`badge badge-${tone}`} title={title} data-status={status}>
+      <span className="dot" />
+      {status.replace(/_/g, " ")}
+    </span>
+  );
+}
+
+export function Spinner({ label = "Loading…" }: { label?: string }) {
+  return (
+    <div className="state state-loading" role="status">
+      <span className="spinner" aria-hidden /> {label}
+    </div>
+  );
+}
+
+export function ErrorBox({ error, title = "Something went wrong", onRetry }: {
+  error: unknown; title?: string; onRetry?: () => void;
+}) {
+  return (
+    <div className="state state-error" role="alert">
+      <strong>{title}</strong>
+      <pre className="error-text">{errorMessage(error)}</pre>
+      {onRetry && <button className="btn btn-small" onClick={onRetry}>Try again</button>}
+    </div>
+  );
+}
+
+export function Empty({ title, children }: { title: string; children?: ReactNode }) {
+  return (
+    <div className="state state-empty">
+      <strong>{title}</strong>
+      {children && <div className="muted">{children}</div>}
+    </div>
+  );
+}
+
+export function ProgressBar({ fraction, label }: { fraction: number | null; label?: string }) {
+  const pct = fraction === null ? null : Math.round(fraction * 100);
+  return (
+    <div className="progress" role="progressbar" aria-valuemin={0} aria-valuemax={100}
+      aria-valuenow={pct ?? undefined} title={label}>
+      <div className={`progress-fill${pct === null ? " indeterminate" : ""}`} style={{ width: `${pct ?? 100}%` }} />
+      {label && <span className="progress-label">{label}</span>}
+    </div>
+  );
+}
+
+export function FieldMessages({ messages }: { messages: string[] }) {
+  if (messages.length === 0) return null;
+  return (
+    <ul className="field-errors" role="alert">
+      {messages.map((m) => <li key={m}>{m}</li>)}
+    </ul>
+  );
+}
+
+export function Field({ label, hint, errors = [], children, wide }: {
+  label: string; hint?: ReactNode; errors?: string[]; children: ReactNode; wide?: boolean;
+}) {
+  return (
+    <label className={`field${errors.length ? " has-error" : ""}${wide ? " wide" : ""}`}>
+      <span className="field-label">{label}</span>
+      {children}
+      {hint && <span className="field-hint">{hint}</span>}
+      <FieldMessages messages={errors} />
+    </label>
+  );
+}
+
+export function Card({ title, actions, children, className }: {
+  title?: ReactNode; actions?: ReactNode; children: ReactNode; className?: string;
+}) {
+  return (
+    <section className={`card ${className ?? ""}`}>
+      {(title || actions) && (
+        <header className="card-header">
+          {title && <h2>{title}</h2>}
+          {actions && <div className="card-actions">{actions}</div>}
+        </header>
+      )}
+      <div className="card-body">{children}</div>
+    </section>
+  );
+}
+
+export function KeyValues({ items }: { items: [string, ReactNode][] }) {
+  return (
+    <dl className="kv">
+      {items.map(([k, v]) => (
+        <div key={k} className="kv-row"><dt>{k}</dt><dd>{v ?? "—"}</dd></div>
+      ))}
+    </dl>
+  );
+}

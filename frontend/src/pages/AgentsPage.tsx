@@ -1,0 +1,283 @@
+import { useState, type FormEvent } from "react";
+import { Link, useNavigate, useParams } from "react-router-dom";
+import { useAgentMutations, useAgents, useLive } from "../api/queries";
+import { ApiError, errorMessage } from "../api/errors";
+import type { Agent, AgentInfo } from "../api/types";
+import { Card, Empty, ErrorBox, Field, KeyValues, Spinner, StatusBadge } from "../components/ui";
+import { formatAgo, formatBytes } from "../lib/format";
+
+/** "a, b ,c" → ["a", "b", "c"]. */
+export function parseLabels(text: string): string[] {
+  return text.split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+function RegisterAgentForm() {
+  const { register } = useAgentMutations();
+  const [url, setUrl] = useState("");
+  const [token, setToken] = useState("");
+  const [name, setName] = useState("");
+  const [labels, setLabels] = useState("");
+  const [cost, setCost] = useState("");
+  const fields = register.error instanceof ApiError ? register.error.fields : {};
+  const general = register.error instanceof ApiError ? fields[""] ?? [] : register.error ? [errorMessage(register.error)] : [];
+
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    register.mutate(
+      { url, token, ...(name ? { name } : {}), labels: parseLabels(labels), cost_per_hour: cost === "" ? null : cost },
+      { onSuccess: () => { setUrl(""); setToken(""); setName(""); setLabels(""); setCost(""); } },
+    );
+  };
+  return (
+    <form className="form-grid" onSubmit={submit} aria-label="Register agent">
+      <Field label="Agent URL" errors={fields.url} hint="e.g. http://10.0.0.5:8100">
+        <input name="url" required value={url} onChange={(e) => setUrl(e.target.value)} placeholder="http://host:8100" />
+      </Field>
+      <Field label="Agent token" errors={fields.token} hint="the --token the agent was started with">
+        <input name="token" required type="password" value={token} onChange={(e) => setToken(e.target.value)} />
+      </Field>
+      <Field label="Name (optional)" errors={fields.name}>
+        <input name="name" value={name} onChange={(e) => setName(e.target.value)} />
+      </Field>
+      <Field label="Labels" errors={fields.labels} hint="comma-separated">
+        <input name="labels" value={labels} onChange={(e) => setLabels(e.target.value)} placeholder="lab, gpu" />
+      </Field>
+      <Field label="Cost per hour ($)" errors={fields.cost_per_hour}>
+        <input name="cost_per_hour" inputMode="decimal" value={cost} onChange={(e) => setCost(e.target.value)} />
+      </Field>
+      <div className="form-actions">
+        <button className="btn btn-primary" type="submit" disabled={register.isPending}>
+          {register.isPending ? "Registering…" : "Register agent"}
+        </button>
+        {register.isSuccess && <span className="ok-inline">Registered {register.data.name}</span>}
+      </div>
+      {general.length > 0 && <div className="form-error wide" role="alert">{general.join(" ")}</div>}
+    </form>
+  );
+}
+
+function hardwareLine(agent: Agent): string {
+  const s = agent.summary as { cpu?: string; cores?: number; memory_gib?: number | null;
+    gpus?: { name: string; memory_gib: number }[] };
+  const parts: string[] = [];
+  if (s.cpu) parts.push(`${s.cpu}${s.cores ? ` (${s.cores} threads)` : ""}`);
+  if (s.memory_gib) parts.push(`${s.memory_gib} GiB RAM`);
+  (s.gpus ?? []).forEach((g) => parts.push(`${g.name} ${g.memory_gib} GiB`));
+  return parts.join(" · ") || "not detected yet";
+}
+
+function AgentRow({ agent, selected }: { agent: Agent; selected: boolean }) {
+  const navigate = useNavigate();
+  const runtimes = ((agent.summary as { runtimes?: string[] }).runtimes ?? []).join(", ");
+  return (
+    <tr className={selected ? "selected clickable" : "clickable"} onClick={() => navigate(`/agents/${agent.id}`)}
+      data-agent={agent.name}>
+      <td>
+        <Link to={`/agents/${agent.id}`} className="strong">{agent.name}</Link>
+        <div className="muted small mono">{agent.url}</div>
+      </td>
+      <td>
+        <StatusBadge status={agent.status} title={agent.status_reason} />
+        {agent.status === "online" && <StatusBadge status={agent.activity} />}
+      </td>
+      <td className="small">{hardwareLine(agent)}</td>
+      <td className="small">{runtimes || "—"}</td>
+      <td>{(agent.labels ?? []).map((l) => <span key={l} className="chip">{l}</span>)}</td>
+      <td className="small muted">{formatAgo(agent.last_seen)}</td>
+    </tr>
+  );
+}
+
+function AgentEditForm({ agent }: { agent: Agent }) {
+  const { update } = useAgentMutations();
+  const [name, setName] = useState(agent.name);
+  const [labels, setLabels] = useState((agent.labels ?? []).join(", "));
+  const [cost, setCost] = useState(agent.cost_per_hour ?? "");
+  const fields = update.error instanceof ApiError ? update.error.fields : {};
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    update.mutate({ id: agent.id, name, labels: parseLabels(labels), cost_per_hour: cost === "" ? null : cost });
+  };
+  return (
+    <form className="form-grid compact" onSubmit={submit} aria-label="Edit agent">
+      <Field label="Name" errors={fields.name}><input value={name} onChange={(e) => setName(e.target.value)} /></Field>
+      <Field label="Labels" errors={fields.labels} hint="comma-separated">
+        <input name="edit-labels" value={labels} onChange={(e) => setLabels(e.target.value)} />
+      </Field>
+      <Field label="Cost per hour ($)" errors={fields.cost_per_hour}>
+        <input name="edit-cost" value={cost} onChange={(e) => setCost(e.target.value)} inputMode="decimal" />
+      </Field>
+      <div className="form-actions">
+        <button className="btn btn-small" type="submit" disabled={update.isPending}>Save</button>
+        {update.isSuccess && !update.isPending && <span className="ok-inline">Saved</span>}
+        {update.error && !(update.error instanceof ApiError && Object.keys(fields).some((k) => k !== "")) && (
+          <span className="error-inline">{errorMessage(update.error)}</span>
+        )}
+      </div>
+    </form>
+  );
+}
+
+function Availability({ items }: { items: { name: string; available: boolean; reason?: string | null;
+  version?: string | null }[] }) {
+  if (items.length === 0) return <span className="muted">none reported</span>;
+  return (
+    <ul className="avail">
+      {items.map((i) => (
+        <li key={i.name} className={i.available ? "yes" : "no"} title={i.reason ?? undefined}>
+          <span className="dot" />{i.name}{i.version ? ` ${i.version}` : ""}
+          {!i.available && i.reason && <span className="muted small"> — {i.reason}</span>}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function CapabilitiesView({ info }: { info: AgentInfo }) {
+  const gpus = info.gpus ?? [];
+  return (
+    <>
+      <h3>System</h3>
+      <KeyValues items={[
+        ["Host", info.system?.hostname],
+        ["OS", `${info.system?.os ?? ""} ${info.system?.os_version ?? ""}`.trim() || undefined],
+        ["Architecture", info.system?.architecture],
+        ["Python", info.system?.python_version],
+        ["Container", info.system?.container ?? "no"],
+        ["Agent version", info.agent_version],
+      ]} />
+      <h3>CPU and memory</h3>
+      <KeyValues items={[
+        ["CPU", info.cpu?.model],
+        ["Cores", `${info.cpu?.physical_cores ?? "?"} physical / ${info.cpu?.logical_cores ?? "?"} logical`],
+        ["Max frequency", info.cpu?.max_frequency_mhz ? `${Math.round(info.cpu.max_frequency_mhz)} MHz` : undefined],
+        ["ISA features", (info.cpu?.isa_features ?? []).join(", ") || undefined],
+        ["Memory", formatBytes(info.memory?.total_bytes)],
+        ["Swap", formatBytes(info.memory?.swap_total_bytes)],
+        ["Disk free", info.disk ? `${formatBytes(info.disk.free_bytes)} of ${formatBytes(info.disk.total_bytes)}` : undefined],
+      ]} />
+      <h3>GPUs</h3>
+      {gpus.length === 0 ? <p className="muted">No GPU detected.</p> : (
+        <table className="table compact">
+          <thead><tr><th>#</th><th>Name</th><th>Memory</th><th>Compute cap.</th><th>Tensor cores</th><th>Driver</th></tr></thead>
+          <tbody>
+            {gpus.map((g) => (
+              <tr key={`${g.index}-${g.name}`}>
+                <td>{g.index}</td>
+                <td>{g.name}<div className="muted small">{g.vendor}{g.architecture ? ` · ${g.architecture}` : ""}</div></td>
+                <td>{formatBytes(g.memory_total_bytes)}</td>
+                <td>{g.compute_capability ?? "—"}</td>
+                <td>{g.tensor_core_generation ? `gen ${g.tensor_core_generation}` : "—"}
+                  {(g.tensor_core_precisions ?? []).length > 0 &&
+                    <div className="muted small">{(g.tensor_core_precisions ?? []).join(", ")}</div>}</td>
+                <td className="small">{g.driver_version ?? "—"}{g.cuda_version ? ` / CUDA ${g.cuda_version}` : ""}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <h3>Runtimes</h3>
+      <Availability items={(info.runtimes ?? []).map((r) => ({ ...r, name: `${r.name} (${r.access_mode})` }))} />
+      <h3>Frameworks</h3>
+      <Availability items={info.frameworks ?? []} />
+      <h3>Monitoring</h3>
+      <Availability items={info.monitoring ?? []} />
+      <h3>Models</h3>
+      {(info.models ?? []).length === 0 ? <p className="muted">No model in the agent's cache.</p> : (
+        <table className="table compact">
+          <thead><tr><th>Name</th><th>Source</th><th>Parameters</th><th>Size</th><th>Dtype</th></tr></thead>
+          <tbody>
+            {(info.models ?? []).map((m) => (
+              <tr key={m.name}>
+                <td className="mono">{m.name}</td><td>{m.source}</td>
+                <td>{m.parameters ? `${(m.parameters / 1e6).toFixed(0)} M` : "—"}</td>
+                <td>{formatBytes(m.size_bytes)}</td><td>{m.dtype ?? "—"}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
+  );
+}
+
+function AgentActions({ agent }: { agent: Agent }) {
+  const { activate, deactivate, remove } = useAgentMutations();
+  const navigate = useNavigate();
+  const [confirming, setConfirming] = useState(false);
+  const error = activate.error ?? deactivate.error ?? remove.error;
+  return (
+    <div className="actions-row">
+      {agent.status === "deactivated" ? (
+        <button className="btn btn-small" disabled={activate.isPending} onClick={() => activate.mutate(agent.id)}>Activate</button>
+      ) : (
+        <button className="btn btn-small" disabled={deactivate.isPending} onClick={() => deactivate.mutate(agent.id)}>Deactivate</button>
+      )}
+      {confirming ? (
+        <>
+          <button className="btn btn-small btn-danger" disabled={remove.isPending}
+            onClick={() => remove.mutate(agent.id, { onSuccess: () => navigate("/agents") })}>Confirm removal</button>
+          <button className="btn btn-small btn-ghost" onClick={() => setConfirming(false)}>Keep</button>
+        </>
+      ) : (
+        <button className="btn btn-small btn-danger-outline" onClick={() => setConfirming(true)}>Remove</button>
+      )}
+      {error && <span className="error-inline" role="alert">{errorMessage(error)}</span>}
+    </div>
+  );
+}
+
+function AgentDetails({ agent }: { agent: Agent }) {
+  const info = agent.capabilities as AgentInfo | null;
+  return (
+    <Card title={<>{agent.name} <StatusBadge status={agent.status} /></>} className="details" actions={<AgentActions agent={agent} />}>
+      {agent.status_reason && <p className="muted small">{agent.status_reason}</p>}
+      <KeyValues items={[
+        ["URL", <span className="mono">{agent.url}</span>],
+        ["Activity", agent.activity],
+        ["Last seen", formatAgo(agent.last_seen)],
+        ["Hardware fingerprint", <span className="mono small">{agent.hardware_fingerprint || "—"}</span>],
+        ["Protocol", agent.protocol_version],
+      ]} />
+      <h3>Settings</h3>
+      <AgentEditForm key={agent.id + agent.updated_at} agent={agent} />
+      {info ? <CapabilitiesView info={info} /> : <Empty title="No capabilities reported yet" />}
+    </Card>
+  );
+}
+
+export function AgentsPage() {
+  useLive({ agents: true });
+  const agents = useAgents();
+  const { agentId } = useParams();
+  const [showRegister, setShowRegister] = useState(false);
+  const selected = agents.data?.find((a) => a.id === agentId);
+  const registerOpen = showRegister || (agents.data?.length === 0);
+  return (
+    <div className="page">
+      <div className="page-header">
+        <h1>Agents</h1>
+        <button className="btn btn-primary" onClick={() => setShowRegister((v) => !v)}>
+          {registerOpen ? "Close" : "Register agent"}
+        </button>
+      </div>
+      {registerOpen && <Card title="Register an agent by URL"><RegisterAgentForm /></Card>}
+      <div className={selected ? "split" : ""}>
+        <Card title={`Fleet${agents.data ? ` (${agents.data.length})` : ""}`}>
+          {agents.isPending ? <Spinner /> : agents.isError ? (
+            <ErrorBox error={agents.error} onRetry={() => void agents.refetch()} />
+          ) : agents.data.length === 0 ? (
+            <Empty title="No agents yet">Start an agent (<code>ruckus-agent serve --token …</code>) and register it by URL above.</Empty>
+          ) : (
+            <table className="table" aria-label="Agents">
+              <thead><tr><th>Agent</th><th>Status</th><th>Hardware</th><th>Runtimes</th><th>Labels</th><th>Seen</th></tr></thead>
+              <tbody>{agents.data.map((a) => <AgentRow key={a.id} agent={a} selected={a.id === agentId} />)}</tbody>
+            </table>
+          )}
+        </Card>
+        {selected && <AgentDetails agent={selected} />}
+        {agentId && agents.data && !selected && <ErrorBox title="Agent not found" error={`No agent with id ${agentId}.`} />}
+      </div>
+    </div>
+  );
+}

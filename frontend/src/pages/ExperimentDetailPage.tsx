@@ -1,0 +1,181 @@
+import { useState } from "react";
+import { Link, useParams } from "react-router-dom";
+import { useExperiment, useExperimentActions, useJob, useJobs, useLive } from "../api/queries";
+import { errorMessage } from "../api/errors";
+import type { Experiment, Job, JobProgress, Transition } from "../api/types";
+import { Card, Empty, ErrorBox, KeyValues, ProgressBar, Spinner, StatusBadge } from "../components/ui";
+import { formatDate, formatDuration, progressFraction } from "../lib/format";
+
+const TERMINAL = new Set(["completed", "failed", "cancelled", "timed_out"]);
+const EXP_TERMINAL = new Set(["completed", "partially_failed", "failed", "cancelled"]);
+
+function progressLabel(job: Job): string {
+  const p = job.progress as JobProgress | null;
+  if (job.status === "completed") return "done";
+  if (!p) return job.status === "pending" && job.not_before ? `retry after ${new Date(job.not_before).toLocaleTimeString()}` : job.status;
+  const run = p.run_index ? `run ${p.run_index}/${p.runs_total ?? "?"}` : "starting";
+  const samples = p.samples_total ? ` · ${p.samples_done ?? 0}/${p.samples_total} samples` : "";
+  return `${run}${samples}${p.stage ? ` · ${p.stage.replace(/_/g, " ")}` : ""}`;
+}
+
+function JobCard({ job, selected, onSelect }: { job: Job; selected: boolean; onSelect: () => void }) {
+  const p = job.progress as JobProgress | null;
+  const fraction = job.status === "completed" ? 1 : TERMINAL.has(job.status) ? null : progressFraction(p);
+  return (
+    <button type="button" className={`job-card status-${job.status}${selected ? " selected" : ""}`} onClick={onSelect}
+      data-job={job.id} data-status={job.status}>
+      <div className="job-card-top">
+        <span className="muted small">#{job.id}</span>
+        <StatusBadge status={job.status} title={job.status_reason} />
+      </div>
+      <div className="strong">{job.agent_name ?? "unassigned"}</div>
+      <div className="mono small">{job.model_name}</div>
+      <div className="small muted">{job.runtime_name} · attempt {job.attempt}/{job.max_attempts}</div>
+      {!TERMINAL.has(job.status) || job.status === "completed"
+        ? <ProgressBar fraction={fraction} label={progressLabel(job)} />
+        : <div className="small job-reason">{job.status_reason}</div>}
+    </button>
+  );
+}
+
+function TransitionLog({ transitions }: { transitions: Transition[] }) {
+  if (transitions.length === 0) return <p className="muted">No transitions recorded.</p>;
+  return (
+    <ol className="timeline">
+      {transitions.map((t, i) => (
+        <li key={i}>
+          <span className="muted small">{formatDate(t.created_at)}</span>
+          <div>
+            <span className="chip">{t.entity}{t.attempt ? ` #${t.attempt}` : ""}</span>{" "}
+            {t.from_state || "∅"} → <strong>{t.to_state}</strong>
+          </div>
+          {t.reason && <div className="small">{t.reason}</div>}
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+function JobPanel({ jobId, experiment }: { jobId: number; experiment: number }) {
+  const job = useJob(jobId);
+  const { cancelJob, retryJob } = useExperimentActions(experiment);
+  if (job.isPending) return <Card title={`Job #${jobId}`}><Spinner /></Card>;
+  if (job.isError) return <Card title={`Job #${jobId}`}><ErrorBox error={job.error} onRetry={() => void job.refetch()} /></Card>;
+  const j = job.data;
+  const error = cancelJob.error ?? retryJob.error;
+  return (
+    <Card className="details" title={<>Job #{j.id} <StatusBadge status={j.status} /></>} actions={
+      <div className="actions-row">
+        {!TERMINAL.has(j.status) && (
+          <button className="btn btn-small btn-danger-outline" disabled={cancelJob.isPending} onClick={() => cancelJob.mutate(j.id)}>Cancel job</button>
+        )}
+        {["failed", "cancelled", "timed_out"].includes(j.status) && (
+          <button className="btn btn-small" disabled={retryJob.isPending} onClick={() => retryJob.mutate(j.id)}>Retry job</button>
+        )}
+      </div>
+    }>
+      {error && <ErrorBox error={error} title="The action was refused" />}
+      <KeyValues items={[
+        ["Agent", j.agent ? <Link to={`/agents/${j.agent}`}>{j.agent_name}</Link> : "—"],
+        ["Model / runtime", `${j.model_name} / ${j.runtime_name}`],
+        ["Reason", j.status_reason || "—"],
+        ["Attempt", `${j.attempt} of ${j.max_attempts}`],
+        ["Duration", formatDuration(j.started_at, j.finished_at)],
+        ["Hardware fingerprint", <span className="mono small">{j.hardware_fingerprint || "—"}</span>],
+      ]} />
+      <h3>Attempts</h3>
+      {j.attempts.length === 0 ? <p className="muted">Not dispatched yet.</p> : (
+        <table className="table compact">
+          <thead><tr><th>#</th><th>Status</th><th>Outcome</th><th>Started</th><th>Finished</th></tr></thead>
+          <tbody>{j.attempts.map((a) => (
+            <tr key={a.number}><td>{a.number}</td><td>{a.status && <StatusBadge status={a.status} />}</td>
+              <td className="small">{a.outcome || "—"}</td><td className="small">{formatDate(a.started_at)}</td>
+              <td className="small">{formatDate(a.finished_at)}</td></tr>
+          ))}</tbody>
+        </table>
+      )}
+      <h3>Transition log</h3>
+      <TransitionLog transitions={j.transitions as unknown as Transition[]} />
+    </Card>
+  );
+}
+
+function ExperimentHeader({ exp }: { exp: Experiment }) {
+  const { cancel } = useExperimentActions(exp.id);
+  const finished = EXP_TERMINAL.has(exp.status);
+  return (
+    <div className="page-header">
+      <div>
+        <div className="muted small"><Link to="/experiments">Experiments</Link> / #{exp.id}</div>
+        <h1>{exp.name} <StatusBadge status={exp.status} /></h1>
+        {exp.description && <p className="muted">{exp.description}</p>}
+      </div>
+      <div className="actions-row">
+        {!finished && (
+          <button className="btn btn-danger-outline" disabled={cancel.isPending} onClick={() => cancel.mutate()}>Cancel experiment</button>
+        )}
+        <Link className="btn btn-primary" to={`/experiments/${exp.id}/results`} data-testid="results-link">Results</Link>
+        {cancel.error && <span className="error-inline" role="alert">{errorMessage(cancel.error)}</span>}
+      </div>
+    </div>
+  );
+}
+
+function SpecSummary({ exp }: { exp: Experiment }) {
+  const plan = exp.plan as { unrunnable?: { model: string; runtime: string; reason: string }[] } | null;
+  const params = exp.task?.params ?? {};
+  return (
+    <Card title="Specification">
+      <KeyValues items={[
+        ["Task", `${exp.task?.name ?? "—"} (${Object.entries(params).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ") || "defaults"})`],
+        ["Models", exp.models.map((m) => m.name).join(", ")],
+        ["Runtimes", exp.runtimes.map((r) => r.name).join(", ")],
+        ["Agents", exp.agents.all ? "all" : exp.agents.ids ? `${exp.agents.ids.length} chosen` : `labels: ${(exp.agents.labels ?? []).join(", ")}`],
+        ["Runs per job", exp.runs_per_job],
+        ["Created", `${formatDate(exp.created_at)} by ${exp.owner ?? "—"}`],
+        ["Duration", formatDuration(exp.started_at, exp.finished_at)],
+      ]} />
+      {(plan?.unrunnable ?? []).length > 0 && (
+        <>
+          <h3>Could not run</h3>
+          {(plan?.unrunnable ?? []).map((u) => (
+            <div key={`${u.model}-${u.runtime}`} className="unrunnable"><strong>{u.model} · {u.runtime}</strong>: {u.reason}</div>
+          ))}
+        </>
+      )}
+    </Card>
+  );
+}
+
+export function ExperimentDetailPage() {
+  const id = Number(useParams().id);
+  useLive(Number.isFinite(id) ? { experiment: id } : null);
+  const exp = useExperiment(id);
+  const jobs = useJobs(id);
+  const [selected, setSelected] = useState<number | null>(null);
+
+  if (exp.isPending) return <Spinner />;
+  if (exp.isError) return <ErrorBox error={exp.error} title={`Experiment #${id} could not be loaded`} onRetry={() => void exp.refetch()} />;
+  const sorted = [...(jobs.data ?? [])].sort((a, b) => a.id - b.id);
+  return (
+    <div className="page">
+      <ExperimentHeader exp={exp.data} />
+      <div className="split">
+        <div className="stack">
+          <Card title={`Jobs${jobs.data ? ` (${jobs.data.length})` : ""}`}>
+            {jobs.isPending ? <Spinner /> : jobs.isError ? <ErrorBox error={jobs.error} onRetry={() => void jobs.refetch()} /> :
+              sorted.length === 0 ? <Empty title="No jobs">No agent could run any combination: see the reasons below.</Empty> : (
+                <div className="job-grid" aria-label="Jobs">
+                  {sorted.map((j) => <JobCard key={j.id} job={j} selected={selected === j.id} onSelect={() => setSelected(j.id)} />)}
+                </div>
+              )}
+          </Card>
+          <SpecSummary exp={exp.data} />
+        </div>
+        {selected !== null ? <JobPanel jobId={selected} experiment={id} /> : (
+          <Card title="Job details"><Empty title="Select a job">Its attempts and the transition log (with reasons) appear here.</Empty></Card>
+        )}
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,57 @@
+import { Link, useNavigate } from "react-router-dom";
+import { useExperiments } from "../api/queries";
+import type { Experiment } from "../api/types";
+import { Card, Empty, ErrorBox, ProgressBar, Spinner, StatusBadge } from "../components/ui";
+import { formatAgo } from "../lib/format";
+
+const DONE = ["completed", "failed", "cancelled", "timed_out"];
+
+function jobsDone(exp: Experiment): [number, number] {
+  const counts = exp.job_counts ?? {};
+  const total = Object.values(counts).reduce((a, b) => a + b, 0);
+  const done = Object.entries(counts).filter(([s]) => DONE.includes(s)).reduce((a, [, n]) => a + n, 0);
+  return [done, total];
+}
+
+function ExperimentRow({ exp }: { exp: Experiment }) {
+  const navigate = useNavigate();
+  const [done, total] = jobsDone(exp);
+  return (
+    <tr className="clickable" onClick={() => navigate(`/experiments/${exp.id}`)}>
+      <td className="muted">#{exp.id}</td>
+      <td><Link to={`/experiments/${exp.id}`} className="strong">{exp.name}</Link>
+        <div className="muted small">{exp.task?.name}</div></td>
+      <td><StatusBadge status={exp.status} /></td>
+      <td className="small">{exp.models.map((m) => m.name).join(", ")}</td>
+      <td className="small">{exp.runtimes.map((r) => r.name).join(", ")}</td>
+      <td style={{ minWidth: 140 }}>
+        {total > 0 ? <ProgressBar fraction={done / total} label={`${done}/${total} jobs`} /> : <span className="muted small">no jobs</span>}
+      </td>
+      <td className="small muted">{formatAgo(exp.created_at)}</td>
+    </tr>
+  );
+}
+
+export function ExperimentsPage() {
+  const experiments = useExperiments();
+  return (
+    <div className="page">
+      <div className="page-header">
+        <h1>Experiments</h1>
+        <Link className="btn btn-primary" to="/experiments/new">New experiment</Link>
+      </div>
+      <Card>
+        {experiments.isPending ? <Spinner /> : experiments.isError ? (
+          <ErrorBox error={experiments.error} onRetry={() => void experiments.refetch()} />
+        ) : experiments.data.length === 0 ? (
+          <Empty title="No experiments yet">Create one: pick a task, models, runtimes and agents.</Empty>
+        ) : (
+          <table className="table" aria-label="Experiments">
+            <thead><tr><th>#</th><th>Name</th><th>Status</th><th>Models</th><th>Runtimes</th><th>Jobs</th><th>Created</th></tr></thead>
+            <tbody>{experiments.data.map((e) => <ExperimentRow key={e.id} exp={e} />)}</tbody>
+          </table>
+        )}
+      </Card>
+    </div>
+  );
+}
