@@ -97,8 +97,14 @@ export interface Transition {
   agent: string | null;
 }
 
-export interface PlanJob { model: string; runtime: string; agent_id: string; agent_name: string | null;
-  hardware_fingerprint: string }
+/** A planned job: the dry run gives the model and runtime specs, an experiment's own plan their names. */
+export interface PlanJob { model: string | { name: string }; runtime: string | { name: string; params?: object };
+  agent_id: string; agent_name: string | null; hardware_fingerprint: string }
+
+/** Name of a spec given either as a name or as `{name, ...}`. */
+export function specName(spec: string | { name: string }): string {
+  return typeof spec === "string" ? spec : spec.name;
+}
 export interface Unrunnable { model: string; runtime: string; reason: string;
   agents: { agent_id: string; agent_name: string; reason: string }[] }
 export interface Plan { jobs: PlanJob[]; unrunnable: Unrunnable[] }

@@ -1,4 +1,5 @@
-import { NavLink, Outlet } from "react-router-dom";
+import { NavLink, Outlet, useLocation } from "react-router-dom";
+import { ErrorBoundary } from "./ErrorBoundary";
 import { useLogout, useSocketState, type SessionUser } from "../api/queries";
 import { errorMessage } from "../api/errors";
 
@@ -14,6 +15,7 @@ function LiveIndicator() {
 
 export function Layout({ user }: { user: SessionUser }) {
   const logout = useLogout();
+  const location = useLocation();
   return (
     <div className="app">
       <header className="topbar">
@@ -35,7 +37,9 @@ export function Layout({ user }: { user: SessionUser }) {
         </div>
       </header>
       <main className="main">
-        <Outlet />
+        <ErrorBoundary resetKey={location.pathname}>
+          <Outlet />
+        </ErrorBoundary>
       </main>
     </div>
   );

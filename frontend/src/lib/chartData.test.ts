@@ -71,3 +71,11 @@ describe("per-job transforms", () => {
     expect(fiveNumbers([])).toBeNull();
   });
 });
+
+describe("specName", () => {
+  it("reads names from either shape", async () => {
+    const { specName } = await import("../api/types");
+    expect(specName("m")).toBe("m");
+    expect(specName({ name: "transformers" })).toBe("transformers");
+  });
+});

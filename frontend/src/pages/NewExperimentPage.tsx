@@ -3,7 +3,7 @@ import { useNavigate } from "react-router-dom";
 import { useQuery } from "@tanstack/react-query";
 import { fetchPlan, useAgents, useCreateExperiment } from "../api/queries";
 import { ApiError, errorLines, errorMessage, errorsAt, type FieldErrors } from "../api/errors";
-import type { Agent, AgentInfo, Plan } from "../api/types";
+import { specName, type Agent, type AgentInfo, type Plan } from "../api/types";
 import { Card, ErrorBox, Field, FieldMessages, Spinner } from "../components/ui";
 import { initialForm, RUNTIME_NAMES, runtimeIndex, toRequest, type FormState, type RuntimeName } from "../lib/experimentForm";
 import { useDebounced } from "../lib/useDebounced";
@@ -260,7 +260,8 @@ function PlanPreview({ form }: { form: FormState }) {
               <thead><tr><th>Agent</th><th>Model</th><th>Runtime</th></tr></thead>
               <tbody>
                 {plan.data.jobs.map((j) => (
-                  <tr key={`${j.agent_id}-${j.model}-${j.runtime}`}><td>{j.agent_name}</td><td className="mono small">{j.model}</td><td>{j.runtime}</td></tr>
+                  <tr key={`${j.agent_id}-${specName(j.model)}-${specName(j.runtime)}`}><td>{j.agent_name}</td>
+                    <td className="mono small">{specName(j.model)}</td><td>{specName(j.runtime)}</td></tr>
                 ))}
               </tbody>
             </table>

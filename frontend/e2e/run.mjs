@@ -1,0 +1,127 @@
+// End-to-end walk through the UI in headless Chromium (playwright-core, system chromium; nothing downloaded).
+// Env: BASE_URL, USERNAME, PASSWORD, AGENT_URL, AGENT_TOKEN, ARTIFACTS_DIR (default test-artifacts/ui).
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const env = (name, fallback) => {
+  const v = process.env[name] ?? fallback;
+  if (v === undefined) throw new Error(`missing environment variable ${name}`);
+  return v;
+};
+const BASE_URL = env("BASE_URL").replace(/\/$/, "");
+const USERNAME = env("USERNAME");
+const PASSWORD = env("PASSWORD");
+const AGENT_URL = env("AGENT_URL");
+const AGENT_TOKEN = env("AGENT_TOKEN");
+const ARTIFACTS = resolve(env("ARTIFACTS_DIR", "test-artifacts/ui"));
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+mkdirSync(ARTIFACTS, { recursive: true });
+
+const step = (msg) => console.log(`[ui-e2e] ${msg}`);
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
+const problems = [];
+page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+page.on("console", (m) => { if (m.type() === "error") console.log(`[browser] ${m.text()}`); });
+const shot = async (name) => {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  step(`screenshot ${name}.png`);
+};
+
+let failed = false;
+try {
+  // 1. Log in.
+  await page.goto(`${BASE_URL}/`);
+  await page.getByLabel("Username").fill(USERNAME);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await shot("01-login");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("heading", { name: "Experiments" }).waitFor();
+  step("logged in");
+
+  // 2. Register the agent by URL; its status arrives live.
+  await page.getByRole("link", { name: "Agents" }).click();
+  await page.getByRole("heading", { name: "Agents" }).waitFor();
+  const form = page.getByRole("form", { name: "Register agent" });
+  if (!(await form.isVisible())) await page.getByRole("button", { name: "Register agent" }).click();
+  await form.locator('input[name="url"]').fill(AGENT_URL);
+  await form.locator('input[name="token"]').fill(AGENT_TOKEN);
+  await form.locator('input[name="labels"]').fill("ui-test");
+  await form.getByRole("button", { name: "Register agent" }).click();
+  const row = page.locator("tr[data-agent]").first();
+  await row.locator('[data-status="online"]').waitFor({ timeout: 60_000 });
+  step("agent registered and online");
+  await row.click();
+  await page.getByRole("heading", { name: "GPUs" }).waitFor();
+  await page.getByRole("heading", { name: "Models" }).waitFor();
+  await shot("02-agents");
+
+  // 3. Create an experiment, with the live plan preview.
+  await page.getByRole("link", { name: "Experiments" }).click();
+  await page.getByRole("link", { name: "New experiment" }).click();
+  const exp = page.getByRole("form", { name: "New experiment" });
+  await exp.locator('input[name="name"]').fill("UI smoke test");
+  await exp.locator('input[name="num_samples"]').fill("2");
+  await exp.locator('input[name="max_new_tokens"]').fill("12");
+  await exp.locator('input[name="model-0"]').fill("smollm2-135m-instruct");
+  await exp.locator('input[name="runs_per_job"]').fill("2");
+  await page.getByTestId("plan-summary").filter({ hasText: /^1 job/ }).waitFor({ timeout: 30_000 });
+  step("plan preview: 1 job");
+  await shot("03-new-experiment");
+  await exp.getByRole("button", { name: "Create experiment" }).click();
+  await page.waitForURL(/\/experiments\/\d+$/);
+  step(`experiment created: ${page.url()}`);
+
+  // 4. Watch it complete live (no reload: a marker on window must survive).
+  await page.evaluate(() => { window.__ruckusNoReload = true; });
+  await page.getByTestId("live-state").filter({ hasText: "live" }).waitFor({ timeout: 30_000 });
+  const seen = new Set();
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    const statuses = await page.locator(".job-card").evaluateAll((els) => els.map((e) => e.getAttribute("data-status")));
+    statuses.forEach((s) => seen.add(s));
+    if (statuses.length > 0 && statuses.every((s) => s === "completed")) break;
+    if (statuses.some((s) => s === "failed" || s === "cancelled" || s === "timed_out")) {
+      await shot("04-experiment-failed");
+      throw new Error(`a job ended as ${statuses.join(", ")}`);
+    }
+    if (Date.now() > deadline) throw new Error(`the experiment did not complete in time (seen: ${[...seen].join(", ")})`);
+    await page.waitForTimeout(250);
+  }
+  await page.locator("h1 [data-status='completed']").waitFor({ timeout: 30_000 });
+  if (!(await page.evaluate(() => window.__ruckusNoReload === true))) throw new Error("the page was reloaded");
+  step(`completed live; job states seen: ${[...seen].join(" → ")}`);
+  await page.locator(".job-card").first().click();
+  await page.getByRole("heading", { name: "Transition log" }).waitFor();
+  await shot("04-experiment");
+
+  // 5. Results: charts, comparison matrix, outputs next to references, export links.
+  await page.getByTestId("results-link").click();
+  await page.getByRole("table", { name: "Comparison matrix" }).waitFor({ timeout: 30_000 });
+  await page.locator("[data-chart] canvas").nth(3).waitFor({ timeout: 30_000 });
+  const charts = await page.locator("[data-chart]").count();
+  if (charts < 4) throw new Error(`expected 4 charts, found ${charts}`);
+  await page.getByTestId("sample").first().waitFor({ timeout: 30_000 });
+  const csv = await page.getByRole("link", { name: "Export CSV" }).getAttribute("href");
+  const res = await page.request.get(`${BASE_URL}${csv}`);
+  if (!res.ok() || !(await res.text()).includes("run_index")) throw new Error(`CSV export failed: ${res.status()}`);
+  step(`results: ${charts} charts, samples, CSV export ok`);
+  await page.waitForTimeout(500);
+  await shot("05-results");
+
+  if (problems.length) throw new Error(problems.join("\n"));
+  step("all good");
+} catch (e) {
+  failed = true;
+  console.error(`[ui-e2e] FAILED: ${e instanceof Error ? e.stack : e}`);
+  try { await shot("failure"); } catch { /* the page may be gone */ }
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
