@@ -6,6 +6,7 @@ import { formatNumber } from "../lib/format";
 
 const PALETTE = ["#4f46e5", "#0891b2", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#ec4899", "#64748b"];
 const GAP = 0.2;
+const BAR_MAX = 80;
 
 function Chart({ option, label, height = 320 }: { option: EChartsOption; label: string; height?: number }) {
   return (
@@ -33,8 +34,8 @@ export function MetricBarChart({ categories, series, unit, label }: {
       const high = api.value(2);
       if (low === null || high === null || Number.isNaN(low) || Number.isNaN(high)) return null;
       const band = api.size([1, 0])[0] ?? 0;
-      const bar = (band * (1 - GAP)) / n;
-      const x = (api.coord([api.value(0), 0])[0] ?? 0) - (band * (1 - GAP)) / 2 + bar * (i + 0.5);
+      const bar = Math.min((band * (1 - GAP)) / n, BAR_MAX);
+      const x = (api.coord([api.value(0), 0])[0] ?? 0) - (bar * n) / 2 + bar * (i + 0.5);
       const yLow = api.coord([api.value(0), low])[1] ?? 0;
       const yHigh = api.coord([api.value(0), high])[1] ?? 0;
       const w = Math.min(10, bar / 3);
@@ -58,7 +59,7 @@ export function MetricBarChart({ categories, series, unit, label }: {
     yAxis: { type: "value", name: unit, nameLocation: "end" },
     series: [
       ...series.map((s) => ({
-        type: "bar" as const, name: s.name, barGap: "0%", barCategoryGap: `${GAP * 100}%`,
+        type: "bar" as const, name: s.name, barGap: "0%", barCategoryGap: `${GAP * 100}%`, barMaxWidth: BAR_MAX,
         data: s.points.map((p) => p.value),
       })),
       ...errorSeries,
