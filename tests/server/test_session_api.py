@@ -10,7 +10,7 @@ from django.test import Client
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/auth/session/"
-PASSWORD = "correct horse battery staple"  # noqa: S105 - the test factory's password
+PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
