@@ -6,7 +6,10 @@ Protocol (JSON):
     server -> ``{"type": "subscribed", ...}`` (then the object's current state, so nothing between a REST
     fetch and the subscription is missed), ``{"type": "job.updated" | "experiment.updated" | "agent.updated",
     "data": {...}}`` with the REST serializers' payloads, ``{"type": "error", "message": ...}``, ``pong``.
-Unauthenticated connections are closed with code 4401 before being accepted.
+Unauthenticated connections are accepted and closed at once with code 4401, before any message is read. Closing
+before accepting would be answered by the server (daphne) with a bare HTTP 403, which a browser reports as code
+1006, indistinguishable from a network failure; 4401 lets the UI and the CLI say "not logged in" instead of
+reconnecting blindly.
 """
 
 from __future__ import annotations
@@ -21,6 +24,29 @@ from ruckus_server.events import AGENTS_GROUP, experiment_group, job_group, json
 #: Close code for refused (unauthenticated) connections, in the 4000-4999 application range.
 CLOSE_UNAUTHENTICATED = 4401
 
+#: Largest id a Postgres ``bigint`` primary key can hold; larger ids would make the lookup itself fail.
+MAX_ID = 2**63 - 1
+
+_TARGET_KEYS = ("experiment", "job", "agents")
+
+
+def parse_id(kind: str, value: Any) -> int | str:
+    """Validate an experiment or job id from a client message.
+
+    Args:
+        kind: ``"experiment"`` or ``"job"`` (used in the error text).
+        value: The id as sent: an integer, or a string of ASCII digits.
+
+    Returns:
+        The id, or an error text naming the problem.
+    """
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    # bool is an int subclass: ``true`` is not an id.
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        return f"{kind} must be a positive integer id"
+    return value
+
 
 @database_sync_to_async
 def _snapshot(kind: str, object_id: Any) -> list[dict[str, Any]] | None:
@@ -29,7 +55,7 @@ def _snapshot(kind: str, object_id: Any) -> list[dict[str, Any]] | None:
         from experiments.models import Experiment
         from experiments.serializers import ExperimentSerializer
 
-        exp = Experiment.objects.filter(pk=object_id).first()
+        exp = Experiment.objects.select_related("owner").filter(pk=object_id).first()
         if exp is None:
             return None
         return [{"type": "experiment.updated", "data": json_safe(ExperimentSerializer(exp).data)}]
@@ -49,17 +75,19 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     """Live state changes for authenticated users."""
 
     async def connect(self) -> None:
-        """Accept authenticated users only."""
+        """Accept authenticated users; refuse others with close code 4401 (see the module docstring)."""
+        self.groups_joined: set[str] = set()
+        # The last event forwarded: a job event reaches both the experiment's and the job's group, so a client
+        # subscribed to both would otherwise get every job change twice, back to back.
+        self.last_event: dict[str, Any] | None = None
         user = self.scope.get("user")
+        await self.accept()
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        self.groups_joined: set[str] = set()
-        await self.accept()
 
     async def disconnect(self, code: int) -> None:
         """Leave every group."""
-        for group in getattr(self, "groups_joined", set()):
+        for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
     @classmethod
@@ -77,15 +105,36 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
 
     def _target(self, content: dict[str, Any]) -> tuple[str, Any, str] | str:
         """``(kind, id, group)`` of a (un)subscribe message, or an error text."""
-        if content.get("agents") is True:
+        given = [key for key in _TARGET_KEYS if key in content]
+        if len(given) != 1:
+            return 'give exactly one of "experiment": ID, "job": ID or "agents": true'
+        kind = given[0]
+        if kind == "agents":
+            if content["agents"] is not True:
+                return "agents must be true"
             return "agents", True, AGENTS_GROUP
-        for kind, group_of in (("experiment", experiment_group), ("job", job_group)):
-            if kind in content:
-                value = content[kind]
-                if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
-                    return f"{kind} must be an integer id"
-                return kind, int(value), group_of(int(value))
-        return 'give one of "experiment": ID, "job": ID or "agents": true'
+        object_id = parse_id(kind, content[kind])
+        if isinstance(object_id, str):
+            return object_id
+        group_of = experiment_group if kind == "experiment" else job_group
+        return kind, object_id, group_of(object_id)
+
+    def _wants(self, event: str, data: dict[str, Any]) -> bool:
+        """Whether an event still matches a current subscription.
+
+        Events already queued for this connection when it unsubscribed would otherwise still arrive after the
+        ``unsubscribed`` acknowledgement.
+        """
+        if event == "agent.updated":
+            return AGENTS_GROUP in self.groups_joined
+        if event == "job.updated":
+            return (
+                job_group(data.get("id")) in self.groups_joined
+                or experiment_group(data.get("experiment")) in self.groups_joined
+            )
+        if event == "experiment.updated":
+            return experiment_group(data.get("id")) in self.groups_joined
+        return False
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """Handle subscribe, unsubscribe and ping."""
@@ -113,16 +162,29 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             self.groups_joined.discard(group)
             await self.send_json({"type": "unsubscribed", **echo})
             return
+        # Join before reading the snapshot: a change committed in between then arrives as an event after the
+        # snapshot. Reading first would lose a change committed between the read and the join.
+        already = group in self.groups_joined
+        await self.channel_layer.group_add(group, self.channel_name)
         snapshot = await _snapshot(name, object_id)
         if snapshot is None:
+            if not already:
+                await self.channel_layer.group_discard(group, self.channel_name)
             await self._error(f"{name} {object_id} does not exist")
             return
-        await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined.add(group)
         await self.send_json({"type": "subscribed", **echo})
         for event in snapshot:
             await self.send_json(event)
 
     async def ruckus_event(self, message: dict[str, Any]) -> None:
-        """Forward an event sent by ``ruckus_server.events`` to the client."""
-        await self.send_json({"type": message["event"], "data": message["data"]})
+        """Forward an event sent by ``ruckus_server.events`` to the client.
+
+        Args:
+            message: ``{"type": "ruckus.event", "event": ..., "data": {...}}`` from the channel layer.
+        """
+        event = {"type": message["event"], "data": message["data"]}
+        if event == self.last_event or not self._wants(event["type"], event["data"]):
+            return
+        self.last_event = event
+        await self.send_json(event)

@@ -19,6 +19,9 @@ def _user_for_token(key: str) -> Any:
     """The active user owning a DRF token, or AnonymousUser."""
     from rest_framework.authtoken.models import Token
 
+    # Keys are at most 40 characters; anything else (or a NUL, which Postgres rejects) cannot match a token.
+    if len(key) > Token._meta.get_field("key").max_length or "\x00" in key:
+        return AnonymousUser()
     token = Token.objects.select_related("user").filter(key=key).first()
     if token is None or not token.user.is_active:
         return AnonymousUser()
@@ -32,7 +35,9 @@ class TokenAuthMiddleware(BaseMiddleware):
         """Resolve the token, then hand over to the inner application."""
         user = scope.get("user")
         if user is None or not getattr(user, "is_authenticated", False):
-            query = parse_qs(scope.get("query_string", b"").decode())
+            # latin-1 maps every byte, so a garbled query string cannot crash the handshake; percent-escapes
+            # are decoded by parse_qs.
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             key = (query.get("token") or [""])[0]
             if key:
                 scope = {**scope, "user": await _user_for_token(key)}

@@ -12,6 +12,8 @@ from ruckus_server.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+ONE_TARGET = 'give exactly one of "experiment": ID, "job": ID or "agents": true'
+
 
 @database_sync_to_async
 def make_world():
@@ -37,12 +39,18 @@ async def connect(path: str, headers=None) -> tuple[WebsocketCommunicator, bool,
     return comm, connected, code
 
 
+async def assert_refused_with_4401(comm: WebsocketCommunicator) -> None:
+    """Anonymous clients are accepted and closed at once with 4401, before any message is read."""
+    connected, _ = await comm.connect(timeout=5)
+    assert connected
+    assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
+    await comm.disconnect()  # what the server delivers once the close handshake is done
+
+
 async def test_unauthenticated_connection_is_refused():
     await make_world()
-    _, connected, code = await connect("/ws/events/")
-    assert not connected and code == 4401
-    _, connected, code = await connect("/ws/events/?token=wrong")
-    assert not connected and code == 4401
+    await assert_refused_with_4401(WebsocketCommunicator(application, "/ws/events/"))
+    await assert_refused_with_4401(WebsocketCommunicator(application, "/ws/events/?token=wrong"))
 
 
 async def test_subscribe_receive_state_changes_and_unsubscribe():
@@ -86,7 +94,7 @@ async def test_errors_name_the_problem_and_keep_the_connection():
     await comm.send_json_to({"type": "subscribe", "experiment": 999999})
     assert await comm.receive_json_from(timeout=5) == {"type": "error", "message": "experiment 999999 does not exist"}
     await comm.send_json_to({"type": "subscribe", "job": "abc"})
-    assert (await comm.receive_json_from(timeout=5))["message"] == "job must be an integer id"
+    assert (await comm.receive_json_from(timeout=5))["message"] == "job must be a positive integer id"
     await comm.send_json_to({"type": "dance"})
     assert "unknown message type" in (await comm.receive_json_from(timeout=5))["message"]
     await comm.send_json_to({"type": "ping"})
@@ -101,6 +109,93 @@ async def test_foreign_browser_origin_is_refused():
     token, *_ = await make_world()
     _, connected, _ = await connect(f"/ws/events/?token={token}", headers=[(b"origin", b"http://evil.example")])
     assert not connected
+
+
+@database_sync_to_async
+def session_cookie(username: str) -> bytes:
+    from django.test import Client
+
+    from tests.factories import UserFactory
+
+    client = Client()
+    client.force_login(UserFactory(username=username))
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def test_browser_session_from_an_allowed_origin_is_accepted_and_foreign_origin_refused():
+    _, _, exp, _ = await make_world()
+    cookie = await session_cookie("browser-user")
+    comm, connected, _ = await connect(
+        "/ws/events/", headers=[(b"cookie", cookie), (b"origin", b"http://localhost:8000")]
+    )
+    assert connected
+    await comm.send_json_to({"type": "subscribe", "experiment": exp.pk})
+    assert await comm.receive_json_from(timeout=5) == {"type": "subscribed", "experiment": exp.pk}
+    assert (await comm.receive_json_from(timeout=5))["data"]["id"] == exp.pk
+    await comm.disconnect()
+    # The same cookie from a page on another site is what cross-site websocket hijacking would use.
+    _, connected, _ = await connect("/ws/events/", headers=[(b"cookie", cookie), (b"origin", b"http://evil.example")])
+    assert not connected
+
+
+async def test_garbled_tokens_are_refused_without_breaking_the_handshake():
+    await make_world()
+    for query in (b"token=%00abc", b"token=\xff\xfe", b"token=" + b"a" * 500):
+        comm = WebsocketCommunicator(application, "/ws/events/")
+        comm.scope["query_string"] = query
+        await assert_refused_with_4401(comm)
+
+
+async def test_bad_subscription_targets_get_errors_and_the_connection_stays_open():
+    token, *_ = await make_world()
+    comm, connected, _ = await connect(f"/ws/events/?token={token}")
+    assert connected
+    cases = [
+        ({"type": "subscribe", "experiment": "\u00b2"}, "experiment must be a positive integer id"),
+        ({"type": "subscribe", "experiment": 10**30}, "experiment must be a positive integer id"),
+        ({"type": "subscribe", "job": 0}, "job must be a positive integer id"),
+        ({"type": "subscribe", "job": True}, "job must be a positive integer id"),
+        ({"type": "subscribe", "agents": False}, "agents must be true"),
+        ({"type": "subscribe", "experiment": 1, "job": 1}, ONE_TARGET),
+        ({"type": "unsubscribe"}, ONE_TARGET),
+    ]
+    for message, error in cases:
+        await comm.send_json_to(message)
+        assert await comm.receive_json_from(timeout=5) == {"type": "error", "message": error}, message
+    await comm.send_to(text_data="[1, 2]")
+    assert await comm.receive_json_from(timeout=5) == {"type": "error", "message": "message must be a JSON object"}
+    await comm.send_json_to({"type": "ping"})
+    assert await comm.receive_json_from(timeout=5) == {"type": "pong"}
+    await comm.disconnect()
+
+
+async def test_job_change_arrives_once_when_subscribed_to_its_experiment_and_the_job():
+    from experiments.services import job_transition
+
+    token, _, exp, job = await make_world()
+    comm, connected, _ = await connect(f"/ws/events/?token={token}")
+    assert connected
+    await comm.send_json_to({"type": "subscribe", "job": job.pk})
+    assert (await comm.receive_json_from(timeout=5))["type"] == "subscribed"
+    assert (await comm.receive_json_from(timeout=5))["type"] == "job.updated"
+    await comm.send_json_to({"type": "subscribe", "experiment": exp.pk})
+    assert (await comm.receive_json_from(timeout=5))["type"] == "subscribed"
+    assert (await comm.receive_json_from(timeout=5))["type"] == "experiment.updated"
+
+    await database_sync_to_async(job_transition)(job, "assigned", reason="test dispatch", attempt=1)
+    received = [await comm.receive_json_from(timeout=5) for _ in range(2)]
+    assert sorted(e["type"] for e in received) == ["experiment.updated", "job.updated"]
+    # No second copy of the job event from the other group.
+    assert await comm.receive_nothing(timeout=0.5)
+
+    # Still subscribed to the job alone: its changes keep coming, the experiment's do not.
+    await comm.send_json_to({"type": "unsubscribe", "experiment": exp.pk})
+    assert await comm.receive_json_from(timeout=5) == {"type": "unsubscribed", "experiment": exp.pk}
+    await database_sync_to_async(job_transition)(job, "completed", reason="done")
+    event = await comm.receive_json_from(timeout=5)
+    assert event["type"] == "job.updated" and event["data"]["status"] == "completed"
+    assert await comm.receive_nothing(timeout=0.5)
+    await comm.disconnect()
 
 
 def _redis_up() -> bool:
