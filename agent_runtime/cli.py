@@ -1,4 +1,4 @@
-"""``ruckus-agent`` command line: ``serve``, ``info`` and ``prepare-models``.
+"""``ruckus-agent`` command line: ``serve``, ``info``, ``benchmark`` and ``prepare-models``.
 
 Flags override ``RUCKUS_AGENT_*`` environment variables (see :class:`agent_runtime.settings.Settings`).
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -102,6 +103,59 @@ def info(
         typer.echo(f"  runtime {rt.name} [{rt.access_mode.value}]: {state}; metrics: {', '.join(rt.metrics)}")
         for metric, reason in rt.unavailable_metrics.items():
             typer.echo(f"    - {metric}: {reason}")
+
+
+class BenchDevice(StrEnum):
+    """Devices ``ruckus-agent benchmark`` can measure."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+    MPS = "mps"
+
+
+@app.command()
+def benchmark(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the HardwareBenchmarkResult as JSON.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Smaller sizes and 3 repeats (seconds).")] = False,
+    device: Annotated[BenchDevice, typer.Option(help="Device to measure; CPU figures are always included.")] = (
+        BenchDevice.AUTO
+    ),
+    repeats: Annotated[
+        int | None, typer.Option(min=1, max=100, help="Timed repeats per figure (default 3 quick, 10 full).")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Agent data directory (the result is kept there).")] = None,
+    save: Annotated[bool, typer.Option(help="Keep the result as the agent's advertised benchmark.")] = True,
+) -> None:
+    """Measure memory bandwidth and matrix-multiply throughput per precision on this host."""
+    from agent_runtime.hwbench import BenchmarkConfig, DeviceUnavailable, run_benchmark, save_latest
+
+    settings = _settings(data_dir=data_dir)
+    configure_logging("warning")
+    config = BenchmarkConfig(
+        device=device.value, quick=quick, repeats=repeats, telemetry_interval_s=settings.telemetry_interval_s
+    )
+
+    def show(fig: Any) -> None:
+        """One line per figure as it is measured (human output only)."""
+        if fig.supported and fig.statistics is not None:
+            st = fig.statistics
+            typer.echo(f"  {fig.metric_name:<28} {st.median:>11.2f} {fig.unit:<8} (cv {st.cv or 0:.1%}, n={st.n})")
+        else:
+            typer.echo(f"  {fig.metric_name:<28} {'unsupported':>11}          {fig.reason}")
+
+    try:
+        result = run_benchmark(config, on_figure=None if as_json else show)
+    except DeviceUnavailable as exc:
+        typer.echo(f"error: --device: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    if save:
+        save_latest(settings.data_dir, result)
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        return
+    summary = ", ".join(f"{k}={v:.4g}" for k, v in result.telemetry_summary.items())
+    typer.echo(f"telemetry: {summary}")
 
 
 @app.command("prepare-models")

@@ -7,6 +7,10 @@ with ``runs_per_job == 1`` the statistics come from the cold run (``statistics_s
 The worker thread keeps the event loop free, so ``/health``, ``GET /jobs/{id}`` and heartbeats answer
 while a model generates. Cancel and timeout are checked between tokens (via the runtime's stop check) and
 between samples. Every finished run is spooled at once; a partial run is dropped when a job stops.
+
+Measurement tasks (``hardware_benchmark``) have no samples and no model: each run calls the task's
+``measure`` on the device the ``hardware`` runtime resolved, and the last run's full result becomes the
+agent's advertised benchmark (``AgentInfo.benchmarks``).
 """
 
 from __future__ import annotations
@@ -22,17 +26,21 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from agent_runtime.constants import TELEMETRY_INTERVAL_S
 from agent_runtime.logging import get_logger
 from agent_runtime.models import ModelNotFoundError
 from agent_runtime.runtimes import Generation, RequestError, Runtime, RuntimeFailure, make_runtime
+from agent_runtime.runtimes.hardware_runtime import HardwareRuntime
 from agent_runtime.spool import Spool
-from agent_runtime.tasks import Sample, Task, TaskDataError, make_task
+from agent_runtime.tasks import MeasurementTask, Sample, Task, TaskDataError, make_task
+from agent_runtime.tasks.hardware import StoppedError
 from common.catalog import RUNTIMES
 from common.metrics import Metric
 from common.protocol import (
     AgentActivity,
     AgentInfo,
     AgentJobState,
+    HardwareBenchmarkResult,
     JobProgress,
     JobRequest,
     JobStage,
@@ -254,6 +262,7 @@ class JobEngine:
         info_provider: Returns the agent's current description (for the hardware fingerprint).
         listener: Receives progress and completion events.
         runtime_factory: Builds a job's runtime (tests may substitute one).
+        telemetry_interval_s: Seconds between two telemetry samples during a run.
     """
 
     def __init__(
@@ -265,6 +274,7 @@ class JobEngine:
         info_provider: Callable[[], AgentInfo | None] = lambda: None,
         listener: EngineListener | None = None,
         runtime_factory: Callable[..., Runtime] = make_runtime,
+        telemetry_interval_s: float = TELEMETRY_INTERVAL_S,
     ) -> None:
         self.spool = spool
         self.data_dir = Path(data_dir)
@@ -272,6 +282,7 @@ class JobEngine:
         self.info_provider = info_provider
         self.listener = listener
         self.runtime_factory = runtime_factory
+        self.telemetry_interval_s = telemetry_interval_s
         self._jobs: dict[str, JobRecord] = {}
         self._lock = threading.RLock()
 
@@ -494,16 +505,25 @@ class JobEngine:
         self._progress(record, status=AgentJobState.RUNNING, stage=JobStage.PREPARING)
         try:
             task = make_task(req.task.name, req.task.params, data_dir=self.data_dir)
-            self._progress(record, stage=JobStage.LOADING_DATA)
-            samples = task.load_samples()
-            if not samples:
-                raise TaskDataError("the task produced no samples")
+            samples: list[Sample] = []
+            if isinstance(task, Task):
+                self._progress(record, stage=JobStage.LOADING_DATA)
+                samples = task.load_samples()
+                if not samples:
+                    raise TaskDataError("the task produced no samples")
             runtime = self.runtime_factory(req, data_dir=self.data_dir, model_dirs=self.model_dirs)
+            runtime.telemetry_interval_s = self.telemetry_interval_s
+            if isinstance(task, MeasurementTask) and not isinstance(runtime, HardwareRuntime):
+                raise RuntimeFailure(f"task {task.name} runs with the 'hardware' runtime, not {req.runtime.name!r}")
             runtime.prepare()
             for index in range(1, req.runs_per_job + 1):
                 if should_stop():
                     raise _Stopped
-                run = self._one_run(record, runtime, task, samples, index, should_stop)
+                if isinstance(task, MeasurementTask):
+                    assert isinstance(runtime, HardwareRuntime)
+                    run = self._measurement_run(record, runtime, task, index, should_stop)
+                else:
+                    run = self._one_run(record, runtime, task, samples, index, should_stop)
                 # Durable first: a run is only reported as finished once it is on disk.
                 self.spool.save_run(req.job_id, run)
                 record.runs.append(run)
@@ -555,6 +575,54 @@ class JobEngine:
                 self.listener.on_finished(req.job_id)
             except Exception as exc:
                 log.warning("engine.listener.failed", error=str(exc))
+
+    def _measurement_run(
+        self,
+        record: JobRecord,
+        runtime: HardwareRuntime,
+        task: MeasurementTask,
+        index: int,
+        should_stop: Callable[[], bool],
+    ) -> SingleRunResult:
+        """Execute one run of a measurement task; its full result becomes the agent's latest benchmark."""
+        cold = index == 1
+        self._progress(
+            record,
+            stage=JobStage.COLD_RUN if cold else JobStage.WARM_RUN,
+            run_index=index,
+            samples_done=0,
+            samples_total=1,
+        )
+        started_at = utcnow()
+        t0 = time.perf_counter()
+        try:
+            measurement = task.measure(
+                device=runtime.device, should_stop=should_stop, telemetry_interval_s=self.telemetry_interval_s
+            )
+        except StoppedError:
+            raise _Stopped from None
+        wall = time.perf_counter() - t0
+        self._progress(record, samples_done=1)
+        metrics: dict[str, float | None] = {Metric.RUN_WALL_S: wall, **measurement.metrics}
+        unavailable = {k: v for k, v in measurement.unavailable.items() if k not in metrics}
+        if cold:
+            unavailable[Metric.MODEL_LOAD_S] = runtime.model_load_unavailable_reason() or "not measured"
+        if isinstance(measurement.payload, HardwareBenchmarkResult):
+            info = self.info_provider()
+            if info is not None:
+                # The advertised description changes: its capabilities hash changes with it, so the
+                # next heartbeat tells the server to fetch the new peaks.
+                info.benchmarks = measurement.payload
+        return SingleRunResult(
+            run_index=index,
+            cold_start=cold,
+            started_at=started_at,
+            finished_at=utcnow(),
+            metrics=metrics,
+            unavailable_metrics=unavailable,
+            telemetry=measurement.telemetry,
+            notes=measurement.notes,
+        )
 
     def _one_run(
         self,

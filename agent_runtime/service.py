@@ -58,6 +58,7 @@ class AgentService:
             model_dirs=tuple(settings.model_dirs),
             info_provider=lambda: self.info,
             listener=self,
+            telemetry_interval_s=settings.telemetry_interval_s,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._outbox_wake = asyncio.Event()

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
         model_dirs: Extra directories holding model folders (``<dir>/<name>/config.json``).
         heartbeat_interval_s: Seconds between heartbeats.
         capabilities_refresh_s: Seconds between capability re-detections.
+        telemetry_interval_s: Seconds between two telemetry samples during a run (RSS, CPU, GPU).
         log_level: Log level.
         log_json: Log JSON lines.
     """
@@ -59,6 +60,7 @@ class Settings(BaseSettings):
     model_dirs: list[Path] = Field(default_factory=list)
     heartbeat_interval_s: float = Field(default=constants.HEARTBEAT_INTERVAL_S, gt=0, le=3600)
     capabilities_refresh_s: float = Field(default=constants.CAPABILITIES_REFRESH_S, gt=0)
+    telemetry_interval_s: float = Field(default=constants.TELEMETRY_INTERVAL_S, ge=0.01, le=60)
     log_level: str = "info"
     log_json: bool = False
 

@@ -68,6 +68,25 @@ class WikipediaSummarizationParams(_Params):
         return self
 
 
+#: Devices a hardware benchmark can measure; ``auto`` picks cuda, then mps, then cpu.
+BenchmarkDevice = Literal["auto", "cpu", "cuda", "mps"]
+
+
+class HardwareBenchmarkParams(_Params):
+    """Parameters of the ``hardware_benchmark`` task (memory bandwidth and matmul throughput peaks).
+
+    Attributes:
+        quick: Smaller sizes and fewer repeats (seconds instead of about a minute).
+        device: Device to measure; ``auto`` uses the runtime's device (itself ``auto`` by default).
+            The CPU figures are measured on every host in addition.
+        repeats: Timed repeats per figure (warm-up excluded); None = 3 in quick mode, 10 otherwise.
+    """
+
+    quick: bool = False
+    device: BenchmarkDevice = "auto"
+    repeats: int | None = Field(default=None, ge=1, le=100)
+
+
 @dataclass(frozen=True)
 class TaskDef:
     """A task known to RUCKUS.
@@ -77,12 +96,14 @@ class TaskDef:
         description: One-line description.
         params_model: Pydantic model validating the task params.
         server_metrics: Metrics the server computes on the outputs after a run.
+        needs_model: False for tasks that measure the host itself (the job's model is ``{"name": "none"}``).
     """
 
     name: str
     description: str
     params_model: type[_Params]
     server_metrics: tuple[str, ...] = ()
+    needs_model: bool = True
 
 
 TASKS: dict[str, TaskDef] = {
@@ -92,7 +113,16 @@ TASKS: dict[str, TaskDef] = {
         params_model=WikipediaSummarizationParams,
         server_metrics=(Metric.ROUGE1, Metric.ROUGE2, Metric.ROUGEL, Metric.ROUGELSUM),
     ),
+    "hardware_benchmark": TaskDef(
+        name="hardware_benchmark",
+        description="Measure memory bandwidth and matrix-multiply throughput per precision (no model).",
+        params_model=HardwareBenchmarkParams,
+        needs_model=False,
+    ),
 }
+
+#: Model name of jobs whose task needs no model (``TaskDef.needs_model`` False).
+NO_MODEL_NAME = "none"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -152,6 +182,16 @@ class VllmParams(_Params):
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     served_model: str | None = None
     timeout_s: float = Field(default=120.0, gt=0, le=3600)
+
+
+class HardwareParams(_Params):
+    """Parameters of the white-box ``hardware`` runtime (runs host measurement tasks, no model).
+
+    Attributes:
+        device: ``auto`` picks cuda, then mps, then cpu.
+    """
+
+    device: BenchmarkDevice = "auto"
 
 
 _CLIENT_METRICS = (
@@ -220,6 +260,16 @@ RUNTIMES: dict[str, RuntimeDef] = {
         params_model=OpenAIParams,
         framework=None,
         metrics=_CLIENT_METRICS,
+    ),
+    "hardware": RuntimeDef(
+        name="hardware",
+        access_mode=AccessMode.WHITE_BOX,
+        description="The agent's own hardware, measured with torch (bandwidth, matmul throughput; no model).",
+        params_model=HardwareParams,
+        framework="torch",
+        # Figures are named per device and precision (``tflops.cuda.bf16``), so they are not listed here.
+        metrics=(Metric.RUN_WALL_S, Metric.PEAK_RSS_BYTES, Metric.CPU_PERCENT),
+        gpu_metrics=_GPU_HOST_METRICS,
     ),
 }
 

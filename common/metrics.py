@@ -27,6 +27,9 @@ class Metric(StrEnum):
     GPU_UTILIZATION_PCT = "gpu_utilization_pct"
     GPU_POWER_W = "gpu_power_w"
     ENERGY_J = "energy_j"
+    CPU_PERCENT = "cpu_percent"
+    GPU_TEMPERATURE_C = "gpu_temperature_c"
+    GPU_SM_CLOCK_MHZ = "gpu_sm_clock_mhz"
     ROUGE1 = "rouge1"
     ROUGE2 = "rouge2"
     ROUGEL = "rougeL"
@@ -69,6 +72,9 @@ METRIC_SPECS: dict[str, MetricSpec] = {
         MetricSpec(Metric.GPU_UTILIZATION_PCT, "%", "Mean GPU utilization while the run was active", True),
         MetricSpec(Metric.GPU_POWER_W, "W", "Mean GPU board power while the run was active", False),
         MetricSpec(Metric.ENERGY_J, "J", "GPU energy used by the run (NVML energy counter)", False),
+        MetricSpec(Metric.CPU_PERCENT, "%", "Mean CPU use of the agent process (100 = one core busy)", False),
+        MetricSpec(Metric.GPU_TEMPERATURE_C, "°C", "Highest GPU temperature while the run was active", False),
+        MetricSpec(Metric.GPU_SM_CLOCK_MHZ, "MHz", "Mean GPU SM clock while the run was active", True),
         MetricSpec(Metric.ROUGE1, "", "ROUGE-1 F-measure (server-side)", True, server_side=True),
         MetricSpec(Metric.ROUGE2, "", "ROUGE-2 F-measure (server-side)", True, server_side=True),
         MetricSpec(Metric.ROUGEL, "", "ROUGE-L F-measure (server-side)", True, server_side=True),

@@ -293,6 +293,71 @@ class ModelInfo(_Model):
     repo_id: str | None = None
 
 
+class BenchmarkFigure(_Model):
+    """One measured hardware figure (a bandwidth or a matrix-multiply throughput) or why it is missing.
+
+    Attributes:
+        name: Figure kind: ``bandwidth_gbps`` (GB/s, 1e9 bytes), ``tflops`` (GPU, 1e12 operations/s)
+            or ``gflops`` (CPU, 1e9 operations/s).
+        device: Device measured (``cpu``, ``cuda``, ``mps``).
+        precision: Precision for throughput figures (``fp32``, ``tf32``, ``fp16``, ``bf16``, ``int8``,
+            ``fp8``); the transfer kind for bandwidth figures (``d2d``, ``h2d``, ``d2h``, ``copy``).
+        unit: Unit symbol of the statistics (``GB/s``, ``TFLOP/s``, ``TOP/s``, ``GFLOP/s``).
+        statistics: Statistics over the timed repeats (warm-up excluded); None when unsupported.
+        supported: Whether the hardware and software here can produce this figure.
+        reason: Why not, in words (absent when supported).
+        params: How it was measured (sizes, bytes counted, inner iterations, timer ...).
+    """
+
+    name: str
+    device: str
+    precision: str
+    unit: str = ""
+    statistics: MetricStatistics | None = None
+    supported: bool = True
+    reason: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def metric_name(self) -> str:
+        """Flattened metric name, e.g. ``tflops.cuda.bf16`` or ``bandwidth_gbps.cpu.copy``."""
+        return f"{self.name}.{self.device}.{self.precision}"
+
+
+class HardwareBenchmarkResult(_Model):
+    """Outcome of one hardware benchmark: the agent's measured peaks.
+
+    Attributes:
+        type: Message type tag.
+        figures: Every figure, the unsupported ones included with their reason.
+        telemetry: Time series sampled while the benchmark ran (``t`` plus one list per signal).
+        telemetry_summary: Run-level telemetry figures (``gpu_power_w``, ``peak_rss_bytes`` ...).
+        telemetry_unavailable: Telemetry metric -> reason it could not be sampled.
+        device: Device requested (``auto``, ``cpu``, ``cuda``, ``mps``).
+        repeats: Timed repeats per figure.
+        quick: Whether the short variant ran (smaller sizes, fewer repeats).
+        environment: Software and device facts the figures depend on (torch version, GPU name, CC ...).
+        started_at: Start time.
+        finished_at: End time.
+    """
+
+    type: Literal["hardware.benchmark"] = "hardware.benchmark"
+    figures: list[BenchmarkFigure] = Field(default_factory=list)
+    telemetry: dict[str, list[float]] = Field(default_factory=dict)
+    telemetry_summary: dict[str, float] = Field(default_factory=dict)
+    telemetry_unavailable: dict[str, str] = Field(default_factory=dict)
+    device: str = "auto"
+    repeats: int = 0
+    quick: bool = False
+    environment: dict[str, Any] = Field(default_factory=dict)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def figure(self, metric_name: str) -> BenchmarkFigure | None:
+        """The figure with flattened name ``metric_name`` (``tflops.cuda.bf16`` ...), or None."""
+        return next((f for f in self.figures if f.metric_name == metric_name), None)
+
+
 class AgentInfo(_Model):
     """Everything an agent advertises about itself (answer to ``/register`` and ``/info``).
 
@@ -313,6 +378,7 @@ class AgentInfo(_Model):
         models: Locally available models.
         probes: Outcome of every detection probe.
         detected_at: When detection ran.
+        benchmarks: The latest hardware benchmark this agent ran (measured peaks), None before any.
     """
 
     type: Literal["agent.info"] = "agent.info"
@@ -331,6 +397,7 @@ class AgentInfo(_Model):
     models: list[ModelInfo] = Field(default_factory=list)
     probes: list[ProbeStatus] = Field(default_factory=list)
     detected_at: datetime = Field(default_factory=utcnow)
+    benchmarks: HardwareBenchmarkResult | None = None
 
     def hardware_fingerprint(self) -> str:
         """Readable hardware fingerprint (DESIGN section 5), see :func:`hardware_fingerprint`."""
@@ -716,3 +783,8 @@ ProtocolMessage = Annotated[
     AgentInfo | JobRequest | JobProgress | MultiRunJobResult | Heartbeat | RegisterRequest | AnnounceRequest,
     Field(discriminator="type"),
 ]
+
+# The benchmark models refer to MetricStatistics, which is defined further down the module.
+BenchmarkFigure.model_rebuild()
+HardwareBenchmarkResult.model_rebuild()
+AgentInfo.model_rebuild()

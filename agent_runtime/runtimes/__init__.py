@@ -16,6 +16,7 @@ from agent_runtime.runtimes.base import (
     RuntimeFailure,
     StopCheck,
 )
+from agent_runtime.runtimes.hardware_runtime import HardwareRuntime
 from agent_runtime.runtimes.openai_runtime import OpenAIRuntime
 from agent_runtime.runtimes.transformers_runtime import TransformersRuntime
 from agent_runtime.runtimes.vllm_runtime import VllmRuntime
@@ -27,6 +28,7 @@ RUNTIME_REGISTRY: dict[str, type[Runtime]] = {
     TransformersRuntime.name: TransformersRuntime,
     OpenAIRuntime.name: OpenAIRuntime,
     VllmRuntime.name: VllmRuntime,
+    HardwareRuntime.name: HardwareRuntime,
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
+from agent_runtime.constants import TELEMETRY_INTERVAL_S
 from agent_runtime.tasks.base import GenerationSettings, Sample, Task
 from common.catalog import RUNTIMES, RuntimeDef
 from common.protocol import AccessMode, AgentInfo, JobRequest, RuntimeCapability
@@ -84,6 +85,8 @@ class Runtime(ABC):
     """
 
     name: ClassVar[str]
+    #: Telemetry sampling interval; the engine sets the agent's ``telemetry_interval_s`` on each runtime.
+    telemetry_interval_s: float = TELEMETRY_INTERVAL_S
 
     def __init__(
         self, request: JobRequest, params: BaseModel, *, data_dir: Path, model_dirs: tuple[Path, ...] = ()

@@ -277,7 +277,7 @@ class TransformersRuntime(Runtime):
             import torch
 
             torch.cuda.reset_peak_memory_stats()
-        self._monitor = RunMonitor(gpu=self.device == "cuda")
+        self._monitor = RunMonitor(gpu=self.device == "cuda", interval_s=self.telemetry_interval_s)
         self._monitor.start()
 
     def finish_run(self) -> RunMeasurement:

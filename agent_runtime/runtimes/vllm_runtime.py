@@ -84,7 +84,7 @@ class VllmRuntime(OpenAIRuntime):
         """Scrape ``/metrics`` and start GPU sampling."""
         self._metrics_problem = None
         self._before = self._scrape()
-        self._monitor = RunMonitor(gpu=True, gpu_memory=True)
+        self._monitor = RunMonitor(gpu=True, gpu_memory=True, interval_s=self.telemetry_interval_s)
         self._monitor.start()
 
     def finish_run(self) -> RunMeasurement:

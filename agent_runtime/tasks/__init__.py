@@ -10,17 +10,28 @@ from pathlib import Path
 
 import httpx
 
-from agent_runtime.tasks.base import GenerationSettings, Sample, Task, TaskDataError
+from agent_runtime.tasks.base import (
+    GenerationSettings,
+    Measurement,
+    MeasurementTask,
+    Sample,
+    Task,
+    TaskDataError,
+)
+from agent_runtime.tasks.hardware import HardwareBenchmark
 from agent_runtime.tasks.wikipedia import WikipediaSummarization
 from common.catalog import task_params
 
 #: Task name -> implementation.
-TASK_REGISTRY: dict[str, type[Task]] = {
+TASK_REGISTRY: dict[str, type[Task] | type[MeasurementTask]] = {
     WikipediaSummarization.name: WikipediaSummarization,
+    HardwareBenchmark.name: HardwareBenchmark,
 }
 
 
-def make_task(name: str, params: dict, *, data_dir: Path, http_client: httpx.Client | None = None) -> Task:
+def make_task(
+    name: str, params: dict, *, data_dir: Path, http_client: httpx.Client | None = None
+) -> Task | MeasurementTask:
     """Build the task ``name`` with validated params.
 
     Args:
@@ -30,7 +41,7 @@ def make_task(name: str, params: dict, *, data_dir: Path, http_client: httpx.Cli
         http_client: Optional HTTP client for online sources.
 
     Returns:
-        The task.
+        The task: a :class:`Task` (samples and prompts) or a :class:`MeasurementTask` (measures the host).
 
     Raises:
         KeyError: Unknown task.
@@ -40,4 +51,13 @@ def make_task(name: str, params: dict, *, data_dir: Path, http_client: httpx.Cli
     return cls(task_params(name, params), data_dir=data_dir, http_client=http_client)
 
 
-__all__ = ["TASK_REGISTRY", "GenerationSettings", "Sample", "Task", "TaskDataError", "make_task"]
+__all__ = [
+    "TASK_REGISTRY",
+    "GenerationSettings",
+    "Measurement",
+    "MeasurementTask",
+    "Sample",
+    "Task",
+    "TaskDataError",
+    "make_task",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -97,3 +98,55 @@ class Task(ABC):
         """
         parts = [m["content"] for m in self.messages(sample)]
         return "\n\n".join(parts) + "\n\n"
+
+
+@dataclass
+class Measurement:
+    """What one run of a :class:`MeasurementTask` measured.
+
+    Attributes:
+        metrics: Run-level metrics.
+        unavailable: Metric -> reason it could not be measured here.
+        telemetry: Time series sampled during the run.
+        notes: Caveats about how the figures were obtained.
+        payload: The task's full result (kept by the engine, e.g. the agent's latest benchmark).
+    """
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    telemetry: dict[str, list[float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    payload: BaseModel | None = None
+
+
+class MeasurementTask(ABC):
+    """Base class of tasks that measure the host itself instead of prompting a model.
+
+    They have no samples and no model: the engine calls :meth:`measure` once per run, with the device
+    the job's runtime resolved.
+
+    Args:
+        params: Validated task params.
+        data_dir: The agent's data directory.
+        http_client: Unused; accepted so every task is built the same way.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, params: BaseModel, *, data_dir: Path, http_client: httpx.Client | None = None) -> None:
+        self.params = params
+        self.data_dir = Path(data_dir)
+        self.http_client = http_client
+
+    @abstractmethod
+    def measure(self, *, device: str, should_stop: Callable[[], bool], telemetry_interval_s: float) -> Measurement:
+        """Run one measurement.
+
+        Args:
+            device: Device the runtime resolved (``cpu``, ``cuda``, ``mps``).
+            should_stop: Returns True when the job must stop.
+            telemetry_interval_s: Sampling interval of the telemetry recorded during the run.
+
+        Returns:
+            The run's measurement.
+        """
