@@ -34,7 +34,7 @@ def test_health_is_public_everything_else_needs_the_token(client):
     wrong = client.get("/api/v1/info", headers={"Authorization": "Bearer wrong-token-xx"})
     assert wrong.status_code == 401
     info = client.get("/api/v1/info", headers=AUTH).json()
-    assert {r["name"] for r in info["runtimes"]} == {"transformers", "openai", "vllm"}
+    assert {r["name"] for r in info["runtimes"]} == {"transformers", "openai", "vllm", "hardware"}
     assert client.get("/openapi.json").status_code == 200
 
 

@@ -125,3 +125,35 @@ def test_cli_benchmark_json_quick(tmp_path):
 def test_cli_benchmark_refuses_a_missing_device(tmp_path):
     result = CliRunner().invoke(app, ["benchmark", "--quick", "--device", "cuda", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2 and "cuda" in result.output
+
+
+def test_agent_api_accepts_the_job_and_advertises_the_peaks(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from agent_runtime.api import create_app
+    from agent_runtime.settings import Settings
+
+    from .conftest import TOKEN
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    settings = Settings(data_dir=tmp_path / "agent", token=TOKEN, heartbeat_interval_s=60, telemetry_interval_s=0.1)
+    with TestClient(create_app(settings)) as client:
+        info = client.get("/api/v1/info", headers=auth).json()
+        assert info["benchmarks"] is None
+        assert next(r for r in info["runtimes"] if r["name"] == "hardware")["available"] is True
+        body = hw_job(runs_per_job=1).model_dump(mode="json")
+        resp = client.post("/api/v1/jobs", json=body, headers=auth)
+        assert resp.status_code == 202, resp.text
+
+        def done():
+            job = client.get("/api/v1/jobs/hw-1", headers=auth).json()
+            return job if job["result"] is not None else None
+
+        result = wait_for(done, 60)["result"]
+        assert result["status"] == "completed", result["error"]
+        assert result["statistics_source"] == "cold" and "gflops.cpu.fp32" in result["statistics"]
+        info = client.get("/api/v1/info", headers=auth).json()
+        assert info["benchmarks"]["type"] == "hardware.benchmark"
+        bad = dict(body, job_id="hw-2", task={"name": "hardware_benchmark", "params": {"repeats": 0}})
+        resp = client.post("/api/v1/jobs", json=bad, headers=auth)
+        assert resp.status_code == 422 and "task.params.repeats" in resp.text
