@@ -6,7 +6,7 @@ STAMP := $(VENV)/.ruckus-installed
 # Torch is pinned: this version has a CPU build; any other spec pulls a multi-GB CUDA build.
 TORCH_SPEC := torch==2.13.0
 
-.PHONY: setup test lint docker-validate demo clean help
+.PHONY: setup test lint docker-validate demo ui ui-check clean help
 
 help:
 	@echo "make demo   - set up, then run the server, scheduler and a local agent on a real benchmark"
@@ -14,6 +14,8 @@ help:
 	@echo "make lint   - ruff, migration check, OpenAPI schema validation"
 	@echo "make setup  - create $(VENV) and install everything (idempotent)"
 	@echo "make docker-validate - check docker/ (compose config + Dockerfile lint; needs docker-compose)"
+	@echo "make ui     - build the web UI into frontend/dist (needs Node 20 + npm)"
+	@echo "make ui-check - UI type check, unit tests and build, plus Chromium for the browser test"
 
 setup: $(STAMP)
 
@@ -39,8 +41,19 @@ lint: $(STAMP)
 docker-validate: $(STAMP)
 	HADOLINT=$(BIN)/hadolint docker/validate.sh
 
+# The demo serves the web UI when Node is present; without it the API, admin and CLI still work.
 demo: $(STAMP)
+	@if [ ! -f frontend/dist/index.html ]; then \
+	  if command -v npm >/dev/null; then $(MAKE) ui; \
+	  else echo "npm not found: the web UI is not built (API, admin and CLI still work)"; fi; \
+	fi
 	DEBUG=1 $(BIN)/python manage.py demo
 
+ui:
+	cd frontend && npm ci --no-audit --no-fund && npm run build
+
+ui-check:
+	frontend/scripts/ci.sh
+
 clean:
-	rm -rf $(VENV) data staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) data staticfiles .pytest_cache .ruff_cache frontend/dist frontend/node_modules test-artifacts
