@@ -40,6 +40,7 @@ from common.protocol import (
     AgentActivity,
     AgentInfo,
     AgentJobState,
+    ExecutionInfo,
     HardwareBenchmarkResult,
     JobProgress,
     JobRequest,
@@ -199,6 +200,7 @@ def build_result(
     error: str | None = None,
     fingerprint: str | None = None,
     started_at: object = None,
+    execution: ExecutionInfo | None = None,
 ) -> MultiRunJobResult:
     """Assemble a job result: statistics over warm runs, the cold run apart.
 
@@ -209,6 +211,7 @@ def build_result(
         error: Error text for failed/stopped jobs.
         fingerprint: Hardware fingerprint of this agent.
         started_at: When the job started.
+        execution: Device, dtype and weight size of the loaded model, when the runtime knows them.
 
     Returns:
         The result.
@@ -246,6 +249,7 @@ def build_result(
         cold_start=dict(cold.metrics) if cold else None,
         unavailable_metrics=unavailable,
         hardware_fingerprint=fingerprint,
+        execution=execution,
         error=error,
         started_at=started_at,  # type: ignore[arg-type]
         finished_at=utcnow(),
@@ -500,6 +504,7 @@ class JobEngine:
             return False
 
         runtime: Runtime | None = None
+        execution: ExecutionInfo | None = None
         status = AgentJobState.COMPLETED
         error: str | None = None
         self._progress(record, status=AgentJobState.RUNNING, stage=JobStage.PREPARING)
@@ -550,6 +555,11 @@ class JobEngine:
         finally:
             if runtime is not None:
                 try:
+                    # Read before close(), which drops the model.
+                    execution = runtime.execution()
+                except Exception as exc:
+                    log.warning("runtime.execution.failed", job_id=req.job_id, error=str(exc))
+                try:
                     runtime.close()
                 except Exception as exc:
                     log.warning("runtime.close.failed", job_id=req.job_id, error=str(exc))
@@ -562,6 +572,7 @@ class JobEngine:
             error=error,
             fingerprint=info.hardware_fingerprint() if info else None,
             started_at=started_at,
+            execution=execution,
         )
         try:
             self.spool.save_result(result)

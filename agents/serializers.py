@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from agents.models import Agent
+from agents.peaks import agent_peaks
 
 
 class AgentSerializer(serializers.ModelSerializer):
@@ -52,7 +53,7 @@ class AgentSerializer(serializers.ModelSerializer):
         ]
 
     def get_summary(self, obj: Agent) -> dict[str, Any]:
-        """CPU, memory, GPUs and available runtimes in one line each (for lists and the UI)."""
+        """CPU, memory, GPUs, runtimes, models, and measured peaks (``None`` before any hardware benchmark)."""
         info = obj.info
         if info is None:
             return {}
@@ -68,6 +69,7 @@ class AgentSerializer(serializers.ModelSerializer):
             "runtimes": [r.name for r in info.runtimes if r.available],
             "models": [m.name for m in info.models],
             "os": f"{info.system.os} {info.system.os_version}".strip(),
+            "peaks": agent_peaks(obj),
         }
 
     def validate_cost_per_hour(self, value: Any) -> Any:

@@ -371,6 +371,32 @@ def validate_model_name(name: str, runtime: str | None = None) -> str | None:
     return f"unknown model {name!r}: use a catalogue name ({known}) or a Hugging Face repo id 'owner/name'"
 
 
+def runtime_task_problem(task: str, runtime: str) -> str | None:
+    """Check that ``runtime`` can run ``task``: model tasks need a model runtime, host measurements ``hardware``.
+
+    Args:
+        task: Task name (from :data:`TASKS`).
+        runtime: Runtime name (from :data:`RUNTIMES`).
+
+    Returns:
+        None when they fit, otherwise the problem in words.
+    """
+    tdef, rdef = TASKS.get(task), RUNTIMES.get(runtime)
+    if tdef is None or rdef is None:
+        return None  # unknown names are reported by their own validation
+    measures_host = rdef.name == "hardware"
+    if tdef.needs_model and measures_host:
+        return f"runtime 'hardware' runs only host measurements ({', '.join(measurement_tasks())}), not {task!r}"
+    if not tdef.needs_model and not measures_host:
+        return f"task {task!r} measures the host itself and runs with the 'hardware' runtime, not {runtime!r}"
+    return None
+
+
+def measurement_tasks() -> list[str]:
+    """Names of the tasks that measure the host and need no model (``TaskDef.needs_model`` False)."""
+    return [name for name, t in TASKS.items() if not t.needs_model]
+
+
 def validation_errors(model: type[BaseModel], data: dict[str, Any], prefix: str) -> dict[str, str]:
     """Validate ``data`` with ``model`` and return ``{dotted.field: message}`` for every problem.
 

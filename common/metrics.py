@@ -6,6 +6,7 @@ comparison, UI) uses these constants so that a metric is spelled one way everywh
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -85,13 +86,66 @@ METRIC_SPECS: dict[str, MetricSpec] = {
 ROUGE_METRICS: tuple[str, ...] = (Metric.ROUGE1, Metric.ROUGE2, Metric.ROUGEL, Metric.ROUGELSUM)
 
 
+#: Hardware benchmark figures, flattened: ``bandwidth_gbps.<device>.<kind>``, ``tflops.<device>.<precision>``,
+#: ``gflops.cpu.<precision>`` (see ``common.protocol.BenchmarkFigure``).
+BENCHMARK_METRIC_RE = re.compile(
+    r"^(?P<kind>bandwidth_gbps|tflops|gflops)\.(?P<device>cpu|cuda|mps)\.(?P<what>[a-z0-9]+)$"
+)
+
+_BENCHMARK_DESCRIPTIONS = {
+    "bandwidth_gbps": "Measured memory bandwidth on {device} ({what})",
+    "tflops": "Measured {what} matrix-multiply throughput on {device}",
+    "gflops": "Measured {what} matrix-multiply throughput on {device}",
+}
+
+
+def benchmark_unit(kind: str, what: str) -> str:
+    """Unit of a benchmark figure.
+
+    Args:
+        kind: ``bandwidth_gbps``, ``tflops`` or ``gflops``.
+        what: Precision or transfer kind (integer precisions count operations, not FLOPs).
+
+    Returns:
+        The unit symbol.
+    """
+    if kind == "bandwidth_gbps":
+        return "GB/s"
+    scale = "T" if kind == "tflops" else "G"
+    return f"{scale}OP/s" if what.startswith("int") else f"{scale}FLOP/s"
+
+
+def metric_spec(name: str) -> MetricSpec | None:
+    """Describe a metric: a canonical one, or a flattened hardware benchmark figure.
+
+    Args:
+        name: Metric name (``output_tokens_per_s``, ``tflops.cuda.bf16`` ...).
+
+    Returns:
+        Its spec, or None for a name RUCKUS does not define.
+    """
+    spec = METRIC_SPECS.get(name)
+    if spec is not None:
+        return spec
+    match = BENCHMARK_METRIC_RE.match(name)
+    if match is None:
+        return None
+    kind, device, what = match["kind"], match["device"], match["what"]
+    return MetricSpec(
+        name=name,
+        unit=benchmark_unit(kind, what),
+        description=_BENCHMARK_DESCRIPTIONS[kind].format(device=device, what=what),
+        higher_is_better=True,
+    )
+
+
 def is_known_metric(name: str) -> bool:
-    """Tell whether ``name`` is a canonical metric name.
+    """Tell whether ``name`` is a metric RUCKUS defines (canonical or a hardware benchmark figure).
 
     Args:
         name: Metric name to check.
 
     Returns:
-        True when the name is defined in :data:`METRIC_SPECS`.
+        True when :func:`metric_spec` describes it.
     """
-    return name in METRIC_SPECS
+    return metric_spec(name) is not None

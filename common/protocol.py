@@ -662,6 +662,22 @@ class MetricStatistics(_Model):
     unit: str = ""
 
 
+class ExecutionInfo(_Model):
+    """Where and how a white-box runtime held the model: what hardware-normalized efficiency needs.
+
+    Attributes:
+        device: Device the weights were on (``cpu``, ``cuda``, ``mps``).
+        dtype: Weight dtype (``bfloat16`` ...).
+        parameters: Parameter count of the loaded model (shared tensors counted once).
+        weight_bytes: Bytes of those parameters: what one decode step reads at batch size 1.
+    """
+
+    device: str
+    dtype: str | None = None
+    parameters: int | None = Field(default=None, ge=0)
+    weight_bytes: int | None = Field(default=None, ge=0)
+
+
 class MultiRunJobResult(_Model):
     """Complete result of a job: every run, statistics over warm runs, the cold run apart.
 
@@ -683,6 +699,7 @@ class MultiRunJobResult(_Model):
         cold_start: The cold run's run-level metrics, including ``model_load_s``.
         unavailable_metrics: Metric -> reason it could not be produced.
         hardware_fingerprint: Fingerprint of the agent that ran the job.
+        execution: Device, dtype and weight size of the loaded model (white-box runtimes only).
         error: Error text when the job failed.
         started_at: Start time.
         finished_at: End time.
@@ -705,6 +722,7 @@ class MultiRunJobResult(_Model):
     cold_start: dict[str, float | None] | None = None
     unavailable_metrics: dict[str, str] = Field(default_factory=dict)
     hardware_fingerprint: str | None = None
+    execution: ExecutionInfo | None = None
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -7,8 +7,15 @@ from typing import Any
 from django.db.models import Count
 from rest_framework import serializers
 
-from common.catalog import RUNTIMES, TASKS, validate_model_name, validation_errors
-from common.metrics import METRIC_SPECS
+from common.catalog import (
+    NO_MODEL_NAME,
+    RUNTIMES,
+    TASKS,
+    runtime_task_problem,
+    validate_model_name,
+    validation_errors,
+)
+from common.metrics import is_known_metric
 from common.protocol import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB
 from experiments.models import Experiment, Job, JobAttempt, StateTransition
 
@@ -98,7 +105,10 @@ class ExperimentSerializer(serializers.ModelSerializer):
     """Experiment as the API shows it and accepts it (create validates everything; update only renames)."""
 
     task = TaskInputSerializer(write_only=True)
-    models = serializers.ListField(child=ModelInputSerializer(), source="model_specs", min_length=1, max_length=50)
+    # Optional only for tasks that measure the host (``hardware_benchmark``); ``validate`` enforces the rest.
+    models = serializers.ListField(
+        child=ModelInputSerializer(), source="model_specs", required=False, max_length=50
+    )
     runtimes = RuntimeInputSerializer(many=True, source="runtime_specs")
     agents = AgentSelectionSerializer(source="agent_selection")
     runs_per_job = serializers.IntegerField(
@@ -163,7 +173,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
 
     def validate_requested_metrics(self, value: list[str]) -> list[str]:
         """Only known metric names."""
-        unknown = [m for m in value if m not in METRIC_SPECS]
+        unknown = [m for m in value if not is_known_metric(m)]
         if unknown:
             raise serializers.ValidationError(f"unknown metric(s): {', '.join(unknown)}")
         return value
@@ -180,9 +190,28 @@ class ExperimentSerializer(serializers.ModelSerializer):
                     {api_names.get(f, f): "cannot change after creation; create a new experiment" for f in changed}
                 )
             return attrs
-        errors: dict[int, dict[str, str]] = {}
+        task = attrs["task"]["name"]
         runtime_names = [r["name"] for r in attrs.get("runtime_specs", [])]
-        for i, model in enumerate(attrs.get("model_specs", [])):
+        runtime_errors = {
+            str(i): {"name": problem}
+            for i, name in enumerate(runtime_names)
+            if (problem := runtime_task_problem(task, name))
+        }
+        if runtime_errors:
+            raise serializers.ValidationError({"runtimes": runtime_errors})
+        models = attrs.get("model_specs") or []
+        if not TASKS[task].needs_model:
+            # The host is measured: jobs carry the placeholder model, one job per (runtime, agent).
+            if any(m["name"] != NO_MODEL_NAME for m in models):
+                raise serializers.ValidationError(
+                    {"models": f"task {task!r} measures the host and takes no model: leave 'models' out"}
+                )
+            attrs["model_specs"] = [{"name": NO_MODEL_NAME}]
+            return attrs
+        if not models:
+            raise serializers.ValidationError({"models": f"give at least one model for task {task!r}"})
+        errors: dict[int, dict[str, str]] = {}
+        for i, model in enumerate(models):
             for runtime in runtime_names:
                 problem = validate_model_name(model["name"], runtime)
                 if problem:

@@ -77,11 +77,14 @@ def plan_experiment(
 
     Returns:
         ``{"jobs": [{model, runtime, agent_id, agent_name, hardware_fingerprint}], "unrunnable": [{model,
-        runtime, reason, agents: [{agent_id, agent_name, reason}]}]}``.
+        runtime, reason, agents: [{agent_id, agent_name, reason}]}], "excluded": [{model, runtime, agent_id,
+        agent_name, reason}]}``: ``unrunnable`` holds the combinations no selected agent can run,
+        ``excluded`` every selected agent left out of a combination (also where another agent runs it).
     """
     agents = agents_for_selection(agent_selection)
     jobs: list[dict[str, Any]] = []
     unrunnable: list[dict[str, Any]] = []
+    excluded: list[dict[str, Any]] = []
     for model in model_specs:
         for runtime in runtime_specs:
             refusals = []
@@ -101,6 +104,7 @@ def plan_experiment(
                     )
                 else:
                     refusals.append({"agent_id": str(agent.pk), "agent_name": agent.name, "reason": reason})
+                    excluded.append({"model": model["name"], "runtime": runtime["name"], **refusals[-1]})
             if not placed:
                 if not agents:
                     summary = "no agent matches the agent selection"
@@ -111,7 +115,7 @@ def plan_experiment(
                 unrunnable.append(
                     {"model": model["name"], "runtime": runtime["name"], "reason": summary, "agents": refusals}
                 )
-    return {"jobs": jobs, "unrunnable": unrunnable}
+    return {"jobs": jobs, "unrunnable": unrunnable, "excluded": excluded}
 
 
 @transaction.atomic
@@ -162,7 +166,9 @@ def experiment_create(
     plan = plan_experiment(
         model_specs=models, runtime_specs=runtimes, agent_selection=agents, requested_metrics=requested_metrics
     )
-    experiment.plan = {"unrunnable": plan["unrunnable"], "job_count": len(plan["jobs"])}
+    experiment.plan = {
+        "unrunnable": plan["unrunnable"], "excluded": plan["excluded"], "job_count": len(plan["jobs"])
+    }
     experiment.save(update_fields=["plan"])
     agents_by_id = {str(a.pk): a for a in Agent.objects.filter(pk__in=[j["agent_id"] for j in plan["jobs"]])}
     for item in plan["jobs"]:

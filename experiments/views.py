@@ -63,14 +63,20 @@ class ExperimentViewSet(viewsets.ModelViewSet):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"], url_path="plan")
     def plan(self, request: Request, pk: str | None = None) -> Response:
-        """The experiment's own plan: its jobs and the combinations that could not run, with reasons."""
+        """The experiment's own plan: its jobs, combinations that cannot run and agents left out, with reasons."""
         experiment = self.get_object()
         jobs = [
             {"job": j.pk, "model": j.model_name, "runtime": j.runtime_name, "agent_id": str(j.agent_id),
              "agent_name": j.agent.name if j.agent else None, "hardware_fingerprint": j.hardware_fingerprint}
             for j in experiment.jobs.select_related("agent").order_by("id")
         ]
-        return Response({"jobs": jobs, "unrunnable": experiment.plan.get("unrunnable", [])})
+        return Response(
+            {
+                "jobs": jobs,
+                "unrunnable": experiment.plan.get("unrunnable", []),
+                "excluded": experiment.plan.get("excluded", []),
+            }
+        )
 
     @extend_schema(request=None, responses=ExperimentSerializer)
     @action(detail=True, methods=["post"])

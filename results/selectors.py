@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from common.metrics import METRIC_SPECS, Metric
+from agents.peaks import agent_benchmark
+from common.metrics import METRIC_SPECS, Metric, metric_spec
 from experiments.models import Experiment, Job
+from results.efficiency import job_efficiency
 from results.models import JobMetricStatistics, RunResult, SampleResult
 
 
@@ -34,6 +36,31 @@ def job_statistics(job: Job) -> dict[str, dict[str, Any]]:
     return {s.metric: s.as_dict() for s in job.statistics.all()}
 
 
+def metric_descriptions(names: Iterable[str]) -> list[dict[str, Any]]:
+    """Name, unit, direction and description of each metric in ``names`` (known metrics in catalogue order).
+
+    Args:
+        names: Metric names present in some results.
+
+    Returns:
+        One dict per name; names RUCKUS does not define get an empty unit and no direction.
+    """
+    present = set(names)
+    ordered = [m for m in METRIC_SPECS if m in present] + sorted(present - set(METRIC_SPECS))
+    out = []
+    for name in ordered:
+        spec = metric_spec(name)
+        out.append(
+            {
+                "name": name,
+                "unit": spec.unit if spec else "",
+                "higher_is_better": spec.higher_is_better if spec else None,
+                "description": spec.description if spec else "",
+            }
+        )
+    return out
+
+
 def job_results(job: Job, *, include_samples: bool = True) -> dict[str, Any]:
     """Everything measured for one job: statistics, cold run, every run (and its samples).
 
@@ -45,6 +72,7 @@ def job_results(job: Job, *, include_samples: bool = True) -> dict[str, Any]:
         A JSON-ready dict.
     """
     result = getattr(job, "result", None)
+    statistics = job_statistics(job)
     runs = RunResult.objects.filter(job=job).order_by("run_index")
     if include_samples:
         runs = runs.prefetch_related("samples")
@@ -57,7 +85,9 @@ def job_results(job: Job, *, include_samples: bool = True) -> dict[str, Any]:
         "agent": str(job.agent_id) if job.agent_id else None,
         "hardware_fingerprint": job.hardware_fingerprint,
         "statistics_source": result.statistics_source if result else None,
-        "statistics": job_statistics(job),
+        "statistics": statistics,
+        "efficiency": job_efficiency(job, statistics, agent_benchmark(job.agent)),
+        "execution": (result.raw or {}).get("execution") if result else None,
         "cold_start": result.cold_start if result else None,
         "unavailable_metrics": result.unavailable_metrics if result else {},
         "access_mode": result.access_mode if result else None,
@@ -83,21 +113,32 @@ def job_results(job: Job, *, include_samples: bool = True) -> dict[str, Any]:
     }
 
 
+def _benchmarks_by_agent(jobs: Iterable[Job]) -> dict[Any, Any]:
+    """Each agent's latest hardware benchmark, parsed once per agent."""
+    return {j.agent_id: agent_benchmark(j.agent) for j in jobs if j.agent_id is not None}
+
+
 def experiment_results(experiment: Experiment) -> dict[str, Any]:
-    """Aggregated results of an experiment: one entry per job with statistics and the cold run.
+    """Aggregated results of an experiment: one entry per job with statistics, efficiency and the cold run.
 
     Args:
         experiment: The experiment.
 
     Returns:
-        ``{"experiment", "status", "jobs": [...], "unrunnable": [...]}``.
+        ``{"experiment", "status", "metrics": [...], "jobs": [...], "unrunnable": [...]}``; ``metrics``
+        describes every metric present in the jobs' statistics (unit, direction).
     """
-    jobs = experiment.jobs.select_related("agent", "result").prefetch_related("statistics").order_by("id")
-    return {
-        "experiment": experiment.pk,
-        "status": experiment.status,
-        "unrunnable": experiment.plan.get("unrunnable", []),
-        "jobs": [
+    jobs = list(
+        experiment.jobs.select_related("agent", "result").prefetch_related("statistics").order_by("id")
+    )
+    benchmarks = _benchmarks_by_agent(jobs)
+    entries = []
+    names: set[str] = set()
+    for j in jobs:
+        statistics = {s.metric: s.as_dict() for s in j.statistics.all()}
+        names.update(statistics)
+        result = getattr(j, "result", None)
+        entries.append(
             {
                 "job": j.pk,
                 "status": j.status,
@@ -106,12 +147,18 @@ def experiment_results(experiment: Experiment) -> dict[str, Any]:
                 "agent": str(j.agent_id) if j.agent_id else None,
                 "agent_name": j.agent.name if j.agent else None,
                 "hardware_fingerprint": j.hardware_fingerprint,
-                "statistics": {s.metric: s.as_dict() for s in j.statistics.all()},
-                "cold_start": getattr(getattr(j, "result", None), "cold_start", None),
-                "unavailable_metrics": getattr(getattr(j, "result", None), "unavailable_metrics", {}),
+                "statistics": statistics,
+                "efficiency": job_efficiency(j, statistics, benchmarks.get(j.agent_id)),
+                "cold_start": result.cold_start if result else None,
+                "unavailable_metrics": result.unavailable_metrics if result else {},
             }
-            for j in jobs
-        ],
+        )
+    return {
+        "experiment": experiment.pk,
+        "status": experiment.status,
+        "unrunnable": experiment.plan.get("unrunnable", []),
+        "metrics": metric_descriptions(names),
+        "jobs": entries,
     }
 
 
@@ -119,7 +166,9 @@ def experiment_comparison(experiment: Experiment, metric: str = Metric.OUTPUT_TO
     """Comparison matrix: rows model x runtime, columns agents (hardware), cells mean ± std of ``metric``.
 
     Each cell also carries throughput per dollar (output tokens per dollar, where the agent has a
-    ``cost_per_hour``) and per watt (output tokens per joule, where GPU power was measured).
+    ``cost_per_hour``), per watt (output tokens per joule, where GPU power was measured) and the fraction
+    of the agent's measured peak memory bandwidth the decode reached (``bandwidth_fraction``, where the
+    agent has run a hardware benchmark and the runtime reports its weights).
 
     Args:
         experiment: The experiment.
@@ -128,13 +177,16 @@ def experiment_comparison(experiment: Experiment, metric: str = Metric.OUTPUT_TO
     Returns:
         ``{"metric", "unit", "higher_is_better", "columns": [...], "rows": [...]}``.
     """
-    jobs = list(experiment.jobs.select_related("agent").order_by("model_name", "runtime_name", "agent__name"))
+    jobs = list(
+        experiment.jobs.select_related("agent", "result").order_by("model_name", "runtime_name", "agent__name")
+    )
     stats: dict[tuple[int, str], JobMetricStatistics] = {
         (s.job_id, s.metric): s
         for s in JobMetricStatistics.objects.filter(
-            job__in=jobs, metric__in=[metric, Metric.OUTPUT_TOKENS_PER_S, Metric.GPU_POWER_W]
+            job__in=jobs, metric__in=[metric, Metric.OUTPUT_TOKENS_PER_S, Metric.GPU_POWER_W, Metric.TPOT_S]
         )
     }
+    benchmarks = _benchmarks_by_agent(jobs)
     columns: dict[str, dict[str, Any]] = {}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for job in jobs:
@@ -162,8 +214,12 @@ def experiment_comparison(experiment: Experiment, metric: str = Metric.OUTPUT_TO
         power = stats.get((job.pk, Metric.GPU_POWER_W))
         if tps is not None and power is not None and power.mean > 0 and math.isfinite(power.mean):
             cell["tokens_per_joule"] = tps.mean / power.mean
+        job_stats = {m: v for (job_id, m), v in stats.items() if job_id == job.pk}
+        efficiency = job_efficiency(job, job_stats, benchmarks.get(job.agent_id))
+        if efficiency is not None and efficiency["bandwidth_fraction"] is not None:
+            cell["bandwidth_fraction"] = efficiency["bandwidth_fraction"]
         row["cells"][col_key] = cell
-    spec = METRIC_SPECS.get(metric)
+    spec = metric_spec(metric)
     return {
         "experiment": experiment.pk,
         "metric": metric,

@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from django.db import transaction
 
-from common.metrics import METRIC_SPECS, ROUGE_METRICS
+from common.metrics import ROUGE_METRICS, metric_spec
 from common.protocol import AgentJobState, MultiRunJobResult, SingleRunResult
 from common.stats import describe_runs
 from experiments.models import Job, JobAttempt
@@ -133,7 +133,7 @@ def job_statistics_recompute(job: Job) -> list[JobMetricStatistics]:
             outliers=s.outliers,
             outlier_rule=s.outlier_rule,
             values=s.values,
-            unit=METRIC_SPECS[name].unit if name in METRIC_SPECS else "",
+            unit=spec.unit if (spec := metric_spec(name)) else "",
         )
         for name, s in stats.items()
     ]

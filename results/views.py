@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.metrics import METRIC_SPECS, Metric
+from common.metrics import METRIC_SPECS, Metric, is_known_metric
 from experiments.models import Experiment, Job
 from results import selectors
 
@@ -52,7 +52,14 @@ class ExperimentComparisonView(APIView):
         responses=OpenApiTypes.OBJECT,
         parameters=[
             OpenApiParameter(
-                "metric", OpenApiTypes.STR, enum=sorted(METRIC_SPECS), description="Metric shown in the cells"
+                "metric",
+                OpenApiTypes.STR,
+                description=(
+                    "Metric shown in the cells: a canonical metric ("
+                    + ", ".join(sorted(METRIC_SPECS))
+                    + ") or a hardware benchmark figure (bandwidth_gbps.<device>.<kind>, "
+                    "tflops.<device>.<precision>, gflops.cpu.<precision>)"
+                ),
             )
         ],
     )
@@ -60,8 +67,13 @@ class ExperimentComparisonView(APIView):
         """Return the comparison matrix."""
         experiment = get_object_or_404(Experiment, pk=pk)
         metric = request.query_params.get("metric", Metric.OUTPUT_TOKENS_PER_S)
-        if metric not in METRIC_SPECS:
-            raise ValidationError({"metric": f"unknown metric {metric!r}; known: {', '.join(sorted(METRIC_SPECS))}"})
+        if not is_known_metric(metric):
+            raise ValidationError(
+                {
+                    "metric": f"unknown metric {metric!r}; known: {', '.join(sorted(METRIC_SPECS))}, or a "
+                    "benchmark figure such as bandwidth_gbps.cpu.copy or tflops.cuda.bf16"
+                }
+            )
         return Response(selectors.experiment_comparison(experiment, metric))
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from agent_runtime.hwbench.figures import GFLOPS, TFLOPS, measured, unsupported
 from agent_runtime.hwbench.support import GpuFacts, gpu_precision_problem
 from agent_runtime.hwbench.timing import BenchmarkStopped, StopCheck, synchronize, time_kernel
+from common.metrics import benchmark_unit
 from common.protocol import BenchmarkFigure
 
 #: Bytes per element of each precision's operands.
@@ -122,7 +123,7 @@ def gpu_matmul(
     import torch
 
     device = facts.device
-    unit = "TOP/s" if precision == "int8" else "TFLOP/s"
+    unit = benchmark_unit(TFLOPS, precision)
     problem = gpu_precision_problem(facts, precision)
     if problem is not None:
         return unsupported(TFLOPS, device, precision, unit, problem)
@@ -185,7 +186,7 @@ def cpu_matmul(
 
     import torch
 
-    unit = "GFLOP/s"
+    unit = benchmark_unit(GFLOPS, precision)
     if problem is not None:
         return unsupported(GFLOPS, "cpu", precision, unit, problem)
     dtype = torch.float32 if precision == "fp32" else torch.bfloat16

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from agent_runtime.constants import TELEMETRY_INTERVAL_S
 from agent_runtime.tasks.base import GenerationSettings, Sample, Task
 from common.catalog import RUNTIMES, RuntimeDef
-from common.protocol import AccessMode, AgentInfo, JobRequest, RuntimeCapability
+from common.protocol import AccessMode, AgentInfo, ExecutionInfo, JobRequest, RuntimeCapability
 
 #: Callable the engine passes to runtimes: True when the job must stop (cancel or timeout).
 StopCheck = Callable[[], bool]
@@ -168,3 +168,10 @@ class Runtime(ABC):
     def describe(self) -> dict[str, Any]:
         """Details worth recording in logs (device, dtype, endpoint)."""
         return {}
+
+    def execution(self) -> ExecutionInfo | None:
+        """Device, dtype and weight size of the loaded model; None where the runtime cannot see them.
+
+        Gray- and black-box runtimes reach a model through an endpoint and never see its weights.
+        """
+        return None

@@ -12,11 +12,11 @@ from typing import Any
 from agent_runtime.runtimes.base import Generation, Runtime, RuntimeFailure, StopCheck
 from agent_runtime.tasks.base import GenerationSettings, Sample, Task
 from agent_runtime.telemetry import nvml_status
-from common.catalog import TASKS, HardwareParams
+from common.catalog import HardwareParams, measurement_tasks
 from common.protocol import AgentInfo, RuntimeCapability
 
 #: Tasks this runtime runs (catalogue tasks that need no model).
-MEASUREMENT_TASKS = tuple(name for name, t in TASKS.items() if not t.needs_model)
+MEASUREMENT_TASKS = tuple(measurement_tasks())
 
 
 class HardwareRuntime(Runtime):

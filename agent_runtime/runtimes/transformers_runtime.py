@@ -26,7 +26,7 @@ from agent_runtime.tasks.base import GenerationSettings, Sample, Task
 from agent_runtime.telemetry import RunMonitor, nvml_status
 from common.catalog import TransformersParams
 from common.metrics import Metric
-from common.protocol import AgentInfo, RuntimeCapability
+from common.protocol import AgentInfo, ExecutionInfo, RuntimeCapability
 
 _GPU_HOST = (Metric.GPU_POWER_W, Metric.GPU_UTILIZATION_PCT, Metric.ENERGY_J)
 
@@ -380,6 +380,19 @@ class TransformersRuntime(Runtime):
             import torch
 
             torch.cuda.empty_cache()
+
+    def execution(self) -> ExecutionInfo | None:
+        """Device, dtype, parameter count and weight bytes of the loaded model (None before the load)."""
+        if self.model is None:
+            return None
+        # ``parameters()`` yields a tied tensor (embeddings / LM head) once, as a decode step reads it once.
+        params = list(self.model.parameters())
+        return ExecutionInfo(
+            device=self.device,
+            dtype=str(self.dtype).removeprefix("torch."),
+            parameters=sum(p.numel() for p in params),
+            weight_bytes=sum(p.numel() * p.element_size() for p in params),
+        )
 
     def describe(self) -> dict[str, Any]:
         """Device, dtype and model location."""

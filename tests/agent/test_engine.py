@@ -68,6 +68,11 @@ def test_multi_run_job(engine, tiny_model_dir):
     assert "cpu" in result.unavailable_metrics["gpu_power_w"]
     assert engine.spool.load_result("job-1").status is AgentJobState.COMPLETED
     assert len(engine.spool.load_runs("job-1")) == 3
+    # What efficiency needs: where the weights were and how many bytes a decode step reads.
+    execution = result.execution
+    assert execution is not None and execution.device == "cpu"
+    assert execution.parameters and execution.parameters > 0
+    assert execution.weight_bytes == execution.parameters * {"float32": 4, "bfloat16": 2}[execution.dtype]
 
 
 def test_single_run_uses_cold_statistics(engine, tiny_model_dir):

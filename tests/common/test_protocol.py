@@ -111,3 +111,26 @@ def test_common_does_not_import_django_or_fastapi():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_benchmark_metric_specs_and_units():
+    from common.metrics import is_known_metric, metric_spec
+
+    assert metric_spec("bandwidth_gbps.cuda.d2d").unit == "GB/s"
+    assert metric_spec("tflops.cuda.bf16").unit == "TFLOP/s"
+    assert metric_spec("tflops.cuda.int8").unit == "TOP/s"
+    assert metric_spec("gflops.cpu.fp32").unit == "GFLOP/s"
+    assert metric_spec("gflops.cpu.fp32").higher_is_better is True
+    assert metric_spec("output_tokens_per_s").unit == "tok/s"
+    for bad in ("tflops.tpu.bf16", "tflops.cuda", "bandwidth_gbps.cuda.d2d.x", "vibes"):
+        assert not is_known_metric(bad), bad
+
+
+def test_runtime_task_compatibility_is_explained():
+    from common.catalog import measurement_tasks, runtime_task_problem
+
+    assert measurement_tasks() == ["hardware_benchmark"]
+    assert runtime_task_problem("hardware_benchmark", "hardware") is None
+    assert runtime_task_problem("wikipedia_summarization", "transformers") is None
+    assert "runs with the 'hardware' runtime" in runtime_task_problem("hardware_benchmark", "vllm")
+    assert "runs only host measurements" in runtime_task_problem("wikipedia_summarization", "hardware")

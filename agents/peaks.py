@@ -1,0 +1,51 @@
+"""An agent's measured peaks: its latest hardware benchmark, as stored with its capabilities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from agents.models import Agent
+from common.protocol import HardwareBenchmarkResult
+
+
+def agent_benchmark(agent: Agent | None) -> HardwareBenchmarkResult | None:
+    """The agent's latest hardware benchmark as stored with its capabilities, or None."""
+    if agent is None or not agent.capabilities:
+        return None
+    raw = agent.capabilities.get("benchmarks")
+    if not raw:
+        return None
+    try:
+        return HardwareBenchmarkResult.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def agent_peaks(agent: Agent) -> dict[str, Any] | None:
+    """The agent's measured peaks for lists and details: ``{"measured_at", "quick", "figures": {...}}``.
+
+    Args:
+        agent: The agent.
+
+    Returns:
+        None before the agent ran a hardware benchmark; otherwise each supported figure's median and unit,
+        and each unsupported figure's reason.
+    """
+    bench = agent_benchmark(agent)
+    if bench is None:
+        return None
+    figures: dict[str, Any] = {}
+    unsupported: dict[str, str] = {}
+    for fig in bench.figures:
+        if fig.supported and fig.statistics is not None:
+            figures[fig.metric_name] = {"value": fig.statistics.median, "unit": fig.unit}
+        else:
+            unsupported[fig.metric_name] = fig.reason or "not measured"
+    return {
+        "measured_at": bench.finished_at.isoformat() if bench.finished_at else None,
+        "quick": bench.quick,
+        "figures": figures,
+        "unsupported": unsupported,
+    }
