@@ -98,6 +98,7 @@ def job_results(job: Job, *, include_samples: bool = True) -> dict[str, Any]:
                 "cold_start": r.cold_start,
                 "metrics": r.metrics,
                 "unavailable_metrics": r.unavailable_metrics,
+                "telemetry": r.telemetry,
                 "started_at": r.started_at,
                 "finished_at": r.finished_at,
                 **(

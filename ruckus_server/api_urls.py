@@ -12,6 +12,7 @@ from results.views import (
     ExperimentResultsView,
     JobResultsView,
 )
+from ruckus_server.catalog_api import CatalogView
 from ruckus_server.session_api import SessionView
 
 router = DefaultRouter()
@@ -22,6 +23,7 @@ router.register("agents", AgentViewSet, basename="agent")
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="auth-token"),
     path("auth/session/", SessionView.as_view(), name="auth-session"),
+    path("catalog/", CatalogView.as_view(), name="catalog"),
     path("experiments/<int:pk>/results/", ExperimentResultsView.as_view(), name="experiment-results"),
     path("experiments/<int:pk>/comparison/", ExperimentComparisonView.as_view(), name="experiment-comparison"),
     path("experiments/<int:pk>/export/", ExperimentExportView.as_view(), name="experiment-export"),

@@ -236,3 +236,37 @@ def test_efficiency_explains_what_is_missing(api):
     assert eff["bandwidth_fraction"] is not None
     assert eff["compute_fraction"] is None
     assert "gflops.cpu.bf16" in eff["unavailable"]["compute_fraction"]
+
+
+def test_catalog_lists_tasks_runtimes_models_and_metrics(api, anon):
+    assert anon.get("/api/v1/catalog/").status_code in (401, 403)
+    body = api.get("/api/v1/catalog/").json()
+    tasks = {t["name"]: t for t in body["tasks"]}
+    assert tasks["hardware_benchmark"]["needs_model"] is False
+    assert tasks["wikipedia_summarization"]["needs_model"] is True
+    assert "num_samples" in tasks["wikipedia_summarization"]["params_schema"]["properties"]
+    runtimes = {r["name"]: r for r in body["runtimes"]}
+    assert runtimes["hardware"]["tasks"] == ["hardware_benchmark"]
+    assert "hardware_benchmark" not in runtimes["transformers"]["tasks"]
+    assert "device" in runtimes["transformers"]["params_schema"]["properties"]
+    assert body["models"][0]["name"] == "smollm2-135m-instruct"
+    assert {"name": "output_tokens_per_s", "unit": "tok/s"}.items() <= next(
+        m for m in body["metrics"] if m["name"] == "output_tokens_per_s"
+    ).items()
+    assert body["no_model_name"] == "none"
+
+
+def test_job_results_carry_run_telemetry(api):
+    AgentFactory()
+    exp = experiment_create(
+        name="telemetry", task={"name": "wikipedia_summarization", "params": {"num_samples": 2}},
+        models=[{"name": "smollm2-135m-instruct"}], runtimes=[{"name": "transformers", "params": {}}],
+        agents={"all": True}, runs_per_job=2,
+    )
+    job = exp.jobs.get()
+    result = job_result(job.pk, runs=2)
+    result.runs[1].telemetry = {"t": [0.0, 0.5, 1.0], "cpu_percent": [90.0, 180.0, 175.0]}
+    job_result_store(job=job, result=result)
+    runs = api.get(f"/api/v1/jobs/{job.pk}/results/").json()["runs"]
+    assert runs[0]["telemetry"] == {}
+    assert runs[1]["telemetry"]["cpu_percent"] == [90.0, 180.0, 175.0]
