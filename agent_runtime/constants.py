@@ -35,3 +35,10 @@ WIKIPEDIA_TIMEOUT_S = 20.0
 WIKIPEDIA_USER_AGENT = "ruckus-agent (benchmark; https://github.com/ruckus)"
 #: Number of document-length buckets used by seeded sampling.
 LENGTH_BUCKETS = 3
+
+#: Longest wait, while answering the server's ``/register``, for a probe that detection left running (the
+#: torch import): below the server's 10 s timeout for agent calls.
+REGISTER_PROBE_WAIT_S = 6.0
+
+#: Longest wait after start-up for such a probe before the next periodic refresh takes over.
+SETTLE_PROBE_WAIT_S = 120.0

@@ -14,7 +14,12 @@ from pathlib import Path
 
 import httpx
 
-from agent_runtime.constants import PROGRESS_MIN_INTERVAL_S, SHUTDOWN_JOB_GRACE_S
+from agent_runtime.constants import (
+    PROGRESS_MIN_INTERVAL_S,
+    REGISTER_PROBE_WAIT_S,
+    SETTLE_PROBE_WAIT_S,
+    SHUTDOWN_JOB_GRACE_S,
+)
 from agent_runtime.engine import JobEngine
 from agent_runtime.info import gather_agent_info
 from agent_runtime.logging import get_logger
@@ -82,6 +87,24 @@ class AgentService:
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
+    def detect_settled(self, wait_s: float) -> AgentInfo | None:
+        """Wait (blocking) for probes an earlier detection left running, then detect again.
+
+        Args:
+            wait_s: Longest wait for the pending probes.
+
+        Returns:
+            The new description, or None when nothing was pending (the current one stands) or they
+            are still running.
+        """
+        try:
+            from agent_runtime.detection import probes_pending, wait_for_pending_probes
+        except ImportError:
+            return None
+        if not probes_pending() or not wait_for_pending_probes(wait_s):
+            return None
+        return self.detect()
+
     def detect(self) -> AgentInfo:
         """Run detection (blocking) and return the full description."""
         return gather_agent_info(
@@ -105,6 +128,9 @@ class AgentService:
             asyncio.create_task(self._outbox_loop(), name="outbox"),
             asyncio.create_task(self._progress_loop(), name="progress"),
             asyncio.create_task(self._refresh_loop(), name="capabilities"),
+            # A torch import slower than the detection budget (busy host, Raspberry Pi) would leave the
+            # white-box runtimes unavailable until the next refresh: detect again as soon as it is done.
+            asyncio.create_task(self._settle_detection(), name="settle-detection"),
         ]
         if self.settings.server and self.settings.registration_key and self.registration is None:
             self._tasks.append(asyncio.create_task(self._announce_loop(), name="announce"))
@@ -152,6 +178,10 @@ class AgentService:
             await old.aclose()
         if self.info is None:
             self.info = await asyncio.to_thread(self.detect)
+        # Answer with settled capabilities when a slow probe is about to finish (within the server's timeout).
+        settled = await asyncio.to_thread(self.detect_settled, REGISTER_PROBE_WAIT_S)
+        if settled is not None:
+            self.info = settled
         self.info.agent_id = request.agent_id
         self._pushed_hash = self.info.capabilities_hash()
         self._outbox_wake.set()
@@ -192,6 +222,17 @@ class AgentService:
                 except httpx.HTTPError as exc:
                     log.warning("heartbeat.failed", error=type(exc).__name__)
             await asyncio.sleep(self.settings.heartbeat_interval_s)
+
+    async def _settle_detection(self) -> None:
+        """Re-detect once the probes the start-up detection left running have finished."""
+        try:
+            settled = await asyncio.to_thread(self.detect_settled, SETTLE_PROBE_WAIT_S)
+        except Exception as exc:
+            log.warning("capabilities.settle_failed", error=str(exc))
+            return
+        if settled is not None:
+            self.info = settled
+            log.info("capabilities.settled", frameworks=[f.name for f in settled.frameworks if f.available])
 
     async def _refresh_loop(self) -> None:
         """Re-detect the host now and then (models appear, GPUs change)."""

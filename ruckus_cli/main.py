@@ -228,7 +228,62 @@ def agents_show(agent_id: str, server: ServerOpt = None, token: TokenOpt = None,
         rows.append([f"runtime {rt['name']}", "available" if rt["available"] else f"unavailable: {rt.get('reason')}"])
     for model in caps.get("models", []):
         rows.append(["model", f"{model['name']} ({model.get('format')}, {model.get('source')})"])
+    peaks = (agent.get("summary") or {}).get("peaks")
+    if peaks is None:
+        rows.append(["measured peaks", "none yet: `ruckus agents benchmark ID`"])
+    else:
+        when = f"measured {peaks.get('measured_at')}" + (" (quick)" if peaks.get("quick") else "")
+        rows.append(["measured peaks", when])
+        for name, fig in peaks["figures"].items():
+            rows.append([f"  {name}", f"{fig['value']:.4g} {fig['unit']}"])
+        for name, reason in peaks["unsupported"].items():
+            rows.append([f"  {name}", f"not measured: {reason}"])
     _table(f"Agent {agent['id']}", ["field", "value"], rows)
+
+
+@agents_app.command("benchmark")
+@run
+def agents_benchmark(
+    agent_id: str,
+    quick: Annotated[bool, typer.Option("--quick/--full", help="Short benchmark (seconds) or the full one.")] = True,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps")] = "auto",
+    runs: Annotated[int, typer.Option(help="Runs (the first is the cold run, reported apart).")] = 3,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Watch it to the end.")] = True,
+    server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Measure an agent's peaks (memory bandwidth, matmul throughput per precision) with a hardware benchmark job."""
+    api = _api(server, token)
+    agent = api.get(f"/api/v1/agents/{agent_id}/")
+    exp = api.post("/api/v1/experiments/", {
+        "name": f"hardware benchmark: {agent['name']}",
+        "task": {"name": "hardware_benchmark", "params": {"quick": quick, "device": device}},
+        "runtimes": [{"name": "hardware"}],
+        "agents": {"ids": [agent["id"]]},
+        "runs_per_job": runs,
+    })
+    if not exp.get("job_counts"):
+        reasons = "; ".join(e["reason"] for e in (exp.get("plan") or {}).get("excluded", [])) or "no job was planned"
+        raise CliError(f"agent {agent['name']} cannot run the benchmark: {reasons}", EXIT_API_ERROR, exp)
+    if not wait:
+        if as_json:
+            _print_json(exp)
+        else:
+            console.print(f"Experiment #{exp['id']} measures {agent['name']}")
+        return
+    status = _wait_quietly(api, exp["id"]) if as_json else _watch(api, exp["id"])
+    if status == "completed":
+        # Ask for the agent's capabilities now rather than at its next heartbeat: they carry the new peaks.
+        api.post(f"/api/v1/agents/{agent['id']}/refresh/", {})
+    peaks = api.get(f"/api/v1/agents/{agent['id']}/")["summary"].get("peaks")
+    if as_json:
+        _print_json({"experiment": exp["id"], "status": status, "peaks": peaks})
+    else:
+        console.print(f"Experiment #{exp['id']} {status}")
+        if peaks:
+            _table(f"Measured peaks of {agent['name']}", ["figure", "value"],
+                   [[name, f"{fig['value']:.4g} {fig['unit']}"] for name, fig in peaks["figures"].items()])
+    if status != "completed":
+        raise typer.Exit(EXIT_API_ERROR)
 
 
 @agents_app.command("remove")
@@ -297,6 +352,9 @@ def experiments_plan(
     if plan["unrunnable"]:
         _table("Cannot run", ["model", "runtime", "reason"],
                [[u["model"], u["runtime"], u["reason"]] for u in plan["unrunnable"]])
+    if plan.get("excluded"):
+        _table("Agents left out", ["model", "runtime", "agent", "reason"],
+               [[e["model"], e["runtime"], e["agent_name"], e["reason"]] for e in plan["excluded"]])
 
 
 @experiments_app.command("list")
@@ -369,6 +427,15 @@ def _watch(api: Api, exp_id: int, interval: float = 1.0) -> str:
 
 @experiments_app.command("watch")
 @run
+def _wait_quietly(api: Api, exp_id: int, interval: float = 1.0) -> str:
+    """Wait without output until the experiment ends; return its final status."""
+    while True:
+        status = api.get(f"/api/v1/experiments/{exp_id}/")["status"]
+        if status in TERMINAL_EXPERIMENT:
+            return status
+        time.sleep(interval)
+
+
 def experiments_watch(exp_id: int, server: ServerOpt = None, token: TokenOpt = None) -> None:
     """Live progress bars per job until the experiment ends (exit 1 unless it completed)."""
     status = _watch(_api(server, token), exp_id)

@@ -41,7 +41,7 @@ from . import apple, frameworks, models, monitoring, nvidia_smi, nvml, rocm_smi
 from .cpu import detect_cpu
 from .system import detect_disk, detect_memory, detect_system
 
-__all__ = ["DETECTION_BUDGET_S", "collect_agent_info"]
+__all__ = ["DETECTION_BUDGET_S", "collect_agent_info", "probes_pending", "wait_for_pending_probes"]
 
 #: Wall-clock budget of one detection; the threaded probes are abandoned (not killed) after it.
 DETECTION_BUDGET_S = 1.8
@@ -158,6 +158,29 @@ def _start_torch_probe(unified_memory: int | None) -> _Background | None:
             return previous
         _torch_probe = _Background("torch", lambda: frameworks.probe_torch(unified_memory))
         return _torch_probe
+
+
+def probes_pending() -> bool:
+    """Whether a probe that an earlier detection left running (the torch import) is still running."""
+    with _torch_lock:
+        probe = _torch_probe
+    return probe is not None and not probe._done.is_set()
+
+
+def wait_for_pending_probes(timeout_s: float) -> bool:
+    """Wait for probes left running by an earlier detection (a slow torch import on a busy or small host).
+
+    Args:
+        timeout_s: Longest wait in seconds.
+
+    Returns:
+        True when none is running any more (the next detection sees their results).
+    """
+    with _torch_lock:
+        probe = _torch_probe
+    if probe is None:
+        return True
+    return probe.wait(time.perf_counter() + timeout_s)
 
 
 def collect_agent_info(

@@ -464,3 +464,37 @@ def test_converted_smollm2_and_model_dirs_in_collect(tmp_path, no_torch):
     assert [m.name for m in info.models].count("my-model") == 1  # the same dir listed twice
     missing = collect_agent_info(data_dir=tmp_path, model_dirs=[tmp_path / "nope"])
     assert not _probe(missing, "model_dirs").available and "does not exist" in _probe(missing, "model_dirs").reason
+
+
+def test_capabilities_settle_once_a_slow_torch_import_finishes(tmp_path, monkeypatch):
+    """A torch import slower than the budget first reads as unavailable, then the agent detects again."""
+    from agent_runtime.service import AgentService
+    from agent_runtime.settings import Settings
+
+    real_probe = detection.frameworks.probe_torch
+    calls = []
+
+    def slow_probe(memory):
+        # Only the first import is slow: later probes find torch already imported.
+        calls.append(memory)
+        if len(calls) == 1:
+            time.sleep(1.0)
+        return real_probe(memory)
+
+    monkeypatch.setattr(detection.frameworks, "probe_torch", slow_probe)
+    monkeypatch.setattr(detection, "_torch_probe", None)
+    monkeypatch.setattr(detection, "DETECTION_BUDGET_S", 0.3)
+    service = AgentService(Settings(data_dir=tmp_path / "agent", token="t" * 24, name="slow-host"))
+    first = service.detect()
+    assert "no answer within" in _probe(first, "torch").reason
+    transformers = next(r for r in first.runtimes if r.name == "transformers")
+    assert not transformers.available
+    assert detection.probes_pending()
+
+    settled = service.detect_settled(10.0)
+    assert settled is not None and not detection.probes_pending()
+    assert _probe(settled, "torch").available
+    assert next(r for r in settled.runtimes if r.name == "transformers").available
+    assert settled.capabilities_hash() != first.capabilities_hash()  # the heartbeat pushes the change
+    # Nothing pending any more: the current description stands.
+    assert service.detect_settled(1.0) is None

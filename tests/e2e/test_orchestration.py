@@ -68,7 +68,10 @@ def test_register_run_and_collect_results(stack: Stack, user_api: httpx.Client):
     seen: list[str] = []
     stack.start_scheduler()
     while not seen or seen[-1] not in ("completed", "failed"):
-        event = json.loads(ws.recv(timeout=240))
+        try:
+            event = json.loads(ws.recv(timeout=240))
+        except Exception as exc:  # the server's log says why the socket ended
+            pytest.fail(f"websocket ended after {seen}: {exc!r}\n--- server log ---\n{stack.log('server')}")
         assert event["type"] == "job.updated" and event["data"]["id"] == job_id
         if not seen or seen[-1] != event["data"]["status"]:
             seen.append(event["data"]["status"])
