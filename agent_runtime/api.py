@@ -206,6 +206,12 @@ def info(service: ServiceDep) -> AgentInfo:
     return service.info
 
 
+@router.post("/info/refresh", response_model=AgentInfo)
+async def refresh_info(service: ServiceDep) -> AgentInfo:
+    """Detect the host again now (new models, drivers, a finished benchmark) and return the description."""
+    return await service.refresh_info()
+
+
 @router.post("/register", response_model=AgentInfo)
 async def register(body: RegisterRequest, service: ServiceDep) -> AgentInfo:
     """The server registers this agent: it hands over its URL, our id and our credential."""

@@ -223,6 +223,11 @@ class AgentService:
                     log.warning("heartbeat.failed", error=type(exc).__name__)
             await asyncio.sleep(self.settings.heartbeat_interval_s)
 
+    async def refresh_info(self) -> AgentInfo:
+        """Detect again now (asked by the server on an operator's refresh) and return the new description."""
+        self.info = await asyncio.to_thread(self.detect)
+        return self.info
+
     async def _settle_detection(self) -> None:
         """Re-detect once the probes the start-up detection left running have finished."""
         try:

@@ -64,6 +64,10 @@ class AgentClient:
         """Fetch the agent's current description."""
         return AgentInfo.model_validate(self._request("GET", "/info").json())
 
+    def refresh_info(self) -> AgentInfo:
+        """Ask the agent to detect its host again and return the new description."""
+        return AgentInfo.model_validate(self._request("POST", "/info/refresh").json())
+
     def submit_job(self, request: JobRequest) -> dict[str, Any]:
         """Submit a job (the agent answers 202, or 409 when busy)."""
         return self._request("POST", "/jobs", request.model_dump(mode="json")).json()

@@ -175,6 +175,29 @@ def agent_heartbeat(agent: Agent, heartbeat: object) -> dict[str, object]:
     return {"status": locked.status, "refresh_capabilities": refresh}
 
 
+def agent_refresh_capabilities(agent: Agent) -> Agent:
+    """Ask the agent to detect its host again and store what it answers (an operator's refresh).
+
+    Args:
+        agent: The agent.
+
+    Returns:
+        The agent with its new capabilities.
+
+    Raises:
+        RegistrationError: The agent cannot be reached or answered badly (the message says which).
+    """
+    from agents.client import AgentCallError, AgentClient
+
+    try:
+        info = AgentClient(agent.url, agent.token).refresh_info()
+    except AgentCallError as exc:
+        raise RegistrationError(str(exc)) from exc
+    except ValueError as exc:  # the answer is not a valid AgentInfo
+        raise RegistrationError(f"the agent's answer does not follow the agent protocol: {exc}") from exc
+    return agent_update_capabilities(agent, info)
+
+
 def agent_update_capabilities(agent: Agent, info: object) -> Agent:
     """Store a fresh ``AgentInfo`` sent by the agent.
 

@@ -139,6 +139,16 @@ class AgentViewSet(
 
     @extend_schema(request=None, responses=AgentSerializer)
     @action(detail=True, methods=["post"])
+    def refresh(self, request: Request, pk: str | None = None) -> Response:
+        """Ask the agent to detect its host again now and store its new capabilities (502 if it cannot)."""
+        try:
+            agent = services.agent_refresh_capabilities(self.get_object())
+        except services.RegistrationError as exc:
+            return Response({"detail": f"refresh failed: {exc}"}, status=status.HTTP_502_BAD_GATEWAY)
+        return Response(self.get_serializer(agent).data)
+
+    @extend_schema(request=None, responses=AgentSerializer)
+    @action(detail=True, methods=["post"])
     def activate(self, request: Request, pk: str | None = None) -> Response:
         """Undo a deactivation."""
         agent = services.agent_activate(self.get_object().pk)

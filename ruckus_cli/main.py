@@ -43,6 +43,8 @@ err = Console(stderr=True)
 ServerOpt = Annotated[str | None, typer.Option("--server", help="Server URL (env RUCKUS_SERVER).")]
 TokenOpt = Annotated[str | None, typer.Option("--token", help="API token (env RUCKUS_TOKEN).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+#: First part of the flattened hardware benchmark figures.
+BENCHMARK_KINDS = ("bandwidth_gbps", "tflops", "gflops")
 TERMINAL_EXPERIMENT = {"completed", "partially_failed", "failed", "cancelled"}
 TERMINAL_JOB = {"completed", "failed", "cancelled", "timed_out"}
 
@@ -425,8 +427,6 @@ def _watch(api: Api, exp_id: int, interval: float = 1.0) -> str:
     return exp["status"]
 
 
-@experiments_app.command("watch")
-@run
 def _wait_quietly(api: Api, exp_id: int, interval: float = 1.0) -> str:
     """Wait without output until the experiment ends; return its final status."""
     while True:
@@ -436,6 +436,8 @@ def _wait_quietly(api: Api, exp_id: int, interval: float = 1.0) -> str:
         time.sleep(interval)
 
 
+@experiments_app.command("watch")
+@run
 def experiments_watch(exp_id: int, server: ServerOpt = None, token: TokenOpt = None) -> None:
     """Live progress bars per job until the experiment ends (exit 1 unless it completed)."""
     status = _watch(_api(server, token), exp_id)
@@ -511,7 +513,11 @@ def results_show(
     if fmt not in ("table", "json", "csv"):
         raise CliError(f"--format must be table, json or csv, not {fmt!r}", EXIT_USAGE)
     data = _api(server, token).get(f"/api/v1/experiments/{exp_id}/results/")
-    metrics = metric or ["e2e_latency_s", "ttft_s", "output_tokens_per_s", "rougeL"]
+    present = [m["name"] for m in data.get("metrics", [])]
+    default = [m for m in ("e2e_latency_s", "ttft_s", "output_tokens_per_s", "rougeL") if m in present]
+    # A hardware benchmark has no latency: show its figures (bandwidth_gbps.*, tflops.*, gflops.*).
+    metrics = metric or default or [m for m in present if m.split(".", 1)[0] in BENCHMARK_KINDS] or present[:6]
+    units = {m["name"]: m["unit"] for m in data.get("metrics", [])}
     if fmt == "json":
         _print_json(data)
         return
@@ -523,6 +529,8 @@ def results_show(
             s = job["statistics"].get(m)
             row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = (s["mean"], s["std"], s["n"]) if s else (None,) * 3
         row["cold_model_load_s"] = (job.get("cold_start") or {}).get("model_load_s")
+        eff = job.get("efficiency") or {}
+        row["peak_bandwidth_fraction"] = eff.get("bandwidth_fraction")
         rows.append(row)
     if fmt == "csv":
         buf = io.StringIO()
@@ -535,11 +543,13 @@ def results_show(
     for r in rows:
         cells = [f"{r[f'{m}_mean']:.4g} ± {r[f'{m}_std']:.2g} ({r[f'{m}_n']})" if r[f"{m}_mean"] is not None else "—"
                  for m in metrics]
-        load = r["cold_model_load_s"]
+        load, frac = r["cold_model_load_s"], r["peak_bandwidth_fraction"]
         table_rows.append([r["job"], f"{r['model']} / {r['runtime']} / {r['agent']}", r["status"], *cells,
-                           f"{load:.2f}" if load is not None else "—"])
+                           f"{load:.2f}" if load is not None else "—",
+                           f"{frac:.1%}" if frac is not None else "—"])
+    headers = [f"{m} ({units[m]})" if units.get(m) else m for m in metrics]
     _table(f"Experiment #{exp_id} (warm runs; cold run apart)",
-           ["job", "model / runtime / agent", "status", *metrics, "cold load (s)"], table_rows)
+           ["job", "model / runtime / agent", "status", *headers, "cold load (s)", "of peak BW"], table_rows)
     for item in data.get("unrunnable", []):
         console.print(f"[yellow]not run[/yellow] {item['model']} / {item['runtime']}: {item['reason']}")
 

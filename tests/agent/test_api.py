@@ -97,6 +97,16 @@ def test_busy_then_cancel(client, tiny_model_dir):
     assert client.post("/api/v1/jobs/unknown/cancel", headers=AUTH).status_code == 404
 
 
+def test_info_refresh_detects_again(client, tmp_path):
+    assert client.post("/api/v1/info/refresh").status_code == 401
+    before = client.get("/api/v1/info", headers=AUTH).json()
+    resp = client.post("/api/v1/info/refresh", headers=AUTH)
+    assert resp.status_code == 200
+    after = resp.json()
+    assert after["type"] == "agent.info" and after["detected_at"] > before["detected_at"]
+    assert client.get("/api/v1/info", headers=AUTH).json()["detected_at"] >= after["detected_at"]
+
+
 def test_register_persists_and_answers_full_info(client, tmp_path):
     body = {"agent_id": "agent-7", "server_url": "http://127.0.0.1:9/", "credential": "c" * 32}
     resp = client.post("/api/v1/register", json=body, headers=AUTH)

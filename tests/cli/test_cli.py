@@ -124,6 +124,22 @@ def test_cli_end_to_end(stack: Stack, cli_env: dict[str, str], tmp_path: Path):
     assert r.returncode == 0 and len(out.read_text().splitlines()) == 3  # header + 2 runs
     assert not out.with_name("runs.csv.part").exists()
 
+    # Measure the agent's peaks; the LLM job above is then shown as a fraction of them.
+    r = ruckus("agents", "benchmark", agent["id"], "--runs", "2", "--json", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    bench = json.loads(r.stdout)
+    assert bench["status"] == "completed"
+    copy = bench["peaks"]["figures"]["bandwidth_gbps.cpu.copy"]
+    assert copy["unit"] == "GB/s" and 0.1 < copy["value"] < 10_000
+    assert "gflops.cpu.fp32" in bench["peaks"]["figures"]
+    assert "bandwidth_gbps.cpu.copy" in ruckus("agents", "show", agent["id"], env=env).stdout
+    bench_table = ruckus("results", "show", str(bench["experiment"]), env=env).stdout
+    assert "bandwidth_gbps.cpu.copy (GB/s)" in bench_table
+    eff = json.loads(ruckus("results", "show", exp_id, "--format", "json", env=env).stdout)["jobs"][0]["efficiency"]
+    assert eff["device"] == "cpu" and eff["weight_bytes"] > 100e6
+    assert eff["peak_bandwidth_gbps"] == pytest.approx(copy["value"])
+    assert 0 < eff["bandwidth_fraction"] < 5, eff
+
     jobs = json.loads(ruckus("jobs", "list", "--experiment", exp_id, "--json", env=env).stdout)
     job_id = str(jobs[0]["id"])
     assert "completed" in ruckus("jobs", "show", job_id, env=env).stdout
