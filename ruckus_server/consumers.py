@@ -6,6 +6,10 @@ Protocol (JSON):
     server -> ``{"type": "subscribed", ...}`` (then the object's current state, so nothing between a REST
     fetch and the subscription is missed), ``{"type": "job.updated" | "experiment.updated" | "agent.updated",
     "data": {...}}`` with the REST serializers' payloads, ``{"type": "error", "message": ...}``, ``pong``.
+Without a cross-process channel layer (no ``REDIS_URL``: the in-memory layer of the embedded demo), changes made by
+other processes (the scheduler's dispatches, lease sweeps and retries) cannot arrive as events; each connection
+then reads its subscribed objects every :data:`POLL_INTERVAL_S` seconds and sends what changed since it last sent
+them, so the UI stays live either way.
 Unauthenticated connections are accepted and closed at once with code 4401, before any message is read. Closing
 before accepting would be answered by the server (daphne) with a bare HTTP 403, which a browser reports as code
 1006, indistinguishable from a network failure; 4401 lets the UI and the CLI say "not logged in" instead of
@@ -14,12 +18,18 @@ reconnecting blindly.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
+import structlog
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from ruckus_server.events import AGENTS_GROUP, experiment_group, job_group, json_safe
+
+log = structlog.get_logger(__name__)
 
 #: Close code for refused (unauthenticated) connections, in the 4000-4999 application range.
 CLOSE_UNAUTHENTICATED = 4401
@@ -28,6 +38,14 @@ CLOSE_UNAUTHENTICATED = 4401
 MAX_ID = 2**63 - 1
 
 _TARGET_KEYS = ("experiment", "job", "agents")
+
+#: Seconds between two reads of the subscribed objects when the channel layer is in-memory (see above).
+POLL_INTERVAL_S = 1.0
+
+
+def layer_spans_processes() -> bool:
+    """Whether the channel layer carries events between processes (Redis), so no polling is needed."""
+    return "InMemoryChannelLayer" not in settings.CHANNEL_LAYERS["default"]["BACKEND"]
 
 
 def parse_id(kind: str, value: Any) -> int | str:
@@ -48,17 +66,26 @@ def parse_id(kind: str, value: Any) -> int | str:
     return value
 
 
-@database_sync_to_async
-def _snapshot(kind: str, object_id: Any) -> list[dict[str, Any]] | None:
-    """Current state of the subscribed object(s) as events; None when the object does not exist."""
+def _state(kind: str, object_id: Any, *, with_jobs: bool = False) -> list[dict[str, Any]] | None:
+    """Current state of the subscribed object(s) as events; None when the object does not exist.
+
+    Args:
+        kind: ``experiment``, ``job`` or ``agents``.
+        object_id: The experiment's or job's id (ignored for agents).
+        with_jobs: For an experiment, its jobs too (what its subscribers also receive events for).
+    """
     if kind == "experiment":
-        from experiments.models import Experiment
-        from experiments.serializers import ExperimentSerializer
+        from experiments.models import Experiment, Job
+        from experiments.serializers import ExperimentSerializer, JobSerializer
 
         exp = Experiment.objects.select_related("owner").filter(pk=object_id).first()
         if exp is None:
             return None
-        return [{"type": "experiment.updated", "data": json_safe(ExperimentSerializer(exp).data)}]
+        events = [{"type": "experiment.updated", "data": json_safe(ExperimentSerializer(exp).data)}]
+        if with_jobs:
+            jobs = Job.objects.select_related("agent", "experiment").filter(experiment=exp).order_by("id")
+            events += [{"type": "job.updated", "data": json_safe(JobSerializer(j).data)} for j in jobs]
+        return events
     if kind == "job":
         from experiments.models import Job
         from experiments.serializers import JobSerializer
@@ -71,24 +98,73 @@ def _snapshot(kind: str, object_id: Any) -> list[dict[str, Any]] | None:
     return [{"type": "agent.updated", "data": json_safe(AgentSerializer(a).data)} for a in Agent.objects.all()]
 
 
+_snapshot = database_sync_to_async(_state)
+
+
+@database_sync_to_async
+def _poll_state(targets: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """Current state of every subscribed target (experiments with their jobs), as events."""
+    events: list[dict[str, Any]] = []
+    for kind, object_id in targets:
+        events += _state(kind, object_id, with_jobs=True) or []
+    return events
+
+
+def _key(event: dict[str, Any]) -> tuple[str, Any]:
+    """Identity of the object an event describes."""
+    return event["type"], event["data"].get("id")
+
+
 class EventsConsumer(AsyncJsonWebsocketConsumer):
     """Live state changes for authenticated users."""
 
     async def connect(self) -> None:
         """Accept authenticated users; refuse others with close code 4401 (see the module docstring)."""
         self.groups_joined: set[str] = set()
-        # The last event forwarded: a job event reaches both the experiment's and the job's group, so a client
-        # subscribed to both would otherwise get every job change twice, back to back.
-        self.last_event: dict[str, Any] | None = None
+        #: Subscribed targets by group: what polling reads.
+        self.targets: dict[str, tuple[str, Any]] = {}
+        # What was last sent per object: a job event reaches both the experiment's and the job's group, and
+        # polling reads what an event may already have carried; neither is sent twice.
+        self.sent: dict[tuple[str, Any], dict[str, Any]] = {}
+        self.poller: asyncio.Task[None] | None = None
         user = self.scope.get("user")
         await self.accept()
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not layer_spans_processes():
+            self.poller = asyncio.create_task(self._poll())
 
     async def disconnect(self, code: int) -> None:
-        """Leave every group."""
+        """Stop polling and leave every group."""
+        if self.poller is not None:
+            self.poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.poller
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def _poll(self) -> None:
+        """Send the subscribed objects' changes made by other processes (in-memory channel layer only)."""
+        while True:
+            await asyncio.sleep(POLL_INTERVAL_S)
+            if not self.targets:
+                continue
+            try:
+                events = await _poll_state(list(self.targets.values()))
+            except Exception as exc:  # a database hiccup must not end the connection; the next round retries
+                log.warning("ws_poll_failed", error=str(exc))
+                continue
+            for event in events:
+                await self._forward(event)
+
+    async def _forward(self, event: dict[str, Any]) -> None:
+        """Send an event unless the client already has exactly this state of the object."""
+        key = _key(event)
+        if self.sent.get(key) == event["data"]:
+            return
+        self.sent[key] = event["data"]
+        await self.send_json(event)
 
     @classmethod
     async def decode_json(cls, text_data: str) -> Any:
@@ -160,6 +236,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         if kind == "unsubscribe":
             await self.channel_layer.group_discard(group, self.channel_name)
             self.groups_joined.discard(group)
+            self.targets.pop(group, None)
             await self.send_json({"type": "unsubscribed", **echo})
             return
         # Join before reading the snapshot: a change committed in between then arrives as an event after the
@@ -175,7 +252,13 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined.add(group)
         await self.send_json({"type": "subscribed", **echo})
         for event in snapshot:
+            self.sent[_key(event)] = event["data"]
             await self.send_json(event)
+        if self.poller is not None:
+            # Polling reports changes from now on: what the client fetched before subscribing is the baseline.
+            for event in await _poll_state([(name, object_id)]):
+                self.sent.setdefault(_key(event), event["data"])
+        self.targets[group] = (name, object_id)
 
     async def ruckus_event(self, message: dict[str, Any]) -> None:
         """Forward an event sent by ``ruckus_server.events`` to the client.
@@ -184,7 +267,6 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             message: ``{"type": "ruckus.event", "event": ..., "data": {...}}`` from the channel layer.
         """
         event = {"type": message["event"], "data": message["data"]}
-        if event == self.last_event or not self._wants(event["type"], event["data"]):
+        if not self._wants(event["type"], event["data"]):
             return
-        self.last_event = event
-        await self.send_json(event)
+        await self._forward(event)

@@ -230,3 +230,37 @@ async def test_events_through_the_redis_channel_layer(settings):
         await comm.disconnect()
     finally:
         channel_layers.backends.clear()
+
+
+async def test_changes_from_other_processes_arrive_by_polling_without_redis(settings):
+    """With the in-memory layer, a change written without an event (as by the scheduler process) still arrives."""
+    from channels.layers import channel_layers
+
+    from experiments.models import Job
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    channel_layers.backends.clear()
+    try:
+        token, _, exp, job = await make_world()
+        comm, connected, _ = await connect(f"/ws/events/?token={token}")
+        assert connected
+        await comm.send_json_to({"type": "subscribe", "experiment": exp.pk})
+        assert (await comm.receive_json_from(timeout=5))["type"] == "subscribed"
+        assert (await comm.receive_json_from(timeout=5))["type"] == "experiment.updated"
+        # Nothing changed: polling sends nothing (the baseline is what the client already has).
+        assert await comm.receive_nothing(timeout=1.5)
+        await database_sync_to_async(
+            lambda: Job.objects.filter(pk=job.pk).update(status="assigned", status_reason="elsewhere")
+        )()
+        try:
+            # The job changed, and with it the experiment's job counts.
+            events = {e["type"]: e["data"] for e in [await comm.receive_json_from(timeout=5) for _ in range(2)]}
+            assert events["job.updated"]["id"] == job.pk
+            assert events["job.updated"]["status"] == "assigned"
+            assert events["job.updated"]["status_reason"] == "elsewhere"
+            assert events["experiment.updated"]["job_counts"] == {"assigned": 1}
+            assert await comm.receive_nothing(timeout=1.5)  # each sent once
+        finally:
+            await comm.disconnect()
+    finally:
+        channel_layers.backends.clear()
