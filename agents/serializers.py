@@ -67,7 +67,8 @@ class AgentSerializer(serializers.ModelSerializer):
                 for g in info.gpus
             ],
             "runtimes": [r.name for r in info.runtimes if r.available],
-            "models": [m.name for m in info.models],
+            # A model may be present in several formats (the packaged GGUF and its converted copy): name it once.
+            "models": list(dict.fromkeys(m.name for m in info.models)),
             "os": f"{info.system.os} {info.system.os_version}".strip(),
             "peaks": agent_peaks(obj),
         }

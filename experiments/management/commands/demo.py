@@ -25,6 +25,8 @@ from django.core.management.base import BaseCommand, CommandError
 from rich.console import Console
 from rich.table import Table
 
+from ruckus_server.spa import index_path
+
 #: Metrics of the results table, in order.
 TABLE_METRICS = [
     ("e2e_latency_s", "E2E latency (s)"),
@@ -208,7 +210,8 @@ class Command(BaseCommand):
         console.print(f"Experiment finished as [bold]{body['status']}[/bold] in {time.monotonic() - started:.0f} s.")
         self._print_results(console, api, exp_id)
         console.rule()
-        console.print(f"UI/API: {base}/api/v1/  docs: {base}/api/docs/  admin: {base}/admin/")
+        ui = f"UI: {base}/  " if index_path().is_file() else "UI: not built (make ui)  "
+        console.print(f"{ui}API: {base}/api/v1/  docs: {base}/api/docs/  admin: {base}/admin/")
         console.print(f"Login: [bold]{DEMO_USER}[/bold] / [bold]{password}[/bold]   API token: {token.key}")
         if options["exit"]:
             return
