@@ -110,6 +110,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/agents/{id}/refresh/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Ask the agent to detect its host again now and store its new capabilities (502 if it cannot). */
+        post: operations["v1_agents_refresh_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/agents/announce/": {
         parameters: {
             query?: never;
@@ -156,6 +173,23 @@ export interface paths {
         get?: never;
         put?: never;
         post: operations["v1_auth_token_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/catalog/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Return the catalogue. */
+        get: operations["v1_catalog_retrieve"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -258,7 +292,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description The experiment's own plan: its jobs and the combinations that could not run, with reasons. */
+        /** @description The experiment's own plan: its jobs, combinations that cannot run and agents left out, with reasons. */
         get: operations["v1_experiments_plan_retrieve"];
         put?: never;
         post?: never;
@@ -453,7 +487,7 @@ export interface components {
             readonly registered_at: string;
             /** Format: date-time */
             readonly updated_at: string;
-            /** @description CPU, memory, GPUs and available runtimes in one line each (for lists and the UI). */
+            /** @description CPU, memory, GPUs, runtimes, models, and measured peaks (``None`` before any hardware benchmark). */
             readonly summary: {
                 [key: string]: unknown;
             };
@@ -545,7 +579,7 @@ export interface components {
             readonly id: number;
             name: string;
             description?: string;
-            models: components["schemas"]["ModelInput"][];
+            models?: components["schemas"]["ModelInput"][];
             runtimes: components["schemas"]["RuntimeInput"][];
             agents: components["schemas"]["AgentSelection"];
             /** @default 3 */
@@ -572,7 +606,7 @@ export interface components {
             name: string;
             description?: string;
             task: components["schemas"]["TaskInputRequest"];
-            models: components["schemas"]["ModelInputRequest"][];
+            models?: components["schemas"]["ModelInputRequest"][];
             runtimes: components["schemas"]["RuntimeInputRequest"][];
             agents: components["schemas"]["AgentSelectionRequest"];
             /** @default 3 */
@@ -1055,6 +1089,28 @@ export interface operations {
             };
         };
     };
+    v1_agents_refresh_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A UUID string identifying this agent. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Agent"];
+                };
+            };
+        };
+    };
     v1_agents_announce_create: {
         parameters: {
             query?: never;
@@ -1165,6 +1221,27 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuthToken"];
+                };
+            };
+        };
+    };
+    v1_catalog_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
                 };
             };
         };
@@ -1350,8 +1427,8 @@ export interface operations {
     v1_experiments_comparison_retrieve: {
         parameters: {
             query?: {
-                /** @description Metric shown in the cells */
-                metric?: "e2e_latency_s" | "energy_j" | "gpu_power_w" | "gpu_utilization_pct" | "inter_token_gaps_s" | "model_load_s" | "output_tokens" | "output_tokens_per_s" | "peak_gpu_memory_bytes" | "peak_rss_bytes" | "prompt_tokens" | "rouge1" | "rouge2" | "rougeL" | "rougeLsum" | "run_wall_s" | "tpot_s" | "ttft_s";
+                /** @description Metric shown in the cells: a canonical metric (cpu_percent, e2e_latency_s, energy_j, gpu_power_w, gpu_sm_clock_mhz, gpu_temperature_c, gpu_utilization_pct, inter_token_gaps_s, model_load_s, output_tokens, output_tokens_per_s, peak_gpu_memory_bytes, peak_rss_bytes, prompt_tokens, rouge1, rouge2, rougeL, rougeLsum, run_wall_s, tpot_s, ttft_s) or a hardware benchmark figure (bandwidth_gbps.<device>.<kind>, tflops.<device>.<precision>, gflops.cpu.<precision>) */
+                metric?: string;
             };
             header?: never;
             path: {
