@@ -30,8 +30,27 @@ const problems = [];
 page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
 page.on("console", (m) => { if (m.type() === "error") console.log(`[browser] ${m.text()}`); });
 const shot = async (name) => {
+  // Full-page shots of a scrolled page would paint the sticky top bar mid-page.
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
   step(`screenshot ${name}.png`);
+};
+
+/** Poll the experiment page's job cards until all completed (fails on a failed job or after `timeoutMs`). */
+const watchJobs = async (label, timeoutMs) => {
+  const seen = new Set();
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const statuses = await page.locator(".job-card").evaluateAll((els) => els.map((e) => e.getAttribute("data-status")));
+    statuses.forEach((s) => seen.add(s));
+    if (statuses.length > 0 && statuses.every((s) => s === "completed")) return seen;
+    if (statuses.some((s) => s === "failed" || s === "cancelled" || s === "timed_out")) {
+      await shot(`${label}-failed`);
+      throw new Error(`${label}: a job ended as ${statuses.join(", ")}`);
+    }
+    if (Date.now() > deadline) throw new Error(`${label} did not complete in time (seen: ${[...seen].join(", ")})`);
+    await page.waitForTimeout(250);
+  }
 };
 
 let failed = false;
@@ -60,18 +79,34 @@ try {
   await row.click();
   await page.getByRole("heading", { name: "GPUs" }).waitFor();
   await page.getByRole("heading", { name: "Models" }).waitFor();
+  await page.getByTestId("measured-peaks").getByText("No measured peaks yet").waitFor();
   await shot("02-agents");
 
   // 3. Create an experiment, with the live plan preview.
   await page.getByRole("link", { name: "Experiments" }).click();
   await page.getByRole("link", { name: "New experiment" }).click();
   const exp = page.getByRole("form", { name: "New experiment" });
+  // The hardware benchmark needs no model: the models section goes, only the hardware runtime is offered.
+  await exp.getByText("Hardware benchmark", { exact: true }).click();
+  await exp.locator('input[name="hw-quick"]').waitFor();
+  if (await exp.locator('input[name="model-0"]').count()) throw new Error("models shown for a task without a model");
+  const offered = await exp.locator('input[name^="runtime-"]').evaluateAll((els) => els.map((e) => e.getAttribute("name")));
+  if (offered.join() !== "runtime-hardware") throw new Error(`runtimes offered for the benchmark: ${offered.join()}`);
+  await page.getByTestId("plan-summary").filter({ hasText: /^1 job/ }).waitFor({ timeout: 30_000 });
+  await page.locator(".plan td", { hasText: "hardware" }).waitFor({ timeout: 30_000 });
+  await shot("03-new-benchmark");
+  step("benchmark form: no models, hardware runtime only, plan 1 job");
+  await exp.getByText("Wikipedia summarization", { exact: true }).click();
+  await exp.locator('input[name="num_samples"]').waitFor();
+  const llmRuntimes = await exp.locator('input[name^="runtime-"]').evaluateAll((els) => els.map((e) => e.getAttribute("name")));
+  if (llmRuntimes.includes("runtime-hardware")) throw new Error("the hardware runtime is offered for a model task");
   await exp.locator('input[name="name"]').fill("UI smoke test");
   await exp.locator('input[name="num_samples"]').fill("2");
   await exp.locator('input[name="max_new_tokens"]').fill("12");
   await exp.locator('input[name="model-0"]').fill("smollm2-135m-instruct");
   await exp.locator('input[name="runs_per_job"]').fill("2");
   await page.getByTestId("plan-summary").filter({ hasText: /^1 job/ }).waitFor({ timeout: 30_000 });
+  await page.locator(".plan td", { hasText: "smollm2-135m-instruct" }).waitFor({ timeout: 30_000 });
   step("plan preview: 1 job");
   await shot("03-new-experiment");
   await exp.getByRole("button", { name: "Create experiment" }).click();
@@ -79,21 +114,10 @@ try {
   step(`experiment created: ${page.url()}`);
 
   // 4. Watch it complete live (no reload: a marker on window must survive).
+  const llmExperimentUrl = page.url();
   await page.evaluate(() => { window.__ruckusNoReload = true; });
   await page.getByTestId("live-state").filter({ hasText: "live" }).waitFor({ timeout: 30_000 });
-  const seen = new Set();
-  const deadline = Date.now() + 300_000;
-  for (;;) {
-    const statuses = await page.locator(".job-card").evaluateAll((els) => els.map((e) => e.getAttribute("data-status")));
-    statuses.forEach((s) => seen.add(s));
-    if (statuses.length > 0 && statuses.every((s) => s === "completed")) break;
-    if (statuses.some((s) => s === "failed" || s === "cancelled" || s === "timed_out")) {
-      await shot("04-experiment-failed");
-      throw new Error(`a job ended as ${statuses.join(", ")}`);
-    }
-    if (Date.now() > deadline) throw new Error(`the experiment did not complete in time (seen: ${[...seen].join(", ")})`);
-    await page.waitForTimeout(250);
-  }
+  const seen = await watchJobs("04-experiment", 300_000);
   await page.locator("h1 [data-status='completed']").waitFor({ timeout: 30_000 });
   if (!(await page.evaluate(() => window.__ruckusNoReload === true))) throw new Error("the page was reloaded");
   step(`completed live; job states seen: ${[...seen].join(" → ")}`);
@@ -112,8 +136,60 @@ try {
   const res = await page.request.get(`${BASE_URL}${csv}`);
   if (!res.ok() || !(await res.text()).includes("run_index")) throw new Error(`CSV export failed: ${res.status()}`);
   step(`results: ${charts} charts, samples, CSV export ok`);
+  await page.getByRole("table", { name: "Efficiency" }).waitFor();
+  await page.locator('[data-chart^="telemetry"], [data-testid="telemetry-empty"]').first().waitFor({ timeout: 30_000 });
   await page.waitForTimeout(500);
   await shot("05-results");
+
+  // 6. Measure the agent's peaks from its details panel (quick hardware benchmark, 3 runs).
+  await page.getByRole("link", { name: "Agents" }).click();
+  await page.locator("tr[data-agent]").first().click();
+  const peaks = page.getByTestId("measured-peaks");
+  await peaks.waitFor();
+  if (!(await peaks.locator('input[name="benchmark-quick"]').isChecked())) await peaks.locator('input[name="benchmark-quick"]').check();
+  await peaks.getByRole("button", { name: "Run hardware benchmark" }).click();
+  await page.waitForURL(/\/experiments\/\d+$/);
+  step(`hardware benchmark started: ${page.url()}`);
+  await page.getByRole("heading", { name: /hardware benchmark: / }).waitFor();
+  const benchStart = Date.now();
+  await watchJobs("06-benchmark", 240_000);
+  await page.locator("h1 [data-status='completed']").waitFor({ timeout: 30_000 });
+  step(`hardware benchmark completed in ${((Date.now() - benchStart) / 1000).toFixed(0)} s`);
+  const benchmarkUrl = page.url();
+
+  // 7. The peaks section shows the measured figures.
+  await page.getByRole("link", { name: "Agents" }).click();
+  await page.locator("tr[data-agent]").first().click();
+  const bandwidth = page.getByRole("table", { name: "Memory bandwidth peaks" });
+  await bandwidth.waitFor({ timeout: 30_000 });
+  const figures = await bandwidth.locator("tbody tr").allInnerTexts();
+  if (!figures.some((t) => /\d.*GB\/s/.test(t))) throw new Error(`no GB/s figure in the peaks: ${figures.join(" | ")}`);
+  step(`measured peaks: ${figures.map((t) => t.replace(/\s+/g, " ")).join("; ")}`);
+  await page.waitForTimeout(300);
+  await shot("06-agent-peaks");
+  await page.getByTestId("measured-peaks").screenshot({ path: join(ARTIFACTS, "06-agent-peaks-panel.png") });
+
+  // 8. The benchmark's results compare figures with their units; runs carry telemetry.
+  await page.goto(`${benchmarkUrl}/results`);
+  await page.getByRole("table", { name: "Comparison matrix" }).waitFor({ timeout: 30_000 });
+  const selected = await page.locator('select[name="comparison-metric"]').inputValue();
+  if (!selected.startsWith("bandwidth_gbps.")) throw new Error(`benchmark comparison starts on ${selected}`);
+  await page.getByRole("table", { name: "Comparison matrix" }).getByText("GB/s").first().waitFor();
+  await page.locator('[data-chart^="telemetry"], [data-testid="telemetry-empty"]').first().waitFor({ timeout: 30_000 });
+  await page.waitForTimeout(500);
+  await shot("07-benchmark-results");
+
+  // 9. The earlier LLM experiment, now against measured peaks: a % of peak bandwidth.
+  await page.goto(`${llmExperimentUrl}/results`);
+  const eff = page.getByRole("table", { name: "Efficiency" });
+  await eff.waitFor({ timeout: 30_000 });
+  const bw = (await eff.getByTestId("efficiency-bandwidth").first().innerText()).replace(/\s+/g, " ");
+  step(`efficiency: ${bw}`);
+  if (!/\d%/.test(bw)) throw new Error(`no % of peak bandwidth after the benchmark: ${bw}`);
+  await eff.scrollIntoViewIfNeeded();
+  await page.waitForTimeout(500);
+  await shot("08-results-efficiency");
+  await page.locator(".card.efficiency").screenshot({ path: join(ARTIFACTS, "08-efficiency-panel.png") });
 
   if (problems.length) throw new Error(problems.join("\n"));
   step("all good");

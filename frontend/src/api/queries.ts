@@ -5,12 +5,14 @@ import { api, PAGE_LIMIT, unwrap } from "./client";
 import type { operations } from "./schema";
 import { events, type SocketState, type Subscription } from "./events";
 import type {
-  Agent, Comparison, Experiment, ExperimentRequest, ExperimentResults, Job, JobDetail, JobResults, Plan,
+  Agent, Catalog, Comparison, Experiment, ExperimentRequest, ExperimentResults, Job, JobDetail, JobResults, Plan,
   ServerEvent,
 } from "./types";
 
+/** Query keys of the cache (websocket events update these entries). */
 export const keys = {
   me: ["me"] as const,
+  catalog: ["catalog"] as const,
   agents: ["agents"] as const,
   experiments: ["experiments"] as const,
   experiment: (id: number) => ["experiment", id] as const,
@@ -41,6 +43,7 @@ export function useMe() {
   });
 }
 
+/** Log in with a username and password (sets the session cookie). */
 export function useLogin() {
   const qc = useQueryClient();
   return useMutation({
@@ -53,6 +56,7 @@ export function useLogin() {
   });
 }
 
+/** Log out, close the websocket and clear the cache. */
 export function useLogout() {
   const qc = useQueryClient();
   return useMutation({
@@ -137,6 +141,7 @@ export function useSocketState(): { state: SocketState; error: string | null } {
 
 // --- agents -------------------------------------------------------------------------------------
 
+/** Every registered agent. */
 export function useAgents() {
   return useQuery({
     queryKey: keys.agents,
@@ -145,6 +150,7 @@ export function useAgents() {
   });
 }
 
+/** Register, edit, activate, deactivate and remove agents. */
 export function useAgentMutations() {
   const qc = useQueryClient();
   const refresh = () => qc.invalidateQueries({ queryKey: keys.agents });
@@ -178,8 +184,20 @@ export function useAgentMutations() {
   };
 }
 
+// --- catalog ------------------------------------------------------------------------------------
+
+/** What experiments may use: tasks, runtimes (which tasks each can run), models and metrics. */
+export function useCatalog() {
+  return useQuery({
+    queryKey: keys.catalog,
+    queryFn: async () => (await unwrap(api.GET("/api/v1/catalog/"))) as unknown as Catalog,
+    staleTime: 5 * 60_000,
+  });
+}
+
 // --- experiments and jobs -----------------------------------------------------------------------
 
+/** Experiments, newest first. */
 export function useExperiments() {
   return useQuery({
     queryKey: keys.experiments,
@@ -190,6 +208,7 @@ export function useExperiments() {
   });
 }
 
+/** One experiment. */
 export function useExperiment(id: number) {
   return useQuery({
     queryKey: keys.experiment(id),
@@ -198,6 +217,7 @@ export function useExperiment(id: number) {
   });
 }
 
+/** An experiment's jobs, in id order. */
 export function useJobs(experiment: number) {
   return useQuery({
     queryKey: keys.jobs(experiment),
@@ -208,6 +228,7 @@ export function useJobs(experiment: number) {
   });
 }
 
+/** One job with its attempts and transition log (disabled while `id` is null). */
 export function useJob(id: number | null) {
   return useQuery({
     queryKey: keys.job(id ?? 0),
@@ -217,6 +238,7 @@ export function useJob(id: number | null) {
   });
 }
 
+/** Create an experiment (the server plans its jobs at once). */
 export function useCreateExperiment() {
   const qc = useQueryClient();
   return useMutation({
@@ -234,6 +256,7 @@ export async function fetchPlan(body: ExperimentRequest): Promise<Plan> {
   return (await unwrap(api.POST("/api/v1/experiments/plan/", { body }))) as unknown as Plan;
 }
 
+/** Cancel an experiment, cancel or retry one of its jobs. */
 export function useExperimentActions(experiment: number) {
   const qc = useQueryClient();
   const putJob = (job: Job) => qc.setQueryData<Job[]>(keys.jobs(experiment), (list) => upsert(list, job));
@@ -262,6 +285,7 @@ export function useExperimentActions(experiment: number) {
 type MetricName = NonNullable<NonNullable<
   operations["v1_experiments_comparison_retrieve"]["parameters"]["query"]>["metric"]>;
 
+/** An experiment's aggregated results (statistics, efficiency, metric descriptions). */
 export function useExperimentResults(id: number) {
   return useQuery({
     queryKey: keys.results(id),
@@ -271,6 +295,7 @@ export function useExperimentResults(id: number) {
   });
 }
 
+/** The comparison matrix of one metric (canonical or a hardware benchmark figure). */
 export function useComparison(id: number, metric: string) {
   return useQuery({
     queryKey: keys.comparison(id, metric),
@@ -282,6 +307,7 @@ export function useComparison(id: number, metric: string) {
   });
 }
 
+/** One job's runs (metrics, telemetry, samples), efficiency and execution facts. */
 export function useJobResults(job: number | null) {
   return useQuery({
     queryKey: keys.jobResults(job ?? 0),

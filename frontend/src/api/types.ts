@@ -73,6 +73,8 @@ export interface AgentInfo {
   monitoring?: MonitoringCapability[];
   models?: ModelInfo[];
   probes?: ProbeStatus[];
+  benchmarks?: { figures?: { name: string; device: string; precision: string; unit?: string; supported?: boolean;
+    reason?: string | null; statistics?: MetricStatistics | null }[]; quick?: boolean; finished_at?: string | null } | null;
   detected_at?: string;
 }
 
@@ -107,7 +109,71 @@ export function specName(spec: string | { name: string }): string {
 }
 export interface Unrunnable { model: string; runtime: string; reason: string;
   agents: { agent_id: string; agent_name: string; reason: string }[] }
-export interface Plan { jobs: PlanJob[]; unrunnable: Unrunnable[] }
+/** A selected agent left out of one combination (also where another agent runs it). */
+export interface Excluded { model: string; runtime: string; agent_id: string; agent_name: string | null; reason: string }
+export interface Plan { jobs: PlanJob[]; unrunnable: Unrunnable[]; excluded?: Excluded[] }
+
+// --- catalog (GET /api/v1/catalog/) ---------------------------------------------------------------
+
+/** A JSON Schema object as the catalog gives it (pydantic's `model_json_schema()`). */
+export interface JsonSchema {
+  type?: string;
+  title?: string;
+  description?: string;
+  default?: unknown;
+  enum?: unknown[];
+  minimum?: number;
+  maximum?: number;
+  properties?: Record<string, JsonSchema>;
+  anyOf?: JsonSchema[];
+}
+export interface CatalogTask { name: string; description: string; needs_model: boolean; server_metrics: string[];
+  params_schema: JsonSchema }
+export interface CatalogRuntime { name: string; access_mode: string; description: string; framework: string | null;
+  needs_local_model: boolean; tasks: string[]; metrics: string[]; gpu_metrics: string[]; params_schema: JsonSchema }
+/** Name, unit and direction of a metric (catalog and experiment results). */
+export interface MetricInfo { name: string; unit: string; description: string; higher_is_better: boolean | null;
+  server_side?: boolean }
+export interface Catalog {
+  tasks: CatalogTask[];
+  runtimes: CatalogRuntime[];
+  models: { name: string; repo_id?: string; aliases?: string[] }[];
+  metrics: MetricInfo[];
+  benchmark_metric_pattern: string;
+  no_model_name: string;
+}
+
+// --- measured peaks -------------------------------------------------------------------------------
+
+/** `Agent.summary.peaks`: the medians of the agent's latest hardware benchmark (null before any). */
+export interface AgentPeaks {
+  measured_at: string | null;
+  quick: boolean;
+  figures: Record<string, { value: number | null; unit: string }>;
+  unsupported: Record<string, string>;
+}
+
+/** Efficiency of a finished LLM job against its agent's measured peaks (null for benchmark jobs). */
+export interface Efficiency {
+  device: string | null;
+  dtype: string | null;
+  parameters: number | null;
+  weight_bytes: number | null;
+  decode_tokens_per_s: number | null;
+  decode_bandwidth_gbps: number | null;
+  peak_bandwidth_metric: string | null;
+  peak_bandwidth_gbps: number | null;
+  bandwidth_fraction: number | null;
+  decode_tflops: number | null;
+  peak_tflops_metric: string | null;
+  peak_tflops: number | null;
+  compute_fraction: number | null;
+  peaks_measured_at: string | null;
+  unavailable: Partial<Record<"bandwidth_fraction" | "compute_fraction", string>>;
+}
+
+/** Time series sampled during a run: `t` (seconds from start) plus one list per signal. */
+export type Telemetry = Record<string, number[]>;
 
 export interface MetricStatistics {
   n: number;
@@ -137,11 +203,14 @@ export interface ExperimentResultJob {
   statistics: Record<string, MetricStatistics>;
   cold_start: Record<string, unknown> | null;
   unavailable_metrics: Record<string, string>;
+  efficiency?: Efficiency | null;
 }
 export interface ExperimentResults {
   experiment: number;
   status: ExperimentStatus;
   unrunnable: Unrunnable[];
+  /** Every metric present in the jobs' statistics, with unit and direction. */
+  metrics?: MetricInfo[];
   jobs: ExperimentResultJob[];
 }
 
@@ -154,6 +223,7 @@ export interface ComparisonCell {
   ci95?: [number, number] | null;
   tokens_per_dollar?: number;
   tokens_per_joule?: number;
+  bandwidth_fraction?: number;
 }
 export interface ComparisonColumn { key: string; agent: string | null; agent_name: string;
   hardware_fingerprint: string; cost_per_hour: number | null }
@@ -185,6 +255,7 @@ export interface RunResult {
   unavailable_metrics: Record<string, string>;
   started_at: string | null;
   finished_at: string | null;
+  telemetry?: Telemetry | null;
   samples?: Sample[];
 }
 export interface JobResults {
@@ -199,6 +270,8 @@ export interface JobResults {
   unavailable_metrics: Record<string, string>;
   access_mode: string | null;
   error: string | null;
+  efficiency?: Efficiency | null;
+  execution?: Record<string, unknown> | null;
   runs: RunResult[];
 }
 

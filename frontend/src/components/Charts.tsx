@@ -2,6 +2,7 @@
 import ReactECharts from "echarts-for-react";
 import type { EChartsOption } from "echarts";
 import type { BarSeries, ColdWarm, Distribution, ScatterPoint } from "../lib/chartData";
+import type { TelemetryChartData } from "../lib/telemetry";
 import { formatNumber } from "../lib/format";
 
 const PALETTE = ["#4f46e5", "#0891b2", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#ec4899", "#64748b"];
@@ -68,6 +69,7 @@ export function MetricBarChart({ categories, series, unit, label }: {
   return <Chart option={option} label={label} />;
 }
 
+/** One point per job: two metrics against each other. */
 export function ScatterChart({ points, xName, yName, label }: { points: ScatterPoint[]; xName: string; yName: string; label: string }) {
   const option: EChartsOption = {
     tooltip: { trigger: "item", formatter: (p) => {
@@ -82,6 +84,7 @@ export function ScatterChart({ points, xName, yName, label }: { points: ScatterP
   return <Chart option={option} label={label} />;
 }
 
+/** Each job's cold run next to its warm runs' mean. */
 export function ColdWarmChart({ rows, unit, label }: { rows: ColdWarm[]; unit: string; label: string }) {
   const option: EChartsOption = {
     tooltip: { trigger: "axis", valueFormatter: (v) => `${formatNumber(v as number)} ${unit}` },
@@ -97,6 +100,7 @@ export function ColdWarmChart({ rows, unit, label }: { rows: ColdWarm[]; unit: s
   return <Chart option={option} label={label} />;
 }
 
+/** Per-run values of each job as a box plot, with the runs and flagged outliers. */
 export function DistributionChart({ items, unit, label }: { items: Distribution[]; unit: string; label: string }) {
   const option: EChartsOption = {
     tooltip: { trigger: "item" },
@@ -110,4 +114,48 @@ export function DistributionChart({ items, unit, label }: { items: Distribution[
     ],
   };
   return <Chart option={option} label={label} />;
+}
+
+const TELEMETRY_ROW = 110;
+const SCALED_UNITS = new Set(["°C", "MHz"]);
+const TELEMETRY_GAP = 46;
+
+/** A run's telemetry: one line per signal, one stacked panel (own y axis) per unit, sharing the time axis. */
+export function TelemetryChart({ data, label }: { data: TelemetryChartData; label: string }) {
+  const top = 34;
+  const n = data.groups.length;
+  const unitOf = new Map<string, string>();
+  data.groups.forEach((g) => g.series.forEach((s) => unitOf.set(s.label, g.unit)));
+  const option: EChartsOption = {
+    legend: { top: 0, type: "scroll" },
+    tooltip: {
+      trigger: "axis",
+      formatter: (raw) => {
+        const items = (Array.isArray(raw) ? raw : [raw]) as unknown as
+          { marker: string; seriesName: string; value: [number, number] }[];
+        const t = items[0]?.value[0];
+        const lines = items.map((p) =>
+          `${p.marker}${p.seriesName}: <b>${formatNumber(p.value[1])}</b> ${unitOf.get(p.seriesName) ?? ""}`);
+        return [`t = ${formatNumber(t)} s`, ...lines].join("<br/>");
+      },
+    },
+    axisPointer: { link: [{ xAxisIndex: "all" }] },
+    grid: data.groups.map((_, i) => ({ left: 64, right: 24, top: top + i * (TELEMETRY_ROW + TELEMETRY_GAP), height: TELEMETRY_ROW })),
+    xAxis: data.groups.map((_, i) => ({
+      type: "value" as const, gridIndex: i, min: 0,
+      name: i === n - 1 ? "t (s)" : "", nameLocation: "middle" as const, nameGap: 24,
+      axisLabel: { formatter: (v: number) => formatNumber(v) },
+    })),
+    yAxis: data.groups.map((g, i) => ({
+      type: "value" as const, gridIndex: i, name: g.unit, nameTextStyle: { align: "right" as const },
+      // Levels (memory, power) read best from zero; clocks and temperatures by their range.
+      scale: SCALED_UNITS.has(g.unit), splitNumber: 3,
+      axisLabel: { formatter: (v: number) => formatNumber(v) },
+    })),
+    series: data.groups.flatMap((g, i) => g.series.map((s) => ({
+      type: "line" as const, name: s.label, xAxisIndex: i, yAxisIndex: i, showSymbol: false, data: s.points,
+      lineStyle: { width: 1.6 },
+    }))),
+  };
+  return <Chart option={option} label={label} height={top + n * (TELEMETRY_ROW + TELEMETRY_GAP)} />;
 }

@@ -10,6 +10,7 @@ const STATUS_TONES: Record<string, string> = {
   cancelled: "muted", deactivated: "muted",
 };
 
+/** A status as a coloured pill. */
 export function StatusBadge({ status, title }: { status: string; title?: string }) {
   const tone = STATUS_TONES[status] ?? "muted";
   return (
@@ -20,6 +21,7 @@ export function StatusBadge({ status, title }: { status: string; title?: string 
   );
 }
 
+/** Loading state. */
 export function Spinner({ label = "Loading…" }: { label?: string }) {
   return (
     <div className="state state-loading" role="status">
@@ -28,6 +30,7 @@ export function Spinner({ label = "Loading…" }: { label?: string }) {
   );
 }
 
+/** An error with its message (never swallowed) and an optional retry. */
 export function ErrorBox({ error, title = "Something went wrong", onRetry }: {
   error: unknown; title?: string; onRetry?: () => void;
 }) {
@@ -40,6 +43,7 @@ export function ErrorBox({ error, title = "Something went wrong", onRetry }: {
   );
 }
 
+/** Empty state with an explanation. */
 export function Empty({ title, children }: { title: string; children?: ReactNode }) {
   return (
     <div className="state state-empty">
@@ -49,6 +53,7 @@ export function Empty({ title, children }: { title: string; children?: ReactNode
   );
 }
 
+/** A progress bar (indeterminate while `fraction` is null). */
 export function ProgressBar({ fraction, label }: { fraction: number | null; label?: string }) {
   const pct = fraction === null ? null : Math.round(fraction * 100);
   return (
@@ -60,6 +65,7 @@ export function ProgressBar({ fraction, label }: { fraction: number | null; labe
   );
 }
 
+/** Error messages of a field or a form section. */
 export function FieldMessages({ messages }: { messages: string[] }) {
   if (messages.length === 0) return null;
   return (
@@ -69,6 +75,7 @@ export function FieldMessages({ messages }: { messages: string[] }) {
   );
 }
 
+/** A labelled form field with its hint and errors. */
 export function Field({ label, hint, errors = [], children, wide }: {
   label: string; hint?: ReactNode; errors?: string[]; children: ReactNode; wide?: boolean;
 }) {
@@ -82,6 +89,7 @@ export function Field({ label, hint, errors = [], children, wide }: {
   );
 }
 
+/** A panel with an optional title and actions. */
 export function Card({ title, actions, children, className }: {
   title?: ReactNode; actions?: ReactNode; children: ReactNode; className?: string;
 }) {
@@ -98,6 +106,7 @@ export function Card({ title, actions, children, className }: {
   );
 }
 
+/** A definition list of label/value rows. */
 export function KeyValues({ items }: { items: [string, ReactNode][] }) {
   return (
     <dl className="kv">

@@ -79,3 +79,12 @@ describe("specName", () => {
     expect(specName({ name: "transformers" })).toBe("transformers");
   });
 });
+
+describe("labels of jobs without a model", () => {
+  it("leave the placeholder model out", async () => {
+    const { jobLabel, modelRuntime } = await import("./chartData");
+    expect(modelRuntime("none", "hardware")).toBe("hardware");
+    expect(jobLabel({ job: 1, agent_name: "pi", model: "none", runtime: "hardware" })).toBe("pi · hardware");
+    expect(jobLabel({ job: 1, agent_name: null, model: "m", runtime: "vllm" })).toBe("removed agent · m · vllm");
+  });
+});

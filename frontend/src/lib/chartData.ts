@@ -23,7 +23,7 @@ export interface BarSeries {
 export function comparisonToSeries(cmp: Comparison, kind: ErrorKind): { categories: string[]; series: BarSeries[] } {
   const categories = cmp.columns.map((c) => c.agent_name);
   const series = cmp.rows.map((row) => ({
-    name: `${row.model} · ${row.runtime}`,
+    name: modelRuntime(row.model, row.runtime),
     points: cmp.columns.map((col) => {
       const cell = row.cells[col.key];
       const mean = cell?.mean ?? null;
@@ -43,9 +43,17 @@ export function comparisonToSeries(cmp: Comparison, kind: ErrorKind): { categori
   return { categories, series };
 }
 
+/** Model name jobs of tasks without a model carry (the catalog's `no_model_name`). */
+export const NO_MODEL = "none";
+
+/** "model · runtime", or the runtime alone for jobs of a task that needs no model. */
+export function modelRuntime(model: string, runtime: string): string {
+  return model === NO_MODEL ? runtime : `${model} · ${runtime}`;
+}
+
 /** A readable name of one job (agent, model, runtime). */
 export function jobLabel(job: Pick<ExperimentResultJob, "agent_name" | "model" | "runtime" | "job">): string {
-  return `${job.agent_name ?? "removed agent"} · ${job.model} · ${job.runtime}`;
+  return `${job.agent_name ?? "removed agent"} · ${modelRuntime(job.model, job.runtime)}`;
 }
 
 export interface ScatterPoint {

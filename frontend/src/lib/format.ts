@@ -1,6 +1,8 @@
 /** Formatting helpers for numbers, sizes, times and metric names. */
 import type { JobProgress } from "../api/types";
+import { figureLabel, isBenchmarkMetric } from "./peaks";
 
+/** Bytes in binary units ("1.5 GiB"). */
 export function formatBytes(bytes: number | null | undefined): string {
   if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return "—";
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -22,6 +24,7 @@ export function formatNumber(v: number | null | undefined, digits = 3): string {
   return Number(v.toPrecision(digits)).toString();
 }
 
+/** A timestamp in the browser's locale. */
 export function formatDate(iso: string | null | undefined): string {
   if (!iso) return "—";
   const d = new Date(iso);
@@ -38,6 +41,7 @@ export function formatAgo(iso: string | null | undefined, now: number = Date.now
   return `${Math.round(s / 86400)} d ago`;
 }
 
+/** Time between two timestamps (up to now while `end` is missing): "3 min 4 s". */
 export function formatDuration(start: string | null | undefined, end: string | null | undefined): string {
   if (!start) return "—";
   const ms = (end ? new Date(end).getTime() : Date.now()) - new Date(start).getTime();
@@ -62,18 +66,28 @@ const METRIC_LABELS: Record<string, string> = {
   gpu_utilization_pct: "GPU utilization (%)",
   gpu_power_w: "GPU power (W)",
   energy_j: "Energy (J)",
+  cpu_percent: "CPU use (%)",
+  gpu_temperature_c: "GPU temperature (°C)",
+  gpu_sm_clock_mhz: "GPU SM clock (MHz)",
   rouge1: "ROUGE-1",
   rouge2: "ROUGE-2",
   rougeL: "ROUGE-L",
   rougeLsum: "ROUGE-Lsum",
 };
 
+/** A readable name of a metric: known metrics, hardware benchmark figures ("CPU copy bandwidth"), else the name. */
 export function metricLabel(metric: string): string {
-  return METRIC_LABELS[metric] ?? metric;
+  return METRIC_LABELS[metric] ?? (isBenchmarkMetric(metric) ? figureLabel(metric) : metric);
 }
 
 /** Every metric the server knows, in its catalogue order. */
 export const KNOWN_METRICS = Object.keys(METRIC_LABELS);
+
+/** Model names of an experiment; tasks that need no model (stored as the model "none") read "no model". */
+export function formatModels(models: { name: string }[] | undefined, noModelName = "none"): string {
+  const names = (models ?? []).map((m) => m.name).filter((n) => n !== noModelName);
+  return names.length ? names.join(", ") : "no model";
+}
 
 /** Overall fraction done (0..1) of a job's progress, or null when unknown. */
 export function progressFraction(p: JobProgress | null | undefined): number | null {

@@ -1,10 +1,12 @@
 import { useState, type FormEvent } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
-import { useAgentMutations, useAgents, useLive } from "../api/queries";
-import { ApiError, errorMessage } from "../api/errors";
-import type { Agent, AgentInfo } from "../api/types";
+import { useAgentMutations, useAgents, useCreateExperiment, useLive } from "../api/queries";
+import { ApiError, errorLines, errorMessage } from "../api/errors";
+import type { Agent, AgentInfo, AgentPeaks } from "../api/types";
+import { benchmarkRequest } from "../lib/experimentForm";
 import { Card, Empty, ErrorBox, Field, KeyValues, Spinner, StatusBadge } from "../components/ui";
-import { formatAgo, formatBytes } from "../lib/format";
+import { formatAgo, formatBytes, formatDate, formatNumber } from "../lib/format";
+import { bestBandwidth, groupPeaks, type PeakRow } from "../lib/peaks";
 
 /** "a, b ,c" → ["a", "b", "c"]. */
 export function parseLabels(text: string): string[] {
@@ -66,6 +68,10 @@ function hardwareLine(agent: Agent): string {
   return parts.join(" · ") || "not detected yet";
 }
 
+function agentPeaks(agent: Agent): AgentPeaks | null {
+  return ((agent.summary as { peaks?: AgentPeaks | null } | null)?.peaks) ?? null;
+}
+
 function AgentRow({ agent, selected }: { agent: Agent; selected: boolean }) {
   const navigate = useNavigate();
   const runtimes = ((agent.summary as { runtimes?: string[] }).runtimes ?? []).join(", ");
@@ -80,11 +86,104 @@ function AgentRow({ agent, selected }: { agent: Agent; selected: boolean }) {
         <StatusBadge status={agent.status} title={agent.status_reason} />
         {agent.status === "online" && <StatusBadge status={agent.activity} />}
       </td>
-      <td className="small">{hardwareLine(agent)}</td>
+      <td className="small">{hardwareLine(agent)}<PeakHint agent={agent} /></td>
       <td className="small">{runtimes || "—"}</td>
       <td>{(agent.labels ?? []).map((l) => <span key={l} className="chip">{l}</span>)}</td>
       <td className="small muted">{formatAgo(agent.last_seen)}</td>
     </tr>
+  );
+}
+
+function PeakHint({ agent }: { agent: Agent }) {
+  const best = bestBandwidth(agentPeaks(agent));
+  if (!best || best.value === null) return null;
+  return <div className="muted small">peak {best.label}: {formatNumber(best.value)} {best.unit}</div>;
+}
+
+function PeakTable({ title, rows }: { title: string; rows: PeakRow[] }) {
+  if (rows.length === 0) return null;
+  return (
+    <table className="table compact peaks-table" aria-label={`${title} peaks`}>
+      <thead><tr><th>{title}</th><th className="num">Median</th><th>Figure</th></tr></thead>
+      <tbody>
+        {rows.map((r) => (
+          <tr key={r.metric} data-figure={r.metric}>
+            <td>{r.label}</td>
+            <td className="num"><strong>{formatNumber(r.value)}</strong> <span className="muted">{r.unit}</span></td>
+            <td className="mono small muted">{r.metric}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function RunBenchmark({ agent, hasPeaks }: { agent: Agent; hasPeaks: boolean }) {
+  const create = useCreateExperiment();
+  const navigate = useNavigate();
+  const [quick, setQuick] = useState(true);
+  const disabled = agent.status === "deactivated";
+  const run = () => create.mutate(benchmarkRequest(agent, quick), { onSuccess: (exp) => navigate(`/experiments/${exp.id}`) });
+  const lines = create.error instanceof ApiError ? errorLines(create.error.fields) : create.error ? [errorMessage(create.error)] : [];
+  return (
+    <div className="benchmark-actions">
+      <button type="button" className={`btn btn-small${hasPeaks ? "" : " btn-primary"}`} onClick={run}
+        disabled={create.isPending || disabled} title={disabled ? "activate the agent first" : undefined}>
+        {create.isPending ? "Starting…" : "Run hardware benchmark"}
+      </button>
+      <label className="check small">
+        <input type="checkbox" name="benchmark-quick" checked={quick} onChange={(e) => setQuick(e.target.checked)} />
+        quick (seconds; the full run takes about a minute per run)
+      </label>
+      {lines.length > 0 && (
+        <div className="form-error small" role="alert">The benchmark could not be started:<ul>{lines.map((l) => <li key={l}>{l}</li>)}</ul></div>
+      )}
+    </div>
+  );
+}
+
+function MeasuredPeaks({ agent }: { agent: Agent }) {
+  const peaks = agentPeaks(agent);
+  const grouped = peaks ? groupPeaks(peaks) : null;
+  return (
+    <section className="peaks" data-testid="measured-peaks" aria-label="Measured peaks">
+      <h3 className="peaks-title">
+        Measured peaks
+        {peaks?.quick && <span className="badge badge-warn" title="measured with the quick variant: smaller sizes, fewer repeats">quick</span>}
+      </h3>
+      {!peaks || !grouped ? (
+        <div className="peaks-empty">
+          <strong>No measured peaks yet</strong>
+          <p className="muted small">
+            A hardware benchmark measures this agent's memory bandwidth and matrix-multiply throughput per precision.
+            Results then show each LLM job as a percentage of these peaks.
+          </p>
+        </div>
+      ) : (
+        <>
+          <p className="muted small">Medians of the latest hardware benchmark, measured {formatDate(peaks.measured_at)}
+            {peaks.measured_at && ` (${formatAgo(peaks.measured_at)})`}.</p>
+          {grouped.bandwidth.length === 0 && grouped.compute.length === 0 && (
+            <p className="muted">The benchmark produced no supported figure.</p>
+          )}
+          <PeakTable title="Memory bandwidth" rows={grouped.bandwidth} />
+          <PeakTable title="Compute" rows={grouped.compute} />
+          {grouped.unsupported.length > 0 && (
+            <div className="peaks-unsupported" aria-label="Figures not measured">
+              <div className="small strong">Not measured here</div>
+              <ul className="small">
+                {grouped.unsupported.map((u) => (
+                  <li key={u.metric} data-figure={u.metric}>
+                    <span className="strong">{u.label}</span> <span className="mono muted">({u.metric})</span>: {u.reason}
+                  </li>
+                ))}
+              </ul>
+            </div>
+          )}
+        </>
+      )}
+      <RunBenchmark agent={agent} hasPeaks={peaks !== null} />
+    </section>
   );
 }
 
@@ -239,6 +338,7 @@ function AgentDetails({ agent }: { agent: Agent }) {
         ["Hardware fingerprint", <span className="mono small">{agent.hardware_fingerprint || "—"}</span>],
         ["Protocol", agent.protocol_version],
       ]} />
+      <MeasuredPeaks agent={agent} />
       <h3>Settings</h3>
       <AgentEditForm key={agent.id + agent.updated_at} agent={agent} />
       {info ? <CapabilitiesView info={info} /> : <Empty title="No capabilities reported yet" />}
@@ -246,6 +346,7 @@ function AgentDetails({ agent }: { agent: Agent }) {
   );
 }
 
+/** The fleet: register agents, see their status live, and inspect one agent's capabilities and peaks. */
 export function AgentsPage() {
   useLive({ agents: true });
   const agents = useAgents();

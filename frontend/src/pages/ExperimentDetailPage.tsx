@@ -2,9 +2,10 @@ import { useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { useExperiment, useExperimentActions, useJob, useJobs, useLive } from "../api/queries";
 import { errorMessage } from "../api/errors";
-import type { Experiment, Job, JobProgress, Transition } from "../api/types";
+import type { Excluded, Experiment, Job, JobProgress, Transition, Unrunnable } from "../api/types";
+import { combinationLabel, groupExcluded } from "../lib/experimentForm";
 import { Card, Empty, ErrorBox, KeyValues, ProgressBar, Spinner, StatusBadge } from "../components/ui";
-import { formatDate, formatDuration, progressFraction } from "../lib/format";
+import { formatDate, formatDuration, formatModels, progressFraction } from "../lib/format";
 
 const TERMINAL = new Set(["completed", "failed", "cancelled", "timed_out"]);
 const EXP_TERMINAL = new Set(["completed", "partially_failed", "failed", "cancelled"]);
@@ -122,13 +123,14 @@ function ExperimentHeader({ exp }: { exp: Experiment }) {
 }
 
 function SpecSummary({ exp }: { exp: Experiment }) {
-  const plan = exp.plan as { unrunnable?: { model: string; runtime: string; reason: string }[] } | null;
+  const plan = exp.plan as { unrunnable?: Unrunnable[]; excluded?: Excluded[] } | null;
+  const excluded = groupExcluded(plan?.excluded ?? [], plan?.unrunnable ?? []).filter((g) => g.runElsewhere);
   const params = exp.task?.params ?? {};
   return (
     <Card title="Specification">
       <KeyValues items={[
         ["Task", `${exp.task?.name ?? "—"} (${Object.entries(params).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ") || "defaults"})`],
-        ["Models", exp.models.map((m) => m.name).join(", ")],
+        ["Models", formatModels(exp.models)],
         ["Runtimes", exp.runtimes.map((r) => r.name).join(", ")],
         ["Agents", exp.agents.all ? "all" : exp.agents.ids ? `${exp.agents.ids.length} chosen` : `labels: ${(exp.agents.labels ?? []).join(", ")}`],
         ["Runs per job", exp.runs_per_job],
@@ -139,7 +141,18 @@ function SpecSummary({ exp }: { exp: Experiment }) {
         <>
           <h3>Could not run</h3>
           {(plan?.unrunnable ?? []).map((u) => (
-            <div key={`${u.model}-${u.runtime}`} className="unrunnable"><strong>{u.model} · {u.runtime}</strong>: {u.reason}</div>
+            <div key={`${u.model}-${u.runtime}`} className="unrunnable"><strong>{combinationLabel(u.model, u.runtime)}</strong>: {u.reason}</div>
+          ))}
+        </>
+      )}
+      {excluded.length > 0 && (
+        <>
+          <h3>Agents left out</h3>
+          {excluded.map((g) => (
+            <div key={g.label} className="excluded-group">
+              <strong>{g.label}</strong>
+              <ul>{g.agents.map((a) => <li key={a.agent_id}><span className="strong">{a.agent_name}</span>: {a.reason}</li>)}</ul>
+            </div>
           ))}
         </>
       )}
@@ -147,6 +160,7 @@ function SpecSummary({ exp }: { exp: Experiment }) {
   );
 }
 
+/** One experiment: its jobs live, the selected job's attempts and transitions, and its specification. */
 export function ExperimentDetailPage() {
   const id = Number(useParams().id);
   useLive(Number.isFinite(id) ? { experiment: id } : null);

@@ -2,7 +2,7 @@ import { Link, useNavigate } from "react-router-dom";
 import { useExperiments } from "../api/queries";
 import type { Experiment } from "../api/types";
 import { Card, Empty, ErrorBox, ProgressBar, Spinner, StatusBadge } from "../components/ui";
-import { formatAgo } from "../lib/format";
+import { formatAgo, formatModels } from "../lib/format";
 
 const DONE = ["completed", "failed", "cancelled", "timed_out"];
 
@@ -22,7 +22,7 @@ function ExperimentRow({ exp }: { exp: Experiment }) {
       <td><Link to={`/experiments/${exp.id}`} className="strong">{exp.name}</Link>
         <div className="muted small">{exp.task?.name}</div></td>
       <td><StatusBadge status={exp.status} /></td>
-      <td className="small">{exp.models.map((m) => m.name).join(", ")}</td>
+      <td className="small">{formatModels(exp.models)}</td>
       <td className="small">{exp.runtimes.map((r) => r.name).join(", ")}</td>
       <td style={{ minWidth: 140 }}>
         {total > 0 ? <ProgressBar fraction={done / total} label={`${done}/${total} jobs`} /> : <span className="muted small">no jobs</span>}
@@ -32,6 +32,7 @@ function ExperimentRow({ exp }: { exp: Experiment }) {
   );
 }
 
+/** Every experiment with its status and job progress. */
 export function ExperimentsPage() {
   const experiments = useExperiments();
   return (

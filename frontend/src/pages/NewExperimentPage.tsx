@@ -1,11 +1,14 @@
 import { useMemo, useState, type FormEvent, type ReactNode } from "react";
 import { useNavigate } from "react-router-dom";
 import { useQuery } from "@tanstack/react-query";
-import { fetchPlan, useAgents, useCreateExperiment } from "../api/queries";
+import { fetchPlan, useAgents, useCatalog, useCreateExperiment } from "../api/queries";
 import { ApiError, errorLines, errorMessage, errorsAt, type FieldErrors } from "../api/errors";
-import { specName, type Agent, type AgentInfo, type Plan } from "../api/types";
+import { specName, type Agent, type AgentInfo, type Catalog, type Plan } from "../api/types";
 import { Card, ErrorBox, Field, FieldMessages, Spinner } from "../components/ui";
-import { initialForm, RUNTIME_NAMES, runtimeIndex, toRequest, type FormState, type RuntimeName } from "../lib/experimentForm";
+import {
+  combinationLabel, groupExcluded, HARDWARE_TASK, initialForm, runtimeIndex, runtimesForTask, selectTask, taskNeedsModel,
+  toRequest, WIKIPEDIA_TASK, type FormState, type RuntimeName,
+} from "../lib/experimentForm";
 import { useDebounced } from "../lib/useDebounced";
 
 type Update = (fn: (f: FormState) => FormState) => void;
@@ -14,6 +17,7 @@ const RUNTIME_INFO: Record<RuntimeName, string> = {
   transformers: "white-box: the agent loads the model itself (all metrics)",
   vllm: "gray-box: a vLLM server on the agent's host plus its /metrics",
   openai: "black-box: any OpenAI-compatible endpoint (client-side metrics)",
+  hardware: "the agent's own hardware: memory bandwidth and matmul throughput (no model)",
 };
 
 const RUNTIME_FIELDS: Record<RuntimeName, { key: string; label: string; options?: string[]; hint?: string }[]> = {
@@ -35,6 +39,14 @@ const RUNTIME_FIELDS: Record<RuntimeName, { key: string; label: string; options?
     { key: "endpoint", label: "Endpoint", options: ["chat", "completions"] },
     { key: "timeout_s", label: "Timeout (s)" },
   ],
+  hardware: [
+    { key: "device", label: "Device", options: ["auto", "cpu", "cuda", "mps"], hint: "auto = cuda, then mps, then cpu" },
+  ],
+};
+
+const TASK_TITLES: Record<string, string> = {
+  [WIKIPEDIA_TASK]: "Wikipedia summarization",
+  [HARDWARE_TASK]: "Hardware benchmark",
 };
 
 function Section({ n, title, children }: { n: number; title: string; children: ReactNode }) {
@@ -46,12 +58,73 @@ function Section({ n, title, children }: { n: number; title: string; children: R
   );
 }
 
-function TaskSection({ form, update, errors }: { form: FormState; update: Update; errors: FieldErrors }) {
-  const set = (key: keyof FormState["task"], v: string) => update((f) => ({ ...f, task: { ...f.task, [key]: v } }));
+function TaskPicker({ form, update, catalog }: { form: FormState; update: Update; catalog: Catalog | undefined }) {
+  const tasks = catalog?.tasks ?? [
+    { name: WIKIPEDIA_TASK, description: "", needs_model: true },
+    { name: HARDWARE_TASK, description: "", needs_model: false },
+  ];
+  const current = catalog?.tasks.find((t) => t.name === form.taskName);
+  return (
+    <div className="task-picker">
+      <div className="segmented" role="radiogroup" aria-label="Task">
+        {tasks.map((t) => (
+          <label key={t.name} className={form.taskName === t.name ? "on" : ""} title={t.description}>
+            <input type="radio" name="task" value={t.name} checked={form.taskName === t.name}
+              onChange={() => update((f) => selectTask(f, t.name, catalog))} />
+            {TASK_TITLES[t.name] ?? t.name}
+          </label>
+        ))}
+      </div>
+      {current && (
+        <p className="muted small task-description">
+          {current.description}{!current.needs_model && " No model is needed: only the hardware runtime can run it."}
+        </p>
+      )}
+    </div>
+  );
+}
+
+function HardwareParams({ form, update, errors }: { form: FormState; update: Update; errors: FieldErrors }) {
+  const set = (patch: Partial<FormState["hardware"]>) => update((f) => ({ ...f, hardware: { ...f.hardware, ...patch } }));
   const at = (k: string) => errorsAt(errors, `task.params.${k}`, true);
   return (
-    <Section n={2} title="Task: Wikipedia summarization">
-      <FieldMessages messages={[...errorsAt(errors, "task"), ...errorsAt(errors, "task.name"), ...errorsAt(errors, "task.params")]} />
+    <div className="form-grid">
+      <Field label="Mode" errors={at("quick")} hint="quick: smaller sizes and fewer repeats (seconds instead of about a minute)">
+        <label className="check input-like">
+          <input type="checkbox" name="hw-quick" checked={form.hardware.quick} onChange={(e) => set({ quick: e.target.checked })} />
+          Quick
+        </label>
+      </Field>
+      <Field label="Device" errors={at("device")} hint="auto uses the runtime's device; CPU figures are always measured">
+        <select name="hw-device" value={form.hardware.device} onChange={(e) => set({ device: e.target.value })}>
+          {["auto", "cpu", "cuda", "mps"].map((d) => <option key={d}>{d}</option>)}
+        </select>
+      </Field>
+      <Field label="Repeats per figure" errors={at("repeats")} hint={`empty = ${form.hardware.quick ? 3 : 10} (warm-up excluded)`}>
+        <input name="hw-repeats" inputMode="numeric" value={form.hardware.repeats} onChange={(e) => set({ repeats: e.target.value })} />
+      </Field>
+    </div>
+  );
+}
+
+function TaskSection({ form, update, errors, catalog }: { form: FormState; update: Update; errors: FieldErrors; catalog: Catalog | undefined }) {
+  const set = (key: keyof FormState["task"], v: string) => update((f) => ({ ...f, task: { ...f.task, [key]: v } }));
+  const at = (k: string) => errorsAt(errors, `task.params.${k}`, true);
+  const general = [...errorsAt(errors, "task"), ...errorsAt(errors, "task.name"), ...errorsAt(errors, "task.params")];
+  if (form.taskName !== WIKIPEDIA_TASK) {
+    return (
+      <Section n={2} title="Task">
+        <TaskPicker form={form} update={update} catalog={catalog} />
+        <FieldMessages messages={form.taskName === HARDWARE_TASK ? general : errorsAt(errors, "task", true)} />
+        {form.taskName === HARDWARE_TASK ? <HardwareParams form={form} update={update} errors={errors} />
+          : <p className="muted small">This task has no parameter fields here: the server's defaults apply.</p>}
+      </Section>
+    );
+  }
+  return (
+    <Section n={2} title="Task">
+      <TaskPicker form={form} update={update} catalog={catalog} />
+      <FieldMessages messages={general} />
       <div className="form-grid">
         <Field label="Samples per run" errors={at("num_samples")}>
           <input name="num_samples" inputMode="numeric" value={form.task.num_samples} onChange={(e) => set("num_samples", e.target.value)} />
@@ -96,12 +169,12 @@ function agentModels(agents: Agent[]): string[] {
   return [...names].sort();
 }
 
-function ModelsSection({ form, update, errors, agents }: { form: FormState; update: Update; errors: FieldErrors; agents: Agent[] }) {
+function ModelsSection({ n, form, update, errors, agents }: { n: number; form: FormState; update: Update; errors: FieldErrors; agents: Agent[] }) {
   const offered = agentModels(agents);
   const setModel = (i: number, patch: Partial<FormState["models"][number]>) =>
     update((f) => ({ ...f, models: f.models.map((m, j) => (j === i ? { ...m, ...patch } : m)) }));
   return (
-    <Section n={3} title="Models">
+    <Section n={n} title="Models">
       <FieldMessages messages={errorsAt(errors, "models")} />
       <datalist id="model-names">{offered.map((m) => <option key={m} value={m} />)}</datalist>
       {form.models.map((m, i) => (
@@ -139,16 +212,20 @@ function ModelsSection({ form, update, errors, agents }: { form: FormState; upda
   );
 }
 
-function RuntimesSection({ form, update, errors }: { form: FormState; update: Update; errors: FieldErrors }) {
+function RuntimesSection({ n, form, update, errors, catalog }: {
+  n: number; form: FormState; update: Update; errors: FieldErrors; catalog: Catalog | undefined;
+}) {
   const setRuntime = (r: RuntimeName, patch: Partial<FormState["runtimes"][RuntimeName]>) =>
     update((f) => ({ ...f, runtimes: { ...f.runtimes, [r]: { ...f.runtimes[r], ...patch } } }));
+  const offered = runtimesForTask(form.taskName, catalog);
   return (
-    <Section n={4} title="Runtimes">
+    <Section n={n} title="Runtimes">
       <FieldMessages messages={errorsAt(errors, "runtimes")} />
+      {offered.length === 0 && <p className="muted">No runtime can run this task.</p>}
       <div className="runtime-cards">
-        {RUNTIME_NAMES.map((r) => {
+        {offered.map((r) => {
           const rt = form.runtimes[r];
-          const idx = runtimeIndex(form, r);
+          const idx = runtimeIndex(form, r, catalog);
           const prefix = `runtimes.${idx}`;
           return (
             <div key={r} className={`runtime-card${rt.enabled ? " on" : ""}`}>
@@ -156,7 +233,7 @@ function RuntimesSection({ form, update, errors }: { form: FormState; update: Up
                 <input type="checkbox" name={`runtime-${r}`} checked={rt.enabled} onChange={(e) => setRuntime(r, { enabled: e.target.checked })} />
                 <strong>{r}</strong>
               </label>
-              <div className="muted small">{RUNTIME_INFO[r]}</div>
+              <div className="muted small">{catalog?.runtimes.find((x) => x.name === r)?.description ?? RUNTIME_INFO[r]}</div>
               {rt.enabled && (
                 <div className="form-grid compact">
                   <FieldMessages messages={[...errorsAt(errors, `${prefix}.name`), ...errorsAt(errors, `${prefix}.params`)]} />
@@ -182,11 +259,11 @@ function RuntimesSection({ form, update, errors }: { form: FormState; update: Up
   );
 }
 
-function AgentsSection({ form, update, errors, agents }: { form: FormState; update: Update; errors: FieldErrors; agents: Agent[] }) {
+function AgentsSection({ n, form, update, errors, agents }: { n: number; form: FormState; update: Update; errors: FieldErrors; agents: Agent[] }) {
   const labels = [...new Set(agents.flatMap((a) => a.labels ?? []))].sort();
   const toggle = (list: string[], v: string) => (list.includes(v) ? list.filter((x) => x !== v) : [...list, v]);
   return (
-    <Section n={5} title="Agents and runs">
+    <Section n={n} title="Agents and runs">
       <FieldMessages messages={errorsAt(errors, "agents", true)} />
       <div className="segmented" role="radiogroup">
         {(["all", "ids", "labels"] as const).map((m) => (
@@ -229,11 +306,12 @@ function AgentsSection({ form, update, errors, agents }: { form: FormState; upda
   );
 }
 
-function PlanPreview({ form }: { form: FormState }) {
+function PlanPreview({ form, catalog }: { form: FormState; catalog: Catalog | undefined }) {
   const body = useMemo(() => {
-    const req = toRequest(form);
+    const req = toRequest(form, catalog);
     return { ...req, name: req.name || "preview" };
-  }, [form]);
+  }, [form, catalog]);
+  const noModel = catalog?.no_model_name ?? "none";
   const debounced = useDebounced(body, 400);
   const plan = useQuery<Plan, Error>({
     queryKey: ["plan", debounced],
@@ -242,6 +320,11 @@ function PlanPreview({ form }: { form: FormState }) {
     placeholderData: (prev) => prev,
   });
   const stale = debounced !== body || plan.isFetching;
+  // Combinations no agent runs list their agents under "cannot run" already.
+  const excluded = plan.data
+    ? groupExcluded(plan.data.excluded ?? [], plan.data.unrunnable, noModel).filter((g) => g.runElsewhere)
+    : [];
+  const excludedCount = new Set(excluded.flatMap((g) => g.agents.map((a) => a.agent_id))).size;
   return (
     <Card title={<>Plan preview {stale && <span className="spinner small" aria-label="updating" />}</>} className="plan">
       {plan.isPending ? <Spinner label="Planning…" /> : plan.isError ? (
@@ -254,6 +337,7 @@ function PlanPreview({ form }: { form: FormState }) {
           <p className="plan-summary" data-testid="plan-summary">
             <strong>{plan.data.jobs.length}</strong> job{plan.data.jobs.length === 1 ? "" : "s"}
             {plan.data.unrunnable.length > 0 && <>, <strong className="warn-text">{plan.data.unrunnable.length}</strong> combination(s) cannot run</>}
+            {excludedCount > 0 && <>, <strong className="warn-text">{excludedCount}</strong> agent(s) left out</>}
           </p>
           {plan.data.jobs.length > 0 && (
             <table className="table compact">
@@ -261,28 +345,44 @@ function PlanPreview({ form }: { form: FormState }) {
               <tbody>
                 {plan.data.jobs.map((j) => (
                   <tr key={`${j.agent_id}-${specName(j.model)}-${specName(j.runtime)}`}><td>{j.agent_name}</td>
-                    <td className="mono small">{specName(j.model)}</td><td>{specName(j.runtime)}</td></tr>
+                    <td className="mono small">{specName(j.model) === noModel ? <span className="muted">no model</span> : specName(j.model)}</td>
+                    <td>{specName(j.runtime)}</td></tr>
                 ))}
               </tbody>
             </table>
           )}
           {plan.data.unrunnable.map((u) => (
-            <div key={`${u.model}-${u.runtime}`} className="unrunnable">
-              <strong>{u.model} · {u.runtime}</strong>: {u.reason}
+            <div key={`${u.model}-${u.runtime}`} className="unrunnable" data-testid="plan-unrunnable">
+              <strong>{combinationLabel(u.model, u.runtime, noModel)}</strong>: {u.reason}
               {u.agents.length > 0 && (
                 <ul>{u.agents.map((a) => <li key={a.agent_id}><span className="strong">{a.agent_name}</span>: {a.reason}</li>)}</ul>
               )}
             </div>
           ))}
+          {excluded.length > 0 && (
+            <div className="excluded" data-testid="plan-excluded">
+              <h3>Agents left out</h3>
+              {excluded.map((g) => (
+                <div key={g.label} className="excluded-group">
+                  <strong>{g.label}</strong>
+                  {g.runElsewhere && <span className="muted small"> — runs on other agents</span>}
+                  <ul>{g.agents.map((a) => <li key={a.agent_id}><span className="strong">{a.agent_name}</span>: {a.reason}</li>)}</ul>
+                </div>
+              ))}
+            </div>
+          )}
         </>
       )}
     </Card>
   );
 }
 
+/** The experiment form with its live plan preview. */
 export function NewExperimentPage() {
   const [form, setForm] = useState<FormState>(initialForm);
   const agents = useAgents();
+  const catalog = useCatalog();
+  const needsModel = taskNeedsModel(form.taskName, catalog.data);
   const create = useCreateExperiment();
   const navigate = useNavigate();
   const errors: FieldErrors = create.error instanceof ApiError ? create.error.fields : {};
@@ -290,13 +390,14 @@ export function NewExperimentPage() {
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    create.mutate(toRequest(form), { onSuccess: (exp) => navigate(`/experiments/${exp.id}`) });
+    create.mutate(toRequest(form, catalog.data), { onSuccess: (exp) => navigate(`/experiments/${exp.id}`) });
   };
 
   return (
     <div className="page">
       <div className="page-header"><h1>New experiment</h1></div>
       {agents.isError && <ErrorBox error={agents.error} title="Agents could not be loaded" />}
+      {catalog.isError && <ErrorBox error={catalog.error} title="The catalog could not be loaded (the form offers its built-in tasks and runtimes)" onRetry={() => void catalog.refetch()} />}
       <div className="split wide-left">
         <form className="card experiment-form" onSubmit={submit} aria-label="New experiment" noValidate>
           <Section n={1} title="Name">
@@ -309,10 +410,11 @@ export function NewExperimentPage() {
               </Field>
             </div>
           </Section>
-          <TaskSection form={form} update={update} errors={errors} />
-          <ModelsSection form={form} update={update} errors={errors} agents={agents.data ?? []} />
-          <RuntimesSection form={form} update={update} errors={errors} />
-          <AgentsSection form={form} update={update} errors={errors} agents={agents.data ?? []} />
+          <TaskSection form={form} update={update} errors={errors} catalog={catalog.data} />
+          {needsModel ? <ModelsSection n={3} form={form} update={update} errors={errors} agents={agents.data ?? []} />
+            : <FieldMessages messages={errorsAt(errors, "models", true)} />}
+          <RuntimesSection n={needsModel ? 4 : 3} form={form} update={update} errors={errors} catalog={catalog.data} />
+          <AgentsSection n={needsModel ? 5 : 4} form={form} update={update} errors={errors} agents={agents.data ?? []} />
           {create.error && (
             <div className="form-error" role="alert">
               {create.error instanceof ApiError ? "The server refused the experiment:" : errorMessage(create.error)}
@@ -325,7 +427,7 @@ export function NewExperimentPage() {
             </button>
           </div>
         </form>
-        <PlanPreview form={form} />
+        <PlanPreview form={form} catalog={catalog.data} />
       </div>
     </div>
   );

@@ -1,18 +1,47 @@
 import { useMemo, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { useComparison, useExperiment, useExperimentResults, useJobResults, useLive } from "../api/queries";
-import type { Comparison, ExperimentResultJob } from "../api/types";
-import { Card, Empty, ErrorBox, Spinner, StatusBadge } from "../components/ui";
-import { ColdWarmChart, DistributionChart, MetricBarChart, ScatterChart } from "../components/Charts";
-import { availableMetrics, coldVsWarm, comparisonToSeries, distributions, jobLabel, scatterPoints, type ErrorKind } from "../lib/chartData";
-import { formatNumber, KNOWN_METRICS, metricLabel } from "../lib/format";
+import type { Comparison, ExperimentResultJob, MetricInfo, RunResult } from "../api/types";
+import { Card, Empty, ErrorBox, KeyValues, Spinner, StatusBadge } from "../components/ui";
+import { ColdWarmChart, DistributionChart, MetricBarChart, ScatterChart, TelemetryChart } from "../components/Charts";
+import { availableMetrics, NO_MODEL, coldVsWarm, comparisonToSeries, distributions, jobLabel, scatterPoints, type ErrorKind } from "../lib/chartData";
+import { efficiencyRows, formatPercent, type FractionView } from "../lib/efficiency";
+import { formatBytes, formatDate, formatNumber, KNOWN_METRICS, metricLabel } from "../lib/format";
+import { compareFigures, isBenchmarkMetric } from "../lib/peaks";
+import { buildTelemetry } from "../lib/telemetry";
 
-function MetricSelect({ value, options, onChange, name }: { value: string; options: string[]; onChange: (v: string) => void; name: string }) {
+/** The results' metric descriptions, or (from an older server) the metrics found in the statistics. */
+function metricInfos(declared: MetricInfo[] | undefined, jobs: ExperimentResultJob[]): MetricInfo[] {
+  if (declared && declared.length) return declared;
+  return availableMetrics(jobs, KNOWN_METRICS).map((name) => ({
+    name, unit: jobs.find((j) => j.statistics[name])?.statistics[name]?.unit ?? "", description: "", higher_is_better: null,
+  }));
+}
+
+/** Metric options: the known metrics first, then the benchmark figures sorted by device and kind. */
+function orderMetrics(metrics: MetricInfo[]): MetricInfo[] {
+  const plain = metrics.filter((m) => !isBenchmarkMetric(m.name));
+  const figures = metrics.filter((m) => isBenchmarkMetric(m.name)).sort((a, b) => compareFigures(a.name, b.name));
+  return [...plain, ...figures];
+}
+
+function optionText(m: MetricInfo): string {
+  const label = metricLabel(m.name);
+  return isBenchmarkMetric(m.name) && m.unit ? `${label} (${m.unit})` : label;
+}
+
+function MetricSelect({ value, options, onChange, name }: { value: string; options: MetricInfo[]; onChange: (v: string) => void; name: string }) {
   return (
     <select name={name} value={value} onChange={(e) => onChange(e.target.value)}>
-      {options.map((m) => <option key={m} value={m}>{metricLabel(m)}</option>)}
+      {options.map((m) => <option key={m.name} value={m.name} title={m.description || m.name}>{optionText(m)}</option>)}
     </select>
   );
+}
+
+/** The metric a chart starts with: the first preferred one present, else the first bandwidth figure, else any. */
+function defaultMetric(metrics: MetricInfo[], ...preferred: string[]): string {
+  const names = metrics.map((m) => m.name);
+  return preferred.find((p) => names.includes(p)) ?? names.find((n) => n.startsWith("bandwidth_gbps.")) ?? names[0] ?? "";
 }
 
 function ComparisonTable({ cmp }: { cmp: Comparison }) {
@@ -33,7 +62,8 @@ function ComparisonTable({ cmp }: { cmp: Comparison }) {
           const b = best(row);
           return (
             <tr key={`${row.model}-${row.runtime}`}>
-              <td><span className="mono small">{row.model}</span><div className="muted small">{row.runtime}</div></td>
+              <td>{row.model === NO_MODEL ? <span className="muted small">no model</span> : <span className="mono small">{row.model}</span>}
+                <div className="muted small">{row.runtime}</div></td>
               {cmp.columns.map((col) => {
                 const cell = row.cells[col.key];
                 if (!cell) return <td key={col.key} className="muted">—</td>;
@@ -43,9 +73,17 @@ function ComparisonTable({ cmp }: { cmp: Comparison }) {
                       <>
                         <strong>{formatNumber(cell.mean)}</strong>
                         {cell.std !== null && <span className="muted"> ± {formatNumber(cell.std)}</span>}
+                        {cmp.unit && <span className="muted small"> {cmp.unit}</span>}
                         <div className="muted small">n={cell.n}
                           {cell.tokens_per_dollar !== undefined && ` · ${formatNumber(cell.tokens_per_dollar)} tok/$`}
                           {cell.tokens_per_joule !== undefined && ` · ${formatNumber(cell.tokens_per_joule)} tok/J`}</div>
+                        {cell.bandwidth_fraction !== undefined && (
+                          <div className="small" data-testid="cell-bandwidth-fraction"
+                            title="fraction of the agent's measured peak memory bandwidth the decode reached">
+                            <span className="strong">{formatPercent(cell.bandwidth_fraction)}</span>
+                            <span className="muted"> of peak bandwidth</span>
+                          </div>
+                        )}
                       </>
                     )}
                   </td>
@@ -59,8 +97,8 @@ function ComparisonTable({ cmp }: { cmp: Comparison }) {
   );
 }
 
-function ComparisonSection({ experiment, metrics }: { experiment: number; metrics: string[] }) {
-  const [metric, setMetric] = useState(metrics.includes("output_tokens_per_s") ? "output_tokens_per_s" : metrics[0] ?? "");
+function ComparisonSection({ experiment, metrics }: { experiment: number; metrics: MetricInfo[] }) {
+  const [metric, setMetric] = useState(() => defaultMetric(metrics, "output_tokens_per_s"));
   const [kind, setKind] = useState<ErrorKind>("std");
   const cmp = useComparison(experiment, metric);
   const chart = useMemo(() => (cmp.data ? comparisonToSeries(cmp.data, kind) : null), [cmp.data, kind]);
@@ -77,6 +115,9 @@ function ComparisonSection({ experiment, metrics }: { experiment: number; metric
         cmp.data.rows.length === 0 ? <Empty title="No jobs to compare" /> : (
           <>
             {chart && <MetricBarChart categories={chart.categories} series={chart.series} unit={cmp.data.unit} label={`${metric} per agent`} />}
+            {cmp.data.higher_is_better !== null && (
+              <p className="muted small">{metricLabel(metric)}{cmp.data.unit ? ` in ${cmp.data.unit}` : ""}: {cmp.data.higher_is_better ? "higher" : "lower"} is better; the best cell of each row is highlighted.</p>
+            )}
             <ComparisonTable cmp={cmp.data} />
           </>
         )}
@@ -84,14 +125,34 @@ function ComparisonSection({ experiment, metrics }: { experiment: number; metric
   );
 }
 
-function SamplesSection({ jobs }: { jobs: ExperimentResultJob[] }) {
+function RunTelemetry({ run }: { run: RunResult }) {
+  const data = useMemo(() => buildTelemetry(run.telemetry), [run.telemetry]);
+  if (!data) {
+    return <p className="muted small telemetry-note" data-testid="telemetry-empty">No telemetry was sampled during this run.</p>;
+  }
+  return <TelemetryChart data={data} label={`telemetry of run ${run.run_index}`} />;
+}
+
+function RunMetrics({ run, units }: { run: RunResult; units: Map<string, string> }) {
+  const entries = Object.entries(run.metrics).filter(([, v]) => typeof v === "number")
+    .sort(([a], [b]) => compareFigures(a, b));
+  if (entries.length === 0) return <Empty title="This run stored no metrics" />;
+  return (
+    <KeyValues items={entries.map(([m, v]) => {
+      const unit = units.get(m) ?? "";
+      return [metricLabel(m), unit === "B" ? formatBytes(v) : `${formatNumber(v)}${unit ? ` ${unit}` : ""}`];
+    })} />
+  );
+}
+
+function SamplesSection({ jobs, units }: { jobs: ExperimentResultJob[]; units: Map<string, string> }) {
   const [jobId, setJobId] = useState<number | null>(jobs[0]?.job ?? null);
   const [runIndex, setRunIndex] = useState<number | null>(null);
   const results = useJobResults(jobId);
   const runs = results.data?.runs ?? [];
   const run = runs.find((r) => r.run_index === runIndex) ?? runs[runs.length - 1];
   return (
-    <Card title="Outputs and references" actions={
+    <Card title="Runs" actions={
       <div className="actions-row">
         <select name="samples-job" value={jobId ?? ""} onChange={(e) => { setJobId(Number(e.target.value)); setRunIndex(null); }}>
           {jobs.map((j) => <option key={j.job} value={j.job}>#{j.job} {jobLabel(j)}</option>)}
@@ -107,6 +168,15 @@ function SamplesSection({ jobs }: { jobs: ExperimentResultJob[] }) {
         results.data.error ? <ErrorBox title="The job reported an error" error={results.data.error} /> :
         !run ? <Empty title="No runs stored yet" /> : (
           <div className="samples">
+            <h3>Telemetry of run {run.run_index}{run.cold_start ? " (cold)" : ""}</h3>
+            <RunTelemetry run={run} />
+            {(run.samples ?? []).length === 0 && (
+              <>
+                <h3>Metrics of run {run.run_index}</h3>
+                <RunMetrics run={run} units={units} />
+              </>
+            )}
+            {(run.samples ?? []).length > 0 && <h3>Outputs and references</h3>}
             {(run.samples ?? []).map((s) => (
               <article key={s.id} className="sample" data-testid="sample">
                 <header>
@@ -124,28 +194,32 @@ function SamplesSection({ jobs }: { jobs: ExperimentResultJob[] }) {
                 </div>
               </article>
             ))}
-            {(run.samples ?? []).length === 0 && <Empty title="This run stored no samples" />}
           </div>
         )}
     </Card>
   );
 }
 
-function ChartsSection({ jobs, metrics }: { jobs: ExperimentResultJob[]; metrics: string[] }) {
-  const [coldMetric, setColdMetric] = useState(metrics.includes("e2e_latency_s") ? "e2e_latency_s" : metrics[0] ?? "");
-  const [distMetric, setDistMetric] = useState(metrics.includes("output_tokens_per_s") ? "output_tokens_per_s" : metrics[0] ?? "");
-  const rouge = metrics.includes("rougeL") ? "rougeL" : metrics.find((m) => m.startsWith("rouge")) ?? "";
+function ChartsSection({ jobs, metrics }: { jobs: ExperimentResultJob[]; metrics: MetricInfo[] }) {
+  const names = metrics.map((m) => m.name);
+  const [coldMetric, setColdMetric] = useState(() => defaultMetric(metrics, "e2e_latency_s"));
+  const [distMetric, setDistMetric] = useState(() => defaultMetric(metrics, "output_tokens_per_s"));
+  const rouge = names.includes("rougeL") ? "rougeL" : names.find((m) => m.startsWith("rouge")) ?? "";
+  const llm = names.includes("e2e_latency_s");
   const scatter = scatterPoints(jobs, "e2e_latency_s", rouge);
   const cold = coldVsWarm(jobs, coldMetric);
   const dist = distributions(jobs, distMetric);
-  const unitOf = (m: string) => jobs.find((j) => j.statistics[m])?.statistics[m]?.unit ?? "";
+  const unitOf = (m: string) => metrics.find((x) => x.name === m)?.unit ||
+    (jobs.find((j) => j.statistics[m])?.statistics[m]?.unit ?? "");
   return (
     <div className="chart-grid">
-      <Card title="Latency vs quality">
-        {scatter.length === 0 ? <Empty title="Needs e2e latency and ROUGE">ROUGE is computed when outputs have references.</Empty> :
-          <ScatterChart points={scatter} xName="e2e latency (s)" yName={metricLabel(rouge)} label="latency vs rouge" />}
-      </Card>
-      <Card title="Cold vs warm" actions={<MetricSelect name="cold-metric" value={coldMetric} options={metrics} onChange={setColdMetric} />}>
+      {llm && (
+        <Card title="Latency vs quality">
+          {scatter.length === 0 ? <Empty title="Needs e2e latency and ROUGE">ROUGE is computed when outputs have references.</Empty> :
+            <ScatterChart points={scatter} xName="e2e latency (s)" yName={metricLabel(rouge)} label="latency vs rouge" />}
+        </Card>
+      )}
+      <Card title="Cold vs warm" className={llm ? "" : "wide"} actions={<MetricSelect name="cold-metric" value={coldMetric} options={metrics} onChange={setColdMetric} />}>
         {cold.length === 0 ? <Empty title="No cold-run data for this metric" /> :
           <ColdWarmChart rows={cold} unit={unitOf(coldMetric)} label="cold vs warm" />}
       </Card>
@@ -154,6 +228,60 @@ function ChartsSection({ jobs, metrics }: { jobs: ExperimentResultJob[]; metrics
           <DistributionChart items={dist} unit={unitOf(distMetric)} label="distribution" />}
       </Card>
     </div>
+  );
+}
+
+function FractionCell({ view, kind }: { view: FractionView; kind: "bandwidth" | "compute" }) {
+  const pct = view.fraction === null ? null : Math.min(1, Math.max(0, view.fraction));
+  return (
+    <td className="efficiency-cell" data-testid={`efficiency-${kind}`} title={view.reason ?? view.detail}>
+      {view.fraction === null ? (
+        <>
+          <span className="muted">not available</span>
+          <div className="muted small">{view.reason}</div>
+        </>
+      ) : (
+        <>
+          <div className="efficiency-value">
+            <strong>{view.text}</strong>
+            <div className="meter" aria-hidden><div className={`meter-fill ${kind}`} style={{ width: `${(pct ?? 0) * 100}%` }} /></div>
+          </div>
+          <div className="muted small">{view.detail}</div>
+        </>
+      )}
+    </td>
+  );
+}
+
+function EfficiencySection({ jobs }: { jobs: ExperimentResultJob[] }) {
+  const rows = efficiencyRows(jobs);
+  if (rows.length === 0) return null;
+  const measured = rows.map((r) => r.peaksMeasuredAt).filter((d): d is string => d !== null).sort();
+  return (
+    <Card title="Efficiency against measured peaks" className="efficiency">
+      <p className="muted small">
+        How close each job's decode came to its agent's measured limits: weight bytes read per second against the
+        peak memory bandwidth, and 2 FLOPs per parameter per token against the matmul peak of the weights'
+        precision. These are lower bounds (KV-cache and activation traffic are not counted).
+        {measured.length > 0 && <> Peaks measured {formatDate(measured[measured.length - 1])}.</>}
+      </p>
+      <table className="table" aria-label="Efficiency">
+        <thead>
+          <tr><th>Job</th><th>Device · dtype</th><th>Decode</th><th>% of measured peak bandwidth</th><th>% of measured peak compute</th></tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={r.job} data-job={r.job}>
+              <td>{r.label}<div className="muted small">#{r.job}</div></td>
+              <td className="small">{r.placement}{r.weightBytes !== null && <div className="muted small">weights {formatBytes(r.weightBytes)}</div>}</td>
+              <td className="small">{r.decodeTokensPerS === null ? "—" : `${formatNumber(r.decodeTokensPerS)} tok/s`}</td>
+              <FractionCell view={r.bandwidth} kind="bandwidth" />
+              <FractionCell view={r.compute} kind="compute" />
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Card>
   );
 }
 
@@ -167,13 +295,15 @@ function Unavailable({ jobs }: { jobs: ExperimentResultJob[] }) {
   );
 }
 
+/** An experiment's results: comparison across agents, efficiency against measured peaks, charts, runs. */
 export function ResultsPage() {
   const id = Number(useParams().id);
   useLive(Number.isFinite(id) ? { experiment: id } : null);
   const exp = useExperiment(id);
   const results = useExperimentResults(id);
   const jobs = results.data?.jobs ?? [];
-  const metrics = useMemo(() => availableMetrics(jobs, KNOWN_METRICS), [jobs]);
+  const metrics = useMemo(() => orderMetrics(metricInfos(results.data?.metrics, jobs)), [results.data?.metrics, jobs]);
+  const units = useMemo(() => new Map(metrics.map((m) => [m.name, m.unit])), [metrics]);
   const withStats = jobs.filter((j) => Object.keys(j.statistics).length > 0);
 
   return (
@@ -196,9 +326,10 @@ export function ResultsPage() {
         ) : (
           <>
             <ComparisonSection experiment={id} metrics={metrics} />
+            <EfficiencySection jobs={withStats} />
             <ChartsSection jobs={withStats} metrics={metrics} />
             <Unavailable jobs={withStats} />
-            <SamplesSection jobs={withStats} />
+            <SamplesSection jobs={withStats} units={units} />
           </>
         )}
     </div>

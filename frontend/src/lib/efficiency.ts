@@ -1,0 +1,98 @@
+/** Efficiency against measured peaks: formatting of the server's per-job `efficiency` (pure: unit-tested). */
+import type { Efficiency, ExperimentResultJob } from "../api/types";
+import { jobLabel } from "./chartData";
+import { formatNumber } from "./format";
+
+/** A fraction (0..1, possibly above 1) as a percentage with sensible precision: "42%", "4.2%", "0.42%". */
+export function formatPercent(fraction: number | null | undefined): string {
+  if (fraction === null || fraction === undefined || !Number.isFinite(fraction)) return "—";
+  const pct = fraction * 100;
+  if (pct === 0) return "0%";
+  const abs = Math.abs(pct);
+  const text = abs >= 10 ? pct.toFixed(0) : abs >= 1 ? pct.toFixed(1) : Number(pct.toPrecision(2)).toString();
+  return `${text}%`;
+}
+
+/** Throughput given in TFLOP/s, shown in GFLOP/s below one TFLOP/s. */
+export function formatFlops(tflops: number | null | undefined): string {
+  if (tflops === null || tflops === undefined || !Number.isFinite(tflops)) return "—";
+  return Math.abs(tflops) < 1 ? `${formatNumber(tflops * 1000)} GFLOP/s` : `${formatNumber(tflops)} TFLOP/s`;
+}
+
+/** A bandwidth in GB/s (1e9 bytes). */
+export function formatGbps(gbps: number | null | undefined): string {
+  if (gbps === null || gbps === undefined || !Number.isFinite(gbps)) return "—";
+  return `${formatNumber(gbps)} GB/s`;
+}
+
+export interface FractionView {
+  /** 0..1 (above 1 when the decode beat the measured peak), or null when not computable. */
+  fraction: number | null;
+  /** "42%" or "—". */
+  text: string;
+  /** What was compared: "decode 3.1 GB/s of 12 GB/s peak (bandwidth_gbps.cpu.copy)"; empty when unknown. */
+  detail: string;
+  /** Why the fraction is missing (from `unavailable`), or null. */
+  reason: string | null;
+}
+
+/** The fraction of the measured peak memory bandwidth a job's decode reached, with what it compares. */
+export function bandwidthView(e: Efficiency): FractionView {
+  const parts: string[] = [];
+  if (e.decode_bandwidth_gbps !== null) parts.push(`decode ${formatGbps(e.decode_bandwidth_gbps)}`);
+  if (e.peak_bandwidth_gbps !== null) {
+    parts.push(`${parts.length ? "of " : ""}${formatGbps(e.peak_bandwidth_gbps)} peak`);
+  }
+  if (parts.length && e.peak_bandwidth_metric) parts.push(`(${e.peak_bandwidth_metric})`);
+  return {
+    fraction: e.bandwidth_fraction,
+    text: formatPercent(e.bandwidth_fraction),
+    detail: parts.join(" "),
+    reason: e.bandwidth_fraction === null ? e.unavailable.bandwidth_fraction ?? "not computable" : null,
+  };
+}
+
+/** The fraction of the measured matmul peak (of the weights' precision) a job's decode reached. */
+export function computeView(e: Efficiency): FractionView {
+  const parts: string[] = [];
+  if (e.decode_tflops !== null) parts.push(`decode ${formatFlops(e.decode_tflops)}`);
+  if (e.peak_tflops !== null) parts.push(`${parts.length ? "of " : ""}${formatFlops(e.peak_tflops)} peak`);
+  if (parts.length && e.peak_tflops_metric) parts.push(`(${e.peak_tflops_metric})`);
+  return {
+    fraction: e.compute_fraction,
+    text: formatPercent(e.compute_fraction),
+    detail: parts.join(" "),
+    reason: e.compute_fraction === null ? e.unavailable.compute_fraction ?? "not computable" : null,
+  };
+}
+
+export interface EfficiencyRow {
+  job: number;
+  label: string;
+  /** "cpu · float32", or "—" when the runtime did not say. */
+  placement: string;
+  decodeTokensPerS: number | null;
+  weightBytes: number | null;
+  bandwidth: FractionView;
+  compute: FractionView;
+  peaksMeasuredAt: string | null;
+}
+
+/** One row per job that has an efficiency entry (benchmark jobs, with `efficiency: null`, are left out). */
+export function efficiencyRows(jobs: ExperimentResultJob[]): EfficiencyRow[] {
+  return jobs.flatMap((job) => {
+    const e = job.efficiency;
+    if (!e) return [];
+    const placement = [e.device, e.dtype].filter(Boolean).join(" · ") || "—";
+    return [{
+      job: job.job,
+      label: jobLabel(job),
+      placement,
+      decodeTokensPerS: e.decode_tokens_per_s,
+      weightBytes: e.weight_bytes,
+      bandwidth: bandwidthView(e),
+      compute: computeView(e),
+      peaksMeasuredAt: e.peaks_measured_at,
+    }];
+  });
+}
