@@ -45,7 +45,8 @@ REQUIRED = os.environ.get("RUCKUS_REQUIRE_UI") == "1"
 
 @pytest.mark.skipif(not REQUIRED and _missing() is not None, reason=_missing() or "")
 def test_ui_walkthrough(stack: Stack, user_api: Any) -> None:
-    """Log in, register the agent, create an experiment, watch it finish live, open the results."""
+    """Log in, register the agent, create an experiment, watch it finish live, open the results; then run a
+    quick hardware benchmark from the agent's panel, check its measured peaks and the LLM job's efficiency."""
     missing = _missing()
     assert missing is None, f"RUCKUS_REQUIRE_UI=1 but {missing}"
     stack.start_server()
