@@ -157,9 +157,15 @@ try {
   step(`hardware benchmark completed in ${((Date.now() - benchStart) / 1000).toFixed(0)} s`);
   const benchmarkUrl = page.url();
 
-  // 7. The peaks section shows the measured figures.
+  // 7. The peaks section shows the measured figures (Refresh fetches the agent's capabilities at once).
   await page.getByRole("link", { name: "Agents" }).click();
   await page.locator("tr[data-agent]").first().click();
+  await page.getByRole("button", { name: "Refresh", exact: true }).click();
+  await page.getByRole("button", { name: "Refresh", exact: true }).waitFor({ timeout: 15_000 });
+  if (await page.locator(".actions-row [role=alert]").count()) {
+    throw new Error(`refresh failed: ${await page.locator(".actions-row [role=alert]").innerText()}`);
+  }
+  step("capabilities refreshed");
   const bandwidth = page.getByRole("table", { name: "Memory bandwidth peaks" });
   await bandwidth.waitFor({ timeout: 30_000 });
   const figures = await bandwidth.locator("tbody tr").allInnerTexts();

@@ -150,7 +150,7 @@ export function useAgents() {
   });
 }
 
-/** Register, edit, activate, deactivate and remove agents. */
+/** Register, edit, refresh (re-detect), activate, deactivate and remove agents. */
 export function useAgentMutations() {
   const qc = useQueryClient();
   const refresh = () => qc.invalidateQueries({ queryKey: keys.agents });
@@ -168,6 +168,10 @@ export function useAgentMutations() {
     }),
     deactivate: useMutation({
       mutationFn: (id: string) => unwrap(api.POST("/api/v1/agents/{id}/deactivate/", { params: { path: { id } } })),
+      onSuccess: (agent) => put(agent as Agent),
+    }),
+    refreshCapabilities: useMutation({
+      mutationFn: (id: string) => unwrap(api.POST("/api/v1/agents/{id}/refresh/", { params: { path: { id } } })),
       onSuccess: (agent) => put(agent as Agent),
     }),
     activate: useMutation({

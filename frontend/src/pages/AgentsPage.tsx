@@ -300,13 +300,19 @@ function CapabilitiesView({ info }: { info: AgentInfo }) {
   );
 }
 
+/** Refresh, activate/deactivate and remove buttons of the details panel, with the API's error inline. */
 function AgentActions({ agent }: { agent: Agent }) {
-  const { activate, deactivate, remove } = useAgentMutations();
+  const { activate, deactivate, remove, refreshCapabilities } = useAgentMutations();
   const navigate = useNavigate();
   const [confirming, setConfirming] = useState(false);
-  const error = activate.error ?? deactivate.error ?? remove.error;
+  const error = refreshCapabilities.error ?? activate.error ?? deactivate.error ?? remove.error;
   return (
     <div className="actions-row">
+      <button className="btn btn-small" disabled={refreshCapabilities.isPending}
+        title="Ask the agent to detect its hardware, frameworks and models again"
+        onClick={() => refreshCapabilities.mutate(agent.id)}>
+        {refreshCapabilities.isPending ? "Refreshing…" : "Refresh"}
+      </button>
       {agent.status === "deactivated" ? (
         <button className="btn btn-small" disabled={activate.isPending} onClick={() => activate.mutate(agent.id)}>Activate</button>
       ) : (
