@@ -334,6 +334,11 @@ def experiments_create(file: FileOpt, server: ServerOpt = None, token: TokenOpt 
         console.print(f"Created experiment #{exp['id']} ({exp['status']}) with {jobs} job(s)")
         for item in exp["plan"].get("unrunnable", []):
             console.print(f"[yellow]not run[/yellow] {item['model']} / {item['runtime']}: {item['reason']}")
+        not_run = {(u["model"], u["runtime"]) for u in exp["plan"].get("unrunnable", [])}
+        for item in exp["plan"].get("excluded", []):
+            combo = f"{item['model']} / {item['runtime']}"
+            if (item["model"], item["runtime"]) not in not_run:  # those are explained as "not run" above
+                console.print(f"left out {item['agent_name']} for {combo}: {item['reason']}")
     if watch:
         _watch(_api(server, token), exp["id"])
 
