@@ -11,7 +11,7 @@ TORCH_SPEC := torch==2.13.0
 help:
 	@echo "make demo   - set up, then run the server, scheduler and a local agent on a real benchmark"
 	@echo "make test   - set up, then run every test (Postgres: DATABASE_URL or an embedded one)"
-	@echo "make lint   - ruff, migration check, OpenAPI schema validation"
+	@echo "make lint   - ruff, migration check, OpenAPI schema validation, UI client in sync with the schema"
 	@echo "make setup  - create $(VENV) and install everything (idempotent)"
 	@echo "make docker-validate - check docker/ (compose config + Dockerfile lint; needs docker-compose)"
 	@echo "make ui     - build the web UI into frontend/dist (needs Node 20 + npm)"
@@ -36,7 +36,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
-	DEBUG=1 $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+	DEBUG=1 $(BIN)/python manage.py spectacular --validate --fail-on-warn --file $(VENV)/openapi-check.yaml
+	@# The UI's typed client is generated from this schema: a server change must come with a regenerated client.
+	@cmp -s $(VENV)/openapi-check.yaml frontend/openapi.yaml || \
+	  (echo "frontend/openapi.yaml differs from the server's schema: run 'npm run generate' in frontend/" && exit 1)
 
 docker-validate: $(STAMP)
 	HADOLINT=$(BIN)/hadolint docker/validate.sh
