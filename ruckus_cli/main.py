@@ -43,6 +43,8 @@ err = Console(stderr=True)
 ServerOpt = Annotated[str | None, typer.Option("--server", help="Server URL (env RUCKUS_SERVER).")]
 TokenOpt = Annotated[str | None, typer.Option("--token", help="API token (env RUCKUS_TOKEN).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+#: Seconds ``ruckus server`` gives daphne and the scheduler to stop before killing them.
+SERVER_STOP_GRACE_S = 15.0
 #: First part of the flattened hardware benchmark figures.
 BENCHMARK_KINDS = ("bandwidth_gbps", "tflops", "gflops")
 TERMINAL_EXPERIMENT = {"completed", "partially_failed", "failed", "cancelled"}
@@ -157,8 +159,15 @@ def server_cmd(
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.wait(timeout=20)
+        # Bounded shutdown: a process still running after the grace period is killed (and said so).
+        deadline = time.monotonic() + SERVER_STOP_GRACE_S
+        for name, p in zip(("daphne", "scheduler"), procs, strict=True):
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                err.print(f"{name} did not stop within {SERVER_STOP_GRACE_S:.0f} s: killing it")
+                p.kill()
+                p.wait()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -171,6 +171,10 @@ def test_ruckus_server_runs_api_and_scheduler(tmp_path: Path):
         assert children, "the scheduler was not started"
     finally:
         os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail("ruckus server did not stop on SIGINT: " + log.read_text()[-3000:])
         time.sleep(0.2)
     assert proc.returncode == 0, log.read_text()[-2000:]
