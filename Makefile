@@ -36,8 +36,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
-	DEBUG=1 $(BIN)/python manage.py spectacular --validate --fail-on-warn --file $(VENV)/openapi-check.yaml
 	@# The UI's typed client is generated from this schema: a server change must come with a regenerated client.
+	@# Integer bounds in the schema follow the database backend, so both sides use the default (SQLite).
+	env -u DATABASE_URL DEBUG=1 $(BIN)/python manage.py spectacular --validate --fail-on-warn \
+	  --file $(VENV)/openapi-check.yaml
 	@cmp -s $(VENV)/openapi-check.yaml frontend/openapi.yaml || \
 	  (echo "frontend/openapi.yaml differs from the server's schema: run 'npm run generate' in frontend/" && exit 1)
 
