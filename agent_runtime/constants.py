@@ -40,5 +40,9 @@ LENGTH_BUCKETS = 3
 #: torch import): below the server's 10 s timeout for agent calls.
 REGISTER_PROBE_WAIT_S = 6.0
 
-#: Longest wait after start-up for such a probe before the next periodic refresh takes over.
+#: Longest wait at start-up, before the agent serves, for such a probe (torch imports take seconds on a
+#: busy or small host, and longer when several agents start at once).
+STARTUP_PROBE_WAIT_S = 60.0
+
+#: Longest further wait in the background for such a probe before the next periodic refresh takes over.
 SETTLE_PROBE_WAIT_S = 120.0

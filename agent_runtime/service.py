@@ -19,6 +19,7 @@ from agent_runtime.constants import (
     REGISTER_PROBE_WAIT_S,
     SETTLE_PROBE_WAIT_S,
     SHUTDOWN_JOB_GRACE_S,
+    STARTUP_PROBE_WAIT_S,
 )
 from agent_runtime.engine import JobEngine
 from agent_runtime.info import gather_agent_info
@@ -118,6 +119,11 @@ class AgentService:
         """Detect the host, recover the spool and start the background tasks."""
         self._loop = asyncio.get_running_loop()
         self.info = await asyncio.to_thread(self.detect)
+        # Serve only once a slow torch import has finished (busy or small hosts take seconds): advertising
+        # the white-box runtimes as missing would get this agent left out of plans made meanwhile.
+        settled = await asyncio.to_thread(self.detect_settled, STARTUP_PROBE_WAIT_S)
+        if settled is not None:
+            self.info = settled
         recovered = await asyncio.to_thread(self.engine.recover)
         if recovered:
             log.info("spool.recovered", jobs=recovered)
@@ -128,8 +134,8 @@ class AgentService:
             asyncio.create_task(self._outbox_loop(), name="outbox"),
             asyncio.create_task(self._progress_loop(), name="progress"),
             asyncio.create_task(self._refresh_loop(), name="capabilities"),
-            # A torch import slower than the detection budget (busy host, Raspberry Pi) would leave the
-            # white-box runtimes unavailable until the next refresh: detect again as soon as it is done.
+            # A torch import slower even than the start-up wait would leave the white-box runtimes
+            # unavailable until the next refresh: detect again as soon as it is done.
             asyncio.create_task(self._settle_detection(), name="settle-detection"),
         ]
         if self.settings.server and self.settings.registration_key and self.registration is None:

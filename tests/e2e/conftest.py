@@ -135,7 +135,7 @@ class Stack:
         self.spawn(name, [str(BIN / "ruckus-agent"), "serve", "--host", "127.0.0.1", "--port",
                           str(self.agent_ports[name]), "--data-dir", str(data_dir), "--token",
                           self.agent_tokens[name], "--name", name, *(extra or [])])
-        wait_until(lambda: self._ok(f"{self.agent_url(name)}/api/v1/health"), 60, f"agent {name}")
+        wait_until(lambda: self._ok(f"{self.agent_url(name)}/api/v1/health"), 120, f"agent {name}")
 
     def agent_url(self, name: str) -> str:
         """Base URL of an agent."""
