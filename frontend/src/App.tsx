@@ -1,3 +1,4 @@
+import { lazy, Suspense } from "react";
 import { Navigate, Route, Routes } from "react-router-dom";
 import { useMe } from "./api/queries";
 import { ErrorBox, Spinner } from "./components/ui";
@@ -7,7 +8,9 @@ import { AgentsPage } from "./pages/AgentsPage";
 import { ExperimentsPage } from "./pages/ExperimentsPage";
 import { NewExperimentPage } from "./pages/NewExperimentPage";
 import { ExperimentDetailPage } from "./pages/ExperimentDetailPage";
-import { ResultsPage } from "./pages/ResultsPage";
+
+// The results page carries the charting library: loaded when first opened, not with the rest of the UI.
+const ResultsPage = lazy(() => import("./pages/ResultsPage").then((m) => ({ default: m.ResultsPage })));
 
 export function App() {
   const me = useMe();
@@ -23,7 +26,8 @@ export function App() {
         <Route path="experiments" element={<ExperimentsPage />} />
         <Route path="experiments/new" element={<NewExperimentPage />} />
         <Route path="experiments/:id" element={<ExperimentDetailPage />} />
-        <Route path="experiments/:id/results" element={<ResultsPage />} />
+        <Route path="experiments/:id/results" element={
+          <Suspense fallback={<Spinner label="Loading the results view…" />}><ResultsPage /></Suspense>} />
         <Route path="*" element={<ErrorBox title="Page not found" error="There is no page at this address." />} />
       </Route>
     </Routes>

@@ -1,9 +1,17 @@
 /** ECharts views of experiment results. */
-import ReactECharts from "echarts-for-react";
+import ReactEChartsCore from "echarts-for-react/lib/core";
+import * as echarts from "echarts/core";
+import { BarChart, BoxplotChart, CustomChart, LineChart, ScatterChart as EScatterChart } from "echarts/charts";
+import { GridComponent, LegendComponent, TooltipComponent } from "echarts/components";
+import { CanvasRenderer } from "echarts/renderers";
 import type { EChartsOption } from "echarts";
 import type { BarSeries, ColdWarm, Distribution, ScatterPoint } from "../lib/chartData";
 import type { TelemetryChartData } from "../lib/telemetry";
 import { formatNumber } from "../lib/format";
+
+// Only what these views draw is bundled (the full ECharts build is several times larger).
+echarts.use([BarChart, BoxplotChart, CustomChart, LineChart, EScatterChart, GridComponent, LegendComponent,
+  TooltipComponent, CanvasRenderer]);
 
 const PALETTE = ["#4f46e5", "#0891b2", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#ec4899", "#64748b"];
 const GAP = 0.2;
@@ -12,7 +20,8 @@ const BAR_MAX = 80;
 function Chart({ option, label, height = 320 }: { option: EChartsOption; label: string; height?: number }) {
   return (
     <div className="chart" aria-label={label} data-chart={label}>
-      <ReactECharts option={{ color: PALETTE, animationDuration: 300, ...option }} style={{ height }} notMerge />
+      <ReactEChartsCore echarts={echarts} option={{ color: PALETTE, animationDuration: 300, ...option }}
+        style={{ height }} notMerge />
     </div>
   );
 }
