@@ -36,13 +36,9 @@ def agent_peaks(agent: Agent) -> dict[str, Any] | None:
     bench = agent_benchmark(agent)
     if bench is None:
         return None
-    figures: dict[str, Any] = {}
-    unsupported: dict[str, str] = {}
-    for fig in bench.figures:
-        if fig.supported and fig.statistics is not None:
-            figures[fig.metric_name] = {"value": fig.statistics.median, "unit": fig.unit}
-        else:
-            unsupported[fig.metric_name] = fig.reason or "not measured"
+    values, unsupported = bench.flatten()
+    units = {fig.metric_name: fig.unit for fig in bench.figures}
+    figures = {name: {"value": value, "unit": units[name]} for name, value in values.items()}
     return {
         "measured_at": bench.finished_at.isoformat() if bench.finished_at else None,
         "quick": bench.quick,

@@ -357,6 +357,25 @@ class HardwareBenchmarkResult(_Model):
         """The figure with flattened name ``metric_name`` (``tflops.cuda.bf16`` ...), or None."""
         return next((f for f in self.figures if f.metric_name == metric_name), None)
 
+    def flatten(self) -> tuple[dict[str, float], dict[str, str]]:
+        """One value per figure (its median over the timed repeats), plus the unsupported ones with reasons.
+
+        The median is robust against a single disturbed repeat, while statistics over runs still see the
+        spread between runs.
+
+        Returns:
+            ``(values, unavailable)`` keyed by flattened name (``bandwidth_gbps.<device>.<kind>``,
+            ``tflops.<device>.<precision>``, ``gflops.cpu.<precision>``).
+        """
+        values: dict[str, float] = {}
+        unavailable: dict[str, str] = {}
+        for fig in self.figures:
+            if fig.supported and fig.statistics is not None:
+                values[fig.metric_name] = fig.statistics.median
+            else:
+                unavailable[fig.metric_name] = fig.reason or "not measured"
+        return values, unavailable
+
 
 class AgentInfo(_Model):
     """Everything an agent advertises about itself (answer to ``/register`` and ``/info``).

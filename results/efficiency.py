@@ -38,15 +38,6 @@ def peak_compute_metric(device: str, dtype: str | None) -> str | None:
     return f"gflops.cpu.{precision}" if device == "cpu" else f"tflops.{device}.{precision}"
 
 
-def _stat_mean(stats: dict[str, Any], metric: str) -> float | None:
-    """Mean of ``metric`` from a ``{metric: statistics-row}`` map (rows or dicts), or None."""
-    row = stats.get(metric)
-    if row is None:
-        return None
-    mean = row["mean"] if isinstance(row, dict) else row.mean
-    return float(mean) if mean is not None else None
-
-
 def _peak(bench: HardwareBenchmarkResult, metric: str) -> float | None:
     """Median of a supported benchmark figure, or None."""
     fig = bench.figure(metric)
@@ -56,13 +47,13 @@ def _peak(bench: HardwareBenchmarkResult, metric: str) -> float | None:
 
 
 def job_efficiency(
-    job: Job, stats: dict[str, Any], bench: HardwareBenchmarkResult | None
+    job: Job, means: dict[str, float], bench: HardwareBenchmarkResult | None
 ) -> dict[str, Any] | None:
     """Fractions of the agent's measured peaks that a finished job reached, with a reason for each gap.
 
     Args:
         job: The job (its ``result`` carries the runtime's execution facts).
-        stats: The job's statistics by metric (model rows or their dicts).
+        means: The job's mean per metric (``tpot_s`` and ``output_tokens_per_s`` are used).
         bench: The agent's latest hardware benchmark, if any.
 
     Returns:
@@ -102,8 +93,8 @@ def job_efficiency(
         weight_bytes=execution.weight_bytes,
     )
     # Decode rate: 1 / time per output token excludes the prefill; whole-run tokens/s is the fallback.
-    tpot = _stat_mean(stats, Metric.TPOT_S)
-    rate = 1.0 / tpot if tpot and tpot > 0 else _stat_mean(stats, Metric.OUTPUT_TOKENS_PER_S)
+    tpot = means.get(Metric.TPOT_S)
+    rate = 1.0 / tpot if tpot and tpot > 0 else means.get(Metric.OUTPUT_TOKENS_PER_S)
     if not rate:
         unavailable["bandwidth_fraction"] = unavailable["compute_fraction"] = "the job has no decode rate"
         return out

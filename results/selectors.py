@@ -36,6 +36,12 @@ def job_statistics(job: Job) -> dict[str, dict[str, Any]]:
     return {s.metric: s.as_dict() for s in job.statistics.all()}
 
 
+def ordered_metric_names(names: Iterable[str]) -> list[str]:
+    """``names`` without repeats: canonical metrics in catalogue order, then the others (benchmark figures) sorted."""
+    present = set(names)
+    return [m for m in METRIC_SPECS if m in present] + sorted(present - set(METRIC_SPECS))
+
+
 def metric_descriptions(names: Iterable[str]) -> list[dict[str, Any]]:
     """Name, unit, direction and description of each metric in ``names`` (known metrics in catalogue order).
 
@@ -45,10 +51,8 @@ def metric_descriptions(names: Iterable[str]) -> list[dict[str, Any]]:
     Returns:
         One dict per name; names RUCKUS does not define get an empty unit and no direction.
     """
-    present = set(names)
-    ordered = [m for m in METRIC_SPECS if m in present] + sorted(present - set(METRIC_SPECS))
     out = []
-    for name in ordered:
+    for name in ordered_metric_names(names):
         spec = metric_spec(name)
         out.append(
             {
@@ -86,7 +90,7 @@ def job_results(job: Job, *, include_samples: bool = True) -> dict[str, Any]:
         "hardware_fingerprint": job.hardware_fingerprint,
         "statistics_source": result.statistics_source if result else None,
         "statistics": statistics,
-        "efficiency": job_efficiency(job, statistics, agent_benchmark(job.agent)),
+        "efficiency": job_efficiency(job, _means(statistics), agent_benchmark(job.agent)),
         "execution": (result.raw or {}).get("execution") if result else None,
         "cold_start": result.cold_start if result else None,
         "unavailable_metrics": result.unavailable_metrics if result else {},
@@ -114,9 +118,15 @@ def job_results(job: Job, *, include_samples: bool = True) -> dict[str, Any]:
     }
 
 
+def _means(statistics: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Metric -> mean, from a job's statistics as the API shows them."""
+    return {metric: s["mean"] for metric, s in statistics.items()}
+
+
 def _benchmarks_by_agent(jobs: Iterable[Job]) -> dict[Any, Any]:
     """Each agent's latest hardware benchmark, parsed once per agent."""
-    return {j.agent_id: agent_benchmark(j.agent) for j in jobs if j.agent_id is not None}
+    agents = {j.agent_id: j.agent for j in jobs if j.agent_id is not None}
+    return {agent_id: agent_benchmark(agent) for agent_id, agent in agents.items()}
 
 
 def experiment_results(experiment: Experiment) -> dict[str, Any]:
@@ -149,7 +159,7 @@ def experiment_results(experiment: Experiment) -> dict[str, Any]:
                 "agent_name": j.agent.name if j.agent else None,
                 "hardware_fingerprint": j.hardware_fingerprint,
                 "statistics": statistics,
-                "efficiency": job_efficiency(j, statistics, benchmarks.get(j.agent_id)),
+                "efficiency": job_efficiency(j, _means(statistics), benchmarks.get(j.agent_id)),
                 "cold_start": result.cold_start if result else None,
                 "unavailable_metrics": result.unavailable_metrics if result else {},
             }
@@ -188,6 +198,9 @@ def experiment_comparison(experiment: Experiment, metric: str = Metric.OUTPUT_TO
         )
     }
     benchmarks = _benchmarks_by_agent(jobs)
+    means: dict[int, dict[str, float]] = {}
+    for (job_id, name), s in stats.items():
+        means.setdefault(job_id, {})[name] = s.mean
     columns: dict[str, dict[str, Any]] = {}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for job in jobs:
@@ -215,8 +228,7 @@ def experiment_comparison(experiment: Experiment, metric: str = Metric.OUTPUT_TO
         power = stats.get((job.pk, Metric.GPU_POWER_W))
         if tps is not None and power is not None and power.mean > 0 and math.isfinite(power.mean):
             cell["tokens_per_joule"] = tps.mean / power.mean
-        job_stats = {m: v for (job_id, m), v in stats.items() if job_id == job.pk}
-        efficiency = job_efficiency(job, job_stats, benchmarks.get(job.agent_id))
+        efficiency = job_efficiency(job, means.get(job.pk, {}), benchmarks.get(job.agent_id))
         if efficiency is not None and efficiency["bandwidth_fraction"] is not None:
             cell["bandwidth_fraction"] = efficiency["bandwidth_fraction"]
         row["cells"][col_key] = cell
@@ -253,8 +265,7 @@ def export_metric_names(experiment: Experiment) -> list[str]:
     names: set[str] = set()
     for metrics in RunResult.objects.filter(job__experiment=experiment).values_list("metrics", flat=True):
         names.update(metrics)
-    known = [m for m in METRIC_SPECS if m in names]
-    return known + sorted(names - set(known))
+    return ordered_metric_names(names)
 
 
 def export_runs(experiment: Experiment) -> Iterator[dict[str, Any]]:

@@ -12,12 +12,13 @@ Figures (see :class:`~common.protocol.BenchmarkFigure`), flattened into run metr
 A figure the hardware or software cannot produce is reported unsupported with the reason, never as
 zero. Each supported figure carries statistics over its timed repeats (warm-up excluded). Entry points:
 :func:`run_benchmark` (CLI ``ruckus-agent benchmark`` and the ``hardware_benchmark`` job task),
-:func:`flatten` (run metrics), :func:`save_latest` / :func:`load_latest` (``AgentInfo.benchmarks``).
+:meth:`~common.protocol.HardwareBenchmarkResult.flatten` (run metrics), :func:`save_latest` /
+:func:`load_latest` (``AgentInfo.benchmarks``).
 """
 
 from __future__ import annotations
 
-from agent_runtime.hwbench.figures import BANDWIDTH, GFLOPS, TFLOPS, flatten
+from agent_runtime.hwbench.figures import BANDWIDTH, GFLOPS, TFLOPS
 from agent_runtime.hwbench.runner import DEFAULT_REPEATS, BenchmarkConfig, run_benchmark
 from agent_runtime.hwbench.store import latest_path, load_latest, save_latest
 from agent_runtime.hwbench.support import DeviceUnavailable, resolve_device
@@ -31,7 +32,6 @@ __all__ = [
     "BenchmarkConfig",
     "BenchmarkStopped",
     "DeviceUnavailable",
-    "flatten",
     "latest_path",
     "load_latest",
     "resolve_device",

@@ -1,10 +1,10 @@
-"""Building :class:`~common.protocol.BenchmarkFigure` values, and flattening them into run metrics."""
+"""Building :class:`~common.protocol.BenchmarkFigure` values: measured with statistics, or unsupported with why."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from common.protocol import BenchmarkFigure, HardwareBenchmarkResult
+from common.protocol import BenchmarkFigure
 from common.stats import describe
 
 #: Figure kinds (the first part of a flattened metric name).
@@ -55,26 +55,3 @@ def unsupported(name: str, device: str, precision: str, unit: str, reason: str, 
     return BenchmarkFigure(
         name=name, device=device, precision=precision, unit=unit, supported=False, reason=reason, params=params
     )
-
-
-def flatten(result: HardwareBenchmarkResult) -> tuple[dict[str, float], dict[str, str]]:
-    """Run metrics of a benchmark: one value per figure, plus the unsupported figures with reasons.
-
-    A run's value of a figure is the median over its timed repeats: robust against a single disturbed
-    repeat, while the server's statistics over runs still see the spread between runs.
-
-    Args:
-        result: The benchmark.
-
-    Returns:
-        ``(metrics, unavailable)`` keyed ``bandwidth_gbps.<device>.<kind>``, ``tflops.<device>.<precision>``
-        and ``gflops.cpu.<precision>``.
-    """
-    metrics: dict[str, float] = {}
-    unavailable: dict[str, str] = {}
-    for fig in result.figures:
-        if fig.supported and fig.statistics is not None:
-            metrics[fig.metric_name] = fig.statistics.median
-        else:
-            unavailable[fig.metric_name] = fig.reason or "not measured"
-    return metrics, unavailable

@@ -36,7 +36,7 @@ class HardwareBenchmark(MeasurementTask):
         """
         # Imported here: the agent starts (and runs other tasks) even where the benchmark's
         # dependencies (torch, the detection package) are missing.
-        from agent_runtime.hwbench import BenchmarkConfig, BenchmarkStopped, flatten, run_benchmark, save_latest
+        from agent_runtime.hwbench import BenchmarkConfig, BenchmarkStopped, run_benchmark, save_latest
 
         config = BenchmarkConfig(
             device=device,
@@ -49,7 +49,7 @@ class HardwareBenchmark(MeasurementTask):
         except BenchmarkStopped as exc:
             raise StoppedError(str(exc)) from exc
         save_latest(self.data_dir, result)
-        metrics, unavailable = flatten(result)
+        metrics, unavailable = result.flatten()
         metrics.update(result.telemetry_summary)
         for key, reason in result.telemetry_unavailable.items():
             unavailable.setdefault(key, reason)

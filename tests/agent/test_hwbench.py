@@ -12,7 +12,6 @@ from agent_runtime.hwbench import (
     BenchmarkConfig,
     BenchmarkStopped,
     DeviceUnavailable,
-    flatten,
     latest_path,
     load_latest,
     resolve_device,
@@ -70,7 +69,7 @@ def test_benchmark_records_telemetry(cpu_result):
 
 
 def test_flatten_names_figures_and_keeps_reasons(cpu_result):
-    metrics, unavailable = flatten(cpu_result)
+    metrics, unavailable = cpu_result.flatten()
     assert metrics["bandwidth_gbps.cpu.copy"] == cpu_result.figure("bandwidth_gbps.cpu.copy").statistics.median
     assert "gflops.cpu.fp32" in metrics
     assert ("gflops.cpu.bf16" in metrics) != ("gflops.cpu.bf16" in unavailable)
