@@ -206,61 +206,59 @@ def _redis_up() -> bool:
         return False
 
 
-@pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
-async def test_events_through_the_redis_channel_layer(settings):
+@pytest.fixture
+def channel_layer(settings):
+    """Switch the channel layer for one test: ``channel_layer(backend, **config)``; the default comes back after."""
     from channels.layers import channel_layers
 
+    def use(backend: str, **config: object) -> None:
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": backend, **({"CONFIG": config} if config else {})}}
+        channel_layers.backends.clear()
+
+    yield use
+    channel_layers.backends.clear()
+
+
+@pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
+async def test_events_through_the_redis_channel_layer(channel_layer):
     from experiments.services import job_transition
 
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                    "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"], "prefix": "ruckus-test"}}
-    }
-    channel_layers.backends.clear()
-    try:
-        token, _, _, job = await make_world()
-        comm, connected, _ = await connect(f"/ws/events/?token={token}")
-        assert connected
-        await comm.send_json_to({"type": "subscribe", "job": job.pk})
-        assert (await comm.receive_json_from(timeout=5))["type"] == "subscribed"
-        await comm.receive_json_from(timeout=5)  # snapshot
-        await database_sync_to_async(job_transition)(job, "assigned", reason="via redis", attempt=1)
-        event = await comm.receive_json_from(timeout=5)
-        assert event == {"type": "job.updated", "data": event["data"]} and event["data"]["status"] == "assigned"
-        await comm.disconnect()
-    finally:
-        channel_layers.backends.clear()
+    channel_layer("channels_redis.core.RedisChannelLayer", hosts=["redis://127.0.0.1:6379/0"], prefix="ruckus-test")
+    token, _, _, job = await make_world()
+    comm, connected, _ = await connect(f"/ws/events/?token={token}")
+    assert connected
+    await comm.send_json_to({"type": "subscribe", "job": job.pk})
+    assert (await comm.receive_json_from(timeout=5))["type"] == "subscribed"
+    await comm.receive_json_from(timeout=5)  # snapshot
+    await database_sync_to_async(job_transition)(job, "assigned", reason="via redis", attempt=1)
+    event = await comm.receive_json_from(timeout=5)
+    assert event == {"type": "job.updated", "data": event["data"]} and event["data"]["status"] == "assigned"
+    await comm.disconnect()
 
 
-async def test_changes_from_other_processes_arrive_by_polling_without_redis(settings):
+async def test_changes_from_other_processes_arrive_by_polling_without_redis(channel_layer):
     """With the in-memory layer, a change written without an event (as by the scheduler process) still arrives."""
-    from channels.layers import channel_layers
-
     from experiments.models import Job
 
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    channel_layers.backends.clear()
+    channel_layer("channels.layers.InMemoryChannelLayer")
+    token, _, exp, job = await make_world()
+    comm, connected, _ = await connect(f"/ws/events/?token={token}")
+    assert connected
+    await comm.send_json_to({"type": "subscribe", "experiment": exp.pk})
+    assert (await comm.receive_json_from(timeout=5))["type"] == "subscribed"
+    assert (await comm.receive_json_from(timeout=5))["type"] == "experiment.updated"
+    # Nothing changed: polling sends nothing (the baseline is what the client already has).
+    assert await comm.receive_nothing(timeout=1.5)
+    await database_sync_to_async(
+        lambda: Job.objects.filter(pk=job.pk).update(status="assigned", status_reason="elsewhere")
+    )()
     try:
-        token, _, exp, job = await make_world()
-        comm, connected, _ = await connect(f"/ws/events/?token={token}")
-        assert connected
-        await comm.send_json_to({"type": "subscribe", "experiment": exp.pk})
-        assert (await comm.receive_json_from(timeout=5))["type"] == "subscribed"
-        assert (await comm.receive_json_from(timeout=5))["type"] == "experiment.updated"
-        # Nothing changed: polling sends nothing (the baseline is what the client already has).
-        assert await comm.receive_nothing(timeout=1.5)
-        await database_sync_to_async(
-            lambda: Job.objects.filter(pk=job.pk).update(status="assigned", status_reason="elsewhere")
-        )()
-        try:
-            # The job changed, and with it the experiment's job counts.
-            events = {e["type"]: e["data"] for e in [await comm.receive_json_from(timeout=5) for _ in range(2)]}
-            assert events["job.updated"]["id"] == job.pk
-            assert events["job.updated"]["status"] == "assigned"
-            assert events["job.updated"]["status_reason"] == "elsewhere"
-            assert events["experiment.updated"]["job_counts"] == {"assigned": 1}
-            assert await comm.receive_nothing(timeout=1.5)  # each sent once
-        finally:
-            await comm.disconnect()
+        # The job changed, and with it the experiment's job counts.
+        events = {e["type"]: e["data"] for e in [await comm.receive_json_from(timeout=5) for _ in range(2)]}
+        assert events["job.updated"]["id"] == job.pk
+        assert events["job.updated"]["status"] == "assigned"
+        assert events["job.updated"]["status_reason"] == "elsewhere"
+        assert events["experiment.updated"]["job_counts"] == {"assigned": 1}
+        assert await comm.receive_nothing(timeout=1.5)  # each sent once
     finally:
-        channel_layers.backends.clear()
+        await comm.disconnect()

@@ -36,34 +36,33 @@ export interface FractionView {
   reason: string | null;
 }
 
+/** One fraction of a peak with what it compares: the decode figure against the measured peak. */
+function fractionView(
+  fraction: number | null, decode: number | null, peak: number | null, metric: string | null,
+  reason: string | undefined, format: (v: number) => string,
+): FractionView {
+  const parts: string[] = [];
+  if (decode !== null) parts.push(`decode ${format(decode)}`);
+  if (peak !== null) parts.push(`${parts.length ? "of " : ""}${format(peak)} peak`);
+  if (parts.length && metric) parts.push(`(${metric})`);
+  return {
+    fraction,
+    text: formatPercent(fraction),
+    detail: parts.join(" "),
+    reason: fraction === null ? reason ?? "not computable" : null,
+  };
+}
+
 /** The fraction of the measured peak memory bandwidth a job's decode reached, with what it compares. */
 export function bandwidthView(e: Efficiency): FractionView {
-  const parts: string[] = [];
-  if (e.decode_bandwidth_gbps !== null) parts.push(`decode ${formatGbps(e.decode_bandwidth_gbps)}`);
-  if (e.peak_bandwidth_gbps !== null) {
-    parts.push(`${parts.length ? "of " : ""}${formatGbps(e.peak_bandwidth_gbps)} peak`);
-  }
-  if (parts.length && e.peak_bandwidth_metric) parts.push(`(${e.peak_bandwidth_metric})`);
-  return {
-    fraction: e.bandwidth_fraction,
-    text: formatPercent(e.bandwidth_fraction),
-    detail: parts.join(" "),
-    reason: e.bandwidth_fraction === null ? e.unavailable.bandwidth_fraction ?? "not computable" : null,
-  };
+  return fractionView(e.bandwidth_fraction, e.decode_bandwidth_gbps, e.peak_bandwidth_gbps,
+    e.peak_bandwidth_metric, e.unavailable.bandwidth_fraction, formatGbps);
 }
 
 /** The fraction of the measured matmul peak (of the weights' precision) a job's decode reached. */
 export function computeView(e: Efficiency): FractionView {
-  const parts: string[] = [];
-  if (e.decode_tflops !== null) parts.push(`decode ${formatFlops(e.decode_tflops)}`);
-  if (e.peak_tflops !== null) parts.push(`${parts.length ? "of " : ""}${formatFlops(e.peak_tflops)} peak`);
-  if (parts.length && e.peak_tflops_metric) parts.push(`(${e.peak_tflops_metric})`);
-  return {
-    fraction: e.compute_fraction,
-    text: formatPercent(e.compute_fraction),
-    detail: parts.join(" "),
-    reason: e.compute_fraction === null ? e.unavailable.compute_fraction ?? "not computable" : null,
-  };
+  return fractionView(e.compute_fraction, e.decode_tflops, e.peak_tflops,
+    e.peak_tflops_metric, e.unavailable.compute_fraction, formatFlops);
 }
 
 export interface EfficiencyRow {
