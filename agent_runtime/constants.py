@@ -36,12 +36,8 @@ WIKIPEDIA_USER_AGENT = "ruckus-agent (benchmark; https://github.com/ruckus)"
 #: Number of document-length buckets used by seeded sampling.
 LENGTH_BUCKETS = 3
 
-#: Longest wait, while answering the server's ``/register``, for a probe that detection left running (the
-#: torch import): below the server's 10 s timeout for agent calls.
-REGISTER_PROBE_WAIT_S = 6.0
-
-#: Longest wait at start-up, before the agent serves, for such a probe (torch imports take seconds on a
-#: busy or small host, and longer when several agents start at once).
+#: Longest wait at start-up, before the agent serves, for a probe that detection left running (the torch
+#: import takes seconds on a busy or small host, and longer when several agents start at once).
 STARTUP_PROBE_WAIT_S = 60.0
 
 #: Longest further wait in the background for such a probe before the next periodic refresh takes over.

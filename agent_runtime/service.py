@@ -16,7 +16,6 @@ import httpx
 
 from agent_runtime.constants import (
     PROGRESS_MIN_INTERVAL_S,
-    REGISTER_PROBE_WAIT_S,
     SETTLE_PROBE_WAIT_S,
     SHUTDOWN_JOB_GRACE_S,
     STARTUP_PROBE_WAIT_S,
@@ -184,10 +183,6 @@ class AgentService:
             await old.aclose()
         if self.info is None:
             self.info = await asyncio.to_thread(self.detect)
-        # Answer with settled capabilities when a slow probe is about to finish (within the server's timeout).
-        settled = await asyncio.to_thread(self.detect_settled, REGISTER_PROBE_WAIT_S)
-        if settled is not None:
-            self.info = settled
         self.info.agent_id = request.agent_id
         self._pushed_hash = self.info.capabilities_hash()
         self._outbox_wake.set()
