@@ -23,7 +23,10 @@ def configure_logging(level: str = "info", *, json: bool = False) -> None:
         numeric = logging.INFO
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=numeric)
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if json
+        # Plain tracebacks: the default rich renderer prints every frame's locals (slow, and may show secrets).
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[

@@ -233,7 +233,9 @@ LOGGING = {
             "()": structlog.stdlib.ProcessorFormatter,
             "processors": [
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.dev.ConsoleRenderer(colors=False),
+                # Plain tracebacks: the default rich renderer prints every frame's locals, whose repr can run
+                # queries (Django querysets) and show secrets, and takes seconds per error in a failing loop.
+                structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback),
             ],
             "foreign_pre_chain": _shared_processors,
         },

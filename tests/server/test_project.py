@@ -51,3 +51,30 @@ def test_admin_pages_render_for_every_model(admin_client):
         "/admin/results/jobmetricstatistics/",
     ):
         assert admin_client.get(url).status_code == 200, url
+
+
+def test_logged_exceptions_do_not_print_local_variables():
+    """Tracebacks in the server's console log stay plain: no frame locals (secrets, querysets) are rendered."""
+    import logging
+
+    import structlog
+    from django.conf import settings
+
+    spec = settings.LOGGING["formatters"]["console"]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        processors=spec["processors"], foreign_pre_chain=spec["foreign_pre_chain"]
+    )
+
+    def failing() -> None:
+        agent_credential = "do-not-print-this-credential"  # noqa: F841 - the local the log must not show
+        raise RuntimeError("pass failed")
+
+    try:
+        failing()
+    except RuntimeError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "scheduler_pass_failed", None, sys.exc_info())
+    text = formatter.format(record)
+    assert "RuntimeError: pass failed" in text and "failing" in text
+    assert "do-not-print-this-credential" not in text
