@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -144,6 +145,10 @@ def server_cmd(
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "ruckus_server.settings")}
     env.setdefault("DEBUG", "1")
     subprocess.run([sys.executable, "-m", "django", "migrate", "--noinput"], env=env, check=True)
+    # Ctrl-C / SIGTERM only set a flag: a KeyboardInterrupt raised in the middle of Popen's bookkeeping can
+    # leave it unable to wait for its child, and then this command would never return.
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     procs = [
         subprocess.Popen([sys.executable, "-m", "daphne", "-b", host, "-p", str(port),
                           "ruckus_server.asgi:application"], env=env),
@@ -151,10 +156,8 @@ def server_cmd(
     ]
     console.print(f"RUCKUS server on http://{host}:{port}/ with a scheduler; Ctrl-C stops both.")
     try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+        while not stop.wait(0.5) and all(p.poll() is None for p in procs):
+            pass
     finally:
         for p in procs:
             if p.poll() is None:
@@ -168,6 +171,8 @@ def server_cmd(
                 err.print(f"{name} did not stop within {SERVER_STOP_GRACE_S:.0f} s: killing it")
                 p.kill()
                 p.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # --------------------------------------------------------------------------------------------------
