@@ -17,7 +17,7 @@ from common.protocol import JobProgress, MultiRunJobResult
 from experiments import services
 from experiments.filters import ExperimentFilter, JobFilter
 from experiments.models import Experiment, InvalidTransition, Job
-from experiments.scheduling import CallbackRejected, handle_progress, handle_result
+from scheduling.legacy import CallbackRejected, handle_progress, handle_result
 from experiments.serializers import ExperimentSerializer, JobDetailSerializer, JobSerializer
 
 

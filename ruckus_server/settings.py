@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "agents",
     "experiments",
     "results",
+    "scheduling",
+    "ruckus_server",
 ]
 
 MIDDLEWARE = [

@@ -52,7 +52,7 @@ def test_scheduler_killed_mid_dispatch_loses_nothing_and_runs_nothing_twice(
 ):
     from agents.client import AgentClient
     from experiments.models import Job
-    from experiments.scheduling import _claim
+    from scheduling.legacy import _claim
 
     stack.env["RUCKUS_DISPATCH_STALE_S"] = "1"
     stack.start_server()

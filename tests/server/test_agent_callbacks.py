@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from agents.models import AgentStatus
 from experiments.models import AttemptStatus, JobAttempt, JobStatus
-from experiments.scheduling import sweep_agents
+from scheduling.legacy import sweep_agents
 from experiments.services import experiment_create, job_transition
 from results.models import RunResult
 from tests.factories import AgentFactory, job_result
