@@ -1,0 +1,82 @@
+"""The Agent Protocol: every message exchanged between the RUCKUS server and its agents.
+
+Messages carry a ``type`` and the protocol version so that either side can refuse what it does not
+understand instead of misreading it. Field names here are a contract: the server's REST API, the agent's
+API, the CLI and the UI all rely on them.
+
+The models live in one module per idea (:mod:`~common.protocol.enums`, :mod:`~common.protocol.agent_info`,
+:mod:`~common.protocol.benchmarks`, :mod:`~common.protocol.jobs`, :mod:`~common.protocol.results`,
+:mod:`~common.protocol.messages`); every public name is re-exported here, so ``from common.protocol import X``
+is the way to use them.
+"""
+
+from __future__ import annotations
+
+from common.protocol.agent_info import (
+    AgentInfo,
+    CpuInfo,
+    DiskInfo,
+    FrameworkInfo,
+    GpuInfo,
+    MemoryInfo,
+    ModelInfo,
+    MonitoringCapability,
+    ProbeStatus,
+    RuntimeCapability,
+    SystemInfo,
+    hardware_fingerprint,
+    memory_class_gib,
+)
+from common.protocol.base import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB, PROTOCOL_VERSION, ProtocolModel, utcnow
+from common.protocol.benchmarks import BenchmarkFigure, HardwareBenchmarkResult
+from common.protocol.enums import AGENT_TERMINAL_STATES, AccessMode, AgentActivity, AgentJobState, JobStage
+from common.protocol.jobs import JobProgress, JobRequest, ModelSpec, RuntimeSpec, TaskSpec
+from common.protocol.messages import AnnounceRequest, Heartbeat, RegisterRequest
+from common.protocol.results import (
+    ExecutionInfo,
+    MetricStatistics,
+    MultiRunJobResult,
+    SampleResult,
+    SingleRunResult,
+)
+
+__all__ = [
+    "AGENT_TERMINAL_STATES",
+    "MAX_RUNS_PER_JOB",
+    "MIN_RUNS_PER_JOB",
+    "PROTOCOL_VERSION",
+    "AccessMode",
+    "AgentActivity",
+    "AgentInfo",
+    "AgentJobState",
+    "AnnounceRequest",
+    "BenchmarkFigure",
+    "CpuInfo",
+    "DiskInfo",
+    "ExecutionInfo",
+    "FrameworkInfo",
+    "GpuInfo",
+    "HardwareBenchmarkResult",
+    "Heartbeat",
+    "JobProgress",
+    "JobRequest",
+    "JobStage",
+    "MemoryInfo",
+    "MetricStatistics",
+    "ModelInfo",
+    "ModelSpec",
+    "MonitoringCapability",
+    "MultiRunJobResult",
+    "ProbeStatus",
+    "ProtocolModel",
+    "RegisterRequest",
+    "RuntimeCapability",
+    "RuntimeSpec",
+    "SampleResult",
+    "SingleRunResult",
+    "SystemInfo",
+    "TaskSpec",
+    "hardware_fingerprint",
+    "memory_class_gib",
+    "utcnow",
+]
