@@ -30,10 +30,9 @@ from common.protocol import (
     PROTOCOL_VERSION,
     AgentActivity,
     AgentInfo,
-    AgentJobState,
-    JobProgress,
+    AgentJobReport,
+    AgentJobSummary,
     JobRequest,
-    MultiRunJobResult,
     RegisterRequest,
 )
 
@@ -46,36 +45,6 @@ class HealthResponse(BaseModel):
     protocol_version: str = PROTOCOL_VERSION
     activity: AgentActivity
     registered: bool
-
-
-class JobStatus(BaseModel):
-    """A job as ``GET /jobs/{id}`` reports it.
-
-    Attributes:
-        job_id: Job id.
-        attempt: Attempt number.
-        status: Agent-side state.
-        progress: Latest progress.
-        runs_finished: Runs finished so far.
-        result: The full result once the job ended.
-    """
-
-    job_id: str
-    attempt: int
-    status: AgentJobState
-    progress: JobProgress
-    runs_finished: int
-    result: MultiRunJobResult | None = None
-
-
-class JobSummary(BaseModel):
-    """A job in the ``GET /jobs`` list."""
-
-    job_id: str
-    attempt: int
-    status: AgentJobState
-    runs_finished: int
-    runs_total: int
 
 
 def _field_errors_response(errors: dict[str, str]) -> JSONResponse:
@@ -137,9 +106,9 @@ def require_token(
 Authenticated = Annotated[None, Depends(require_token)]
 
 
-def _status(record: JobRecord) -> JobStatus:
+def _report(record: JobRecord) -> AgentJobReport:
     """API view of a job."""
-    return JobStatus(
+    return AgentJobReport(
         job_id=record.request.job_id,
         attempt=record.request.attempt,
         status=record.state,
@@ -218,8 +187,8 @@ async def register(body: RegisterRequest, service: ServiceDep) -> AgentInfo:
     return await service.register(body)
 
 
-@router.post("/jobs", response_model=JobStatus, status_code=status.HTTP_202_ACCEPTED)
-def submit_job(job: JobRequest, service: ServiceDep, engine: EngineDep) -> JobStatus:
+@router.post("/jobs", response_model=AgentJobReport, status_code=status.HTTP_202_ACCEPTED)
+def submit_job(job: JobRequest, service: ServiceDep, engine: EngineDep) -> AgentJobReport:
     """Accept a job (202); 409 when another job runs; 422 naming the field on bad input."""
     errors = check_job_request(job, service)
     if errors:
@@ -228,14 +197,14 @@ def submit_job(job: JobRequest, service: ServiceDep, engine: EngineDep) -> JobSt
         record, _created = engine.submit(job)
     except BusyError as exc:
         raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-    return _status(record)
+    return _report(record)
 
 
-@router.get("/jobs", response_model=list[JobSummary])
-def list_jobs(engine: EngineDep) -> list[JobSummary]:
+@router.get("/jobs", response_model=list[AgentJobSummary])
+def list_jobs(engine: EngineDep) -> list[AgentJobSummary]:
     """Jobs the agent holds: the running one and finished ones not yet acknowledged."""
     return [
-        JobSummary(
+        AgentJobSummary(
             job_id=r.request.job_id,
             attempt=r.request.attempt,
             status=r.state,
@@ -246,20 +215,20 @@ def list_jobs(engine: EngineDep) -> list[JobSummary]:
     ]
 
 
-@router.get("/jobs/{job_id}", response_model=JobStatus)
-def get_job(job_id: str, engine: EngineDep) -> JobStatus:
+@router.get("/jobs/{job_id}", response_model=AgentJobReport)
+def get_job(job_id: str, engine: EngineDep) -> AgentJobReport:
     """A job's status, progress and (once ended) result."""
     try:
-        return _status(engine.get(job_id))
+        return _report(engine.get(job_id))
     except UnknownJobError as exc:
         raise HTTPException(status_code=404, detail=f"unknown job {job_id}") from exc
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobStatus, status_code=status.HTTP_202_ACCEPTED)
-def cancel_job(job_id: str, engine: EngineDep) -> JobStatus:
+@router.post("/jobs/{job_id}/cancel", response_model=AgentJobReport, status_code=status.HTTP_202_ACCEPTED)
+def cancel_job(job_id: str, engine: EngineDep) -> AgentJobReport:
     """Stop a job between tokens; answers at once (poll the job for its final state)."""
     try:
-        return _status(engine.cancel(job_id))
+        return _report(engine.cancel(job_id))
     except UnknownJobError as exc:
         raise HTTPException(status_code=404, detail=f"unknown job {job_id}") from exc
 

@@ -13,12 +13,12 @@ from enum import StrEnum
 from pathlib import Path
 
 import httpx
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from agent_runtime.constants import BACKOFF_INITIAL_S, BACKOFF_JITTER, BACKOFF_MAX_S, SERVER_REQUEST_TIMEOUT_S
 from agent_runtime.logging import get_logger
 from agent_runtime.spool import atomic_write
-from common.protocol import AgentInfo, AnnounceRequest, Heartbeat, JobProgress, MultiRunJobResult
+from common.protocol import AgentInfo, AnnounceRequest, Heartbeat, HeartbeatAnswer, JobProgress, MultiRunJobResult
 
 log = get_logger(__name__)
 
@@ -137,13 +137,32 @@ class ServerClient:
         """Absolute URL of a server API path."""
         return _api(self.registration.server_url, path)
 
-    async def heartbeat(self, heartbeat: Heartbeat) -> httpx.Response:
-        """``POST /api/v1/agents/{id}/heartbeat/``."""
-        return await self._http.post(
+    async def heartbeat(self, heartbeat: Heartbeat) -> HeartbeatAnswer | None:
+        """``POST /api/v1/agents/{id}/heartbeat/``.
+
+        Args:
+            heartbeat: The heartbeat to send.
+
+        Returns:
+            The server's answer; None when it refused the heartbeat or answered something unreadable (both
+            logged: the next heartbeat simply tries again).
+
+        Raises:
+            httpx.HTTPError: When the server cannot be reached.
+        """
+        resp = await self._http.post(
             self._url(f"agents/{self.registration.agent_id}/heartbeat/"),
             content=heartbeat.model_dump_json(),
             headers={"Content-Type": "application/json"},
         )
+        if not resp.is_success:
+            log.warning("heartbeat.rejected", status=resp.status_code)
+            return None
+        try:
+            return HeartbeatAnswer.model_validate_json(resp.content)
+        except ValidationError as exc:
+            log.warning("heartbeat.answer_unreadable", error=str(exc), body=resp.text[:200])
+            return None
 
     async def capabilities(self, info: AgentInfo) -> httpx.Response:
         """``POST /api/v1/agents/{id}/capabilities/`` with the full AgentInfo."""

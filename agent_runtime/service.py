@@ -208,15 +208,16 @@ class AgentService:
         )
 
     async def _heartbeat_loop(self) -> None:
-        """Send a heartbeat every interval; push capabilities when their hash changed."""
+        """Send a heartbeat every interval; push capabilities when their hash changed or the server asks."""
         while True:
             hb = self.heartbeat()
             if hb is not None and self.client is not None:
                 try:
-                    resp = await self.client.heartbeat(hb)
-                    if not resp.is_success:
-                        log.warning("heartbeat.rejected", status=resp.status_code)
-                    if self.info is not None and hb.capabilities_hash != self._pushed_hash:
+                    answer = await self.client.heartbeat(hb)
+                    # Push on a local change, and when the server says its copy is stale (e.g. it missed
+                    # an earlier push).
+                    server_stale = answer is not None and answer.refresh_capabilities
+                    if self.info is not None and (hb.capabilities_hash != self._pushed_hash or server_stale):
                         cap = await self.client.capabilities(self.info)
                         if cap.is_success:
                             self._pushed_hash = hb.capabilities_hash

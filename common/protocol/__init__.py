@@ -31,7 +31,14 @@ from common.protocol.base import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB, PROTOCOL_VE
 from common.protocol.benchmarks import BenchmarkFigure, HardwareBenchmarkResult
 from common.protocol.enums import AGENT_TERMINAL_STATES, AccessMode, AgentActivity, AgentJobState, JobStage
 from common.protocol.jobs import JobProgress, JobRequest, ModelSpec, RuntimeSpec, TaskSpec
-from common.protocol.messages import AnnounceRequest, Heartbeat, RegisterRequest
+from common.protocol.messages import (
+    AgentJobReport,
+    AgentJobSummary,
+    AnnounceRequest,
+    Heartbeat,
+    HeartbeatAnswer,
+    RegisterRequest,
+)
 from common.protocol.results import (
     ExecutionInfo,
     MetricStatistics,
@@ -48,7 +55,9 @@ __all__ = [
     "AccessMode",
     "AgentActivity",
     "AgentInfo",
+    "AgentJobReport",
     "AgentJobState",
+    "AgentJobSummary",
     "AnnounceRequest",
     "BenchmarkFigure",
     "CpuInfo",
@@ -58,6 +67,7 @@ __all__ = [
     "GpuInfo",
     "HardwareBenchmarkResult",
     "Heartbeat",
+    "HeartbeatAnswer",
     "JobProgress",
     "JobRequest",
     "JobStage",

@@ -8,8 +8,9 @@ from typing import Literal
 from pydantic import Field
 
 from common.protocol.base import PROTOCOL_VERSION, ProtocolModel, utcnow
-from common.protocol.enums import AgentActivity
+from common.protocol.enums import AgentActivity, AgentJobState
 from common.protocol.jobs import JobProgress
+from common.protocol.results import MultiRunJobResult
 
 
 class RegisterRequest(ProtocolModel):
@@ -68,3 +69,54 @@ class Heartbeat(ProtocolModel):
     capabilities_hash: str | None = None
     finished_job_ids: list[str] = Field(default_factory=list)
     sent_at: datetime = Field(default_factory=utcnow)
+
+
+class HeartbeatAnswer(ProtocolModel):
+    """Server -> agent answer to a heartbeat.
+
+    Attributes:
+        status: The agent's status on the server (``online``, ``unreachable``, ``offline``, ``deactivated``).
+        refresh_capabilities: True when the server's copy of the agent's capabilities is stale (the heartbeat's
+            ``capabilities_hash`` differs from the stored one): the agent should send its full AgentInfo.
+    """
+
+    status: str
+    refresh_capabilities: bool = False
+
+
+class AgentJobReport(ProtocolModel):
+    """A job as the agent's ``GET /api/v1/jobs/{id}`` (and job submission and cancel) report it.
+
+    Attributes:
+        job_id: Job id.
+        attempt: Attempt number.
+        status: Agent-side state.
+        progress: Latest progress.
+        runs_finished: Runs finished so far.
+        result: The full result once the job ended.
+    """
+
+    job_id: str
+    attempt: int
+    status: AgentJobState
+    progress: JobProgress
+    runs_finished: int
+    result: MultiRunJobResult | None = None
+
+
+class AgentJobSummary(ProtocolModel):
+    """A job in the agent's ``GET /api/v1/jobs`` list.
+
+    Attributes:
+        job_id: Job id.
+        attempt: Attempt number.
+        status: Agent-side state.
+        runs_finished: Runs finished so far.
+        runs_total: Runs requested (``runs_per_job``).
+    """
+
+    job_id: str
+    attempt: int
+    status: AgentJobState
+    runs_finished: int
+    runs_total: int

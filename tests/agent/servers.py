@@ -42,6 +42,7 @@ class FakeServer:
     Attributes:
         calls: ``(endpoint, authorization header, json body)`` in arrival order.
         result_statuses: Statuses answered to successive result posts (the last one repeats).
+        refresh_capabilities: What heartbeat answers say about the stored capabilities being stale.
     """
 
     def __init__(self, credential: str = "server-issued-credential-0001", agent_id: str = "agent-1") -> None:
@@ -49,6 +50,7 @@ class FakeServer:
         self.agent_id = agent_id
         self.calls: list[tuple[str, str | None, dict]] = []
         self.result_statuses = [200]
+        self.refresh_capabilities = False
         self.registered_info: dict | None = None
         self.app = self._build()
 
@@ -80,7 +82,7 @@ class FakeServer:
         @app.post("/api/v1/agents/{agent_id}/heartbeat/")
         async def heartbeat(agent_id: str, request: Request) -> dict:
             fake.calls.append(("heartbeat", request.headers.get("authorization"), await request.json()))
-            return {"ok": True}
+            return {"status": "online", "refresh_capabilities": fake.refresh_capabilities}
 
         @app.post("/api/v1/agents/{agent_id}/capabilities/")
         async def capabilities(agent_id: str, request: Request) -> dict:

@@ -4,8 +4,9 @@ import httpx
 import pytest
 
 from agent_runtime.api import create_app
-from agent_runtime.server_client import Backoff, load_registration
+from agent_runtime.server_client import Backoff, Registration, ServerClient, load_registration
 from agent_runtime.settings import Settings
+from common.protocol import Heartbeat, HeartbeatAnswer
 
 from .conftest import TOKEN, free_port, job_payload, wait_for
 from .servers import FakeServer, UvicornThread
@@ -71,6 +72,11 @@ def test_announce_register_heartbeat_progress_result(tmp_path, tiny_model_dir):
             wait_for(lambda: len(fake.of("capabilities")) > before, 30)
             assert fake.of("capabilities")[-1]["name"] == "renamed-agent"
 
+            # The server may also ask for them (its copy is stale) without any change on the agent.
+            before = len(fake.of("capabilities"))
+            fake.refresh_capabilities = True
+            wait_for(lambda: len(fake.of("capabilities")) > before, 30)
+
 
 def test_stale_result_is_dropped(tmp_path, tiny_model_dir):
     fake = FakeServer()
@@ -105,3 +111,31 @@ def test_refused_announce_stops(tmp_path, status):
         time.sleep(1.5)  # long enough for a retry, which must not happen
         assert refused == [1] and fake.registered_info is None
         assert load_registration(tmp_path / "agent") is None
+
+
+def _client_answering(status_code: int, body: bytes) -> ServerClient:
+    """A server client whose server answers every call with ``status_code`` and ``body``."""
+    transport = httpx.MockTransport(lambda request: httpx.Response(status_code, content=body))
+    registration = Registration(agent_id="agent-1", server_url="http://server", credential="c" * 20)
+    return ServerClient(registration, transport=transport)
+
+
+@pytest.mark.parametrize(
+    ("status_code", "body", "expected"),
+    [
+        (
+            200,
+            b'{"status": "online", "refresh_capabilities": true}',
+            HeartbeatAnswer(status="online", refresh_capabilities=True),
+        ),
+        (200, b'{"status": "online", "refresh_capabilities": false}', HeartbeatAnswer(status="online")),
+        (200, b'{"ok": true}', None),  # not an answer: ignored, the next heartbeat tries again
+        (401, b'{"detail": "bad credential"}', None),
+    ],
+)
+async def test_heartbeat_answer_is_parsed(status_code, body, expected):
+    client = _client_answering(status_code, body)
+    try:
+        assert await client.heartbeat(Heartbeat(agent_id="agent-1")) == expected
+    finally:
+        await client.aclose()
