@@ -7,7 +7,6 @@ in the data directory so that a restarted agent keeps reporting to its server.
 
 from __future__ import annotations
 
-import json
 import random
 from enum import StrEnum
 from pathlib import Path
@@ -17,7 +16,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from agent_runtime.constants import BACKOFF_INITIAL_S, BACKOFF_JITTER, BACKOFF_MAX_S, SERVER_REQUEST_TIMEOUT_S
 from agent_runtime.logging import get_logger
-from agent_runtime.spool import atomic_write
+from common.files import atomic_write_json
 from common.protocol import AgentInfo, AnnounceRequest, Heartbeat, HeartbeatAnswer, JobProgress, MultiRunJobResult
 
 log = get_logger(__name__)
@@ -58,7 +57,7 @@ def save_registration(data_dir: Path, registration: Registration) -> None:
         "server_url": registration.server_url,
         "credential": registration.credential.get_secret_value(),
     }
-    atomic_write(Path(data_dir) / REGISTRATION_FILE, json.dumps(data).encode())
+    atomic_write_json(Path(data_dir) / REGISTRATION_FILE, data)
 
 
 class Delivery(StrEnum):

@@ -6,7 +6,7 @@ Layout (one directory per job)::
     spool/<job_id>/run-0001.json     every finished run (SingleRunResult), written as it finishes
     spool/<job_id>/result.json       the MultiRunJobResult once the job ended (any terminal state)
 
-Every file is written atomically (temporary file, fsync, ``os.replace``, fsync of the directory), so a
+Every file is written atomically and owner-only (:mod:`common.files`: specs carry attempt tokens), so a
 reader sees either the old content or the new, never half of it. A job directory is removed once the
 server has acknowledged its result. After a restart, :meth:`Spool.recover` turns a job that has a spec
 but no result into an ``interrupted`` result that keeps its finished runs.
@@ -14,17 +14,16 @@ but no result into an ``interrupted`` result that keeps its finished runs.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import tempfile
 import threading
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from agent_runtime.logging import get_logger
+from common.files import atomic_write_bytes, fsync_dir
 from common.protocol import JobRequest, MultiRunJobResult, SingleRunResult
 
 log = get_logger(__name__)
@@ -43,43 +42,6 @@ def is_safe_job_id(job_id: str) -> bool:
         True for ids of letters, digits, ``.``, ``_`` and ``-`` (not starting with a dot).
     """
     return bool(JOB_ID_RE.match(job_id)) and ".." not in job_id
-
-
-def _fsync_dir(path: Path) -> None:
-    """Fsync a directory so a rename inside it survives a power loss (no-op where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically and durably.
-
-    Args:
-        path: Destination.
-        data: Bytes to write.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)  # specs carry attempt tokens
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 class Spool:
@@ -106,15 +68,15 @@ class Spool:
 
     def save_spec(self, request: JobRequest) -> None:
         """Persist a job's request (before the job is accepted)."""
-        atomic_write(self.job_dir(request.job_id) / "spec.json", request.model_dump_json().encode())
+        atomic_write_bytes(self.job_dir(request.job_id) / "spec.json", request.model_dump_json().encode())
 
     def save_run(self, job_id: str, run: SingleRunResult) -> None:
         """Persist one finished run."""
-        atomic_write(self.job_dir(job_id) / f"run-{run.run_index:04d}.json", run.model_dump_json().encode())
+        atomic_write_bytes(self.job_dir(job_id) / f"run-{run.run_index:04d}.json", run.model_dump_json().encode())
 
     def save_result(self, result: MultiRunJobResult) -> None:
         """Persist a job's final result."""
-        atomic_write(self.job_dir(result.job_id) / "result.json", result.model_dump_json().encode())
+        atomic_write_bytes(self.job_dir(result.job_id) / "result.json", result.model_dump_json().encode())
 
     def load_spec(self, job_id: str) -> JobRequest | None:
         """Read a job's request, or None."""
@@ -159,7 +121,7 @@ class Spool:
                 return False
             trash = self.root / f".trash-{job_id}-{os.getpid()}-{threading.get_ident()}"
             os.replace(src, trash)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         shutil.rmtree(trash, ignore_errors=True)
         return True
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import platform
 import re
 from pathlib import Path
 from typing import Any
 
+from common.files import atomic_write_json
 from common.protocol import CpuInfo
 
 #: ISA extensions worth advertising, as (feature name, flag names that mean it). x86 flags follow
@@ -134,7 +134,7 @@ def _py_cpuinfo(data_dir: Path | None) -> dict[str, Any]:
     cache = Path(data_dir) / _CACHE_FILE if data_dir is not None else None
     if cache is not None:
         try:
-            cached = json.loads(cache.read_text())
+            cached = json.loads(cache.read_text(encoding="utf-8"))
             if cached.get("boot") == key:
                 return dict(cached["info"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -150,13 +150,9 @@ def _py_cpuinfo(data_dir: Path | None) -> dict[str, Any]:
         "mhz": advertised[0] / 1e6 if advertised and advertised[0] else None,
     }
     if cache is not None:
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"boot": key, "info": info}))
-            os.replace(tmp, cache)
-        except OSError:
-            pass  # a read-only data dir costs a slower next detection, nothing else
+        # A read-only data dir costs a slower next detection, nothing else.
+        with contextlib.suppress(OSError):
+            atomic_write_json(cache, {"boot": key, "info": info})
     return info
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from agent_runtime.logging import get_logger
+from common.files import atomic_write_text
 from common.protocol import HardwareBenchmarkResult
 
 log = get_logger(__name__)
@@ -30,17 +29,7 @@ def save_latest(data_dir: Path, result: HardwareBenchmarkResult) -> Path:
         The file written.
     """
     path = latest_path(data_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".latest-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(result.model_dump_json(indent=1))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, result.model_dump_json(indent=1))
     return path
 
 

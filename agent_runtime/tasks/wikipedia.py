@@ -23,12 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
-import tempfile
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -38,6 +35,7 @@ from agent_runtime.constants import LENGTH_BUCKETS, WIKIPEDIA_TIMEOUT_S, WIKIPED
 from agent_runtime.paths import packaged_wiki_summaries
 from agent_runtime.tasks.base import GenerationSettings, Sample, Task, TaskDataError
 from common.catalog import WikipediaSummarizationParams
+from common.files import atomic_write_json
 
 SYSTEM_PROMPT = "You are a precise assistant that summarizes encyclopedia articles."
 
@@ -177,19 +175,6 @@ class _JsonlRow(BaseModel):
     reference: str = Field(min_length=1)
 
 
-def _atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temporary file and a rename (no half-written cache entries)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class WikipediaClient:
     """Fetch article lead (reference) and body (document) from the Wikipedia REST API, cached on disk.
 
@@ -282,7 +267,7 @@ class WikipediaClient:
             "document": body,
             "description": lead_json.get("description") or "",
         }
-        _atomic_write_json(cached, article)
+        atomic_write_json(cached, article)
         return article
 
 

@@ -1,5 +1,5 @@
 from agent_runtime.engine import JobEngine
-from agent_runtime.spool import Spool, atomic_write, is_safe_job_id
+from agent_runtime.spool import Spool, is_safe_job_id
 from common.protocol import AgentJobState, JobRequest, SingleRunResult
 
 
@@ -14,12 +14,11 @@ def _req(job_id="j1"):
     )
 
 
-def test_atomic_write_leaves_no_temp(tmp_path):
-    atomic_write(tmp_path / "a.json", b"{}")
-    atomic_write(tmp_path / "a.json", b'{"x": 1}')
-    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
-    assert (tmp_path / "a.json").read_bytes() == b'{"x": 1}'
-    assert oct((tmp_path / "a.json").stat().st_mode & 0o777) == "0o600"
+def test_spooled_files_are_private(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    spool.save_spec(_req())
+    assert [p.name for p in (spool.root / "j1").iterdir()] == ["spec.json"]
+    assert oct((spool.root / "j1" / "spec.json").stat().st_mode & 0o777) == "0o600"  # it carries the attempt token
 
 
 def test_safe_job_ids():
