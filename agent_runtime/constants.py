@@ -15,10 +15,12 @@ CAPABILITIES_REFRESH_S = 300.0
 SERVER_REQUEST_TIMEOUT_S = 10.0
 #: First retry delay of the outbox and of self-announce, doubled on every failure.
 BACKOFF_INITIAL_S = 1.0
-#: Upper bound of the retry delay.
+#: Upper bound of the retry delay (before jitter).
 BACKOFF_MAX_S = 60.0
-#: Jitter added to each retry delay, as a fraction of it (spreads agents restarting together).
-BACKOFF_JITTER = 0.2
+#: Up to this many random seconds added to each retry delay (spreads agents that lost the server together).
+BACKOFF_JITTER_S = 2.0
+#: Seconds between two scans of the outbox for results to deliver when nothing wakes it earlier.
+OUTBOX_SCAN_INTERVAL_S = 5.0
 #: Minimum seconds between two progress posts of the same job (progress is coalesced, latest wins).
 PROGRESS_MIN_INTERVAL_S = 0.5
 #: Default seconds between two samples of the telemetry sampler thread (RSS, CPU, GPU signals); the

@@ -7,14 +7,15 @@ in the data directory so that a restarted agent keeps reporting to its server.
 
 from __future__ import annotations
 
-import random
 from enum import StrEnum
 from pathlib import Path
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
+from tenacity import wait_exponential, wait_random
+from tenacity.wait import wait_base
 
-from agent_runtime.constants import BACKOFF_INITIAL_S, BACKOFF_JITTER, BACKOFF_MAX_S, SERVER_REQUEST_TIMEOUT_S
+from agent_runtime.constants import BACKOFF_INITIAL_S, BACKOFF_JITTER_S, BACKOFF_MAX_S, SERVER_REQUEST_TIMEOUT_S
 from agent_runtime.logging import get_logger
 from common.files import atomic_write_json
 from common.protocol import AgentInfo, AnnounceRequest, Heartbeat, HeartbeatAnswer, JobProgress, MultiRunJobResult
@@ -68,35 +69,18 @@ class Delivery(StrEnum):
     RETRY = "retry"
 
 
-class Backoff:
-    """Exponential backoff with jitter.
+def retry_wait() -> wait_base:
+    """Wait strategy of the agent's retries towards the server (result delivery, self-announce).
 
-    Args:
-        initial_s: First delay.
-        max_s: Largest delay.
-        jitter: Random extra, as a fraction of the delay.
+    The delay starts at ``BACKOFF_INITIAL_S``, doubles on every failure up to ``BACKOFF_MAX_S``, and gets up to
+    ``BACKOFF_JITTER_S`` of random jitter on top. The jitter is added after the cap (tenacity's
+    ``wait_exponential_jitter`` caps after adding it) so that agents that lost the server at the same time
+    keep retrying at spread-out times instead of in step every ``BACKOFF_MAX_S``.
+
+    Returns:
+        A tenacity wait strategy (each retrying call keeps its own attempt count).
     """
-
-    def __init__(
-        self,
-        initial_s: float = BACKOFF_INITIAL_S,
-        max_s: float = BACKOFF_MAX_S,
-        jitter: float = BACKOFF_JITTER,
-    ) -> None:
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self.jitter = jitter
-        self._next = initial_s
-
-    def next_delay(self) -> float:
-        """Return the next delay and double the following one."""
-        delay = self._next
-        self._next = min(self.max_s, self._next * 2)
-        return delay * (1 + random.uniform(0, self.jitter))
-
-    def reset(self) -> None:
-        """Start again from the initial delay."""
-        self._next = self.initial_s
+    return wait_exponential(multiplier=BACKOFF_INITIAL_S, max=BACKOFF_MAX_S) + wait_random(0, BACKOFF_JITTER_S)
 
 
 def _api(server_url: str, path: str) -> str:

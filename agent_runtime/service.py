@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from pathlib import Path
 
 import httpx
+from tenacity import AsyncRetrying, retry_if_result
 
 from agent_runtime.constants import (
+    OUTBOX_SCAN_INTERVAL_S,
     PROGRESS_MIN_INTERVAL_S,
     SETTLE_PROBE_WAIT_S,
     SHUTDOWN_JOB_GRACE_S,
@@ -25,12 +26,12 @@ from agent_runtime.info import gather_agent_info
 from agent_runtime.logging import get_logger
 from agent_runtime.paths import spool_dir
 from agent_runtime.server_client import (
-    Backoff,
     Delivery,
     Registration,
     ServerClient,
     announce,
     load_registration,
+    retry_wait,
     save_registration,
 )
 from agent_runtime.settings import Settings
@@ -251,44 +252,62 @@ class AgentService:
                 log.warning("capabilities.refresh_failed", error=str(exc))
 
     async def _outbox_loop(self) -> None:
-        """Deliver finished results until the server acknowledges them (exponential backoff per job)."""
-        backoffs: dict[str, Backoff] = {}
-        due: dict[str, float] = {}
-        while True:
-            self._outbox_wake.clear()
-            wait = 5.0
-            if self.client is not None:
-                for job_id in self.engine.finished_job_ids():
-                    now = time.monotonic()
-                    if due.get(job_id, 0.0) > now:
-                        wait = min(wait, due[job_id] - now)
-                        continue
-                    try:
-                        record = self.engine.get(job_id)
-                    except KeyError:
-                        continue
-                    if record.result is None:
-                        continue
-                    outcome = await self.client.result(record.result)
-                    if outcome is Delivery.RETRY:
-                        delay = backoffs.setdefault(job_id, Backoff()).next_delay()
-                        due[job_id] = time.monotonic() + delay
-                        wait = min(wait, delay)
-                        continue
-                    if outcome is Delivery.STALE:
-                        log.warning(
-                            "outbox.dropped_stale",
-                            job_id=job_id,
-                            reason="server answered 409: not the current attempt",
-                        )
-                    else:
-                        log.info("outbox.delivered", job_id=job_id)
-                    backoffs.pop(job_id, None)
-                    due.pop(job_id, None)
-                    with contextlib.suppress(KeyError, RuntimeError):
-                        await asyncio.to_thread(self.engine.ack, job_id)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox_wake.wait(), timeout=max(0.05, wait))
+        """Start a delivery for every finished result; rescan when woken and every ``OUTBOX_SCAN_INTERVAL_S``."""
+        deliveries: dict[str, asyncio.Task[None]] = {}
+        try:
+            while True:
+                self._outbox_wake.clear()
+                if self.client is not None:
+                    for job_id in self.engine.finished_job_ids():
+                        running = deliveries.get(job_id)
+                        if running is None or running.done():
+                            deliveries[job_id] = asyncio.create_task(self._deliver(job_id), name=f"deliver-{job_id}")
+                deliveries = {job_id: task for job_id, task in deliveries.items() if not task.done()}
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._outbox_wake.wait(), timeout=OUTBOX_SCAN_INTERVAL_S)
+        finally:
+            # Shutdown: a delivery waiting out its backoff stops now; the result stays spooled for the next start.
+            for task in deliveries.values():
+                task.cancel()
+            await asyncio.gather(*deliveries.values(), return_exceptions=True)
+
+    async def _deliver(self, job_id: str) -> None:
+        """Deliver one job's result until the server acknowledges it (or calls it stale), then forget the job.
+
+        Failed deliveries are retried with the backoff of :func:`~agent_runtime.server_client.retry_wait`, for
+        as long as it takes: the result is durable in the spool meanwhile.
+        """
+        retrying = AsyncRetrying(retry=retry_if_result(lambda outcome: outcome is Delivery.RETRY), wait=retry_wait())
+        try:
+            outcome = await retrying(self._post_result, job_id)
+        except Exception as exc:  # a bug here must not end the outbox; the next scan starts over
+            log.error("outbox.delivery_failed", job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+            return
+        if outcome is None:
+            return
+        if outcome is Delivery.STALE:
+            log.warning("outbox.dropped_stale", job_id=job_id, reason="server answered 409: not the current attempt")
+        else:
+            log.info("outbox.delivered", job_id=job_id)
+        with contextlib.suppress(KeyError, RuntimeError):
+            await asyncio.to_thread(self.engine.ack, job_id)
+
+    async def _post_result(self, job_id: str) -> Delivery | None:
+        """Post a job's current result once.
+
+        Returns:
+            How the server answered; None when there is nothing to deliver any more (the job was forgotten,
+            or a new attempt replaced it and is still running).
+        """
+        try:
+            record = self.engine.get(job_id)
+        except KeyError:
+            return None
+        if record.result is None:
+            return None
+        if self.client is None:
+            return Delivery.RETRY
+        return await self.client.result(record.result)
 
     async def _progress_loop(self) -> None:
         """Post job progress to the server, at most every ``PROGRESS_MIN_INTERVAL_S``; best effort."""
@@ -316,23 +335,32 @@ class AgentService:
             registration_key=self.settings.registration_key.get_secret_value(),
             name=self.info.name if self.info else self.settings.name or None,
         )
-        backoff = Backoff()
-        while self.registration is None:
-            try:
-                resp = await announce(self.settings.server, request, transport=self.transport)
-            except httpx.HTTPError as exc:
-                log.warning("announce.unreachable", server=self.settings.server, error=type(exc).__name__)
-            else:
-                if resp.is_success:
-                    log.info("announce.accepted", server=self.settings.server, status=resp.status_code)
-                    return
-                if 400 <= resp.status_code < 500 and resp.status_code not in (408, 429):
-                    log.error(
-                        "announce.refused",
-                        server=self.settings.server,
-                        status=resp.status_code,
-                        detail=resp.text[:200],
-                    )
-                    return
-                log.warning("announce.failed", server=self.settings.server, status=resp.status_code)
-            await asyncio.sleep(backoff.next_delay())
+        retrying = AsyncRetrying(retry=retry_if_result(lambda answered: not answered), wait=retry_wait())
+        await retrying(self._announce_once, self.settings.server, request)
+
+    async def _announce_once(self, server: str, request: AnnounceRequest) -> bool:
+        """Announce this agent once.
+
+        Args:
+            server: Server base URL.
+            request: The announce message.
+
+        Returns:
+            True when done: registered meanwhile, accepted, or refused for good (a 4xx other than 408/429);
+            False to try again (server unreachable, 5xx, 408 or 429).
+        """
+        if self.registration is not None:
+            return True
+        try:
+            resp = await announce(server, request, transport=self.transport)
+        except httpx.HTTPError as exc:
+            log.warning("announce.unreachable", server=server, error=type(exc).__name__)
+            return False
+        if resp.is_success:
+            log.info("announce.accepted", server=server, status=resp.status_code)
+            return True
+        if 400 <= resp.status_code < 500 and resp.status_code not in (408, 429):
+            log.error("announce.refused", server=server, status=resp.status_code, detail=resp.text[:200])
+            return True
+        log.warning("announce.failed", server=server, status=resp.status_code)
+        return False

@@ -1,10 +1,8 @@
-import time
-
 import httpx
 import pytest
 
 from agent_runtime.api import create_app
-from agent_runtime.server_client import Backoff, Registration, ServerClient, load_registration
+from agent_runtime.server_client import Registration, ServerClient, load_registration
 from agent_runtime.settings import Settings
 from common.protocol import Heartbeat, HeartbeatAnswer
 
@@ -24,13 +22,6 @@ def _agent_settings(tmp_path, server_url=None, **kw):
         name="test-agent",
         **kw,
     )
-
-
-def test_backoff_doubles_and_caps():
-    b = Backoff(initial_s=1, max_s=4, jitter=0)
-    assert [b.next_delay() for _ in range(4)] == [1, 2, 4, 4]
-    b.reset()
-    assert b.next_delay() == 1
 
 
 def test_announce_register_heartbeat_progress_result(tmp_path, tiny_model_dir):
@@ -106,9 +97,12 @@ def test_refused_announce_stops(tmp_path, status):
 
     # The new route must win over the fake's default announce route.
     fake.app.router.routes.insert(0, fake.app.router.routes.pop())
-    with UvicornThread(fake.app) as server, UvicornThread(create_app(_agent_settings(tmp_path, server.url))):
-        wait_for(lambda: fake.calls or refused, 10)
-        time.sleep(1.5)  # long enough for a retry, which must not happen
+    with UvicornThread(fake.app) as server:
+        agent_app = create_app(_agent_settings(tmp_path, server.url))
+        with UvicornThread(agent_app):
+            announce = next(t for t in agent_app.state.service._tasks if t.get_name() == "announce")
+            wait_for(announce.done, 10)  # it gave up: no retry can follow
+            assert announce.exception() is None
         assert refused == [1] and fake.registered_info is None
         assert load_registration(tmp_path / "agent") is None
 
