@@ -15,8 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from agents.matching import unmet_requirement
-from agents.models import Agent, AgentStatus
+from agents.models import Agent
 from common.catalog import TASKS, task_params
 from experiments.models import (
     JOB_ACTIVE_STATUSES,
@@ -31,6 +30,7 @@ from experiments.models import (
     StateTransition,
     TransitionEntity,
 )
+from experiments.planning import plan_experiment
 from ruckus_server.events import emit_experiment_updated, emit_job_updated
 
 log = structlog.get_logger(__name__)
@@ -39,83 +39,6 @@ log = structlog.get_logger(__name__)
 # --------------------------------------------------------------------------------------------------
 # Agent selection and expansion
 # --------------------------------------------------------------------------------------------------
-
-
-def agents_for_selection(selection: dict[str, Any]) -> list[Agent]:
-    """Resolve an experiment's agent selection to agents (deactivated ones excluded).
-
-    Args:
-        selection: ``{"all": true}``, ``{"ids": [...]}`` or ``{"labels": [...]}`` (agents carrying every
-            listed label).
-
-    Returns:
-        Agents in name order.
-    """
-    qs = Agent.objects.exclude(status=AgentStatus.DEACTIVATED).order_by("name", "id")
-    if selection.get("ids"):
-        return list(qs.filter(pk__in=selection["ids"]))
-    if selection.get("labels"):
-        wanted = set(selection["labels"])
-        return [a for a in qs if wanted.issubset(set(a.labels or []))]
-    return list(qs)
-
-
-def plan_experiment(
-    *,
-    model_specs: list[dict[str, Any]],
-    runtime_specs: list[dict[str, Any]],
-    agent_selection: dict[str, Any],
-    requested_metrics: list[str] | None = None,
-) -> dict[str, Any]:
-    """Work out which (model, runtime, agent) jobs will run and why the other combinations cannot.
-
-    Args:
-        model_specs: Models of the experiment.
-        runtime_specs: Runtimes of the experiment.
-        agent_selection: Agent selection.
-        requested_metrics: Metrics asked for.
-
-    Returns:
-        ``{"jobs": [{model, runtime, agent_id, agent_name, hardware_fingerprint}], "unrunnable": [{model,
-        runtime, reason, agents: [{agent_id, agent_name, reason}]}], "excluded": [{model, runtime, agent_id,
-        agent_name, reason}]}``: ``unrunnable`` holds the combinations no selected agent can run,
-        ``excluded`` every selected agent left out of a combination (also where another agent runs it).
-    """
-    agents = agents_for_selection(agent_selection)
-    jobs: list[dict[str, Any]] = []
-    unrunnable: list[dict[str, Any]] = []
-    excluded: list[dict[str, Any]] = []
-    for model in model_specs:
-        for runtime in runtime_specs:
-            refusals = []
-            placed = 0
-            for agent in agents:
-                reason = unmet_requirement(agent, model, runtime, requested_metrics)
-                if reason is None:
-                    placed += 1
-                    jobs.append(
-                        {
-                            "model": model,
-                            "runtime": runtime,
-                            "agent_id": str(agent.pk),
-                            "agent_name": agent.name,
-                            "hardware_fingerprint": agent.hardware_fingerprint,
-                        }
-                    )
-                else:
-                    refusals.append({"agent_id": str(agent.pk), "agent_name": agent.name, "reason": reason})
-                    excluded.append({"model": model["name"], "runtime": runtime["name"], **refusals[-1]})
-            if not placed:
-                if not agents:
-                    summary = "no agent matches the agent selection"
-                else:
-                    summary = "no selected agent can run it: " + "; ".join(
-                        f"{r['agent_name']}: {r['reason']}" for r in refusals
-                    )
-                unrunnable.append(
-                    {"model": model["name"], "runtime": runtime["name"], "reason": summary, "agents": refusals}
-                )
-    return {"jobs": jobs, "unrunnable": unrunnable, "excluded": excluded}
 
 
 @transaction.atomic
@@ -166,30 +89,28 @@ def experiment_create(
     plan = plan_experiment(
         model_specs=models, runtime_specs=runtimes, agent_selection=agents, requested_metrics=requested_metrics
     )
-    experiment.plan = {
-        "unrunnable": plan["unrunnable"], "excluded": plan["excluded"], "job_count": len(plan["jobs"])
-    }
+    experiment.plan = plan.as_json()
     experiment.save(update_fields=["plan"])
-    agents_by_id = {str(a.pk): a for a in Agent.objects.filter(pk__in=[j["agent_id"] for j in plan["jobs"]])}
-    for item in plan["jobs"]:
+    agents_by_id = {str(a.pk): a for a in Agent.objects.filter(pk__in=[j.agent_id for j in plan.jobs])}
+    for item in plan.jobs:
         job = Job.objects.create(
             experiment=experiment,
-            model_spec=item["model"],
-            runtime_spec=item["runtime"],
-            model_name=item["model"]["name"],
-            runtime_name=item["runtime"]["name"],
-            agent=agents_by_id[item["agent_id"]],
-            hardware_fingerprint=item["hardware_fingerprint"],
+            model_spec=item.model.model_dump(mode="json", exclude_none=True),
+            runtime_spec=item.runtime.model_dump(mode="json"),
+            model_name=item.model.name,
+            runtime_name=item.runtime.name,
+            agent=agents_by_id[item.agent_id],
+            hardware_fingerprint=item.hardware_fingerprint,
             max_attempts=settings.RUCKUS_MAX_ATTEMPTS,
         )
         _log_transition(job=job, from_state="", to_state=JobStatus.PENDING, reason="created by expansion")
     reason = "created"
-    if plan["unrunnable"]:
-        reason += f"; {len(plan['unrunnable'])} combination(s) cannot run"
+    if plan.unrunnable:
+        reason += f"; {len(plan.unrunnable)} combination(s) cannot run"
     _log_transition(experiment=experiment, from_state="", to_state=ExperimentStatus.PENDING, reason=reason)
     experiment_refresh_status(experiment)
-    log.info("experiment_created", experiment_id=experiment.pk, jobs=len(plan["jobs"]),
-             unrunnable=len(plan["unrunnable"]))
+    log.info("experiment_created", experiment_id=experiment.pk, jobs=plan.job_count,
+             unrunnable=len(plan.unrunnable))
     return experiment
 
 

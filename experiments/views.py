@@ -17,8 +17,9 @@ from common.protocol import JobProgress, MultiRunJobResult
 from experiments import services
 from experiments.filters import ExperimentFilter, JobFilter
 from experiments.models import Experiment, InvalidTransition, Job
-from scheduling.legacy import CallbackRejected, handle_progress, handle_result
+from experiments.planning import Plan, plan_experiment
 from experiments.serializers import ExperimentSerializer, JobDetailSerializer, JobSerializer
+from scheduling.legacy import CallbackRejected, handle_progress, handle_result
 
 
 def _conflict(exc: Exception) -> Response:
@@ -45,20 +46,20 @@ class ExperimentViewSet(viewsets.ModelViewSet):
             )
         return super().destroy(request, *args, **kwargs)
 
-    @extend_schema(request=ExperimentSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=ExperimentSerializer, responses=Plan)
     @action(detail=False, methods=["post"], url_path="plan")
     def plan_dry_run(self, request: Request) -> Response:
         """Dry run: which (model, runtime, agent) jobs an experiment would make, and why the rest cannot run."""
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        plan = services.plan_experiment(
+        plan = plan_experiment(
             model_specs=[{k: v for k, v in m.items() if v is not None} for m in data["model_specs"]],
             runtime_specs=[{"name": r["name"], "params": r.get("params") or {}} for r in data["runtime_specs"]],
             agent_selection=data["agent_selection"],
             requested_metrics=data.get("requested_metrics") or [],
         )
-        return Response(plan)
+        return Response(plan.as_json())
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"], url_path="plan")

@@ -1,0 +1,251 @@
+"""Pydantic models in the OpenAPI schema, and the response shapes of the agents API.
+
+Responses whose JSON is built from Pydantic models or plain dicts (agent capabilities, plans, results, the
+catalog) are described by Pydantic models, so that the schema, and through it the web UI's generated types,
+names every field. drf-spectacular turns a model into its JSON Schema; :class:`PydanticComponent` makes that
+schema valid OpenAPI 3.0 and gives status enumerations the component names the serializers' choice fields
+get (``JobStatusEnum`` ...), so both kinds of response share one type per status vocabulary.
+
+This module lives in the lowest Django app so that every app above may describe its responses with it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import ResolvedComponent, build_choice_description_list, deep_import_string
+from drf_spectacular.settings import spectacular_settings
+from pydantic import BaseModel, ConfigDict
+from pydantic.json_schema import model_json_schema
+from rest_framework import serializers
+
+#: Prefix of component references in the schema.
+REF_PREFIX = "#/components/schemas/"
+
+
+class ResponseShape(BaseModel):
+    """Base of the API's response shapes: a key the shape does not name is an error (tests catch drift)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _status_enums() -> dict[frozenset[str], tuple[str, list[tuple[str, str]]]]:
+    """Value set -> (component name, choices) of every enumeration named in ``ENUM_NAME_OVERRIDES``."""
+    found: dict[frozenset[str], tuple[str, list[tuple[str, str]]]] = {}
+    for name, path in spectacular_settings.ENUM_NAME_OVERRIDES.items():
+        enum = deep_import_string(path) if isinstance(path, str) else path
+        if isinstance(enum, type) and issubclass(enum, Enum) and hasattr(enum, "choices"):
+            choices = list(enum.choices())
+            found[frozenset(value for value, _ in choices)] = (name, choices)
+    return found
+
+
+def _enum_component(choices: list[tuple[str, str]]) -> dict[str, Any]:
+    """The schema spectacular gives a choice field's enumeration component."""
+    return {
+        "enum": [value for value, _ in choices],
+        "type": "string",
+        "description": build_choice_description_list(choices),
+    }
+
+
+class _OpenApi30:
+    """Rewrites a Pydantic (JSON Schema 2020-12) schema into OpenAPI 3.0, renaming references on the way."""
+
+    def __init__(self, renames: dict[str, str]) -> None:
+        self.renames = renames
+
+    def schema(self, node: Any) -> Any:
+        """Convert one schema object (and everything below it)."""
+        if not isinstance(node, dict):
+            return node
+        node = dict(node)
+        node.pop("title", None)
+        if "$ref" in node:
+            ref = node.pop("$ref")
+            name = ref.removeprefix(REF_PREFIX)
+            ref = {"$ref": REF_PREFIX + self.renames.get(name, name)}
+            node = {k: self._keyword(k, v) for k, v in node.items()}
+            return {"allOf": [ref], **node} if node else ref
+        if "const" in node:
+            node["enum"] = [node.pop("const")]
+        if "prefixItems" in node:
+            items = [self.schema(item) for item in node.pop("prefixItems")]
+            node["items"] = items[0] if all(item == items[0] for item in items) else {"anyOf": items}
+        for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+            if isinstance(node.get(bound), (int, float)) and not isinstance(node[bound], bool):
+                node[inclusive] = node[bound]
+                node[bound] = True
+        if "examples" in node:
+            examples = node.pop("examples")
+            if examples:
+                node["example"] = examples[0]
+        for key in ("anyOf", "oneOf"):
+            if key in node:
+                node = self._nullable(node, key)
+        return {k: self._keyword(k, v) for k, v in node.items()}
+
+    def _keyword(self, key: str, value: Any) -> Any:
+        """Convert the schemas under one keyword (property names and plain values are kept as they are)."""
+        if key in ("properties", "patternProperties"):
+            return {name: self.schema(sub) for name, sub in value.items()}
+        if key in ("items", "additionalProperties", "not"):
+            return self.schema(value) if isinstance(value, dict) else value
+        if key in ("anyOf", "oneOf", "allOf"):
+            return [self.schema(sub) for sub in value]
+        return value
+
+    def _nullable(self, node: dict[str, Any], key: str) -> dict[str, Any]:
+        """``anyOf: [X, {type: null}]`` becomes ``X`` with ``nullable: true``."""
+        options = node[key]
+        rest = [o for o in options if o != {"type": "null"}]
+        if len(rest) == len(options):
+            return node
+        node.pop(key)
+        node["nullable"] = True
+        if len(rest) == 1:
+            only = rest[0]
+            if "$ref" in only:
+                node["allOf"] = [only]
+            else:
+                node = {**only, **node}
+        else:
+            node[key] = rest
+        return node
+
+
+def openapi_schema(model: type[BaseModel]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """OpenAPI 3.0 schema of a Pydantic model and of every component it refers to.
+
+    Status enumerations become references to the components their choice fields get
+    (``ENUM_NAME_OVERRIDES``); other enumerations and nested models keep their class names.
+
+    Args:
+        model: The model (its serialized form: what a response carries).
+
+    Returns:
+        ``(schema, components)``: the model's schema and each referenced component's schema by name.
+    """
+    raw = model_json_schema(model, ref_template=REF_PREFIX + "{model}", mode="serialization")
+    definitions: dict[str, Any] = raw.pop("$defs", {})
+    statuses = _status_enums()
+    renames: dict[str, str] = {}
+    components: dict[str, dict[str, Any]] = {}
+    for name, sub in definitions.items():
+        status = statuses.get(frozenset(sub.get("enum", ()))) if "enum" in sub else None
+        if status is not None:
+            renames[name] = status[0]
+            components[status[0]] = _enum_component(status[1])
+    convert = _OpenApi30(renames)
+    for name, sub in definitions.items():
+        if name not in renames:
+            components[name] = convert.schema(sub)
+    return convert.schema(raw), components
+
+
+class PydanticComponent(OpenApiSerializerExtension):
+    """Describes a Pydantic model used as a response (or inside a field) as an OpenAPI 3.0 component."""
+
+    target_class = "pydantic.BaseModel"
+    match_subclasses = True
+    priority = 1
+
+    def get_name(self, auto_schema: Any, direction: str) -> str:
+        """The model's class name."""
+        return self.target.__name__
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        """The model's schema; the components it refers to are registered on the way."""
+        schema, components = openapi_schema(self.target)
+        for name, sub in components.items():
+            auto_schema.registry.register_on_missing(
+                ResolvedComponent(name=name, type=ResolvedComponent.SCHEMA, object=name, schema=sub)
+            )
+        return schema
+
+
+class ModelJSONField(serializers.JSONField):
+    """A read-only JSON column shown as stored, described in the schema by a Pydantic model.
+
+    Args:
+        model: The model describing the stored JSON.
+        **kwargs: Field options (``source``, ``allow_null`` ...).
+    """
+
+    def __init__(self, model: type[BaseModel], **kwargs: Any) -> None:
+        self.model = model
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+
+
+class ModelJSONFieldSchema(OpenApiSerializerFieldExtension):
+    """A :class:`ModelJSONField` is a reference to its model's component."""
+
+    target_class = ModelJSONField
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        """Reference the model's component."""
+        return auto_schema.resolve_serializer(self.target.model, direction).ref
+
+
+# --------------------------------------------------------------------------------------------------
+# Response shapes of the agents API
+# --------------------------------------------------------------------------------------------------
+
+
+class PeakFigure(ResponseShape):
+    """One measured peak: the median of a hardware benchmark figure."""
+
+    value: float
+    unit: str
+
+
+class AgentPeaks(ResponseShape):
+    """An agent's measured peaks: the medians of its latest hardware benchmark.
+
+    Attributes:
+        measured_at: When the benchmark finished.
+        quick: True for a quick (fewer repeats) benchmark.
+        figures: Figure name (``bandwidth_gbps.cuda.d2d`` ...) -> median and unit.
+        unsupported: Figure name -> why it was not measured.
+    """
+
+    measured_at: datetime | None
+    quick: bool
+    figures: dict[str, PeakFigure]
+    unsupported: dict[str, str]
+
+
+class GpuSummary(ResponseShape):
+    """One GPU in an agent's summary."""
+
+    name: str
+    memory_gib: float
+    tensor_core_generation: int | None
+
+
+class AgentSummary(ResponseShape):
+    """A short hardware summary of an agent; every key is absent before the agent reported its capabilities.
+
+    Attributes:
+        cpu: CPU model.
+        cores: Logical cores.
+        memory_gib: Total memory in GiB.
+        gpus: The GPUs.
+        runtimes: Runtimes available on the agent.
+        models: Models present on the agent, each named once.
+        os: Operating system and version.
+        peaks: Measured peaks (null before any hardware benchmark).
+    """
+
+    cpu: str | None = None
+    cores: int | None = None
+    memory_gib: float | None = None
+    gpus: list[GpuSummary] | None = None
+    runtimes: list[str] | None = None
+    models: list[str] | None = None
+    os: str | None = None
+    peaks: AgentPeaks | None = None

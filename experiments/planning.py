@@ -1,0 +1,167 @@
+"""Planning: which (model, runtime, agent) jobs an experiment makes, and why the other combinations cannot run.
+
+One :class:`Plan` shape serves the dry run (``POST /api/v1/experiments/plan/``) and is what an experiment
+stores in its ``plan`` column when it is created.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from agents.api_schemas import ResponseShape
+from agents.matching import unmet_requirement
+from agents.models import Agent
+from common.protocol import ModelSpec, RuntimeSpec
+from common.statuses import AgentStatus
+
+
+class AgentRefusal(ResponseShape):
+    """A selected agent that cannot run a combination, and why."""
+
+    agent_id: str
+    agent_name: str
+    reason: str
+
+
+class Unrunnable(ResponseShape):
+    """A (model, runtime) combination no selected agent can run.
+
+    Attributes:
+        model: Model name.
+        runtime: Runtime name.
+        reason: Summary of the refusals.
+        agents: Each selected agent's refusal.
+    """
+
+    model: str
+    runtime: str
+    reason: str
+    agents: list[AgentRefusal]
+
+
+class Excluded(ResponseShape):
+    """A selected agent left out of one combination (also where another agent runs it)."""
+
+    model: str
+    runtime: str
+    agent_id: str
+    agent_name: str
+    reason: str
+
+
+class PlannedJob(ResponseShape):
+    """A job the plan makes: a model and a runtime on one agent.
+
+    Attributes:
+        model: The model spec, as given.
+        runtime: The runtime spec, as given.
+        agent_id: The agent's id.
+        agent_name: The agent's name.
+        hardware_fingerprint: The agent's hardware fingerprint.
+    """
+
+    model: ModelSpec
+    runtime: RuntimeSpec
+    agent_id: str
+    agent_name: str
+    hardware_fingerprint: str
+
+
+class Plan(ResponseShape):
+    """What an experiment runs and why the rest cannot run.
+
+    Plans stored before the plan carried its jobs have no ``jobs`` key; it reads as empty.
+
+    Attributes:
+        jobs: The jobs, one per runnable (model, runtime, agent).
+        unrunnable: The combinations no selected agent can run.
+        excluded: Every selected agent left out of a combination (also where another agent runs it).
+        job_count: Number of jobs.
+    """
+
+    jobs: list[PlannedJob] = Field(default_factory=list)
+    unrunnable: list[Unrunnable] = Field(default_factory=list)
+    excluded: list[Excluded] = Field(default_factory=list)
+    job_count: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """The plan as the API shows it and the experiment stores it (specs keep only the fields given)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def agents_for_selection(selection: dict[str, Any]) -> list[Agent]:
+    """Resolve an experiment's agent selection to agents (deactivated ones excluded).
+
+    Args:
+        selection: ``{"all": true}``, ``{"ids": [...]}`` or ``{"labels": [...]}`` (agents carrying every
+            listed label).
+
+    Returns:
+        Agents in name order.
+    """
+    qs = Agent.objects.exclude(status=AgentStatus.DEACTIVATED).order_by("name", "id")
+    if selection.get("ids"):
+        return list(qs.filter(pk__in=selection["ids"]))
+    if selection.get("labels"):
+        wanted = set(selection["labels"])
+        return [a for a in qs if wanted.issubset(set(a.labels or []))]
+    return list(qs)
+
+
+def plan_experiment(
+    *,
+    model_specs: list[dict[str, Any]],
+    runtime_specs: list[dict[str, Any]],
+    agent_selection: dict[str, Any],
+    requested_metrics: list[str] | None = None,
+) -> Plan:
+    """Work out which (model, runtime, agent) jobs will run and why the other combinations cannot.
+
+    Args:
+        model_specs: Models of the experiment.
+        runtime_specs: Runtimes of the experiment.
+        agent_selection: Agent selection.
+        requested_metrics: Metrics asked for.
+
+    Returns:
+        The plan: ``unrunnable`` holds the combinations no selected agent can run, ``excluded`` every
+        selected agent left out of a combination (also where another agent runs it).
+    """
+    agents = agents_for_selection(agent_selection)
+    jobs: list[PlannedJob] = []
+    unrunnable: list[Unrunnable] = []
+    excluded: list[Excluded] = []
+    for model in model_specs:
+        for runtime in runtime_specs:
+            refusals: list[AgentRefusal] = []
+            placed = 0
+            for agent in agents:
+                reason = unmet_requirement(agent, model, runtime, requested_metrics)
+                if reason is None:
+                    placed += 1
+                    jobs.append(
+                        PlannedJob(
+                            model=ModelSpec.model_validate(model),
+                            runtime=RuntimeSpec.model_validate(runtime),
+                            agent_id=str(agent.pk),
+                            agent_name=agent.name,
+                            hardware_fingerprint=agent.hardware_fingerprint,
+                        )
+                    )
+                else:
+                    refusal = AgentRefusal(agent_id=str(agent.pk), agent_name=agent.name, reason=reason)
+                    refusals.append(refusal)
+                    excluded.append(Excluded(model=model["name"], runtime=runtime["name"], **refusal.model_dump()))
+            if not placed:
+                if not agents:
+                    summary = "no agent matches the agent selection"
+                else:
+                    summary = "no selected agent can run it: " + "; ".join(
+                        f"{r.agent_name}: {r.reason}" for r in refusals
+                    )
+                unrunnable.append(
+                    Unrunnable(model=model["name"], runtime=runtime["name"], reason=summary, agents=refusals)
+                )
+    return Plan(jobs=jobs, unrunnable=unrunnable, excluded=excluded, job_count=len(jobs))
