@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
 
 from ruckus_cli.config import Config
+from ruckus_cli.config import load as load_config
 
 #: Exit codes (documented in ``ruckus --help``).
 EXIT_OK = 0
@@ -68,6 +70,21 @@ class Api:
             raise CliError(f"{method} {path} failed ({response.status_code}): {_detail(response)}",
                            EXIT_API_ERROR, _body(response))
         return response
+
+    def stream(self, method: str, path: str, **kwargs: Any) -> AbstractContextManager[httpx.Response]:
+        """Send a request whose body is read in chunks (``with api.stream(...) as response``).
+
+        The status is not checked: the caller reads the error body itself.
+
+        Args:
+            method: HTTP method.
+            path: Path under the server root.
+            **kwargs: Passed to httpx.
+
+        Returns:
+            A context manager yielding the response.
+        """
+        return self._http.stream(method, path, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> Any:
         """GET and decode JSON."""
@@ -138,3 +155,16 @@ def flatten_errors(body: Any, prefix: str = "") -> list[tuple[str, str]]:
     else:
         out.append((prefix or "body", str(body)))
     return out
+
+
+def connect(server: str | None, token: str | None) -> Api:
+    """An API client from the ``--server``/``--token`` flags, the environment or the config file.
+
+    Args:
+        server: ``--server`` value, or None.
+        token: ``--token`` value, or None.
+
+    Returns:
+        The client.
+    """
+    return Api(load_config(server, token))

@@ -1,0 +1,98 @@
+"""``ruckus results``: per-job statistics of an experiment, and an export of every raw run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ruckus_cli.client import EXIT_API_ERROR, EXIT_USAGE, CliError, connect
+from ruckus_cli.options import ServerOpt, TokenOpt
+from ruckus_cli.output import console, exits_on_error, print_json, print_table
+
+app = typer.Typer(help="Results: show, export.", no_args_is_help=True)
+
+#: First part of the flattened hardware benchmark figures.
+BENCHMARK_KINDS = ("bandwidth_gbps", "tflops", "gflops")
+
+
+@app.command("show")
+@exits_on_error
+def results_show(
+    exp_id: int,
+    metric: Annotated[list[str] | None, typer.Option(help="Metric(s) to show (repeatable).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
+    server: ServerOpt = None, token: TokenOpt = None,
+) -> None:
+    """Per-job statistics (warm runs: mean ± std, n) with the cold run apart."""
+    if fmt not in ("table", "json", "csv"):
+        raise CliError(f"--format must be table, json or csv, not {fmt!r}", EXIT_USAGE)
+    data = connect(server, token).get(f"/api/v1/experiments/{exp_id}/results/")
+    present = [m["name"] for m in data.get("metrics", [])]
+    default = [m for m in ("e2e_latency_s", "ttft_s", "output_tokens_per_s", "rougeL") if m in present]
+    # A hardware benchmark has no latency: show its figures (bandwidth_gbps.*, tflops.*, gflops.*).
+    metrics = metric or default or [m for m in present if m.split(".", 1)[0] in BENCHMARK_KINDS] or present[:6]
+    units = {m["name"]: m["unit"] for m in data.get("metrics", [])}
+    if fmt == "json":
+        print_json(data)
+        return
+    rows = []
+    for job in data["jobs"]:
+        row: dict[str, Any] = {"job": job["job"], "model": job["model"], "runtime": job["runtime"],
+                               "agent": job["agent_name"], "status": job["status"]}
+        for m in metrics:
+            s = job["statistics"].get(m)
+            row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = (s["mean"], s["std"], s["n"]) if s else (None,) * 3
+        row["cold_model_load_s"] = (job.get("cold_start") or {}).get("model_load_s")
+        eff = job.get("efficiency") or {}
+        row["peak_bandwidth_fraction"] = eff.get("bandwidth_fraction")
+        rows.append(row)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["job"])
+        writer.writeheader()
+        writer.writerows(rows)
+        sys.stdout.write(buf.getvalue())
+        return
+    table_rows = []
+    for r in rows:
+        cells = [f"{r[f'{m}_mean']:.4g} ± {r[f'{m}_std']:.2g} ({r[f'{m}_n']})" if r[f"{m}_mean"] is not None else "—"
+                 for m in metrics]
+        load, frac = r["cold_model_load_s"], r["peak_bandwidth_fraction"]
+        table_rows.append([r["job"], f"{r['model']} / {r['runtime']} / {r['agent']}", r["status"], *cells,
+                           f"{load:.2f}" if load is not None else "—",
+                           f"{frac:.1%}" if frac is not None else "—"])
+    headers = [f"{m} ({units[m]})" if units.get(m) else m for m in metrics]
+    print_table(f"Experiment #{exp_id} (warm runs; cold run apart)",
+                ["job", "model / runtime / agent", "status", *headers, "cold load (s)", "of peak BW"], table_rows)
+    for item in data.get("unrunnable", []):
+        console.print(f"[yellow]not run[/yellow] {item['model']} / {item['runtime']}: {item['reason']}")
+
+
+@app.command("export")
+@exits_on_error
+def results_export(
+    exp_id: int,
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write.")],
+    fmt: Annotated[str | None, typer.Option("--format", help="csv or json (default: from the file name)")] = None,
+    server: ServerOpt = None, token: TokenOpt = None,
+) -> None:
+    """Export every raw run of an experiment (streamed to the file)."""
+    fmt = fmt or ("csv" if output.suffix.lower() == ".csv" else "json")
+    if fmt not in ("csv", "json"):
+        raise CliError(f"--format must be csv or json, not {fmt!r}", EXIT_USAGE)
+    api = connect(server, token)
+    tmp = output.with_name(output.name + ".part")
+    with api.stream("GET", f"/api/v1/experiments/{exp_id}/export/", params={"format": fmt}) as response:
+        if response.status_code >= 400:
+            response.read()
+            raise CliError(f"export failed ({response.status_code}): {response.text[:300]}", EXIT_API_ERROR)
+        with tmp.open("wb") as fh:
+            for chunk in response.iter_bytes():
+                fh.write(chunk)
+    tmp.replace(output)  # never leave a half-written export under the requested name
+    console.print(f"Wrote {output} ({output.stat().st_size} bytes)")

@@ -1,0 +1,83 @@
+"""Terminal output of the CLI: the shared consoles, JSON and table printing, and error reporting.
+
+Human-readable output goes through :data:`console` (stdout) and :data:`err` (stderr); ``--json`` output is
+written to stdout directly so that scripts get plain JSON without colors or line wrapping.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ruckus_cli.client import CliError
+
+console = Console()
+err = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def print_json(data: Any) -> None:
+    """Print JSON on stdout (machine-readable: no colors, no wrapping).
+
+    Args:
+        data: Anything JSON-serializable; other values (dates, decimals) are written with ``str``.
+    """
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    """Print a rich table; ``None`` cells are left empty.
+
+    Args:
+        title: Table title.
+        columns: Column headers.
+        rows: One list of cells per row, in column order.
+    """
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+def fail(exc: CliError) -> NoReturn:
+    """Report an error on stderr and exit with its code.
+
+    Args:
+        exc: The error to report.
+
+    Raises:
+        typer.Exit: Always, with ``exc.code``.
+    """
+    err.print(f"[red]error:[/red] {exc}", highlight=False)
+    raise typer.Exit(exc.code)
+
+
+def exits_on_error(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a command so that a :class:`CliError` becomes a message on stderr and its exit code.
+
+    Args:
+        fn: The command function.
+
+    Returns:
+        The wrapped command (same signature, so typer still sees its options).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except CliError as exc:
+            fail(exc)
+
+    return wrapper
