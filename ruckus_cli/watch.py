@@ -7,10 +7,9 @@ from typing import Any
 
 from rich.progress import BarColumn, Progress, TextColumn
 
+from common.statuses import EXPERIMENT_TERMINAL_STATUSES, JobStatus
 from ruckus_cli.client import Api
 from ruckus_cli.output import console
-
-TERMINAL_EXPERIMENT = {"completed", "partially_failed", "failed", "cancelled"}
 
 
 def watch_experiment(api: Api, exp_id: int, interval: float = 1.0) -> str:
@@ -33,14 +32,14 @@ def watch_experiment(api: Api, exp_id: int, interval: float = 1.0) -> str:
                 p = job.get("progress") or {}
                 runs = max(int(p.get("runs_total") or exp["runs_per_job"]), 1)
                 samples = max(int(p.get("samples_total") or 1), 1)
-                done = runs if job["status"] == "completed" else max(int(p.get("run_index") or 1) - 1, 0) + min(
+                done = runs if job["status"] == JobStatus.COMPLETED else max(int(p.get("run_index") or 1) - 1, 0) + min(
                     int(p.get("samples_done") or 0) / samples, 1)
                 label = f"job {job['id']} {job['model_name']}/{job['runtime_name']} on {job['agent_name']}"
                 state = job["status"] + (f" run {p.get('run_index')}/{runs} ({p.get('stage')})" if p else "")
                 if job["id"] not in bars:
                     bars[job["id"]] = progress.add_task(label, total=runs, state=state)
                 progress.update(bars[job["id"]], completed=done, state=state)
-            if exp["status"] in TERMINAL_EXPERIMENT:
+            if exp["status"] in EXPERIMENT_TERMINAL_STATUSES:
                 break
             time.sleep(interval)
     console.print(f"Experiment #{exp_id} finished: [bold]{exp['status']}[/bold]")
@@ -60,6 +59,6 @@ def wait_for_experiment(api: Api, exp_id: int, interval: float = 1.0) -> str:
     """
     while True:
         status = api.get(f"/api/v1/experiments/{exp_id}/")["status"]
-        if status in TERMINAL_EXPERIMENT:
+        if status in EXPERIMENT_TERMINAL_STATUSES:
             return status
         time.sleep(interval)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from common.statuses import ExperimentStatus
 from ruckus_cli.client import EXIT_API_ERROR, CliError, connect
 from ruckus_cli.options import JsonOpt, ServerOpt, TokenOpt
 from ruckus_cli.output import console, exits_on_error, print_json, print_table
@@ -122,7 +123,7 @@ def agents_benchmark(
             console.print(f"Experiment #{exp['id']} measures {agent['name']}")
         return
     status = wait_for_experiment(api, exp["id"]) if as_json else watch_experiment(api, exp["id"])
-    if status == "completed":
+    if status == ExperimentStatus.COMPLETED:
         # Ask for the agent's capabilities now rather than at its next heartbeat: they carry the new peaks.
         api.post(f"/api/v1/agents/{agent['id']}/refresh/", {})
     peaks = api.get(f"/api/v1/agents/{agent['id']}/")["summary"].get("peaks")
@@ -133,7 +134,7 @@ def agents_benchmark(
         if peaks:
             print_table(f"Measured peaks of {agent['name']}", ["figure", "value"],
                         [[name, f"{fig['value']:.4g} {fig['unit']}"] for name, fig in peaks["figures"].items()])
-    if status != "completed":
+    if status != ExperimentStatus.COMPLETED:
         raise typer.Exit(EXIT_API_ERROR)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from common.statuses import ExperimentStatus
 from ruckus_cli.client import EXIT_API_ERROR, EXIT_USAGE, CliError, connect, flatten_errors
 from ruckus_cli.files import ExperimentFile
 from ruckus_cli.options import FileOpt, JsonOpt, ServerOpt, TokenOpt
@@ -120,5 +121,5 @@ def experiments_cancel(exp_id: int, server: ServerOpt = None, token: TokenOpt = 
 def experiments_watch(exp_id: int, server: ServerOpt = None, token: TokenOpt = None) -> None:
     """Live progress bars per job until the experiment ends (exit 1 unless it completed)."""
     status = watch_experiment(connect(server, token), exp_id)
-    if status != "completed":
+    if status != ExperimentStatus.COMPLETED:
         raise typer.Exit(EXIT_API_ERROR)
