@@ -10,5 +10,11 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents"
 
     def ready(self) -> None:
-        """Register the OpenAPI extension for the agent credential scheme."""
+        """Register the OpenAPI extension for the agent credential scheme and the agent's websocket event.
+
+        Imported here, not at the top: Django loads this module before the app's models exist.
+        """
         from agents import schema  # noqa: F401 - registration happens on import
+        from agents.events import register_events
+
+        register_events()

@@ -15,26 +15,12 @@ from django.db import models
 from pydantic import ValidationError as PydanticValidationError
 
 from common.protocol import AgentInfo, hardware_fingerprint
+from common.statuses import SCHEDULABLE_AGENT_STATUSES, AgentActivity, AgentStatus
 
-
-class AgentStatus(models.TextChoices):
-    """Agent health states (DESIGN section 4): online -> unreachable -> offline; deactivated by an operator."""
-
-    ONLINE = "online", "Online"
-    UNREACHABLE = "unreachable", "Unreachable"
-    OFFLINE = "offline", "Offline"
-    DEACTIVATED = "deactivated", "Deactivated"
-
-
-class AgentActivity(models.TextChoices):
-    """What an online agent is doing."""
-
-    IDLE = "idle", "Idle"
-    BUSY = "busy", "Busy"
-
+__all__ = ["SCHEDULABLE_STATUSES", "Agent", "AgentActivity", "AgentStatus", "hash_credential", "new_credential"]
 
 #: Statuses in which the scheduler may place work on an agent.
-SCHEDULABLE_STATUSES = frozenset({AgentStatus.ONLINE})
+SCHEDULABLE_STATUSES = SCHEDULABLE_AGENT_STATUSES
 
 
 def hash_credential(credential: str) -> str:
@@ -105,8 +91,8 @@ class Agent(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
     url = models.URLField(max_length=500)
-    status = models.CharField(max_length=20, choices=AgentStatus.choices, default=AgentStatus.ONLINE)
-    activity = models.CharField(max_length=10, choices=AgentActivity.choices, default=AgentActivity.IDLE)
+    status = models.CharField(max_length=20, choices=AgentStatus.choices(), default=AgentStatus.ONLINE)
+    activity = models.CharField(max_length=10, choices=AgentActivity.choices(), default=AgentActivity.IDLE)
     status_reason = models.CharField(max_length=500, blank=True, default="")
     capabilities = models.JSONField(default=dict, blank=True, validators=[validate_capabilities])
     capabilities_hash = models.CharField(max_length=64, blank=True, default="")

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import structlog
-from django.db import transaction
+from datetime import datetime
 
-from agents.models import Agent, AgentStatus
-from ruckus_server.events import emit_agent_updated
+import structlog
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from agents.client import AgentCallError, AgentClient
+from agents.models import Agent
+from common.protocol import PROTOCOL_VERSION, AgentInfo, Heartbeat, HeartbeatAnswer, RegisterRequest
+from common.statuses import AgentActivity, AgentStatus
+from core import events
+from core.transitions import log_transition
 
 log = structlog.get_logger(__name__)
 
@@ -22,16 +30,14 @@ def agent_set_status(agent: Agent, status: str, *, reason: str) -> Agent:
     Returns:
         The agent.
     """
-    from experiments.services import agent_log_transition
-
     previous = agent.status
     if previous == status:
         return agent
     agent.status = status
     agent.status_reason = reason[:500]
     agent.save(update_fields=["status", "status_reason", "updated_at"])
-    agent_log_transition(agent, previous, status, reason)
-    emit_agent_updated(agent.pk)
+    log_transition(agent=agent, from_state=previous, to_state=status, reason=reason)
+    events.emit(events.AGENT_UPDATED, agent.pk)
     log.info("agent_status", agent_id=str(agent.pk), previous=previous, status=status, reason=reason)
     return agent
 
@@ -98,12 +104,6 @@ def agent_register(
     Raises:
         RegistrationError: When the agent could not be registered.
     """
-    from django.conf import settings
-    from django.utils import timezone
-
-    from agents.client import AgentCallError, AgentClient
-    from common.protocol import PROTOCOL_VERSION, RegisterRequest
-
     url = url.rstrip("/")
     existing = Agent.objects.filter(url=url).first()
     agent = existing or Agent(url=url, name=name or url)
@@ -138,15 +138,13 @@ def agent_register(
         )
         agent.status_reason = "registered" if not existing else "re-registered"
         agent.save()
-        from experiments.services import agent_log_transition
-
-        agent_log_transition(agent, previous, agent.status, agent.status_reason)
-        emit_agent_updated(agent.pk)
+        log_transition(agent=agent, from_state=previous, to_state=agent.status, reason=agent.status_reason)
+        events.emit(events.AGENT_UPDATED, agent.pk)
     log.info("agent_registered", agent_id=str(agent.pk), url=url, fingerprint=agent.hardware_fingerprint)
     return agent
 
 
-def agent_heartbeat(agent: Agent, heartbeat: object) -> dict[str, object]:
+def agent_heartbeat(agent: Agent, heartbeat: Heartbeat) -> HeartbeatAnswer:
     """Record a heartbeat: the agent is online, idle or busy; say whether its capabilities must be refreshed.
 
     Args:
@@ -154,25 +152,21 @@ def agent_heartbeat(agent: Agent, heartbeat: object) -> dict[str, object]:
         heartbeat: The :class:`common.protocol.Heartbeat`.
 
     Returns:
-        The answer for the agent: ``{"status", "refresh_capabilities"}``.
+        The answer for the agent: its status and whether to send its full capabilities.
     """
-    from django.utils import timezone
-
-    from agents.models import AgentActivity
-
     with transaction.atomic():
         locked = Agent.objects.select_for_update().get(pk=agent.pk)
         locked.last_seen = timezone.now()
-        activity = AgentActivity.BUSY if heartbeat.activity == "busy" else AgentActivity.IDLE  # type: ignore[attr-defined]
+        activity = AgentActivity(heartbeat.activity)
         changed = locked.activity != activity
         locked.activity = activity
         locked.save(update_fields=["last_seen", "activity", "updated_at"])
         if locked.status in (AgentStatus.UNREACHABLE, AgentStatus.OFFLINE):
             agent_set_status(locked, AgentStatus.ONLINE, reason="heartbeat received")
         elif changed:
-            emit_agent_updated(locked.pk)
-    refresh = bool(heartbeat.capabilities_hash) and heartbeat.capabilities_hash != locked.capabilities_hash  # type: ignore[attr-defined]
-    return {"status": locked.status, "refresh_capabilities": refresh}
+            events.emit(events.AGENT_UPDATED, locked.pk)
+    refresh = bool(heartbeat.capabilities_hash) and heartbeat.capabilities_hash != locked.capabilities_hash
+    return HeartbeatAnswer(status=locked.status, refresh_capabilities=refresh)
 
 
 def agent_refresh_capabilities(agent: Agent) -> Agent:
@@ -187,8 +181,6 @@ def agent_refresh_capabilities(agent: Agent) -> Agent:
     Raises:
         RegistrationError: The agent cannot be reached or answered badly (the message says which).
     """
-    from agents.client import AgentCallError, AgentClient
-
     try:
         info = AgentClient(agent.url, agent.token).refresh_info()
     except AgentCallError as exc:
@@ -198,7 +190,7 @@ def agent_refresh_capabilities(agent: Agent) -> Agent:
     return agent_update_capabilities(agent, info)
 
 
-def agent_update_capabilities(agent: Agent, info: object) -> Agent:
+def agent_update_capabilities(agent: Agent, info: AgentInfo) -> Agent:
     """Store a fresh ``AgentInfo`` sent by the agent.
 
     Args:
@@ -208,12 +200,48 @@ def agent_update_capabilities(agent: Agent, info: object) -> Agent:
     Returns:
         The agent.
     """
-    from django.utils import timezone
-
     with transaction.atomic():
         locked = Agent.objects.select_for_update().get(pk=agent.pk)
-        locked.set_capabilities(info)  # type: ignore[arg-type]
+        locked.set_capabilities(info)
         locked.last_seen = timezone.now()
         locked.save()
-        emit_agent_updated(locked.pk)
+        events.emit(events.AGENT_UPDATED, locked.pk)
     return locked
+
+
+def agent_mark_silent(agent_id: object, status: str, *, seen_before: datetime, reason: str) -> bool:
+    """Mark an agent whose heartbeats stopped, only if it is still silent when the row is written.
+
+    A conditional ``UPDATE ... WHERE last_seen < seen_before`` (not a save of an instance read earlier), so a
+    heartbeat that arrives between the health sweep's read and its write wins and the agent stays online.
+
+    Args:
+        agent_id: The agent.
+        status: ``unreachable`` or ``offline``.
+        seen_before: The agent counts as silent when its last heartbeat is older than this.
+        reason: Why, recorded in the log.
+
+    Returns:
+        True when the agent changed (and the change was logged and announced).
+    """
+    allowed_from = [AgentStatus.ONLINE] if status == AgentStatus.UNREACHABLE else [
+        AgentStatus.ONLINE, AgentStatus.UNREACHABLE
+    ]
+    with transaction.atomic():
+        agent = (
+            Agent.objects.select_for_update()
+            .filter(pk=agent_id, status__in=allowed_from, last_seen__lt=seen_before)
+            .only("pk", "status", "name")
+            .first()
+        )
+        if agent is None:
+            return False
+        updated = Agent.objects.filter(pk=agent.pk, status=agent.status, last_seen__lt=seen_before).update(
+            status=status, status_reason=reason[:500], updated_at=timezone.now()
+        )
+        if not updated:
+            return False
+        log_transition(agent=agent, from_state=agent.status, to_state=status, reason=reason)
+        events.emit(events.AGENT_UPDATED, agent.pk)
+    log.info("agent_status", agent_id=str(agent_id), previous=agent.status, status=status, reason=reason)
+    return True

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
-from pydantic import ValidationError as PydanticValidationError
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,25 +20,15 @@ from agents.filters import AgentFilter
 from agents.models import Agent
 from agents.serializers import AgentRegisterSerializer, AgentSerializer
 from agents.urlguard import UnsafeURL, check_agent_url
-from common.protocol import AgentInfo, AnnounceRequest, Heartbeat
-
-
-def parse_protocol(model: type, data: Any) -> Any:
-    """Validate a protocol message from an agent, turning errors into a 400 that names the fields."""
-    try:
-        return model.model_validate(data)
-    except PydanticValidationError as exc:
-        raise ValidationError(
-            {".".join(str(p) for p in err["loc"]) or "body": err["msg"] for err in exc.errors()}
-        ) from exc
+from common.protocol import AgentInfo, AnnounceRequest, Heartbeat, HeartbeatAnswer
+from common.statuses import JOB_ACTIVE_STATUSES
+from core.api import parse_protocol
 
 
 def _agent_call(view: Any, request: Request, pk: str | None) -> Agent:
     """The authenticated agent, which must be the one named in the URL."""
     agent: Agent = request.auth
     if str(agent.pk) != str(pk):
-        from rest_framework.exceptions import PermissionDenied
-
         raise PermissionDenied("an agent may only report about itself")
     return agent
 
@@ -87,8 +77,6 @@ class AgentViewSet(
         if not key:
             return Response({"detail": "self-announce is disabled: set RUCKUS_REGISTRATION_KEY on the server"},
                             status=status.HTTP_403_FORBIDDEN)
-        import secrets
-
         if not secrets.compare_digest(message.registration_key.encode(), key.encode()):
             return Response({"detail": "wrong registration key"}, status=status.HTTP_403_FORBIDDEN)
         try:
@@ -101,14 +89,14 @@ class AgentViewSet(
             return Response({"detail": f"registration failed: {exc}"}, status=status.HTTP_502_BAD_GATEWAY)
         return Response(AgentSerializer(agent).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses=None)
+    @extend_schema(request=Heartbeat, responses=HeartbeatAnswer)
     @action(detail=True, methods=["post"], authentication_classes=[AgentCredentialAuthentication],
             permission_classes=[IsAgent])
     def heartbeat(self, request: Request, pk: str | None = None) -> Response:
         """Agent heartbeat (tiny payload); the answer says whether to resend capabilities."""
         agent = _agent_call(self, request, pk)
         message = parse_protocol(Heartbeat, request.data)
-        return Response(services.agent_heartbeat(agent, message))
+        return Response(services.agent_heartbeat(agent, message).model_dump(mode="json"))
 
     @extend_schema(request=None, responses=None)
     @action(detail=True, methods=["post"], authentication_classes=[AgentCredentialAuthentication],
@@ -123,7 +111,7 @@ class AgentViewSet(
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Remove an agent; refused while it runs jobs (deactivate it and wait, or cancel them)."""
         agent = self.get_object()
-        if agent.jobs.filter(status__in=["assigned", "running"]).exists():
+        if agent.jobs.filter(status__in=JOB_ACTIVE_STATUSES).exists():
             return Response(
                 {"detail": "agent has jobs in progress; cancel them or deactivate the agent first"},
                 status=status.HTTP_409_CONFLICT,

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from common.metrics import Metric
 from common.protocol import AccessMode
+from common.validation import parse
+
+P = TypeVar("P", bound=BaseModel)
 
 
 class _Params(BaseModel):
@@ -398,29 +401,31 @@ def measurement_tasks() -> list[str]:
 
 
 def validation_errors(model: type[BaseModel], data: dict[str, Any], prefix: str) -> dict[str, str]:
-    """Validate ``data`` with ``model`` and return ``{dotted.field: message}`` for every problem.
+    """Validate ``data`` against a params model and return ``{"prefix.field": message}`` for every problem.
 
     Args:
-        model: Pydantic model to validate with.
+        model: Params model.
         data: Input mapping.
         prefix: Dotted prefix put before each field path (e.g. ``task.params``).
 
     Returns:
         Empty dict when valid.
     """
-    try:
-        model.model_validate(data)
-    except ValidationError as exc:
-        errors: dict[str, str] = {}
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            key = f"{prefix}.{loc}" if loc else prefix
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                msg = "unknown parameter"
-            errors[key] = msg.removeprefix("Value error, ")
-        return errors
-    return {}
+    return parse_params(model, data, prefix)[1]
+
+
+def parse_params(model: type[P], data: dict[str, Any], prefix: str = "") -> tuple[P | None, dict[str, str]]:
+    """Validate params once: the params (defaults filled in) or the errors naming each bad parameter.
+
+    Args:
+        model: Params model.
+        data: Input mapping.
+        prefix: Dotted prefix put before each field path in the errors.
+
+    Returns:
+        ``(params, {})`` when valid, ``(None, {"prefix.field": message})`` otherwise.
+    """
+    return parse(model, data, prefix, unknown="unknown parameter", default_field=prefix or "params")
 
 
 def task_params(name: str, params: dict[str, Any]) -> BaseModel:

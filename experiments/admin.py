@@ -1,12 +1,11 @@
-"""Admin for experiments, jobs, attempts and the transition log."""
+"""Admin for experiments, jobs and attempts."""
 
 import json
 
 from django.contrib import admin
-from django.http import HttpRequest
 from django.utils.html import format_html
 
-from experiments.models import Experiment, Job, JobAttempt, StateTransition
+from experiments.models import Experiment, Job, JobAttempt
 
 
 def _pretty(value: object) -> str:
@@ -79,17 +78,3 @@ class JobAttemptAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     raw_id_fields = ["job", "agent"]
     exclude = ["attempt_token"]
-
-
-@admin.register(StateTransition)
-class StateTransitionAdmin(admin.ModelAdmin):
-    """The append-only transition log."""
-
-    list_display = ["created_at", "entity", "experiment", "job", "agent", "from_state", "to_state", "reason"]
-    list_filter = ["entity", "to_state"]
-    search_fields = ["reason"]
-    raw_id_fields = ["experiment", "job", "attempt", "agent"]
-
-    def has_change_permission(self, request: HttpRequest, obj: StateTransition | None = None) -> bool:
-        """The log is append-only."""
-        return False

@@ -14,7 +14,7 @@ class _CharInFilter(django_filters.BaseInFilter, django_filters.CharFilter):
 class JobFilter(django_filters.FilterSet):
     """Filters: ``experiment``, ``status`` (comma list), ``agent``, ``updated_after``, model/runtime names."""
 
-    status = _CharInFilter(field_name="status", help_text=f"One or more of: {', '.join(JobStatus.values)}")
+    status = _CharInFilter(field_name="status", help_text=f"One or more of: {', '.join(JobStatus)}")
     updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gt")
     model = django_filters.CharFilter(field_name="model_name")
     runtime = django_filters.CharFilter(field_name="runtime_name")
@@ -27,7 +27,7 @@ class JobFilter(django_filters.FilterSet):
 class ExperimentFilter(django_filters.FilterSet):
     """Filters: ``status`` (comma list), ``updated_after``, ``owner`` (username)."""
 
-    status = _CharInFilter(field_name="status", help_text=f"One or more of: {', '.join(ExperimentStatus.values)}")
+    status = _CharInFilter(field_name="status", help_text=f"One or more of: {', '.join(ExperimentStatus)}")
     updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gt")
     owner = django_filters.CharFilter(field_name="owner__username")
 

@@ -1,91 +1,51 @@
-"""Experiment, Job, JobAttempt and the state-transition log (DESIGN sections 4 and 5)."""
+"""Experiment, Job and JobAttempt, with their lifecycle methods (DESIGN sections 4 and 5).
+
+The lifecycle methods (:meth:`Job.transition` and the named steps built on it, :meth:`JobAttempt.start`,
+:meth:`JobAttempt.finish`, :meth:`Experiment.refresh_status`) are the only way to change a status: each checks
+the state machine, records a transition with its reason in the log and announces the change to websocket
+clients after the transaction commits. Callers lock the rows they change (``select_for_update``).
+"""
+
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import models, transaction
+from django.db.models import Count
+from django.utils import timezone
 
 from common.protocol import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB
-
-
-class ExperimentStatus(models.TextChoices):
-    """Experiment status, derived from its jobs."""
-
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    COMPLETED = "completed", "Completed"
-    PARTIALLY_FAILED = "partially_failed", "Partially failed"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-EXPERIMENT_TERMINAL_STATUSES = frozenset(
-    {
-        ExperimentStatus.COMPLETED,
-        ExperimentStatus.PARTIALLY_FAILED,
-        ExperimentStatus.FAILED,
-        ExperimentStatus.CANCELLED,
-    }
+from common.statuses import (
+    ATTEMPT_TERMINAL_STATUSES,
+    EXPERIMENT_TERMINAL_STATUSES,
+    JOB_ACTIVE_STATUSES,
+    JOB_TERMINAL_STATUSES,
+    JOB_TRANSITIONS,
+    AttemptStatus,
+    ExperimentStatus,
+    JobStatus,
 )
+from core import events
+from core.transitions import log_transition
 
-
-class JobStatus(models.TextChoices):
-    """Job states: pending -> assigned -> running -> completed | failed | cancelled | timed_out."""
-
-    PENDING = "pending", "Pending"
-    ASSIGNED = "assigned", "Assigned"
-    RUNNING = "running", "Running"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-    TIMED_OUT = "timed_out", "Timed out"
-
-
-JOB_TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT})
-JOB_ACTIVE_STATUSES = frozenset({JobStatus.ASSIGNED, JobStatus.RUNNING})
-
-#: Allowed job transitions. A retryable failure returns an active job to ``pending`` (attempt + 1).
-JOB_TRANSITIONS: dict[str, frozenset[str]] = {
-    JobStatus.PENDING: frozenset({JobStatus.ASSIGNED, JobStatus.CANCELLED, JobStatus.FAILED}),
-    JobStatus.ASSIGNED: frozenset(
-        {JobStatus.RUNNING, JobStatus.COMPLETED, JobStatus.PENDING, JobStatus.FAILED, JobStatus.CANCELLED,
-         JobStatus.TIMED_OUT}
-    ),
-    JobStatus.RUNNING: frozenset(
-        {JobStatus.COMPLETED, JobStatus.PENDING, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT}
-    ),
-    # An operator may retry a finished job that did not complete.
-    JobStatus.FAILED: frozenset({JobStatus.PENDING}),
-    JobStatus.CANCELLED: frozenset({JobStatus.PENDING}),
-    JobStatus.TIMED_OUT: frozenset({JobStatus.PENDING}),
-    JobStatus.COMPLETED: frozenset(),
-}
-
-
-class AttemptStatus(models.TextChoices):
-    """Outcome of one dispatch of a job to an agent."""
-
-    DISPATCHING = "dispatching", "Dispatching"
-    RUNNING = "running", "Running"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
-    LOST = "lost", "Lost"
-    CANCELLED = "cancelled", "Cancelled"
-    TIMED_OUT = "timed_out", "Timed out"
-    INTERRUPTED = "interrupted", "Interrupted"
-
-
-ATTEMPT_TERMINAL_STATUSES = frozenset(
-    {
-        AttemptStatus.COMPLETED,
-        AttemptStatus.FAILED,
-        AttemptStatus.LOST,
-        AttemptStatus.CANCELLED,
-        AttemptStatus.TIMED_OUT,
-        AttemptStatus.INTERRUPTED,
-    }
-)
+__all__ = [
+    "ATTEMPT_TERMINAL_STATUSES",
+    "EXPERIMENT_TERMINAL_STATUSES",
+    "JOB_ACTIVE_STATUSES",
+    "JOB_TERMINAL_STATUSES",
+    "AttemptStatus",
+    "Experiment",
+    "ExperimentStatus",
+    "InvalidTransition",
+    "Job",
+    "JobAttempt",
+    "JobStatus",
+    "derive_experiment_status",
+]
 
 
 class InvalidTransition(Exception):
@@ -122,7 +82,7 @@ class Experiment(models.Model):
     )
     requested_metrics = models.JSONField(default=list, blank=True)
     plan = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=20, choices=ExperimentStatus.choices, default=ExperimentStatus.PENDING)
+    status = models.CharField(max_length=20, choices=ExperimentStatus.choices(), default=ExperimentStatus.PENDING)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="experiments"
     )
@@ -153,6 +113,79 @@ class Experiment(models.Model):
         """True when no job of the experiment will change any more."""
         return self.status in EXPERIMENT_TERMINAL_STATUSES
 
+    def refresh_status(self, now: datetime | None = None) -> Experiment:
+        """Re-derive the status from the jobs and save it, logging a change.
+
+        The experiment row is locked before the jobs are counted: two jobs finishing in concurrent transactions
+        then count one after the other, and the second sees the first one's committed status (otherwise both
+        could see the other unfinished and leave the experiment ``running`` with every job done).
+
+        Args:
+            now: Timestamp of the change (default: now).
+
+        Returns:
+            The experiment (this instance, updated).
+        """
+        with transaction.atomic():
+            return self._refresh_status_locked(now)
+
+    def _refresh_status_locked(self, now: datetime | None) -> Experiment:
+        """:meth:`refresh_status` inside its transaction."""
+        locked = Experiment.objects.select_for_update().only("pk").filter(pk=self.pk)
+        list(locked)  # take the lock; the values are read below, after it is held
+        counts = {row["status"]: row["n"] for row in self.jobs.values("status").annotate(n=Count("id")).order_by()}
+        fresh = Experiment.objects.values("status", "started_at").get(pk=self.pk)
+        self.status, self.started_at = fresh["status"], fresh["started_at"]
+        new = derive_experiment_status(counts)
+        if new == self.status:
+            return self
+        previous = self.status
+        now = now or timezone.now()
+        self.status = new
+        if new != ExperimentStatus.PENDING and self.started_at is None:
+            self.started_at = now
+        self.finished_at = now if self.is_terminal else None
+        self.save(update_fields=["status", "started_at", "finished_at", "updated_at"])
+        log_transition(experiment=self, from_state=previous, to_state=new, reason=self._status_reason(counts))
+        events.emit(events.EXPERIMENT_UPDATED, self.pk)
+        return self
+
+    def _status_reason(self, counts: dict[str, int]) -> str:
+        """Explain the status from the job counts."""
+        if not counts:
+            unrunnable = (self.plan or {}).get("unrunnable") or []
+            return "no job could be planned: " + "; ".join(u["reason"] for u in unrunnable)[:900]
+        return "jobs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+
+
+def derive_experiment_status(counts: dict[str, int]) -> str:
+    """Derive an experiment's status from the number of its jobs in each status.
+
+    Args:
+        counts: Job status -> count.
+
+    Returns:
+        The experiment status.
+    """
+    total = sum(counts.values())
+    if total == 0:
+        return ExperimentStatus.FAILED  # nothing could run: the plan says why
+    terminal = sum(counts.get(s, 0) for s in JOB_TERMINAL_STATUSES)
+    if terminal < total:
+        untouched = counts.get(JobStatus.PENDING, 0) == total
+        return ExperimentStatus.PENDING if untouched else ExperimentStatus.RUNNING
+    completed = counts.get(JobStatus.COMPLETED, 0)
+    cancelled = counts.get(JobStatus.CANCELLED, 0)
+    if completed == total:
+        return ExperimentStatus.COMPLETED
+    if cancelled and completed + cancelled == total:
+        return ExperimentStatus.CANCELLED
+    if completed:
+        return ExperimentStatus.PARTIALLY_FAILED
+    if cancelled == total:
+        return ExperimentStatus.CANCELLED
+    return ExperimentStatus.FAILED
+
 
 class Job(models.Model):
     """One (model, runtime, agent) combination of an experiment: ``runs_per_job`` runs on one hardware.
@@ -180,7 +213,7 @@ class Job(models.Model):
     runtime_name = models.CharField(max_length=100)
     agent = models.ForeignKey("agents.Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     hardware_fingerprint = models.CharField(max_length=500, blank=True, default="")
-    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.PENDING)
+    status = models.CharField(max_length=20, choices=JobStatus.choices(), default=JobStatus.PENDING)
     status_reason = models.CharField(max_length=1000, blank=True, default="")
     attempt = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=3)
@@ -227,6 +260,120 @@ class Job(models.Model):
             return None
         return self.attempts.filter(number=self.attempt).first()
 
+    def transition(self, to: str, *, reason: str, now: datetime | None = None, **fields: Any) -> Job:
+        """Move the job to a new state: the one place a job's status changes.
+
+        Checks the state machine, saves (with any other fields given), records the transition, announces the
+        job after commit and re-derives the experiment's status.
+
+        Args:
+            to: Target status.
+            reason: Why, recorded in the log and in ``status_reason``.
+            now: Timestamp (default: now).
+            **fields: Other fields to set in the same save (``agent``, ``attempt``, ``not_before`` ...).
+
+        Returns:
+            The job.
+
+        Raises:
+            InvalidTransition: When the state machine does not allow it.
+        """
+        if not self.can_transition(to):
+            raise InvalidTransition(f"job #{self.pk} cannot go from {self.status} to {to}")
+        now = now or timezone.now()
+        previous = self.status
+        self.status = to
+        self.status_reason = reason[:1000]
+        for key, value in fields.items():
+            setattr(self, key, value)
+        if to in JOB_ACTIVE_STATUSES and self.started_at is None:
+            self.started_at = now
+        if to in JOB_TERMINAL_STATUSES:
+            self.finished_at = now
+        elif to == JobStatus.PENDING:
+            self.finished_at = None
+        self.save()
+        log_transition(job=self, from_state=previous, to_state=to, reason=reason)
+        events.emit(events.JOB_UPDATED, self.pk)
+        self.experiment.refresh_status(now)
+        return self
+
+    def announce(self) -> None:
+        """Tell websocket clients the job changed without a status change (e.g. new progress)."""
+        events.emit(events.JOB_UPDATED, self.pk)
+
+    def assign(self, attempt: JobAttempt, now: datetime | None = None) -> Job:
+        """A new attempt was dispatched: ``assigned`` to the attempt's agent.
+
+        Args:
+            attempt: The new attempt.
+            now: Timestamp.
+
+        Returns:
+            The job.
+        """
+        return self.transition(
+            JobStatus.ASSIGNED, reason=f"attempt {attempt.number} assigned to {attempt.agent.name}", now=now,
+            agent=attempt.agent, attempt=attempt.number,
+        )
+
+    def start(self, reason: str, now: datetime | None = None) -> Job:
+        """The agent has the current attempt: ``assigned`` -> ``running`` (no-op in any other state).
+
+        Args:
+            reason: Why we know.
+            now: Timestamp.
+
+        Returns:
+            The job.
+        """
+        if self.status != JobStatus.ASSIGNED:
+            return self
+        return self.transition(JobStatus.RUNNING, reason=reason, now=now)
+
+    def cancel(self, reason: str, now: datetime | None = None) -> Job:
+        """Cancel the job and its current attempt; a job on an agent keeps ``cancel_requested`` for the agent.
+
+        Args:
+            reason: Why.
+            now: Timestamp.
+
+        Returns:
+            The job.
+
+        Raises:
+            InvalidTransition: When the job has already finished.
+        """
+        if self.is_terminal:
+            raise InvalidTransition(f"job #{self.pk} is already {self.status}")
+        on_agent = self.status in JOB_ACTIVE_STATUSES
+        attempt = self.current_attempt
+        if attempt is not None:
+            attempt.finish(AttemptStatus.CANCELLED, reason, now)
+        return self.transition(JobStatus.CANCELLED, reason=reason, now=now, cancel_requested=on_agent)
+
+    def retry(self, reason: str, now: datetime | None = None) -> Job:
+        """An operator sends a failed, cancelled or timed-out job back to ``pending`` with one more attempt.
+
+        Args:
+            reason: Why.
+            now: Timestamp.
+
+        Returns:
+            The job.
+
+        Raises:
+            InvalidTransition: When the job is not finished, or completed.
+        """
+        if self.status == JobStatus.COMPLETED:
+            raise InvalidTransition(f"job #{self.pk} completed; create a new experiment to measure again")
+        if not self.is_terminal:
+            raise InvalidTransition(f"job #{self.pk} is {self.status}; only finished jobs can be retried")
+        return self.transition(
+            JobStatus.PENDING, reason=reason, now=now, not_before=None, cancel_requested=False,
+            max_attempts=max(self.max_attempts, self.attempt + 1),
+        )
+
 
 class JobAttempt(models.Model):
     """One dispatch of a job to an agent, identified by a random ``attempt_token``.
@@ -247,7 +394,7 @@ class JobAttempt(models.Model):
         "agents.Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="attempts"
     )
     attempt_token = models.CharField(max_length=128, unique=True)
-    status = models.CharField(max_length=20, choices=AttemptStatus.choices, default=AttemptStatus.DISPATCHING)
+    status = models.CharField(max_length=20, choices=AttemptStatus.choices(), default=AttemptStatus.DISPATCHING)
     lease_deadline = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=1000, blank=True, default="")
     progress = models.JSONField(default=dict, blank=True)
@@ -272,52 +419,74 @@ class JobAttempt(models.Model):
         """True when the attempt has ended."""
         return self.status in ATTEMPT_TERMINAL_STATUSES
 
+    @property
+    def is_current(self) -> bool:
+        """True while this attempt is the job's current one and both are unfinished (it may change the job)."""
+        return self.number == self.job.attempt and not self.is_terminal and not self.job.is_terminal
 
-class TransitionEntity(models.TextChoices):
-    """Kind of object a transition belongs to."""
+    def start(self, now: datetime | None = None) -> bool:
+        """The agent has accepted the attempt: ``dispatching`` -> ``running`` (no-op in any other state).
 
-    EXPERIMENT = "experiment", "Experiment"
-    JOB = "job", "Job"
-    ATTEMPT = "attempt", "Attempt"
-    AGENT = "agent", "Agent"
+        Args:
+            now: Timestamp.
 
+        Returns:
+            True when the attempt changed.
+        """
+        if self.status != AttemptStatus.DISPATCHING:
+            return False
+        self.status = AttemptStatus.RUNNING
+        self.started_at = now or timezone.now()
+        self.save(update_fields=["status", "started_at", "updated_at"])
+        log_transition(job=self.job, attempt=self, from_state=AttemptStatus.DISPATCHING,
+                       to_state=AttemptStatus.RUNNING, reason="the agent has the job")
+        return True
 
-class StateTransition(models.Model):
-    """Append-only log of every state change, with its reason (DESIGN section 4).
+    def record_progress(self, progress: dict[str, Any], now: datetime | None = None) -> None:
+        """Store the agent's latest progress report (a dispatching attempt is then running).
 
-    Attributes:
-        entity: Kind of object.
-        experiment: Set for experiment, job and attempt transitions.
-        job: Set for job and attempt transitions.
-        attempt: Set for attempt transitions.
-        agent: Set for agent transitions (and job/attempt ones that involve an agent).
-        from_state: Previous state (empty at creation).
-        to_state: New state.
-        reason: Why, in words.
-    """
+        Args:
+            progress: The report as JSON.
+            now: Timestamp.
+        """
+        self.start(now)
+        self.progress = progress
+        self.save(update_fields=["progress", "updated_at"])
 
-    entity = models.CharField(max_length=20, choices=TransitionEntity.choices)
-    experiment = models.ForeignKey(
-        Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="transitions"
-    )
-    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.CASCADE, related_name="transitions")
-    attempt = models.ForeignKey(
-        JobAttempt, null=True, blank=True, on_delete=models.CASCADE, related_name="transitions"
-    )
-    agent = models.ForeignKey(
-        "agents.Agent", null=True, blank=True, on_delete=models.CASCADE, related_name="transitions"
-    )
-    from_state = models.CharField(max_length=20, blank=True, default="")
-    to_state = models.CharField(max_length=20)
-    reason = models.CharField(max_length=1000, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    def finish(self, status: str, reason: str, now: datetime | None = None) -> bool:
+        """End the attempt with an outcome (no-op when it has already ended).
 
-    class Meta:
-        ordering = ["created_at", "id"]
-        indexes = [
-            models.Index(fields=["job", "created_at"], name="transition_job_idx"),
-            models.Index(fields=["agent", "created_at"], name="transition_agent_idx"),
-        ]
+        Args:
+            status: A terminal attempt status (``completed``, ``failed``, ``lost``, ``cancelled`` ...).
+            reason: Why, kept as the attempt's ``outcome``.
+            now: Timestamp.
 
-    def __str__(self) -> str:
-        return f"{self.entity} {self.from_state or '-'} -> {self.to_state}: {self.reason}"
+        Returns:
+            True when the attempt changed.
+
+        Raises:
+            InvalidTransition: When ``status`` is not a terminal attempt status.
+        """
+        if status not in ATTEMPT_TERMINAL_STATUSES:
+            raise InvalidTransition(f"attempt status {status!r} is not an outcome")
+        if self.is_terminal:
+            return False
+        previous = self.status
+        self.status = status
+        self.outcome = reason[:1000]
+        self.finished_at = now or timezone.now()
+        self.save(update_fields=["status", "outcome", "finished_at", "updated_at"])
+        log_transition(job=self.job, attempt=self, from_state=previous, to_state=status, reason=reason)
+        return True
+
+    def lose(self, reason: str, now: datetime | None = None) -> bool:
+        """The agent lost the attempt (agent gone, job unknown there).
+
+        Args:
+            reason: Why.
+            now: Timestamp.
+
+        Returns:
+            True when the attempt changed.
+        """
+        return self.finish(AttemptStatus.LOST, reason, now)

@@ -7,17 +7,19 @@ from typing import Any
 from django.db.models import Count
 from rest_framework import serializers
 
+from agents.models import Agent
 from common.catalog import (
     NO_MODEL_NAME,
     RUNTIMES,
     TASKS,
+    parse_params,
     runtime_task_problem,
     validate_model_name,
-    validation_errors,
 )
 from common.metrics import is_known_metric
 from common.protocol import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB
-from experiments.models import Experiment, Job, JobAttempt, StateTransition
+from core.models import StateTransition
+from experiments.models import Experiment, Job, JobAttempt
 
 
 class TaskInputSerializer(serializers.Serializer):
@@ -33,11 +35,14 @@ class TaskInputSerializer(serializers.Serializer):
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        """Validate the params against the task's schema, naming each bad parameter."""
-        errors = validation_errors(TASKS[attrs["name"]].params_model, attrs.get("params") or {}, "")
-        if errors:
-            raise serializers.ValidationError({"params": {k.lstrip(".") or "params": v for k, v in errors.items()}})
-        return attrs
+        """Validate the params against the task's schema once, naming each bad parameter.
+
+        The params are stored normalized (every default the agents will use filled in).
+        """
+        params, errors = parse_params(TASKS[attrs["name"]].params_model, attrs.get("params") or {})
+        if params is None:
+            raise serializers.ValidationError({"params": errors})
+        return {**attrs, "params": params}
 
 
 class RuntimeInputSerializer(serializers.Serializer):
@@ -56,9 +61,9 @@ class RuntimeInputSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """Validate the params against the runtime's schema, naming each bad parameter."""
-        errors = validation_errors(RUNTIMES[attrs["name"]].params_model, attrs.get("params") or {}, "")
+        _, errors = parse_params(RUNTIMES[attrs["name"]].params_model, attrs.get("params") or {})
         if errors:
-            raise serializers.ValidationError({"params": {k.lstrip(".") or "params": v for k, v in errors.items()}})
+            raise serializers.ValidationError({"params": errors})
         return attrs
 
 
@@ -90,8 +95,6 @@ class AgentSelectionSerializer(serializers.Serializer):
                 'give exactly one of {"all": true}, {"ids": [...]} or {"labels": [...]}'
             )
         if "ids" in chosen:
-            from agents.models import Agent
-
             ids = [str(i) for i in attrs["ids"]]
             found = {str(pk) for pk in Agent.objects.filter(pk__in=ids).values_list("pk", flat=True)}
             missing = [i for i in ids if i not in found]
@@ -222,23 +225,24 @@ class ExperimentSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError({"models": {str(i): e for i, e in errors.items()}})
         return attrs
 
-    def create(self, validated_data: dict[str, Any]) -> Experiment:
-        """Create through the service (expansion into jobs)."""
-        from experiments.services import experiment_create
+    def creation_arguments(self) -> dict[str, Any]:
+        """The validated input as the arguments of ``experiments.services.experiment_create``.
 
-        request = self.context.get("request")
-        models = [{k: v for k, v in m.items() if v is not None} for m in validated_data["model_specs"]]
-        return experiment_create(
-            name=validated_data["name"],
-            description=validated_data.get("description", ""),
-            task={"name": validated_data["task"]["name"], "params": validated_data["task"].get("params") or {}},
-            models=models,
-            runtimes=[{"name": r["name"], "params": r.get("params") or {}} for r in validated_data["runtime_specs"]],
-            agents=validated_data["agent_selection"],
-            runs_per_job=validated_data["runs_per_job"],
-            requested_metrics=validated_data.get("requested_metrics") or [],
-            owner=request.user if request is not None and request.user.is_authenticated else None,
-        )
+        Returns:
+            Keyword arguments (without ``owner``).
+        """
+        data = self.validated_data
+        return {
+            "name": data["name"],
+            "description": data.get("description", ""),
+            "task_name": data["task"]["name"],
+            "task_params": data["task"]["params"],
+            "models": [{k: v for k, v in m.items() if v is not None} for m in data["model_specs"]],
+            "runtimes": [{"name": r["name"], "params": r.get("params") or {}} for r in data["runtime_specs"]],
+            "agents": data["agent_selection"],
+            "runs_per_job": data["runs_per_job"],
+            "requested_metrics": data.get("requested_metrics") or [],
+        }
 
 
 class AttemptSerializer(serializers.ModelSerializer):

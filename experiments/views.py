@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agents.authentication import AgentCredentialAuthentication, IsAgent
-from agents.views import parse_protocol
-from common.protocol import JobProgress, MultiRunJobResult
+from common.statuses import JOB_ACTIVE_STATUSES
 from experiments import services
+from experiments.api_schemas import ExperimentPlan
 from experiments.filters import ExperimentFilter, JobFilter
 from experiments.models import Experiment, InvalidTransition, Job
 from experiments.planning import Plan, plan_experiment
 from experiments.serializers import ExperimentSerializer, JobDetailSerializer, JobSerializer
-from scheduling.legacy import CallbackRejected, handle_progress, handle_result
 
 
 def _conflict(exc: Exception) -> Response:
@@ -36,10 +33,17 @@ class ExperimentViewSet(viewsets.ModelViewSet):
     ordering_fields = ["id", "created_at", "updated_at", "name", "status"]
     search_fields = ["name", "description"]
 
+    def perform_create(self, serializer: ExperimentSerializer) -> None:  # type: ignore[override]
+        """Create through the service (expansion into jobs), owned by the requesting user."""
+        user = self.request.user
+        serializer.instance = services.experiment_create(
+            **serializer.creation_arguments(), owner=user if user.is_authenticated else None
+        )
+
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Delete an experiment; one with jobs still on agents must be cancelled first."""
         experiment = self.get_object()
-        if experiment.jobs.filter(status__in=["assigned", "running"]).exists():
+        if experiment.jobs.filter(status__in=JOB_ACTIVE_STATUSES).exists():
             return Response(
                 {"detail": "experiment has jobs running on agents; cancel it first"},
                 status=status.HTTP_409_CONFLICT,
@@ -61,7 +65,7 @@ class ExperimentViewSet(viewsets.ModelViewSet):
         )
         return Response(plan.as_json())
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses=ExperimentPlan)
     @action(detail=True, methods=["get"], url_path="plan")
     def plan(self, request: Request, pk: str | None = None) -> Response:
         """The experiment's own plan: its jobs, combinations that cannot run and agents left out, with reasons."""
@@ -124,27 +128,3 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         except InvalidTransition as exc:
             return _conflict(exc)
         return Response(JobSerializer(job).data)
-
-    @extend_schema(request=None, responses=None)
-    @action(detail=True, methods=["post"], authentication_classes=[AgentCredentialAuthentication],
-            permission_classes=[IsAgent])
-    def progress(self, request: Request, pk: str | None = None) -> Response:
-        """Agent callback: progress of the current attempt (a stale attempt token gets 409)."""
-        message = parse_protocol(JobProgress, request.data)
-        try:
-            handle_progress(int(pk or 0), request.auth, message)
-        except CallbackRejected as exc:
-            return Response({"detail": str(exc)}, status=exc.status)
-        return Response({"accepted": True})
-
-    @extend_schema(request=None, responses=None)
-    @action(detail=True, methods=["post"], authentication_classes=[AgentCredentialAuthentication],
-            permission_classes=[IsAgent])
-    def result(self, request: Request, pk: str | None = None) -> Response:
-        """Agent callback: the attempt's result, stored once (replays answer 200 without storing again)."""
-        message = parse_protocol(MultiRunJobResult, request.data)
-        try:
-            outcome = handle_result(int(pk or 0), request.auth, message)
-        except CallbackRejected as exc:
-            return Response({"detail": str(exc)}, status=exc.status)
-        return Response(outcome)

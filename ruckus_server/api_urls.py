@@ -14,11 +14,14 @@ from results.views import (
 )
 from ruckus_server.catalog_api import CatalogView
 from ruckus_server.session_api import SessionView
+from scheduling.views import JobCallbackViewSet
 
 router = DefaultRouter()
 router.register("experiments", ExperimentViewSet, basename="experiment")
 router.register("jobs", JobViewSet, basename="job")
 router.register("agents", AgentViewSet, basename="agent")
+# Agent callbacks on jobs (progress, result) live with the scheduler, above the apps they write to.
+router.register("jobs", JobCallbackViewSet, basename="job-callback")
 
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="auth-token"),

@@ -27,7 +27,17 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from ruckus_server.events import AGENTS_GROUP, experiment_group, job_group, json_safe
+from agents.models import Agent
+from core.events import (
+    AGENT_UPDATED,
+    AGENTS_GROUP,
+    EXPERIMENT_UPDATED,
+    JOB_UPDATED,
+    experiment_group,
+    job_group,
+    payload,
+)
+from experiments.models import Experiment, Job
 
 log = structlog.get_logger(__name__)
 
@@ -75,27 +85,18 @@ def _state(kind: str, object_id: Any, *, with_jobs: bool = False) -> list[dict[s
         with_jobs: For an experiment, its jobs too (what its subscribers also receive events for).
     """
     if kind == "experiment":
-        from experiments.models import Experiment, Job
-        from experiments.serializers import ExperimentSerializer, JobSerializer
-
         exp = Experiment.objects.select_related("owner").filter(pk=object_id).first()
         if exp is None:
             return None
-        events = [{"type": "experiment.updated", "data": json_safe(ExperimentSerializer(exp).data)}]
+        events = [{"type": EXPERIMENT_UPDATED, "data": payload(EXPERIMENT_UPDATED, exp)}]
         if with_jobs:
             jobs = Job.objects.select_related("agent", "experiment").filter(experiment=exp).order_by("id")
-            events += [{"type": "job.updated", "data": json_safe(JobSerializer(j).data)} for j in jobs]
+            events += [{"type": JOB_UPDATED, "data": payload(JOB_UPDATED, j)} for j in jobs]
         return events
     if kind == "job":
-        from experiments.models import Job
-        from experiments.serializers import JobSerializer
-
         job = Job.objects.select_related("agent").filter(pk=object_id).first()
-        return None if job is None else [{"type": "job.updated", "data": json_safe(JobSerializer(job).data)}]
-    from agents.models import Agent
-    from agents.serializers import AgentSerializer
-
-    return [{"type": "agent.updated", "data": json_safe(AgentSerializer(a).data)} for a in Agent.objects.all()]
+        return None if job is None else [{"type": JOB_UPDATED, "data": payload(JOB_UPDATED, job)}]
+    return [{"type": AGENT_UPDATED, "data": payload(AGENT_UPDATED, a)} for a in Agent.objects.all()]
 
 
 _snapshot = database_sync_to_async(_state)
@@ -261,7 +262,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         self.targets[group] = (name, object_id)
 
     async def ruckus_event(self, message: dict[str, Any]) -> None:
-        """Forward an event sent by ``ruckus_server.events`` to the client.
+        """Forward an event sent by ``core.events`` to the client.
 
         Args:
             message: ``{"type": "ruckus.event", "event": ..., "data": {...}}`` from the channel layer.

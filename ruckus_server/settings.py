@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "django_structlog",
+    "core",
     "agents",
     "experiments",
     "results",
@@ -181,10 +182,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
-        "JobStatusEnum": "experiments.models.JobStatus",
-        "ExperimentStatusEnum": "experiments.models.ExperimentStatus",
-        "AgentStatusEnum": "agents.models.AgentStatus",
-        "AttemptStatusEnum": "experiments.models.AttemptStatus",
+        # The status vocabulary is defined once (common.statuses); the UI's generated types name these enums.
+        "JobStatusEnum": "common.statuses.JobStatus.choices",
+        "ExperimentStatusEnum": "common.statuses.ExperimentStatus.choices",
+        "AgentStatusEnum": "common.statuses.AgentStatus.choices",
+        "AttemptStatusEnum": "common.statuses.AttemptStatus.choices",
+        "AgentActivityEnum": "common.statuses.AgentActivity.choices",
     },
 }
 

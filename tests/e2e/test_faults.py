@@ -52,7 +52,7 @@ def test_scheduler_killed_mid_dispatch_loses_nothing_and_runs_nothing_twice(
 ):
     from agents.client import AgentClient
     from experiments.models import Job
-    from scheduling.legacy import _claim
+    from scheduling.dispatch import claim
 
     stack.env["RUCKUS_DISPATCH_STALE_S"] = "1"
     stack.start_server()
@@ -64,9 +64,9 @@ def test_scheduler_killed_mid_dispatch_loses_nothing_and_runs_nothing_twice(
     jobs = Job.objects.filter(experiment_id=exp["id"]).select_related("agent")
     job_a, job_b = sorted(jobs, key=lambda j: j.agent.name)
     # The state a scheduler leaves when it dies after claiming but before the agent got the job...
-    assert _claim(job_a.pk, timezone.now()) is not None
+    assert claim(job_a.pk, timezone.now()) is not None
     # ...and when it dies after the agent accepted the job but before recording it.
-    sent = _claim(job_b.pk, timezone.now())
+    sent = claim(job_b.pk, timezone.now())
     AgentClient(sent.agent_url, sent.agent_token).submit_job(sent.request)
     stack.start_scheduler()
     def all_completed() -> list[dict] | None:

@@ -10,10 +10,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from agents.models import AgentStatus
+from common.catalog import task_params
 from experiments.models import AttemptStatus, JobAttempt, JobStatus
-from scheduling.legacy import sweep_agents
-from experiments.services import experiment_create, job_transition
+from experiments.services import experiment_create
 from results.models import RunResult
+from scheduling.recovery import sweep_agents
 from tests.factories import AgentFactory, job_result
 
 pytestmark = pytest.mark.django_db
@@ -29,15 +30,16 @@ def agent_client(agent) -> APIClient:
 
 def running_job(agent):
     exp = experiment_create(
-        name="cb", task={"name": "wikipedia_summarization", "params": {"num_samples": 2}},
+        name="cb",
+        task_name="wikipedia_summarization", task_params=task_params("wikipedia_summarization", {"num_samples": 2}),
         models=[{"name": "smollm2-135m-instruct"}], runtimes=[{"name": "transformers", "params": {}}],
         agents={"ids": [str(agent.pk)]}, runs_per_job=3,
     )
     job = exp.jobs.get()
     attempt = JobAttempt.objects.create(job=job, number=1, agent=agent, attempt_token=secrets.token_urlsafe(16),
                                         status=AttemptStatus.RUNNING)
-    job_transition(job, JobStatus.ASSIGNED, reason="test", attempt=1)
-    job_transition(job, JobStatus.RUNNING, reason="test")
+    job.transition(JobStatus.ASSIGNED, reason="test", attempt=1)
+    job.transition(JobStatus.RUNNING, reason="test")
     return job, attempt
 
 

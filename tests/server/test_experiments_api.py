@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agents.models import AgentStatus
-from experiments.models import Job, JobStatus, StateTransition
+from core.models import StateTransition
+from experiments.models import Job, JobStatus
 from tests.factories import AgentFactory, agent_info
 
 pytestmark = pytest.mark.django_db

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from common.catalog import task_params
 from common.protocol import (
     BenchmarkFigure,
     ExecutionInfo,
@@ -131,7 +132,9 @@ def test_benchmark_figures_get_units_and_can_be_compared(api):
     AgentFactory(name="pi", info=agent_info(runtimes=("hardware",), cpu="Cortex-A76"))
     AgentFactory(name="epyc", info=agent_info(runtimes=("hardware",)))
     exp = experiment_create(
-        name="peaks", task={"name": "hardware_benchmark", "params": {}}, models=[{"name": "none"}],
+        name="peaks",
+        task_name="hardware_benchmark", task_params=task_params("hardware_benchmark", {}),
+        models=[{"name": "none"}],
         runtimes=[{"name": "hardware", "params": {}}], agents={"all": True}, runs_per_job=3,
     )
     jobs = list(exp.jobs.order_by("agent__name"))
@@ -173,7 +176,8 @@ def test_agent_summary_shows_measured_peaks(api):
 
 def _llm_experiment():
     return experiment_create(
-        name="llm", task={"name": "wikipedia_summarization", "params": {"num_samples": 2}},
+        name="llm",
+        task_name="wikipedia_summarization", task_params=task_params("wikipedia_summarization", {"num_samples": 2}),
         models=[{"name": "smollm2-135m-instruct"}], runtimes=[{"name": "transformers", "params": {}}],
         agents={"all": True}, runs_per_job=3,
     )
@@ -259,7 +263,8 @@ def test_catalog_lists_tasks_runtimes_models_and_metrics(api, anon):
 def test_job_results_carry_run_telemetry(api):
     AgentFactory()
     exp = experiment_create(
-        name="telemetry", task={"name": "wikipedia_summarization", "params": {"num_samples": 2}},
+        name="telemetry",
+        task_name="wikipedia_summarization", task_params=task_params("wikipedia_summarization", {"num_samples": 2}),
         models=[{"name": "smollm2-135m-instruct"}], runtimes=[{"name": "transformers", "params": {}}],
         agents={"all": True}, runs_per_job=2,
     )

@@ -8,8 +8,9 @@ import pytest
 from django.utils import timezone
 
 from agents.models import Agent, AgentStatus
+from common.catalog import task_params
 from experiments.models import Job, JobStatus
-from experiments.services import experiment_create, job_transition
+from experiments.services import experiment_create
 from tests.factories import AgentFactory
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.django_db
 def make_experiment(runtimes=("transformers",), name="e"):
     return experiment_create(
         name=name,
-        task={"name": "wikipedia_summarization", "params": {"num_samples": 2}},
+        task_name="wikipedia_summarization", task_params=task_params("wikipedia_summarization", {"num_samples": 2}),
         models=[{"name": "smollm2-135m-instruct"}],
         runtimes=[{"name": r, "params": {}} for r in runtimes],
         agents={"all": True},
@@ -39,7 +40,7 @@ def test_job_fields_and_filters(api):
     assert api.get(f"/api/v1/jobs/?experiment={exp1.pk}").json()["count"] == 2
     assert api.get(f"/api/v1/jobs/?agent={a1.pk}").json()["count"] == 2
     running = Job.objects.filter(experiment=exp2, agent=a2).get()
-    job_transition(running, JobStatus.ASSIGNED, reason="test dispatch")
+    running.transition(JobStatus.ASSIGNED, reason="test dispatch")
     assert [j["id"] for j in api.get("/api/v1/jobs/?status=assigned").json()["results"]] == [running.pk]
     assert api.get("/api/v1/jobs/?status=assigned,pending").json()["count"] == 4
     # updated_after serves the polling loop: only what changed since the last poll.
@@ -78,11 +79,11 @@ def test_state_machine_refuses_illegal_transition():
     AgentFactory()
     job = make_experiment().jobs.get()
     with pytest.raises(InvalidTransition):
-        job_transition(job, JobStatus.COMPLETED, reason="skipping ahead")
+        job.transition(JobStatus.COMPLETED, reason="skipping ahead")
 
 
 def test_experiment_status_is_derived_from_jobs():
-    from experiments.services import derive_experiment_status as d
+    from experiments.models import derive_experiment_status as d
 
     assert d({"pending": 2}) == "pending"
     assert d({"pending": 1, "running": 1}) == "running"
@@ -138,9 +139,9 @@ def test_agent_edit_deactivate_activate_delete(api):
     agent.status = AgentStatus.ONLINE
     agent.save()
     job = make_experiment().jobs.get()
-    job_transition(job, JobStatus.ASSIGNED, reason="dispatch")
+    job.transition(JobStatus.ASSIGNED, reason="dispatch")
     assert api.delete(f"/api/v1/agents/{agent.pk}/").status_code == 409
-    job_transition(job, JobStatus.CANCELLED, reason="stop")
+    job.transition(JobStatus.CANCELLED, reason="stop")
     assert api.delete(f"/api/v1/agents/{agent.pk}/").status_code == 204
 
 
@@ -148,7 +149,7 @@ def test_agent_selection_by_labels_and_ids(api):
     gpu = AgentFactory(name="gpu", labels=["gpu", "lab"])
     AgentFactory(name="cpu", labels=["lab"])
     exp = experiment_create(
-        name="by label", task={"name": "wikipedia_summarization", "params": {}},
+        name="by label", task_name="wikipedia_summarization", task_params=task_params("wikipedia_summarization", {}),
         models=[{"name": "smollm2-135m-instruct"}], runtimes=[{"name": "transformers", "params": {}}],
         agents={"labels": ["gpu", "lab"]}, runs_per_job=1,
     )

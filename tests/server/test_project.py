@@ -45,7 +45,7 @@ def test_admin_pages_render_for_every_model(admin_client):
         "/admin/experiments/job/",
         f"/admin/experiments/job/{job.pk}/change/",
         "/admin/experiments/jobattempt/",
-        "/admin/experiments/statetransition/",
+        "/admin/core/statetransition/",
         "/admin/results/jobresult/",
         "/admin/results/runresult/",
         "/admin/results/jobmetricstatistics/",

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from common.catalog import task_params
 from experiments.services import experiment_create
 from results.models import JobMetricStatistics, RunResult, SampleResult
 from results.rouge import rouge_scores, split_sentences
@@ -21,7 +22,7 @@ def setup_experiment(agents=1, cost=None):
     made = [AgentFactory(name=f"host-{i}", cost_per_hour=cost) for i in range(agents)]
     exp = experiment_create(
         name="results",
-        task={"name": "wikipedia_summarization", "params": {"num_samples": 2}},
+        task_name="wikipedia_summarization", task_params=task_params("wikipedia_summarization", {"num_samples": 2}),
         models=[{"name": "smollm2-135m-instruct"}],
         runtimes=[{"name": "transformers", "params": {}}],
         agents={"all": True},

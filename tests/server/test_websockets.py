@@ -8,6 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from common.catalog import task_params
 from ruckus_server.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,7 +27,7 @@ def make_world():
     token = Token.objects.create(user=user)
     agent = AgentFactory(name="ws-agent")
     exp = experiment_create(
-        name="ws", task={"name": "wikipedia_summarization", "params": {}},
+        name="ws", task_name="wikipedia_summarization", task_params=task_params("wikipedia_summarization", {}),
         models=[{"name": "smollm2-135m-instruct"}], runtimes=[{"name": "transformers", "params": {}}],
         agents={"all": True}, runs_per_job=2,
     )
@@ -55,7 +56,6 @@ async def test_unauthenticated_connection_is_refused():
 
 async def test_subscribe_receive_state_changes_and_unsubscribe():
     from agents.services import agent_deactivate
-    from experiments.services import job_transition
 
     token, agent, exp, job = await make_world()
     comm, connected, _ = await connect(f"/ws/events/?token={token}")
@@ -65,7 +65,7 @@ async def test_subscribe_receive_state_changes_and_unsubscribe():
     snapshot = await comm.receive_json_from(timeout=5)
     assert snapshot["type"] == "experiment.updated" and snapshot["data"]["status"] == "pending"
 
-    await database_sync_to_async(job_transition)(job, "assigned", reason="test dispatch", attempt=1)
+    await database_sync_to_async(job.transition)("assigned", reason="test dispatch", attempt=1)
     events = [await comm.receive_json_from(timeout=5) for _ in range(2)]
     by_type = {e["type"]: e["data"] for e in events}
     assert by_type["job.updated"]["id"] == job.pk and by_type["job.updated"]["status"] == "assigned"
@@ -80,7 +80,7 @@ async def test_subscribe_receive_state_changes_and_unsubscribe():
 
     await comm.send_json_to({"type": "unsubscribe", "experiment": exp.pk})
     assert await comm.receive_json_from(timeout=5) == {"type": "unsubscribed", "experiment": exp.pk}
-    await database_sync_to_async(job_transition)(job, "running", reason="agent accepted")
+    await database_sync_to_async(job.transition)("running", reason="agent accepted")
     assert await comm.receive_nothing(timeout=0.5)
     await comm.disconnect()
 
@@ -170,7 +170,6 @@ async def test_bad_subscription_targets_get_errors_and_the_connection_stays_open
 
 
 async def test_job_change_arrives_once_when_subscribed_to_its_experiment_and_the_job():
-    from experiments.services import job_transition
 
     token, _, exp, job = await make_world()
     comm, connected, _ = await connect(f"/ws/events/?token={token}")
@@ -182,7 +181,7 @@ async def test_job_change_arrives_once_when_subscribed_to_its_experiment_and_the
     assert (await comm.receive_json_from(timeout=5))["type"] == "subscribed"
     assert (await comm.receive_json_from(timeout=5))["type"] == "experiment.updated"
 
-    await database_sync_to_async(job_transition)(job, "assigned", reason="test dispatch", attempt=1)
+    await database_sync_to_async(job.transition)("assigned", reason="test dispatch", attempt=1)
     received = [await comm.receive_json_from(timeout=5) for _ in range(2)]
     assert sorted(e["type"] for e in received) == ["experiment.updated", "job.updated"]
     # No second copy of the job event from the other group.
@@ -191,7 +190,7 @@ async def test_job_change_arrives_once_when_subscribed_to_its_experiment_and_the
     # Still subscribed to the job alone: its changes keep coming, the experiment's do not.
     await comm.send_json_to({"type": "unsubscribe", "experiment": exp.pk})
     assert await comm.receive_json_from(timeout=5) == {"type": "unsubscribed", "experiment": exp.pk}
-    await database_sync_to_async(job_transition)(job, "completed", reason="done")
+    await database_sync_to_async(job.transition)("completed", reason="done")
     event = await comm.receive_json_from(timeout=5)
     assert event["type"] == "job.updated" and event["data"]["status"] == "completed"
     assert await comm.receive_nothing(timeout=0.5)
@@ -221,7 +220,6 @@ def channel_layer(settings):
 
 @pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
 async def test_events_through_the_redis_channel_layer(channel_layer):
-    from experiments.services import job_transition
 
     channel_layer("channels_redis.core.RedisChannelLayer", hosts=["redis://127.0.0.1:6379/0"], prefix="ruckus-test")
     token, _, _, job = await make_world()
@@ -230,7 +228,7 @@ async def test_events_through_the_redis_channel_layer(channel_layer):
     await comm.send_json_to({"type": "subscribe", "job": job.pk})
     assert (await comm.receive_json_from(timeout=5))["type"] == "subscribed"
     await comm.receive_json_from(timeout=5)  # snapshot
-    await database_sync_to_async(job_transition)(job, "assigned", reason="via redis", attempt=1)
+    await database_sync_to_async(job.transition)("assigned", reason="via redis", attempt=1)
     event = await comm.receive_json_from(timeout=5)
     assert event == {"type": "job.updated", "data": event["data"]} and event["data"]["status"] == "assigned"
     await comm.disconnect()

@@ -14,7 +14,7 @@ import structlog
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from scheduling.legacy import scheduler_pass
+from scheduling.loop import scheduler_pass
 
 log = structlog.get_logger(__name__)
 

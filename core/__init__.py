@@ -1,0 +1,5 @@
+"""The lowest Django app: the state-transition log and the websocket event plumbing every other app uses.
+
+It imports no other app of the project. The other apps write their transitions and announce their changes
+through it, so that none of them needs to import an app above it (see ``docs/architecture.md``).
+"""

@@ -1,0 +1,199 @@
+"""Claim pending jobs and dispatch them to capable idle agents (DESIGN section 3, flow 3).
+
+Safe with several scheduler processes at once: a job is claimed by locking its row with
+``SELECT ... FOR UPDATE SKIP LOCKED`` and re-checking it is still ``pending`` before it moves to ``assigned``
+in the same transaction; agents are locked the same way so two schedulers never give one agent two jobs.
+The job is sent after the claim commits; a scheduler that dies in between leaves the attempt
+``dispatching``, which :func:`scheduling.recovery.recover_dispatches` resolves.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from agents.client import AgentCallError, AgentClient
+from agents.models import Agent
+from common.protocol import JobRequest, ModelSpec, RuntimeSpec, TaskSpec
+from common.statuses import ATTEMPT_ACTIVE_STATUSES, AgentActivity, AgentStatus, AttemptStatus, JobStatus
+from experiments.models import Job, JobAttempt
+from scheduling.occupancy import free_agent, occupy_agent
+from scheduling.policy import job_retry_or_fail
+
+log = structlog.get_logger(__name__)
+
+#: Jobs looked at per scheduling pass (each claimed in its own short transaction).
+CLAIM_BATCH = 50
+
+#: Builds the client used to call an agent (``url``, ``token``); tests pass their own.
+ClientFactory = Callable[[str, str], AgentClient]
+
+
+@dataclass
+class Dispatch:
+    """A claimed job ready to be sent (built inside the claim transaction, sent after commit)."""
+
+    job_id: int
+    attempt_id: int
+    agent_id: Any
+    agent_url: str
+    agent_token: str
+    request: JobRequest
+
+
+def _pick_agent(job: Job) -> Agent | None:
+    """Lock and return an idle online agent that measures the job's hardware (its own agent first)."""
+    candidates = (
+        Agent.objects.select_for_update(skip_locked=True)
+        .filter(status=AgentStatus.ONLINE, activity=AgentActivity.IDLE)
+        .filter(Q(pk=job.agent_id) | Q(hardware_fingerprint=job.hardware_fingerprint))
+        .exclude(attempts__status__in=ATTEMPT_ACTIVE_STATUSES)
+    )
+    agents = sorted(candidates, key=lambda a: (a.pk != job.agent_id, a.name))
+    return agents[0] if agents else None
+
+
+def job_request(job: Job, attempt: JobAttempt) -> JobRequest:
+    """The message that asks an agent to run one attempt of a job.
+
+    Args:
+        job: The job (with its experiment).
+        attempt: The attempt (its token authenticates the agent's callbacks).
+
+    Returns:
+        The request.
+    """
+    exp = job.experiment
+    return JobRequest(
+        job_id=str(job.pk),
+        attempt=attempt.number,
+        attempt_token=attempt.attempt_token,
+        experiment_id=str(exp.pk),
+        task=TaskSpec(name=exp.task_name, params=exp.task_params),
+        model=ModelSpec.model_validate(job.model_spec),
+        runtime=RuntimeSpec.model_validate(job.runtime_spec),
+        runs_per_job=exp.runs_per_job,
+        timeout_s=settings.RUCKUS_JOB_LEASE_S,
+        requested_metrics=exp.requested_metrics,
+    )
+
+
+def claim(job_id: int, now: datetime) -> Dispatch | None:
+    """Claim one job: lock it, re-check it, choose an agent, create the attempt, mark it assigned.
+
+    A job whose hardware no agent has any more (all removed or deactivated) fails with that reason.
+
+    Args:
+        job_id: The job.
+        now: Current time.
+
+    Returns:
+        What to send, or None when the job is not claimable now (taken, not due, no idle agent).
+    """
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("experiment")
+            .filter(pk=job_id, status=JobStatus.PENDING)
+            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+            .first()
+        )
+        if job is None:
+            return None  # another scheduler has it, or it changed meanwhile
+        agent = _pick_agent(job)
+        if agent is None:
+            remaining = Agent.objects.exclude(status=AgentStatus.DEACTIVATED).filter(
+                Q(pk=job.agent_id) | Q(hardware_fingerprint=job.hardware_fingerprint)
+            )
+            if not remaining.exists():
+                job.transition(
+                    JobStatus.FAILED,
+                    reason=f"no agent with hardware fingerprint {job.hardware_fingerprint!r} remains",
+                    now=now,
+                )
+            return None
+        attempt = JobAttempt.objects.create(
+            job=job,
+            number=job.attempt + 1,
+            agent=agent,
+            attempt_token=secrets.token_urlsafe(24),
+            status=AttemptStatus.DISPATCHING,
+            lease_deadline=now + timedelta(seconds=settings.RUCKUS_JOB_LEASE_S),
+        )
+        job.assign(attempt, now)
+        occupy_agent(agent)
+        return Dispatch(job.pk, attempt.pk, agent.pk, agent.url, agent.token, job_request(job, attempt))
+
+
+def send(dispatch: Dispatch, client_factory: ClientFactory = AgentClient, now: datetime | None = None) -> bool:
+    """POST the job to the agent and record the outcome.
+
+    A refusal because the agent is busy (409) sends the job back to ``pending`` without using up an attempt;
+    any other failure counts as a failed attempt under the retry policy.
+
+    Args:
+        dispatch: What to send.
+        client_factory: Builds the agent client.
+        now: Current time.
+
+    Returns:
+        True when the agent accepted the job.
+    """
+    try:
+        client_factory(dispatch.agent_url, dispatch.agent_token).submit_job(dispatch.request)
+    except (AgentCallError, ValueError) as exc:
+        busy = getattr(exc, "status", None) == 409
+        with transaction.atomic():
+            attempt = JobAttempt.objects.select_for_update().select_related("job").get(pk=dispatch.attempt_id)
+            job = Job.objects.select_for_update(of=("self",)).select_related("experiment").get(pk=dispatch.job_id)
+            if attempt.is_terminal or job.attempt != attempt.number:
+                return False
+            attempt.finish(AttemptStatus.FAILED, f"dispatch refused: {exc}", now)
+            job_retry_or_fail(job, "agent was busy" if busy else f"dispatch failed: {exc}", penalty=not busy,
+                              now=now)
+            free_agent(dispatch.agent_id)
+        log.warning("dispatch_failed", job_id=dispatch.job_id, agent_id=str(dispatch.agent_id), error=str(exc))
+        return False
+    with transaction.atomic():
+        attempt = JobAttempt.objects.select_for_update().select_related("job").get(pk=dispatch.attempt_id)
+        job = Job.objects.select_for_update(of=("self",)).select_related("experiment").get(pk=dispatch.job_id)
+        attempt.start(now)
+        if job.attempt == attempt.number:
+            job.start(f"agent accepted attempt {attempt.number}", now)
+    log.info("dispatched", job_id=dispatch.job_id, attempt=dispatch.request.attempt, agent_id=str(dispatch.agent_id))
+    return True
+
+
+def dispatch_pending(now: datetime | None = None, client_factory: ClientFactory = AgentClient) -> int:
+    """Claim and dispatch as many due pending jobs as there are idle capable agents.
+
+    Args:
+        now: Current time.
+        client_factory: Builds the agent client.
+
+    Returns:
+        Number of jobs sent (accepted or not).
+    """
+    now = now or timezone.now()
+    due = list(
+        Job.objects.filter(status=JobStatus.PENDING)
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        .order_by("id")
+        .values_list("id", flat=True)[:CLAIM_BATCH]
+    )
+    sent = 0
+    for job_id in due:
+        dispatch = claim(job_id, now)
+        if dispatch is not None:
+            send(dispatch, client_factory, now)
+            sent += 1
+    return sent

@@ -1,0 +1,205 @@
+"""Health: lost agents, expired leases, interrupted dispatches, cancellations and the pull fallback.
+
+Each function is one step of the scheduler's pass (:func:`scheduling.loop.scheduler_pass`), takes the current
+time as ``now`` (tests drive a clock) and a ``client_factory`` for the calls it makes to agents.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import structlog
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from agents.client import AgentCallError, AgentClient
+from agents.models import Agent
+from agents.services import agent_mark_silent
+from common.protocol import MultiRunJobResult
+from common.statuses import ATTEMPT_ACTIVE_STATUSES, ATTEMPT_TERMINAL_STATUSES, AgentStatus, AttemptStatus, JobStatus
+from experiments.models import Job, JobAttempt
+from scheduling.callbacks import apply_result
+from scheduling.dispatch import ClientFactory
+from scheduling.occupancy import free_agent
+from scheduling.policy import job_retry_or_fail
+
+log = structlog.get_logger(__name__)
+
+
+def _locked(attempt_id: int) -> tuple[JobAttempt, Job]:
+    """An attempt and its job, both locked and freshly read (job first: the order every path uses)."""
+    job_id = JobAttempt.objects.values_list("job_id", flat=True).get(pk=attempt_id)
+    job = Job.objects.select_for_update(of=("self",)).select_related("experiment").get(pk=job_id)
+    attempt = JobAttempt.objects.select_for_update().get(pk=attempt_id)
+    attempt.job = job
+    return attempt, job
+
+
+def _end_and_retry(attempt_id: int, status: str, reason: str, now: datetime, *, penalty: bool = True,
+                   terminal_status: str = JobStatus.FAILED) -> None:
+    """End an attempt that is still unfinished and apply the retry policy to its job when it was current."""
+    with transaction.atomic():
+        attempt, job = _locked(attempt_id)
+        if not attempt.finish(status, reason, now):
+            return  # it ended meanwhile (a result arrived): nothing to do
+        if job.attempt == attempt.number:
+            job_retry_or_fail(job, reason, penalty=penalty, terminal_status=terminal_status, now=now)
+        free_agent(attempt.agent_id)
+
+
+def sweep_agents(now: datetime | None = None) -> None:
+    """Mark silent agents unreachable (3 missed beats) then offline (``agent_lost_after``); lose their attempts.
+
+    Each change is a conditional update: an agent whose heartbeat arrives while the sweep runs stays online.
+
+    Args:
+        now: Current time.
+    """
+    now = now or timezone.now()
+    interval = settings.RUCKUS_HEARTBEAT_INTERVAL_S
+    unreachable_before = now - timedelta(seconds=3 * interval)
+    offline_before = now - timedelta(seconds=settings.RUCKUS_AGENT_LOST_AFTER_S)
+    silent = Agent.objects.filter(status=AgentStatus.ONLINE, last_seen__lt=unreachable_before)
+    for agent_id in silent.values_list("pk", flat=True):
+        agent_mark_silent(agent_id, AgentStatus.UNREACHABLE, seen_before=unreachable_before,
+                          reason=f"no heartbeat for {3 * interval:.0f} s")
+    lost = Agent.objects.filter(status__in=[AgentStatus.ONLINE, AgentStatus.UNREACHABLE], last_seen__lt=offline_before)
+    for agent_id in lost.values_list("pk", flat=True):
+        if agent_mark_silent(agent_id, AgentStatus.OFFLINE, seen_before=offline_before,
+                             reason=f"no heartbeat for {settings.RUCKUS_AGENT_LOST_AFTER_S:.0f} s: agent lost"):
+            lose_agent_attempts(agent_id, "agent lost (no heartbeat)", now)
+
+
+def lose_agent_attempts(agent_id: object, reason: str, now: datetime | None = None) -> int:
+    """End an agent's unfinished attempts as ``lost`` and send their jobs to retry.
+
+    Args:
+        agent_id: The agent.
+        reason: Why.
+        now: Current time.
+
+    Returns:
+        Number of attempts lost.
+    """
+    now = now or timezone.now()
+    unfinished = JobAttempt.objects.filter(agent_id=agent_id).exclude(status__in=ATTEMPT_TERMINAL_STATUSES)
+    attempt_ids = list(unfinished.values_list("pk", flat=True))
+    for attempt_id in attempt_ids:
+        number = JobAttempt.objects.values_list("number", flat=True).get(pk=attempt_id)
+        _end_and_retry(attempt_id, AttemptStatus.LOST, f"attempt {number} lost: {reason}", now)
+    free_agent(agent_id)
+    return len(attempt_ids)
+
+
+def expire_leases(now: datetime | None = None) -> None:
+    """Time out attempts past their lease; retry while attempts remain, else the job is ``timed_out``.
+
+    Args:
+        now: Current time.
+    """
+    now = now or timezone.now()
+    expired = JobAttempt.objects.filter(status__in=ATTEMPT_ACTIVE_STATUSES, lease_deadline__lt=now)
+    for attempt_id in expired.values_list("pk", flat=True):
+        _end_and_retry(attempt_id, AttemptStatus.TIMED_OUT, "lease expired", now, terminal_status=JobStatus.TIMED_OUT)
+
+
+def recover_dispatches(now: datetime | None = None, client_factory: ClientFactory = AgentClient) -> None:
+    """Resolve attempts left ``dispatching`` by a scheduler that died between claim and send.
+
+    The agent is asked whether it has the job: if so the attempt runs on; if not, the job is dispatched again
+    without using up an attempt. No job is lost, none runs twice. When the agent cannot answer, the attempt is
+    left for the next pass (or the agent sweep).
+
+    Args:
+        now: Current time.
+        client_factory: Builds the agent client.
+    """
+    now = now or timezone.now()
+    stale = JobAttempt.objects.filter(
+        status=AttemptStatus.DISPATCHING, updated_at__lt=now - timedelta(seconds=settings.RUCKUS_DISPATCH_STALE_S)
+    ).select_related("agent")
+    for attempt in stale:
+        agent = attempt.agent
+        has_it = False
+        if agent is not None:
+            try:
+                remote = client_factory(agent.url, agent.token).get_job(str(attempt.job_id))
+                has_it = int(remote.get("attempt") or 0) == attempt.number
+            except AgentCallError as exc:
+                if exc.status != 404:
+                    continue
+        if not has_it:
+            _end_and_retry(attempt.pk, AttemptStatus.FAILED, "dispatch interrupted before the agent got the job",
+                           now, penalty=False)
+            continue
+        with transaction.atomic():
+            locked, job = _locked(attempt.pk)
+            if locked.start(now) and job.attempt == locked.number:
+                job.start("agent has the job (dispatch recovered)", now)
+
+
+def propagate_cancels(client_factory: ClientFactory = AgentClient) -> None:
+    """Tell agents about jobs cancelled while they ran them.
+
+    Args:
+        client_factory: Builds the agent client.
+    """
+    for job in Job.objects.filter(cancel_requested=True).select_related("agent"):
+        agent = job.agent
+        done = agent is None
+        if agent is not None:
+            try:
+                client_factory(agent.url, agent.token).cancel_job(str(job.pk))
+                done = True
+            except AgentCallError as exc:
+                done = exc.status in (404, 409)  # the agent no longer has it, or it already finished
+        if done:
+            Job.objects.filter(pk=job.pk).update(cancel_requested=False)
+            with transaction.atomic():
+                free_agent(job.agent_id)
+
+
+def pull_results(now: datetime | None = None, client_factory: ClientFactory = AgentClient) -> None:
+    """Pull fallback: ask agents directly about running attempts that went quiet.
+
+    A finished result found there is applied to the attempt the scheduler asked about (no token needed: the
+    scheduler itself chose the attempt), then acknowledged so the agent can drop it from its spool.
+
+    Args:
+        now: Current time.
+        client_factory: Builds the agent client.
+    """
+    now = now or timezone.now()
+    quiet = JobAttempt.objects.filter(
+        status=AttemptStatus.RUNNING,
+        updated_at__lt=now - timedelta(seconds=settings.RUCKUS_PULL_AFTER_S),
+        agent__status=AgentStatus.ONLINE,
+    ).select_related("agent")
+    for attempt in quiet:
+        agent = attempt.agent
+        client = client_factory(agent.url, agent.token)
+        try:
+            remote = client.get_job(str(attempt.job_id))
+        except AgentCallError as exc:
+            if exc.status == 404:
+                _end_and_retry(attempt.pk, AttemptStatus.LOST, "the agent no longer knows this job", now)
+            continue
+        result = remote.get("result")
+        if not result or int(remote.get("attempt") or attempt.number) != attempt.number:
+            JobAttempt.objects.filter(pk=attempt.pk).update(updated_at=now)  # alive: look again later
+            continue
+        try:
+            message = MultiRunJobResult.model_validate(result)
+        except ValueError as exc:
+            log.warning("pull_failed", job_id=attempt.job_id, error=f"result does not follow the protocol: {exc}")
+            continue
+        with transaction.atomic():
+            locked, job = _locked(attempt.pk)
+            if not locked.is_current:
+                continue
+            apply_result(job, locked, message, now)
+        try:
+            client.ack_job(str(attempt.job_id))
+        except AgentCallError as exc:
+            log.warning("pull_ack_failed", job_id=attempt.job_id, error=str(exc))
