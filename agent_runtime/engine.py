@@ -1,8 +1,8 @@
 """Multi-run job engine: runs one job at a time in a worker thread, run after run.
 
 Run 1 is the cold run: it includes the model load (``model_load_s``; ``run_wall_s`` of the cold run
-covers load + generation, which is what a cold start costs). Runs 2..N are warm and feed the statistics;
-with ``runs_per_job == 1`` the statistics come from the cold run (``statistics_source="cold"``).
+covers load + generation, which is what a cold start costs). Runs 2..N are warm. The result carries the raw
+runs only: the server computes every statistic from them (over warm runs, or the cold run when it is alone).
 
 The worker thread keeps the event loop free, so ``/health``, ``GET /jobs/{id}`` and heartbeats answer
 while a model generates. Cancel and timeout are checked between tokens (via the runtime's stop check) and
@@ -50,7 +50,6 @@ from common.protocol import (
     SingleRunResult,
     utcnow,
 )
-from common.stats import describe_runs
 
 log = get_logger(__name__)
 
@@ -202,7 +201,7 @@ def build_result(
     started_at: object = None,
     execution: ExecutionInfo | None = None,
 ) -> MultiRunJobResult:
-    """Assemble a job result: statistics over warm runs, the cold run apart.
+    """Assemble a job result: the raw runs, the cold run's metrics apart (the server computes statistics).
 
     Args:
         request: The job.
@@ -216,16 +215,6 @@ def build_result(
     Returns:
         The result.
     """
-    warm = [r for r in runs if not r.cold_start]
-    if warm:
-        source, basis = "warm", warm
-    elif runs:
-        source, basis = "cold", runs
-    else:
-        source, basis = "none", []
-    statistics = describe_runs([{k: v for k, v in r.metrics.items() if v is not None} for r in basis])
-    if source == "warm":
-        statistics.pop(Metric.MODEL_LOAD_S, None)
     cold = next((r for r in runs if r.cold_start), None)
     unavailable: dict[str, str] = {}
     for r in runs:
@@ -244,8 +233,7 @@ def build_result(
         access_mode=rdef.access_mode if rdef else None,
         runs_per_job=request.runs_per_job,
         runs=runs,
-        statistics=statistics,
-        statistics_source=source,  # type: ignore[arg-type]
+        statistics_source="none",
         cold_start=dict(cold.metrics) if cold else None,
         unavailable_metrics=unavailable,
         hardware_fingerprint=fingerprint,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.descriptive import summarize
 from common.protocol import BenchmarkFigure
-from common.stats import describe
 
 #: Figure kinds (the first part of a flattened metric name).
 BANDWIDTH = "bandwidth_gbps"
@@ -14,7 +14,7 @@ GFLOPS = "gflops"
 
 
 def measured(name: str, device: str, precision: str, unit: str, rates: list[float], **params: Any) -> BenchmarkFigure:
-    """A supported figure with statistics over its repeats.
+    """A supported figure with descriptive statistics over its repeats (no confidence interval: that needs SciPy).
 
     Args:
         name: Figure kind (``bandwidth_gbps``, ``tflops``, ``gflops``).
@@ -32,7 +32,7 @@ def measured(name: str, device: str, precision: str, unit: str, rates: list[floa
         device=device,
         precision=precision,
         unit=unit,
-        statistics=describe(rates, unit=unit),
+        statistics=summarize(rates, unit=unit),
         supported=True,
         params=params,
     )

@@ -73,7 +73,7 @@ class SingleRunResult(ProtocolModel):
 
 
 class MetricStatistics(ProtocolModel):
-    """Statistics of one metric over runs (see ``common.stats.describe``).
+    """Statistics of one metric over runs or repeats (see ``common.stats.describe``).
 
     Attributes:
         n: Number of values.
@@ -86,7 +86,8 @@ class MetricStatistics(ProtocolModel):
         p95: 95th percentile.
         p99: 99th percentile.
         cv: Coefficient of variation (std / mean), None when the mean is 0.
-        ci95: 95% confidence interval of the mean (Student's t), None for n < 2.
+        ci95: 95% confidence interval of the mean (Student's t), None for n < 2 and in the agent's hardware
+            benchmark figures (the agent computes no confidence intervals).
         outliers: Indices into ``values`` flagged by ``outlier_rule``.
         outlier_rule: The robust rule used.
         values: Raw values, in run order.
@@ -127,7 +128,7 @@ class ExecutionInfo(ProtocolModel):
 
 
 class MultiRunJobResult(ProtocolModel):
-    """Complete result of a job: every run, statistics over warm runs, the cold run apart.
+    """Complete result of a job: every run, the cold run's metrics apart.
 
     Attributes:
         type: Message type tag.
@@ -141,9 +142,11 @@ class MultiRunJobResult(ProtocolModel):
         runtime: Runtime name.
         access_mode: Access mode of the runtime.
         runs_per_job: Runs requested.
-        runs: Runs finished (the cold run first).
-        statistics: Metric -> statistics over warm runs (over the cold run only when runs_per_job is 1).
-        statistics_source: ``warm`` or ``cold`` (the latter only when there is no warm run).
+        runs: Runs finished (the cold run first): the raw data the server computes every statistic from.
+        statistics: Legacy, ignored by the server (which alone computes statistics, from ``runs``): older
+            agents sent metric -> statistics over their warm runs here; current agents leave it empty.
+        statistics_source: Legacy, ignored by the server: ``warm`` or ``cold`` from older agents, ``none``
+            from current agents (they send no statistics).
         cold_start: The cold run's run-level metrics, including ``model_load_s``.
         unavailable_metrics: Metric -> reason it could not be produced.
         hardware_fingerprint: Fingerprint of the agent that ran the job.

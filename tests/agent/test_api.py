@@ -72,7 +72,7 @@ def test_job_lifecycle(client, tiny_model_dir):
     assert body["status"] == "completed"
     result = body["result"]
     assert len(result["runs"]) == 2 and result["runs"][0]["cold_start"] is True
-    assert result["statistics"]["e2e_latency_s"]["n"] == 1
+    assert "e2e_latency_s" in result["runs"][1]["metrics"] and result["statistics"] == {}
     assert result["runs"][1]["samples"][0]["reference"]
     listed = client.get("/api/v1/jobs", headers=AUTH).json()
     assert listed == [{"job_id": "job-1", "attempt": 1, "status": "completed", "runs_finished": 2, "runs_total": 2}]

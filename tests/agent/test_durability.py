@@ -62,7 +62,8 @@ def test_kill_9_mid_job_then_restart(tmp_path, tiny_model_dir):
         result = body["result"]
         assert result["status"] == "interrupted" and "finished run(s) kept" in result["error"]
         assert len(result["runs"]) == runs_on_disk and result["runs"][0]["cold_start"] is True
-        assert result["statistics"]["run_wall_s"]["n"] == runs_on_disk - 1
+        assert all("run_wall_s" in run["metrics"] for run in result["runs"])
+        assert result["statistics"] == {}  # raw runs only: the server computes statistics
 
         # A new, short job completes; its result stays unacknowledged across a restart.
         assert httpx.post(f"{url}/api/v1/jobs/job-1/ack", headers=AUTH).status_code == 204

@@ -188,4 +188,4 @@ def test_openai_runtime_against_transformers_serve(tmp_path, transformers_serve)
             assert s.output and s.output_tokens > 1
             assert s.inter_token_gaps_s and all(g >= 0 for g in s.inter_token_gaps_s)
     assert "model_load_s" in result.unavailable_metrics
-    assert result.statistics["ttft_s"].n == 1
+    assert result.statistics == {}  # raw runs only: the server computes statistics

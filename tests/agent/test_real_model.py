@@ -24,8 +24,8 @@ def test_packaged_smollm2_three_runs(tmp_path, smollm2_dir):
     result = record.result
     assert result.status is AgentJobState.COMPLETED, result.error
     assert [r.cold_start for r in result.runs] == [True, False, False]
-    assert result.statistics_source == "warm"
-    assert result.statistics["e2e_latency_s"].n == 2 and result.statistics["ttft_s"].n == 2
+    assert all("e2e_latency_s" in r.metrics and "ttft_s" in r.metrics for r in result.runs[1:])
+    assert result.statistics == {}  # raw runs only: the server computes statistics
     assert result.cold_start["model_load_s"] > 0
     for run in result.runs:
         assert run.metrics["ttft_s"] < run.metrics["e2e_latency_s"]

@@ -41,7 +41,7 @@ def test_recover_marks_interrupted_and_keeps_runs(tmp_path):
     record = engine.get("j1")
     assert record.state is AgentJobState.INTERRUPTED
     assert [r.run_index for r in record.result.runs] == [1, 2]
-    assert record.result.statistics["run_wall_s"].n == 1
+    assert [r.metrics["run_wall_s"] for r in record.result.runs] == [2.0, 1.0]
     assert record.result.cold_start["model_load_s"] == 1.0
     assert not (spool.root / "half").exists()
     assert not list((spool.root / "j1").glob("*.tmp"))

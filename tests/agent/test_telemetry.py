@@ -247,4 +247,4 @@ def test_transformers_job_carries_telemetry(tmp_path, tiny_model_dir):
         assert len(s["t"]) >= 2
         assert run.metrics["peak_rss_bytes"] > 0 and run.metrics["cpu_percent"] > 0
         assert "cpu" in run.unavailable_metrics["gpu_power_w"]
-    assert result.statistics["cpu_percent"].n == 1
+    assert result.statistics == {}  # raw runs only: the server computes statistics

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from common import stats
+from common import descriptive, stats
 
 
 def test_mean_std_median_known_values():
@@ -84,3 +84,25 @@ def test_describe_runs_skips_absent_metrics():
     assert out["a"].n == 3 and out["a"].mean == 3.0
     assert out["b"].n == 1 and out["b"].values == [2.0]
     assert "c" not in stats.describe_runs(runs, ["a", "c"])
+
+
+def test_percentile_edge_cases():
+    assert stats.percentile([4.2], 99) == 4.2
+    assert stats.percentile([3.0, 1.0], 0) == 1.0 and stats.percentile([3.0, 1.0], 100) == 3.0
+    values = [0.31, 0.12, 0.95, 0.44]
+    assert stats.percentile(values, 97.5) == pytest.approx(float(np.percentile(values, 97.5)))
+    assert stats.percentile(values, 99.99) == pytest.approx(float(np.percentile(values, 99.99)))
+    with pytest.raises(ValueError, match="two decimals"):
+        stats.percentile(values, 33.333)
+    with pytest.raises(ValueError, match="within"):
+        stats.percentile(values, 101)
+    with pytest.raises(ValueError, match="empty"):
+        stats.percentile([], 50)
+
+
+def test_summary_without_scipy_matches_describe_but_for_the_interval():
+    values = [1.0, 2.0, 3.0, 4.0, 100.0]
+    summary = descriptive.summarize(values, unit="s")
+    full = stats.describe(values, unit="s")
+    assert summary.ci95 is None and full.ci95 is not None
+    assert summary.model_dump(exclude={"ci95"}) == full.model_dump(exclude={"ci95"})
