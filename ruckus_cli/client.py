@@ -9,6 +9,7 @@ import httpx
 
 from ruckus_cli.config import Config
 from ruckus_cli.config import load as load_config
+from ruckus_cli.errors import api_error_lines
 
 #: Exit codes (documented in ``ruckus --help``).
 EXIT_OK = 0
@@ -65,10 +66,11 @@ class Api:
         except httpx.HTTPError as exc:
             raise CliError(f"cannot reach the server at {self.config.server}: {exc}", EXIT_UNREACHABLE) from exc
         if response.status_code in (401, 403):
-            raise CliError(f"refused ({response.status_code}): {_detail(response)}", EXIT_AUTH, _body(response))
+            raise CliError(f"refused ({response.status_code}): {error_summary(response)}", EXIT_AUTH,
+                           response_body(response))
         if response.status_code >= 400:
-            raise CliError(f"{method} {path} failed ({response.status_code}): {_detail(response)}",
-                           EXIT_API_ERROR, _body(response))
+            raise CliError(f"{method} {path} failed ({response.status_code}): {error_summary(response)}",
+                           EXIT_API_ERROR, response_body(response))
         return response
 
     def stream(self, method: str, path: str, **kwargs: Any) -> AbstractContextManager[httpx.Response]:
@@ -111,50 +113,31 @@ class Api:
             query["offset"] += limit
 
 
-def _body(response: httpx.Response) -> Any:
-    """Decoded JSON body, or the text."""
+def response_body(response: httpx.Response) -> Any:
+    """Decoded JSON body, or the text when the answer is not JSON.
+
+    Args:
+        response: A response whose body has been read.
+
+    Returns:
+        The body.
+    """
     try:
         return response.json()
     except ValueError:
         return response.text
 
 
-def _detail(response: httpx.Response) -> str:
-    """A one-line summary of an API error body."""
-    body = _body(response)
-    if isinstance(body, dict) and set(body) == {"detail"}:
-        return str(body["detail"])
-    if isinstance(body, dict | list):
-        return "; ".join(f"{path}: {msg}" for path, msg in flatten_errors(body))
-    return str(body)[:300]
-
-
-def flatten_errors(body: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """Flatten a DRF error body into ``(dotted.path, message)`` pairs.
+def error_summary(response: httpx.Response) -> str:
+    """The error body of a refused request on one line (``field: message; other: message``).
 
     Args:
-        body: Error body (nested dicts/lists of messages).
-        prefix: Path so far.
+        response: A response whose body has been read.
 
     Returns:
-        Pairs in document order.
+        The summary.
     """
-    out: list[tuple[str, str]] = []
-    if isinstance(body, dict):
-        for key, value in body.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if key == "non_field_errors":
-                path = prefix or "body"
-            out.extend(flatten_errors(value, path))
-    elif isinstance(body, list):
-        if all(isinstance(v, str) for v in body):
-            out.extend((prefix or "body", v) for v in body)
-        else:
-            for i, value in enumerate(body):
-                out.extend(flatten_errors(value, f"{prefix}.{i}" if prefix else str(i)))
-    else:
-        out.append((prefix or "body", str(body)))
-    return out
+    return "; ".join(api_error_lines(response_body(response)))
 
 
 def connect(server: str | None, token: str | None) -> Api:

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from ruckus_cli.client import EXIT_USAGE, CliError
+from ruckus_cli.errors import api_error_lines
 
 #: Keys an experiment file may contain (the body of ``POST /api/v1/experiments/``).
 EXPERIMENT_KEYS = {"name", "description", "task", "models", "runtimes", "agents", "runs_per_job", "requested_metrics"}
@@ -70,6 +71,6 @@ class ExperimentFile:
         line = self.line_of(dotted)
         return f"{self.path}:{line}" if line else str(self.path)
 
-    def explain(self, errors: list[tuple[str, str]]) -> str:
-        """Turn flattened API errors into ``file:line: field: message`` lines."""
-        return "\n".join(f"{self.location(path)}: {path}: {message}" for path, message in errors)
+    def explain(self, body: Any) -> str:
+        """Turn an API error body about this file's fields into ``file:line: field: message`` lines."""
+        return "\n".join(api_error_lines(body, locate=self.location))

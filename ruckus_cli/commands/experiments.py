@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from common.statuses import ExperimentStatus
-from ruckus_cli.client import EXIT_API_ERROR, EXIT_USAGE, CliError, connect, flatten_errors
+from ruckus_cli.client import EXIT_API_ERROR, EXIT_USAGE, CliError, connect
 from ruckus_cli.files import ExperimentFile
 from ruckus_cli.options import FileOpt, JsonOpt, ServerOpt, TokenOpt
 from ruckus_cli.output import console, exits_on_error, print_json, print_table
@@ -24,8 +24,9 @@ def _submit_file(path: Path, endpoint: str, server: str | None, token: str | Non
     try:
         return connect(server, token).post(endpoint, doc.data)
     except CliError as exc:
-        if exc.code == EXIT_API_ERROR and isinstance(exc.details, dict):
-            raise CliError("the experiment file is not valid:\n" + doc.explain(flatten_errors(exc.details)),
+        # Field errors name the file's fields; a {"detail": ...} answer is about the request, reported as is.
+        if exc.code == EXIT_API_ERROR and isinstance(exc.details, dict) and "detail" not in exc.details:
+            raise CliError("the experiment file is not valid:\n" + doc.explain(exc.details),
                            EXIT_USAGE, exc.details) from exc
         raise
 

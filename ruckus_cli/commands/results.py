@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ruckus_cli.client import EXIT_API_ERROR, EXIT_USAGE, CliError, connect
+from ruckus_cli.client import EXIT_API_ERROR, EXIT_USAGE, CliError, connect, error_summary
 from ruckus_cli.options import ServerOpt, TokenOpt
 from ruckus_cli.output import console, exits_on_error, print_json, print_table
 
@@ -90,7 +90,7 @@ def results_export(
     with api.stream("GET", f"/api/v1/experiments/{exp_id}/export/", params={"format": fmt}) as response:
         if response.status_code >= 400:
             response.read()
-            raise CliError(f"export failed ({response.status_code}): {response.text[:300]}", EXIT_API_ERROR)
+            raise CliError(f"export failed ({response.status_code}): {error_summary(response)}", EXIT_API_ERROR)
         with tmp.open("wb") as fh:
             for chunk in response.iter_bytes():
                 fh.write(chunk)
