@@ -11,7 +11,7 @@ TORCH_SPEC := torch==2.13.0
 help:
 	@echo "make demo   - set up, then run the server, scheduler and a local agent on a real benchmark"
 	@echo "make test   - set up, then run every test (Postgres: DATABASE_URL or an embedded one)"
-	@echo "make lint   - ruff, migration check, OpenAPI schema validation, UI client in sync with the schema"
+	@echo "make lint   - ruff, import contracts, migration check, OpenAPI schema validation, UI client in sync"
 	@echo "make setup  - create $(VENV) and install everything (idempotent)"
 	@echo "make docker-validate - check docker/ (compose config + Dockerfile lint; needs docker-compose)"
 	@echo "make ui     - build the web UI into frontend/dist (needs Node 20 + npm)"
@@ -35,6 +35,9 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	@# Dependencies point one way (docs/architecture.md); no project import hides inside a function.
+	$(BIN)/lint-imports
+	$(BIN)/python benchmarks/codebase_shape.py --check
 	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 	@# The UI's typed client is generated from this schema: a server change must come with a regenerated client.
 	@# Integer bounds in the schema follow the database backend, so both sides use the default (SQLite).

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents.models import Agent, AgentStatus
-from common.catalog import DTYPE_BYTES, RUNTIMES, find_model
+from common.catalog import DTYPE_BYTES, RUNTIMES, TASKS, find_model
 from common.protocol import AgentInfo, ModelInfo
 
 #: Multiplier on weight bytes for activations, KV cache and framework overhead when loading a model.
@@ -110,8 +110,6 @@ def unmet_requirement(
 
 def _server_metrics() -> set[str]:
     """Metrics the server computes itself (every agent 'produces' them)."""
-    from common.catalog import TASKS
-
     return {m for task in TASKS.values() for m in task.server_metrics}
 
 

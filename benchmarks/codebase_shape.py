@@ -2,7 +2,8 @@
 the project's own modules in production code, the largest modules and the hand-written UI types.
 
 Run from the repository root: ``.venv/bin/python benchmarks/codebase_shape.py``. The figures are what the
-architecture notes quote before and after a restructuring.
+architecture notes quote before and after a restructuring. With ``--check`` (``make lint``) it fails on a
+function-local import of the project's own modules, except in ``AppConfig.ready`` or marked ``# lazy: <why>``.
 """
 
 from __future__ import annotations
@@ -29,13 +30,23 @@ def production_files() -> list[Path]:
     return sorted(files)
 
 
-def local_project_imports() -> list[str]:
-    """``path:line module`` of every import of a project package that sits inside a function."""
+def local_project_imports(*, allowed: bool = True) -> list[str]:
+    """``path:line module`` of every import of a project package that sits inside a function.
+
+    Args:
+        allowed: Include the allowed ones: in an ``AppConfig.ready`` (Django's registration point, before which
+            models cannot be imported) or marked ``# lazy: <why>`` (a module that pulls in a heavy optional
+            library such as torch, imported only when used).
+    """
     found: list[str] = []
     for path in production_files():
-        tree = ast.parse(path.read_text(), str(path))
+        source = path.read_text()
+        lines = source.splitlines()
+        tree = ast.parse(source, str(path))
         for func in ast.walk(tree):
             if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            if not allowed and (func.name == "ready" and path.name == "apps.py"):
                 continue
             for node in ast.walk(func):
                 names: list[str] = []
@@ -43,6 +54,8 @@ def local_project_imports() -> list[str]:
                     names = [node.module]
                 elif isinstance(node, ast.Import):
                     names = [alias.name for alias in node.names]
+                if names and not allowed and "# lazy:" in lines[node.lineno - 1]:
+                    continue
                 for name in names:
                     if name.split(".")[0] in PACKAGES:
                         found.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")
@@ -64,6 +77,18 @@ def package_cycles() -> list[str]:
     return cycles
 
 
+def check() -> int:
+    """Fail (exit status 1) on a function-local import of the project's own modules that is not allowed.
+
+    Returns:
+        The exit status.
+    """
+    bad = local_project_imports(allowed=False)
+    for line in bad:
+        print(f"{line}: import it at the top of the module (or mark a heavy optional import '# lazy: <why>')")
+    return 1 if bad else 0
+
+
 def main() -> None:
     """Print every figure."""
     local = local_project_imports()
@@ -83,4 +108,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if "--check" in sys.argv:
+        sys.exit(check())
     main()
