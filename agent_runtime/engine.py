@@ -15,7 +15,6 @@ agent's advertised benchmark (``AgentInfo.benchmarks``).
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import traceback
@@ -28,13 +27,13 @@ from pydantic import ValidationError
 
 from agent_runtime.constants import TELEMETRY_INTERVAL_S
 from agent_runtime.logging import get_logger
+from agent_runtime.measure import add_model_load, build_result, merge_metrics, run_metrics, sample_result
 from agent_runtime.models import ModelNotFoundError
-from agent_runtime.runtimes import Generation, RequestError, Runtime, RuntimeFailure, make_runtime
+from agent_runtime.runtimes import RequestError, Runtime, RuntimeFailure, make_runtime
 from agent_runtime.runtimes.hardware_runtime import HardwareRuntime
 from agent_runtime.spool import Spool
 from agent_runtime.tasks import MeasurementTask, Sample, Task, TaskDataError, make_task
 from agent_runtime.tasks.hardware import StoppedError
-from common.catalog import RUNTIMES
 from common.metrics import Metric
 from common.protocol import (
     AgentActivity,
@@ -106,142 +105,6 @@ class JobRecord:
     def state(self) -> AgentJobState:
         """Current state."""
         return self.progress.status
-
-
-def _mean(values: list[float]) -> float | None:
-    """Mean of a list, None when empty."""
-    return math.fsum(values) / len(values) if values else None
-
-
-def sample_result(sample: Sample, gen: Generation) -> SampleResult:
-    """Turn a generation into a sample result with its per-request metrics (DESIGN section 6).
-
-    Args:
-        sample: The sample.
-        gen: What the runtime produced.
-
-    Returns:
-        The sample result.
-    """
-    last = gen.chunk_times[-1] if gen.chunk_times else None
-    e2e = (last - gen.sent) if last is not None else None
-    ttft = (gen.first_token - gen.sent) if gen.first_token is not None else None
-    metrics: dict[str, float | None] = {}
-    if e2e is not None:
-        metrics[Metric.E2E_LATENCY_S] = e2e
-    if ttft is not None:
-        metrics[Metric.TTFT_S] = ttft
-    if e2e is not None and ttft is not None and gen.output_tokens is not None and gen.output_tokens > 1:
-        metrics[Metric.TPOT_S] = (e2e - ttft) / (gen.output_tokens - 1)
-    gaps = [b - a for a, b in zip(gen.chunk_times, gen.chunk_times[1:], strict=False)]
-    if gaps:
-        metrics[Metric.INTER_TOKEN_GAPS_S] = math.fsum(gaps) / len(gaps)
-    return SampleResult(
-        id=sample.id,
-        title=sample.title,
-        output=gen.text,
-        reference=sample.reference,
-        prompt_tokens=gen.prompt_tokens,
-        output_tokens=gen.output_tokens,
-        metrics=metrics,
-        request_sent_at=gen.sent_at,
-        first_token_at=gen.sent_at + ttft if ttft is not None else None,
-        finished_at=gen.sent_at + e2e if e2e is not None else None,
-        inter_token_gaps_s=gaps,
-        finish_reason=gen.finish_reason,
-    )
-
-
-def run_metrics(samples: list[SampleResult], wall_s: float) -> tuple[dict[str, float], dict[str, str]]:
-    """Aggregate per-request results into run-level metrics.
-
-    Args:
-        samples: The run's sample results (failed requests carry ``error`` and are skipped).
-        wall_s: Wall time of the run.
-
-    Returns:
-        ``(metrics, unavailable)``.
-    """
-    ok = [s for s in samples if s.error is None]
-    metrics: dict[str, float] = {Metric.RUN_WALL_S: wall_s}
-    unavailable: dict[str, str] = {}
-    for name in (Metric.E2E_LATENCY_S, Metric.TTFT_S, Metric.TPOT_S):
-        value = _mean([s.metrics[name] for s in ok if s.metrics.get(name) is not None])  # type: ignore[misc]
-        if value is not None:
-            metrics[name] = value
-        else:
-            unavailable[name] = (
-                "no request produced more than one token" if name == Metric.TPOT_S else "no request produced a token"
-            )
-    gaps = [g for s in ok for g in s.inter_token_gaps_s]
-    if gaps:
-        metrics[Metric.INTER_TOKEN_GAPS_S] = math.fsum(gaps) / len(gaps)
-    else:
-        unavailable[Metric.INTER_TOKEN_GAPS_S] = "no request streamed more than one chunk"
-    if ok and all(s.output_tokens is not None for s in ok):
-        total = sum(s.output_tokens or 0 for s in ok)
-        metrics[Metric.OUTPUT_TOKENS] = float(total)
-        metrics[Metric.OUTPUT_TOKENS_PER_S] = total / wall_s if wall_s > 0 else 0.0
-    else:
-        unavailable[Metric.OUTPUT_TOKENS] = unavailable[Metric.OUTPUT_TOKENS_PER_S] = "output token counts unknown"
-    if ok and all(s.prompt_tokens is not None for s in ok):
-        metrics[Metric.PROMPT_TOKENS] = float(sum(s.prompt_tokens or 0 for s in ok))
-    else:
-        unavailable[Metric.PROMPT_TOKENS] = "the runtime did not report prompt token counts"
-    return metrics, unavailable
-
-
-def build_result(
-    request: JobRequest,
-    runs: list[SingleRunResult],
-    status: AgentJobState,
-    *,
-    error: str | None = None,
-    fingerprint: str | None = None,
-    started_at: object = None,
-    execution: ExecutionInfo | None = None,
-) -> MultiRunJobResult:
-    """Assemble a job result: the raw runs, the cold run's metrics apart (the server computes statistics).
-
-    Args:
-        request: The job.
-        runs: Finished runs in order.
-        status: Final state.
-        error: Error text for failed/stopped jobs.
-        fingerprint: Hardware fingerprint of this agent.
-        started_at: When the job started.
-        execution: Device, dtype and weight size of the loaded model, when the runtime knows them.
-
-    Returns:
-        The result.
-    """
-    cold = next((r for r in runs if r.cold_start), None)
-    unavailable: dict[str, str] = {}
-    for r in runs:
-        for k, v in r.unavailable_metrics.items():
-            if not any(k in x.metrics for x in runs):
-                unavailable.setdefault(k, v)
-    rdef = RUNTIMES.get(request.runtime.name)
-    return MultiRunJobResult(
-        job_id=request.job_id,
-        attempt=request.attempt,
-        attempt_token=request.attempt_token,
-        status=status,
-        task=request.task.name,
-        model=request.model.name,
-        runtime=request.runtime.name,
-        access_mode=rdef.access_mode if rdef else None,
-        runs_per_job=request.runs_per_job,
-        runs=runs,
-        statistics_source="none",
-        cold_start=dict(cold.metrics) if cold else None,
-        unavailable_metrics=unavailable,
-        hardware_fingerprint=fingerprint,
-        execution=execution,
-        error=error,
-        started_at=started_at,  # type: ignore[arg-type]
-        finished_at=utcnow(),
-    )
 
 
 class JobEngine:
@@ -602,10 +465,11 @@ class JobEngine:
             raise _Stopped from None
         wall = time.perf_counter() - t0
         self._progress(record, samples_done=1)
-        metrics: dict[str, float | None] = {Metric.RUN_WALL_S: wall, **measurement.metrics}
-        unavailable = {k: v for k, v in measurement.unavailable.items() if k not in metrics}
-        if cold:
-            unavailable[Metric.MODEL_LOAD_S] = runtime.model_load_unavailable_reason() or "not measured"
+        metrics, unavailable = merge_metrics(
+            {Metric.RUN_WALL_S: wall}, {}, measurement.metrics, measurement.unavailable
+        )
+        if cold:  # no model: the runtime says why there is no load time
+            add_model_load(metrics, unavailable, None, runtime.model_load_unavailable_reason())
         if isinstance(measurement.payload, HardwareBenchmarkResult):
             info = self.info_provider()
             if info is not None:
@@ -673,14 +537,8 @@ class JobEngine:
             raise RuntimeFailure(f"every request of run {index} failed; first error: {results[0].error}")
         metrics, unavailable = run_metrics(results, wall)
         if cold:
-            if load_s is not None:
-                metrics[Metric.MODEL_LOAD_S] = load_s
-            else:
-                unavailable[Metric.MODEL_LOAD_S] = runtime.model_load_unavailable_reason() or "not measured"
-        metrics.update(measured.metrics)
-        for k, v in measured.unavailable.items():
-            if k not in metrics:
-                unavailable[k] = v
+            add_model_load(metrics, unavailable, load_s, runtime.model_load_unavailable_reason())
+        metrics, unavailable = merge_metrics(metrics, unavailable, measured.metrics, measured.unavailable)
         return SingleRunResult(
             run_index=index,
             cold_start=cold,
