@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, get_args
 
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent, build_choice_description_list, deep_import_string
@@ -21,6 +21,7 @@ from drf_spectacular.settings import spectacular_settings
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import model_json_schema
 from rest_framework import serializers
+from typing_extensions import get_type_hints, is_typeddict
 
 #: Prefix of component references in the schema.
 REF_PREFIX = "#/components/schemas/"
@@ -38,7 +39,10 @@ def _status_enums() -> dict[frozenset[str], tuple[str, list[tuple[str, str]]]]:
     for name, path in spectacular_settings.ENUM_NAME_OVERRIDES.items():
         enum = deep_import_string(path) if isinstance(path, str) else path
         if isinstance(enum, type) and issubclass(enum, Enum) and hasattr(enum, "choices"):
-            choices = list(enum.choices())
+            # ``common.statuses`` enumerations have a ``choices()`` method, Django's a ``choices`` list.
+            choices = [(str(value), str(label)) for value, label in (
+                enum.choices() if callable(enum.choices) else enum.choices
+            )]
             found[frozenset(value for value, _ in choices)] = (name, choices)
     return found
 
@@ -64,6 +68,9 @@ class _OpenApi30:
             return node
         node = dict(node)
         node.pop("title", None)
+        for key in ("anyOf", "oneOf"):
+            if {"type": "null"} in node.get(key, ()):
+                return self.schema(self._nullable(node, key))
         if "$ref" in node:
             ref = node.pop("$ref")
             name = ref.removeprefix(REF_PREFIX)
@@ -83,9 +90,6 @@ class _OpenApi30:
             examples = node.pop("examples")
             if examples:
                 node["example"] = examples[0]
-        for key in ("anyOf", "oneOf"):
-            if key in node:
-                node = self._nullable(node, key)
         return {k: self._keyword(k, v) for k, v in node.items()}
 
     def _keyword(self, key: str, value: Any) -> Any:
@@ -98,13 +102,10 @@ class _OpenApi30:
             return [self.schema(sub) for sub in value]
         return value
 
-    def _nullable(self, node: dict[str, Any], key: str) -> dict[str, Any]:
-        """``anyOf: [X, {type: null}]`` becomes ``X`` with ``nullable: true``."""
-        options = node[key]
-        rest = [o for o in options if o != {"type": "null"}]
-        if len(rest) == len(options):
-            return node
-        node.pop(key)
+    @staticmethod
+    def _nullable(node: dict[str, Any], key: str) -> dict[str, Any]:
+        """``anyOf: [X, {type: null}]`` becomes ``X`` with ``nullable: true`` (not converted yet)."""
+        rest = [o for o in node.pop(key) if o != {"type": "null"}]
         node["nullable"] = True
         if len(rest) == 1:
             only = rest[0]
@@ -115,6 +116,32 @@ class _OpenApi30:
         else:
             node[key] = rest
         return node
+
+
+def referenced_types(model: type[BaseModel]) -> dict[str, type]:
+    """Every model and enumeration a model's fields refer to (at any depth), by class name.
+
+    Args:
+        model: The model.
+
+    Returns:
+        Class name -> class: the identities of the components its schema refers to.
+    """
+    found: dict[str, type] = {}
+    pending: list[Any] = [field.annotation for field in model.model_fields.values()]
+    while pending:
+        hint = pending.pop()
+        pending.extend(get_args(hint))
+        if not isinstance(hint, type) or hint.__name__ in found:
+            continue
+        if is_typeddict(hint):
+            found[hint.__name__] = hint
+            pending.extend(get_type_hints(hint).values())
+        elif issubclass(hint, (BaseModel, Enum)):
+            found[hint.__name__] = hint
+            if issubclass(hint, BaseModel):
+                pending.extend(field.annotation for field in hint.model_fields.values())
+    return found
 
 
 def openapi_schema(model: type[BaseModel]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -160,9 +187,12 @@ class PydanticComponent(OpenApiSerializerExtension):
     def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         """The model's schema; the components it refers to are registered on the way."""
         schema, components = openapi_schema(self.target)
+        identities = referenced_types(self.target)
         for name, sub in components.items():
+            # A component's identity is its class, so two different classes of one name are reported.
+            identity = identities.get(name, name)
             auto_schema.registry.register_on_missing(
-                ResolvedComponent(name=name, type=ResolvedComponent.SCHEMA, object=name, schema=sub)
+                ResolvedComponent(name=name, type=ResolvedComponent.SCHEMA, object=identity, schema=sub)
             )
         return schema
 
@@ -187,8 +217,8 @@ class ModelJSONFieldSchema(OpenApiSerializerFieldExtension):
     target_class = ModelJSONField
 
     def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
-        """Reference the model's component."""
-        return auto_schema.resolve_serializer(self.target.model, direction).ref
+        """Reference the model's component (as responses show it: the field is read-only)."""
+        return auto_schema.resolve_serializer(self.target.model, "response").ref
 
 
 # --------------------------------------------------------------------------------------------------
@@ -228,7 +258,7 @@ class GpuSummary(ResponseShape):
 
 
 class AgentSummary(ResponseShape):
-    """A short hardware summary of an agent; every key is absent before the agent reported its capabilities.
+    """A short hardware summary of an agent; it has no keys before the agent reported its capabilities.
 
     Attributes:
         cpu: CPU model.

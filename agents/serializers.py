@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from agents.api_schemas import AgentSummary, ModelJSONField
 from agents.models import Agent
 from agents.peaks import agent_peaks
+from agents.urlguard import UnsafeURL, check_agent_url
+from common.protocol import AgentInfo
 
 
 class AgentSerializer(serializers.ModelSerializer):
@@ -15,6 +19,7 @@ class AgentSerializer(serializers.ModelSerializer):
 
     summary = serializers.SerializerMethodField()
     labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    capabilities = ModelJSONField(AgentInfo)
 
     class Meta:
         model = Agent
@@ -52,6 +57,7 @@ class AgentSerializer(serializers.ModelSerializer):
             "capabilities",
         ]
 
+    @extend_schema_field(AgentSummary)
     def get_summary(self, obj: Agent) -> dict[str, Any]:
         """CPU, memory, GPUs, runtimes, models, and measured peaks (``None`` before any hardware benchmark)."""
         info = obj.info
@@ -92,8 +98,6 @@ class AgentRegisterSerializer(serializers.Serializer):
 
     def validate_url(self, value: str) -> str:
         """Apply the URL guard (no link-local/metadata, only allowed networks)."""
-        from agents.urlguard import UnsafeURL, check_agent_url
-
         try:
             return check_agent_url(value)
         except UnsafeURL as exc:

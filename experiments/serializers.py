@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Count
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from agents.api_schemas import ModelJSONField
 from agents.models import Agent
 from common.catalog import (
     NO_MODEL_NAME,
@@ -17,7 +19,7 @@ from common.catalog import (
     validate_model_name,
 )
 from common.metrics import is_known_metric
-from common.protocol import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB
+from common.protocol import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB, JobProgress, ModelSpec, RuntimeSpec
 from core.models import StateTransition
 from experiments.models import Experiment, Job, JobAttempt
 
@@ -255,13 +257,21 @@ class AttemptSerializer(serializers.ModelSerializer):
             "finished_at",
         ]
 
+class TransitionSerializer(serializers.ModelSerializer):
+    """One entry of the transition log."""
+
+    class Meta:
+        model = StateTransition
+        fields = ["entity", "from_state", "to_state", "reason", "created_at", "attempt", "agent"]
+
+
 
 class JobSerializer(serializers.ModelSerializer):
     """A job: one (model, runtime, agent) combination of an experiment."""
 
-    model = serializers.JSONField(source="model_spec", read_only=True)
-    runtime = serializers.JSONField(source="runtime_spec", read_only=True)
-    agent_name = serializers.CharField(source="agent.name", read_only=True, default=None)
+    model = ModelJSONField(ModelSpec, source="model_spec")
+    runtime = ModelJSONField(RuntimeSpec, source="runtime_spec")
+    agent_name = serializers.CharField(source="agent.name", read_only=True, default=None, allow_null=True)
     progress = serializers.SerializerMethodField()
 
     class Meta:
@@ -290,6 +300,7 @@ class JobSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(ModelJSONField(JobProgress, allow_null=True))
     def get_progress(self, obj: Job) -> dict[str, Any] | None:
         """Latest progress reported by the current attempt."""
         attempt = obj.current_attempt
@@ -300,20 +311,10 @@ class JobDetailSerializer(JobSerializer):
     """A job with its attempts and transition log."""
 
     attempts = AttemptSerializer(many=True, read_only=True)
-    transitions = serializers.SerializerMethodField()
+    transitions = TransitionSerializer(
+        many=True, read_only=True, help_text="Every state change of the job and its attempts, oldest first."
+    )
 
     class Meta(JobSerializer.Meta):
         fields = [*JobSerializer.Meta.fields, "attempts", "transitions"]
         read_only_fields = fields
-
-    def get_transitions(self, obj: Job) -> list[dict[str, Any]]:
-        """Every state change of the job and its attempts, oldest first."""
-        return TransitionSerializer(obj.transitions.all(), many=True).data
-
-
-class TransitionSerializer(serializers.ModelSerializer):
-    """One entry of the transition log."""
-
-    class Meta:
-        model = StateTransition
-        fields = ["entity", "from_state", "to_state", "reason", "created_at", "attempt", "agent"]

@@ -19,13 +19,14 @@ from rest_framework.views import APIView
 from common.metrics import METRIC_SPECS, Metric, is_known_metric
 from experiments.models import Experiment, Job
 from results import selectors
+from results.api_schemas import Comparison, ExperimentResults, ExportRuns, JobResults
 
 
 class JobResultsView(APIView):
     """``GET /api/v1/jobs/{id}/results/``: statistics, cold run and every run of one job."""
 
     @extend_schema(
-        responses=OpenApiTypes.OBJECT,
+        responses=JobResults,
         parameters=[OpenApiParameter("samples", OpenApiTypes.BOOL, description="Include per-sample outputs")],
     )
     def get(self, request: Request, pk: int) -> Response:
@@ -38,7 +39,7 @@ class JobResultsView(APIView):
 class ExperimentResultsView(APIView):
     """``GET /api/v1/experiments/{id}/results/``: aggregated statistics of every job."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=ExperimentResults)
     def get(self, request: Request, pk: int) -> Response:
         """Return the experiment's aggregated results."""
         experiment = get_object_or_404(Experiment, pk=pk)
@@ -49,7 +50,7 @@ class ExperimentComparisonView(APIView):
     """``GET /api/v1/experiments/{id}/comparison/?metric=...``: model x runtime by agent matrix."""
 
     @extend_schema(
-        responses=OpenApiTypes.OBJECT,
+        responses=Comparison,
         parameters=[
             OpenApiParameter(
                 "metric",
@@ -89,7 +90,7 @@ class ExperimentExportView(APIView):
     """``GET /api/v1/experiments/{id}/export/?format=csv|json``: every raw run, streamed."""
 
     @extend_schema(
-        responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT},
+        responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/json"): ExportRuns},
         parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["csv", "json"], default="json")],
     )
     def get(self, request: Request, pk: int) -> StreamingHttpResponse:

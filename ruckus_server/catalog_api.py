@@ -10,14 +10,102 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agents.api_schemas import ResponseShape
 from common.catalog import MODELS, NO_MODEL_NAME, RUNTIMES, TASKS, runtime_task_problem
 from common.metrics import BENCHMARK_METRIC_RE, METRIC_SPECS
+from common.protocol import AccessMode
+
+
+class CatalogTask(ResponseShape):
+    """A task experiments may run.
+
+    Attributes:
+        name: Task name.
+        description: One-line description.
+        needs_model: False for tasks that measure the host itself.
+        server_metrics: Metrics the server computes on the outputs.
+        params_schema: JSON Schema of the task's parameters.
+    """
+
+    name: str
+    description: str
+    needs_model: bool
+    server_metrics: list[str]
+    params_schema: dict[str, Any]
+
+
+class CatalogRuntime(ResponseShape):
+    """A runtime experiments may use.
+
+    Attributes:
+        name: Runtime name.
+        access_mode: White, gray or black box.
+        description: One-line description.
+        framework: Python distribution the agent needs (null when only HTTP is needed).
+        needs_local_model: True when the agent loads the weights itself.
+        tasks: Tasks it can run.
+        metrics: Metrics it can produce when the host allows it.
+        gpu_metrics: Metrics that additionally need NVML on the host.
+        params_schema: JSON Schema of the runtime's parameters.
+    """
+
+    name: str
+    access_mode: AccessMode
+    description: str
+    framework: str | None
+    needs_local_model: bool
+    tasks: list[str]
+    metrics: list[str]
+    gpu_metrics: list[str]
+    params_schema: dict[str, Any]
+
+
+class CatalogModelEntry(ResponseShape):
+    """A catalogue model (``common.catalog.CatalogModel``)."""
+
+    name: str
+    repo_id: str
+    architecture: str
+    parameters: int
+    default_dtype: str
+    packaged: bool
+    context_length: int | None
+    aliases: list[str]
+
+
+class CatalogMetric(ResponseShape):
+    """A canonical metric.
+
+    Attributes:
+        server_side: True when the server computes it (post-processing), not the agent.
+    """
+
+    name: str
+    unit: str
+    description: str
+    higher_is_better: bool
+    server_side: bool
+
+
+class Catalog(ResponseShape):
+    """What experiments may use.
+
+    Attributes:
+        benchmark_metric_pattern: Regular expression of hardware benchmark figure names.
+        no_model_name: The model name of jobs whose task needs no model.
+    """
+
+    tasks: list[CatalogTask]
+    runtimes: list[CatalogRuntime]
+    models: list[CatalogModelEntry]
+    metrics: list[CatalogMetric]
+    benchmark_metric_pattern: str
+    no_model_name: str
 
 
 def catalog() -> dict[str, Any]:
@@ -65,7 +153,7 @@ def catalog() -> dict[str, Any]:
 class CatalogView(APIView):
     """What experiments may use: tasks, runtimes (with parameter schemas), catalogue models and metrics."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=Catalog)
     def get(self, request: Request) -> Response:
         """Return the catalogue."""
         return Response(catalog())
