@@ -16,7 +16,7 @@ from typing import Any
 
 from common.catalog import TASKS
 from common.metrics import Metric
-from common.protocol import ExecutionInfo, HardwareBenchmarkResult
+from common.protocol import HardwareBenchmarkResult
 from experiments.models import Job
 
 #: Precision name of a benchmark figure for each torch dtype a runtime reports.
@@ -77,8 +77,8 @@ def job_efficiency(
     }
     unavailable: dict[str, str] = {}
     out["unavailable"] = unavailable
-    raw_exec = (result.raw or {}).get("execution")
-    if not raw_exec:
+    execution = result.execution_info
+    if execution is None:
         reason = (
             f"runtime {job.runtime_name!r} reaches the model through an endpoint: its device and weight size "
             "are unknown"
@@ -87,7 +87,6 @@ def job_efficiency(
         )
         unavailable["bandwidth_fraction"] = unavailable["compute_fraction"] = reason
         return out
-    execution = ExecutionInfo.model_validate(raw_exec)
     out.update(
         device=execution.device, dtype=execution.dtype, parameters=execution.parameters,
         weight_bytes=execution.weight_bytes,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from common.protocol import ExecutionInfo
+
 
 class JobResult(models.Model):
     """Job-level result metadata (one per job; the accepted attempt's result).
@@ -17,7 +19,9 @@ class JobResult(models.Model):
         unavailable_metrics: Metric -> reason it could not be measured.
         hardware_fingerprint: Fingerprint of the agent that produced it.
         error: Error text for failed jobs.
-        raw: The result message as received, minus runs (kept for audit).
+        execution: Where the runtime held the model (:class:`common.protocol.ExecutionInfo`: device, dtype,
+            parameters, weight bytes), for white-box runtimes; null otherwise.
+        raw: The result message as received, minus runs (kept for audit; nothing reads it back).
     """
 
     job = models.OneToOneField("experiments.Job", on_delete=models.CASCADE, related_name="result")
@@ -28,6 +32,7 @@ class JobResult(models.Model):
     unavailable_metrics = models.JSONField(default=dict, blank=True)
     hardware_fingerprint = models.CharField(max_length=500, blank=True, default="")
     error = models.TextField(blank=True, default="")
+    execution = models.JSONField(null=True, blank=True)
     raw = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -35,6 +40,11 @@ class JobResult(models.Model):
 
     def __str__(self) -> str:
         return f"result of job #{self.job_id}"
+
+    @property
+    def execution_info(self) -> ExecutionInfo | None:
+        """The execution facts as the protocol model (None when the runtime did not report them)."""
+        return ExecutionInfo.model_validate(self.execution) if self.execution else None
 
 
 class RunResult(models.Model):

@@ -91,7 +91,7 @@ def job_results(job: Job, *, include_samples: bool = True) -> dict[str, Any]:
         "statistics_source": result.statistics_source if result else None,
         "statistics": statistics,
         "efficiency": job_efficiency(job, _means(statistics), agent_benchmark(job.agent)),
-        "execution": (result.raw or {}).get("execution") if result else None,
+        "execution": result.execution if result else None,
         "cold_start": result.cold_start if result else None,
         "unavailable_metrics": result.unavailable_metrics if result else {},
         "access_mode": result.access_mode if result else None,

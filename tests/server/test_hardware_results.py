@@ -234,7 +234,7 @@ def test_efficiency_explains_what_is_missing(api):
     eff = api.get(f"/api/v1/experiments/{exp.pk}/results/").json()["jobs"][0]["efficiency"]
     assert eff["bandwidth_fraction"] is None and "did not report" in eff["unavailable"]["bandwidth_fraction"]
 
-    job.result.raw["execution"] = {"device": "cpu", "dtype": "bfloat16", "parameters": 100, "weight_bytes": 200}
+    job.result.execution = {"device": "cpu", "dtype": "bfloat16", "parameters": 100, "weight_bytes": 200}
     job.result.save()
     eff = api.get(f"/api/v1/experiments/{exp.pk}/results/").json()["jobs"][0]["efficiency"]
     assert eff["bandwidth_fraction"] is not None
