@@ -1,11 +1,8 @@
-"""Shared fixtures of the agent tests: a tiny random Llama, the converted SmolLM2, helpers."""
+"""Shared fixtures of the agent tests: a tiny random Llama, the converted SmolLM2, a job payload."""
 
 from __future__ import annotations
 
-import socket
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +49,3 @@ def job_payload(model_path: Path | str, **overrides: Any) -> dict[str, Any]:
     for key, value in overrides.items():
         body[key] = value
     return body
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-def free_port() -> int:
-    """An unused TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import httpx
 import uvicorn
 from fastapi import BackgroundTasks, FastAPI, Request, Response
 
-from .conftest import free_port
+from tests.helpers import free_port, wait_for
 
 
 class UvicornThread:
@@ -24,11 +23,7 @@ class UvicornThread:
 
     def __enter__(self) -> UvicornThread:
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
+        wait_for(lambda: self.server.started, 30, 0.02, what=f"uvicorn to serve on port {self.port}")
         return self
 
     def __exit__(self, *exc: object) -> None:

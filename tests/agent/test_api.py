@@ -4,8 +4,9 @@ from fastapi.testclient import TestClient
 from agent_runtime.api import create_app
 from agent_runtime.server_client import load_registration
 from agent_runtime.settings import Settings
+from tests.helpers import wait_for
 
-from .conftest import TOKEN, job_payload, wait_for
+from .conftest import TOKEN, job_payload
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -6,6 +6,7 @@ import builtins
 import json
 import struct
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -473,12 +474,14 @@ def test_capabilities_settle_once_a_slow_torch_import_finishes(tmp_path, monkeyp
 
     real_probe = detection.frameworks.probe_torch
     calls = []
+    import_done = threading.Event()
 
     def slow_probe(memory):
-        # Only the first import is slow: later probes find torch already imported.
+        # Only the first import is slow (it lasts until the test lets it finish): later probes find torch
+        # already imported.
         calls.append(memory)
         if len(calls) == 1:
-            time.sleep(1.0)
+            import_done.wait(30)
         return real_probe(memory)
 
     monkeypatch.setattr(detection.frameworks, "probe_torch", slow_probe)
@@ -491,6 +494,7 @@ def test_capabilities_settle_once_a_slow_torch_import_finishes(tmp_path, monkeyp
     assert not transformers.available
     assert detection.probes_pending()
 
+    import_done.set()
     settled = service.detect_settled(10.0)
     assert settled is not None and not detection.probes_pending()
     assert _probe(settled, "torch").available

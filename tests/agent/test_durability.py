@@ -7,7 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import TOKEN, free_port, job_payload, wait_for
+from tests.helpers import free_port, wait_for
+
+from .conftest import TOKEN, job_payload
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -10,8 +10,9 @@ from agent_runtime.runtimes.base import RunMeasurement
 from agent_runtime.spool import Spool
 from common.catalog import RUNTIMES
 from common.protocol import AgentJobState, ExecutionInfo, JobRequest
+from tests.helpers import wait_for
 
-from .conftest import job_payload, wait_for
+from .conftest import job_payload
 
 
 @pytest.fixture

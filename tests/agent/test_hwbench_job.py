@@ -15,8 +15,9 @@ from agent_runtime.hwbench import latest_path, load_latest
 from agent_runtime.runtimes import make_runtime
 from agent_runtime.spool import Spool
 from common.protocol import AgentInfo, AgentJobState, JobRequest
+from tests.helpers import wait_for
 
-from .conftest import job_payload, wait_for
+from .conftest import job_payload
 
 
 def hw_job(**overrides) -> JobRequest:

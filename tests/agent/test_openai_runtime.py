@@ -14,8 +14,7 @@ from agent_runtime.spool import Spool
 from agent_runtime.tasks import make_task
 from agent_runtime.tasks.base import GenerationSettings, Sample
 from common.protocol import AgentJobState, JobRequest
-
-from .conftest import free_port, wait_for
+from tests.helpers import free_port, wait_for
 
 SAMPLE = Sample("s1", "Title", "Some document text.", "Reference.")
 TASK_PARAMS = {"name": "wikipedia_summarization", "params": {"num_samples": 1, "max_new_tokens": 16}}

@@ -5,8 +5,9 @@ from agent_runtime.api import create_app
 from agent_runtime.server_client import Registration, ServerClient, load_registration
 from agent_runtime.settings import Settings
 from common.protocol import Heartbeat, HeartbeatAnswer
+from tests.helpers import free_port, wait_for
 
-from .conftest import TOKEN, free_port, job_payload, wait_for
+from .conftest import TOKEN, job_payload
 from .servers import FakeServer, UvicornThread
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -16,6 +16,7 @@ from agent_runtime.settings import Settings
 from agent_runtime.spool import Spool
 from agent_runtime.telemetry import Nvml, RunMonitor, nvml_status
 from common.protocol import AgentJobState, JobRequest
+from tests.helpers import wait_for
 
 from .conftest import job_payload
 
@@ -57,6 +58,7 @@ class RecordedNvml:
             )
         self.inits = 0
         self.shutdowns = 0
+        self.power_reads = 0
 
     def _value(self, handle: int, key: str) -> float:
         value = self.gpus[handle][key]
@@ -77,6 +79,7 @@ class RecordedNvml:
         return index
 
     def nvmlDeviceGetPowerUsage(self, handle: int) -> int:
+        self.power_reads += 1
         return int(self._value(handle, "power_w") * 1000)
 
     def nvmlDeviceGetUtilizationRates(self, handle: int) -> SimpleNamespace:
@@ -214,9 +217,11 @@ def test_a_transient_failure_keeps_series_aligned():
     monitor = RunMonitor(gpu=True, interval_s=0.02, nvml=nvml)
     monitor.start()
     fake.gpus[0]["power_w"] = None  # the board stops answering for a while
-    time.sleep(0.1)
+    reads = fake.power_reads
+    wait_for(lambda: fake.power_reads >= reads + 3, 10, 0.01, what="samples while the board is silent")
     fake.gpus[0]["power_w"] = 30.0
-    time.sleep(0.1)
+    reads = fake.power_reads
+    wait_for(lambda: fake.power_reads >= reads + 3, 10, 0.01, what="samples once it answers again")
     report = monitor.stop()
     assert _aligned(report.series)
     assert all(round(v, 2) in (24.47, 30.0) for v in report.series["gpu_power_w"])
