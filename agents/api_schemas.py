@@ -33,17 +33,28 @@ class ResponseShape(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _override_choices(value: Any) -> list[tuple[str, str]]:
+    """``(value, label)`` pairs of one ``ENUM_NAME_OVERRIDES`` entry, resolved the way spectacular does."""
+    if isinstance(value, str):
+        value = deep_import_string(value)
+    if isinstance(value, type) and issubclass(value, Enum):
+        value = getattr(value, "choices", None) or [(member.value, member.name) for member in value]
+    if callable(value):
+        value = value()
+    pairs = []
+    for choice in value or ():
+        pair = tuple(choice) if isinstance(choice, (tuple, list)) else (choice, choice)
+        pairs.append((str(pair[0]), str(pair[1])))
+    return pairs
+
+
 def _status_enums() -> dict[frozenset[str], tuple[str, list[tuple[str, str]]]]:
     """Value set -> (component name, choices) of every enumeration named in ``ENUM_NAME_OVERRIDES``."""
     found: dict[frozenset[str], tuple[str, list[tuple[str, str]]]] = {}
-    for name, path in spectacular_settings.ENUM_NAME_OVERRIDES.items():
-        enum = deep_import_string(path) if isinstance(path, str) else path
-        if isinstance(enum, type) and issubclass(enum, Enum) and hasattr(enum, "choices"):
-            # ``common.statuses`` enumerations have a ``choices()`` method, Django's a ``choices`` list.
-            choices = [(str(value), str(label)) for value, label in (
-                enum.choices() if callable(enum.choices) else enum.choices
-            )]
-            found[frozenset(value for value, _ in choices)] = (name, choices)
+    for name, value in spectacular_settings.ENUM_NAME_OVERRIDES.items():
+        choices = _override_choices(value)
+        if choices:
+            found[frozenset(v for v, _ in choices)] = (name, choices)
     return found
 
 

@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from drf_spectacular.generators import SchemaGenerator
 
 from agents.api_schemas import AgentSummary
 from common.protocol import (
@@ -152,3 +153,13 @@ def test_agent_shapes(api):
         summary = AgentSummary.model_validate(agent["summary"])
         assert summary.cpu
         assert (summary.peaks is not None) == (agent["name"] == "measured")
+
+
+def test_status_fields_share_the_serializers_enums():
+    components = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]
+    assert not {"JobStatus", "ExperimentStatus", "AgentStatus", "AttemptStatus"} & set(components)
+    status = components["ComparisonCell"]["properties"]["status"]
+    assert status == {"$ref": "#/components/schemas/JobStatusEnum"}
+    assert components["ExperimentResults"]["properties"]["status"] == {
+        "$ref": "#/components/schemas/ExperimentStatusEnum"
+    }
