@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import BIN, REPO, Stack, free_port, wait_until
+from tests.e2e.conftest import BIN, REPO, Stack
+from tests.helpers import free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -164,7 +165,7 @@ def test_ruckus_server_runs_api_and_scheduler(tmp_path: Path):
             except (httpx.HTTPError, ValueError):
                 return False
 
-        wait_until(up, 90, "ruckus server: " + (log.read_text()[-1500:] if log.exists() else ""))
+        wait_for(up, 90, interval=0.2, what="ruckus server: " + (log.read_text()[-1500:] if log.exists() else ""))
         assert (tmp_path / "ruckus.sqlite3").exists()
         children = subprocess.run(["pgrep", "-f", "run_scheduler", "-P", str(proc.pid)], capture_output=True,
                                   text=True).stdout.split()

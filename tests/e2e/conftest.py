@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,30 +20,14 @@ import httpx
 import pytest
 from django.db import connection
 
+from tests.helpers import free_port, wait_for
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 #: Converted SmolLM2 shared across test sessions (``data/`` is git-ignored).
 MODEL_CACHE = REPO / "data" / "test-cache"
 HEARTBEAT_S = 0.5
 LOST_AFTER_S = 4.0
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll ``predicate`` until it returns a truthy value; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def redis_url() -> str | None:
@@ -114,7 +97,7 @@ class Stack:
         """Start daphne and wait for /healthz."""
         self.spawn("server", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
                               "ruckus_server.asgi:application"])
-        wait_until(lambda: self._ok(f"{self.base}/healthz"), 60, "the server")
+        wait_for(lambda: self._ok(f"{self.base}/healthz"), 60, interval=0.2, what="the server")
 
     def start_scheduler(self, name: str = "scheduler") -> subprocess.Popen[bytes]:
         """Start a scheduler process."""
@@ -135,7 +118,7 @@ class Stack:
         self.spawn(name, [str(BIN / "ruckus-agent"), "serve", "--host", "127.0.0.1", "--port",
                           str(self.agent_ports[name]), "--data-dir", str(data_dir), "--token",
                           self.agent_tokens[name], "--name", name, *(extra or [])])
-        wait_until(lambda: self._ok(f"{self.agent_url(name)}/api/v1/health"), 120, f"agent {name}")
+        wait_for(lambda: self._ok(f"{self.agent_url(name)}/api/v1/health"), 120, interval=0.2, what=f"agent {name}")
 
     def agent_url(self, name: str) -> str:
         """Base URL of an agent."""

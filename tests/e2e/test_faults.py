@@ -10,7 +10,8 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from tests.e2e.conftest import Stack, free_port, wait_until
+from tests.e2e.conftest import Stack
+from tests.helpers import free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -73,7 +74,7 @@ def test_scheduler_killed_mid_dispatch_loses_nothing_and_runs_nothing_twice(
         js = jobs_of(user_api, exp["id"])
         return js if all(j["status"] == "completed" for j in js) else None
 
-    done = wait_until(all_completed, 120, "both jobs to complete")
+    done = wait_for(all_completed, 120, interval=0.2, what="both jobs to complete")
     by_agent = {j["agent_name"]: j for j in done}
     a = user_api.get(f"/jobs/{by_agent['agent-a']['id']}/").json()
     assert [x["status"] for x in a["attempts"]] == ["failed", "completed"]
@@ -96,29 +97,30 @@ def test_spooled_result_is_delivered_after_server_and_agent_restart(stack: Stack
     register(stack, user_api, "agent-a")
     exp = create(user_api, models=[{"name": "smollm2-135m-instruct"}], runs=2, agents={"all": True}, samples=2,
                  max_new_tokens=24)
-    job = wait_until(lambda: (j := jobs_of(user_api, exp["id"])[0])["status"] == "running" and j, 60, "dispatch")
+    job = wait_for(lambda: (j := jobs_of(user_api, exp["id"])[0])["status"] == "running" and j, 60, interval=0.2,
+                   what="dispatch")
     # The server goes away while the agent works; the agent finishes and keeps the result in its spool.
     stack.kill("scheduler", signal.SIGTERM)
     assert stack.procs["scheduler"].returncode == 0 and "scheduler_stopped" in stack.log("scheduler")
     stack.kill("server")
     agent_api = httpx.Client(base_url=f"{stack.agent_url('agent-a')}/api/v1",
                              headers={"Authorization": f"Bearer {stack.agent_tokens['agent-a']}"})
-    wait_until(lambda: agent_api.get(f"/jobs/{job['id']}").json()["status"] == "completed", 180,
-               "the agent to finish the job")
+    wait_for(lambda: agent_api.get(f"/jobs/{job['id']}").json()["status"] == "completed", 180,
+               interval=0.2, what="the agent to finish the job")
     # Then the agent dies too, with the result still unacknowledged.
     stack.kill("agent-a")
     stack.start_server()
     stack.start_scheduler()
     stack.start_agent("agent-a")
-    final = wait_until(
+    final = wait_for(
         lambda: (j := jobs_of(user_api, exp["id"])[0])["status"] in ("completed", "failed") and j, 120,
-        "the spooled result to be delivered" + stack.log("agent-a")[-2000:],
-    )
+        interval=0.2, what="the spooled result to be delivered" + stack.log("agent-a")[-2000:])
     assert final["status"] == "completed" and final["attempt"] == 1
     runs = user_api.get(f"/jobs/{final['id']}/results/?samples=false").json()["runs"]
     assert [r["run_index"] for r in runs] == [1, 2]
     # Acknowledged: the agent cleaned its spool.
-    wait_until(lambda: agent_api.get(f"/jobs/{job['id']}").status_code == 404, 30, "the agent to drop the result")
+    wait_for(lambda: agent_api.get(f"/jobs/{job['id']}").status_code == 404, 30, interval=0.2,
+             what="the agent to drop the result")
 
 
 def test_two_schedulers_dispatch_200_jobs_exactly_once(stack: Stack, user_api: httpx.Client, tiny_model: Path):
@@ -136,11 +138,10 @@ def test_two_schedulers_dispatch_200_jobs_exactly_once(stack: Stack, user_api: h
     assert exp["plan"]["job_count"] == 200
     stack.start_scheduler("scheduler-1")
     stack.start_scheduler("scheduler-2")
-    wait_until(
+    wait_for(
         lambda: user_api.get(f"/experiments/{exp['id']}/").json()["status"] in ("completed", "partially_failed",
                                                                               "failed"),
-        600, "all 200 jobs to finish" + stack.log("scheduler-1")[-1500:],
-    )
+        600, interval=0.2, what="all 200 jobs to finish" + stack.log("scheduler-1")[-1500:])
     jobs = jobs_of(user_api, exp["id"])
     assert len(jobs) == 200 and all(j["status"] == "completed" for j in jobs)
     attempts = JobAttempt.objects.filter(job__experiment_id=exp["id"])
@@ -158,11 +159,10 @@ def test_agent_self_announces_with_the_registration_key(stack: Stack, user_api: 
     stack.start_agent("announcer", port=port, extra=[
         "--server", stack.base, "--registration-key", "join-key-for-tests", "--public-url", f"http://127.0.0.1:{port}",
     ])
-    agent = wait_until(
+    agent = wait_for(
         lambda: next((a for a in user_api.get("/agents/").json()["results"] if a["name"] == "announcer"), None), 60,
-        "the agent to announce itself" + stack.log("announcer")[-1500:],
-    )
+        interval=0.2, what="the agent to announce itself" + stack.log("announcer")[-1500:])
     assert agent["status"] == "online" and agent["url"] == f"http://127.0.0.1:{port}"
     # It then heartbeats with the credential it received through /register.
-    wait_until(lambda: user_api.get(f"/agents/{agent['id']}/").json()["last_seen"] != agent["last_seen"], 15,
-               "a heartbeat from the announced agent")
+    wait_for(lambda: user_api.get(f"/agents/{agent['id']}/").json()["last_seen"] != agent["last_seen"], 15,
+               interval=0.2, what="a heartbeat from the announced agent")

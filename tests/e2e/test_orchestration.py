@@ -8,7 +8,8 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.e2e.conftest import Stack, wait_until
+from tests.e2e.conftest import Stack
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -47,8 +48,8 @@ def test_register_run_and_collect_results(stack: Stack, user_api: httpx.Client):
     assert agent["status"] == "online" and "transformers" in agent["summary"]["runtimes"]
     assert "smollm2-135m-instruct" in agent["summary"]["models"]
     # Heartbeats keep it online.
-    wait_until(lambda: user_api.get(f"/agents/{agent['id']}/").json()["last_seen"] != agent["last_seen"], 10,
-               "a heartbeat")
+    wait_for(lambda: user_api.get(f"/agents/{agent['id']}/").json()["last_seen"] != agent["last_seen"], 10,
+               interval=0.2, what="a heartbeat")
 
     plan = user_api.post("/experiments/plan/", json={
         "name": "dry", "task": TASK, "models": [{"name": "smollm2-135m-instruct"}],
@@ -77,10 +78,9 @@ def test_register_run_and_collect_results(stack: Stack, user_api: httpx.Client):
             seen.append(event["data"]["status"])
     ws.close()
     assert seen == ["pending", "assigned", "running", "completed"]
-    job = wait_until(
+    job = wait_for(
         lambda: (j := job_of(user_api, exp["id"]))["status"] in ("completed", "failed") and j, 240,
-        "the job to finish" + stack.log("agent-a"),
-    )
+        interval=0.2, what="the job to finish" + stack.log("agent-a"))
     assert job["status"] == "completed", job
     detail = user_api.get(f"/jobs/{job['id']}/").json()
     states = [t["to_state"] for t in detail["transitions"] if t["attempt"] is None]
@@ -107,21 +107,19 @@ def test_agent_killed_mid_job_is_retried_on_same_hardware(stack: Stack, user_api
     assert agents["agent-a"]["hardware_fingerprint"] == agents["agent-b"]["hardware_fingerprint"]
     # Only agent-a is selected, so the job's hardware is agent-a's; agent-b has the same fingerprint.
     exp = experiment(user_api, runs=4, agents={"ids": [agents["agent-a"]["id"]]})
-    job = wait_until(
+    job = wait_for(
         lambda: (j := job_of(user_api, exp["id"]))["status"] == "running" and (j.get("progress") or {}).get(
             "run_index", 0) >= 2 and j,
-        240, "the job to be running its second run",
-    )
+        240, interval=0.2, what="the job to be running its second run")
     victim = job["agent_name"]
     survivor = "agent-b" if victim == "agent-a" else "agent-a"
     from agent_runtime.server_client import load_registration
 
     registration = load_registration(stack.tmp / victim)
     stack.kill(victim)
-    done = wait_until(
+    done = wait_for(
         lambda: (j := job_of(user_api, exp["id"]))["status"] in ("completed", "failed") and j, 240,
-        "the retried job to finish" + stack.log("scheduler")[-1500:],
-    )
+        interval=0.2, what="the retried job to finish" + stack.log("scheduler")[-1500:])
     assert done["status"] == "completed", done
     assert done["attempt"] == 2 and done["agent_name"] == survivor
     detail = user_api.get(f"/jobs/{done['id']}/").json()
