@@ -39,13 +39,8 @@ from common.protocol.messages import (
     HeartbeatAnswer,
     RegisterRequest,
 )
-from common.protocol.results import (
-    ExecutionInfo,
-    MetricStatistics,
-    MultiRunJobResult,
-    SampleResult,
-    SingleRunResult,
-)
+from common.protocol.results import ExecutionInfo, MultiRunJobResult, SampleResult, SingleRunResult
+from common.protocol.statistics import MetricStatistics
 
 __all__ = [
     "AGENT_TERMINAL_STATES",

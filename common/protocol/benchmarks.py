@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from common.protocol.base import ProtocolModel
-from common.protocol.results import MetricStatistics
+from common.protocol.statistics import MetricStatistics
 
 
 class BenchmarkFigure(ProtocolModel):

@@ -8,7 +8,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from common.protocol.base import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB, PROTOCOL_VERSION, ProtocolModel
+from common.protocol.benchmarks import HardwareBenchmarkResult
 from common.protocol.enums import AccessMode, AgentJobState
+from common.protocol.statistics import MetricStatistics
 
 
 class SampleResult(ProtocolModel):
@@ -58,6 +60,8 @@ class SingleRunResult(ProtocolModel):
         samples: Per-request results.
         telemetry: Optional time series (``{"t": [...], "gpu_power_w": [...]}``) for plots.
         notes: Caveats about how figures were obtained (e.g. token counts from streamed chunks).
+        benchmark: The hardware benchmark this run measured (``hardware_benchmark`` jobs): the server keeps
+            the latest one as the agent's measured peaks.
     """
 
     type: Literal["run.result"] = "run.result"
@@ -70,45 +74,7 @@ class SingleRunResult(ProtocolModel):
     samples: list[SampleResult] = Field(default_factory=list)
     telemetry: dict[str, list[float]] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
-
-
-class MetricStatistics(ProtocolModel):
-    """Statistics of one metric over runs or repeats (see ``common.stats.describe``).
-
-    Attributes:
-        n: Number of values.
-        mean: Mean.
-        std: Sample standard deviation.
-        min: Minimum.
-        max: Maximum.
-        median: Median.
-        p90: 90th percentile.
-        p95: 95th percentile.
-        p99: 99th percentile.
-        cv: Coefficient of variation (std / mean), None when the mean is 0.
-        ci95: 95% confidence interval of the mean (Student's t), None for n < 2 and in the agent's hardware
-            benchmark figures (the agent computes no confidence intervals).
-        outliers: Indices into ``values`` flagged by ``outlier_rule``.
-        outlier_rule: The robust rule used.
-        values: Raw values, in run order.
-        unit: Unit symbol.
-    """
-
-    n: int = Field(ge=1)
-    mean: float
-    std: float
-    min: float
-    max: float
-    median: float
-    p90: float
-    p95: float
-    p99: float
-    cv: float | None = None
-    ci95: tuple[float, float] | None = None
-    outliers: list[int] = Field(default_factory=list)
-    outlier_rule: str = "modified_z_mad>3.5"
-    values: list[float] = Field(default_factory=list)
-    unit: str = ""
+    benchmark: HardwareBenchmarkResult | None = None
 
 
 class ExecutionInfo(ProtocolModel):
