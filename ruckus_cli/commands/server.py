@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from typing import Annotated
 
 import typer
 
+from common.processes import Child, Supervisor
 from ruckus_cli.client import EXIT_API_ERROR, CliError, connect
 from ruckus_cli.options import JsonOpt, ServerOpt, TokenOpt
 from ruckus_cli.output import console, err, exits_on_error, print_json, print_table
@@ -43,6 +41,11 @@ def health(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = 
         raise typer.Exit(EXIT_API_ERROR)
 
 
+def _say_killing(child: Child) -> None:
+    """Tell the user that a process ignored SIGTERM for the whole grace period."""
+    err.print(f"{child.name} did not stop within {SERVER_STOP_GRACE_S:.0f} s: killing it")
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
@@ -51,31 +54,13 @@ def serve(
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "ruckus_server.settings")}
     env.setdefault("DEBUG", "1")
     subprocess.run([sys.executable, "-m", "django", "migrate", "--noinput"], env=env, check=True)
-    # Ctrl-C / SIGTERM only set a flag: a KeyboardInterrupt raised in the middle of Popen's bookkeeping can
-    # leave it unable to wait for its child, and then this command would never return.
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "daphne", "-b", host, "-p", str(port),
-                          "ruckus_server.asgi:application"], env=env),
-        subprocess.Popen([sys.executable, "-m", "django", "run_scheduler"], env=env),
-    ]
-    console.print(f"RUCKUS server on http://{host}:{port}/ with a scheduler; Ctrl-C stops both.")
-    try:
-        while not stop.wait(0.5) and all(p.poll() is None for p in procs):
-            pass
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        # Bounded shutdown: a process still running after the grace period is killed (and said so).
-        deadline = time.monotonic() + SERVER_STOP_GRACE_S
-        for name, p in zip(("daphne", "scheduler"), procs, strict=True):
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                err.print(f"{name} did not stop within {SERVER_STOP_GRACE_S:.0f} s: killing it")
-                p.kill()
-                p.wait()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+
+    # Ctrl-C / SIGTERM end the wait; leaving the block stops both (a process still running after the grace
+    # period is killed, and said so). The exit code stays 0 when one of them ends by itself: its own output,
+    # on this terminal, says why.
+    with Supervisor(stop_timeout=SERVER_STOP_GRACE_S, on_kill=_say_killing) as supervisor:
+        supervisor.start("daphne", [sys.executable, "-m", "daphne", "-b", host, "-p", str(port),
+                                    "ruckus_server.asgi:application"], env=env)
+        supervisor.start("scheduler", [sys.executable, "-m", "django", "run_scheduler"], env=env)
+        console.print(f"RUCKUS server on http://{host}:{port}/ with a scheduler; Ctrl-C stops both.")
+        supervisor.wait()

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError
 from rich.console import Console
 from rich.table import Table
 
+from common.processes import Child, ChildExited, StopRequested, Supervisor
 from ruckus_server.spa import index_path
 
 #: Metrics of the results table, in order.
@@ -37,6 +36,8 @@ TABLE_METRICS = [
 DEMO_USER = "admin"
 STARTUP_TIMEOUT_S = 120.0
 EXPERIMENT_TIMEOUT_S = 900.0
+#: Seconds the demo's processes get to exit after SIGTERM before they are killed.
+STOP_TIMEOUT_S = 10.0
 
 
 def free_port() -> int:
@@ -46,19 +47,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
-    """Wait until ``url`` answers 200 or the process dies."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise CommandError(f"process for {url} exited with code {proc.returncode}; see the log above")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise CommandError(f"{url} did not come up within {timeout:.0f} s")
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 now."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_http(supervisor: Supervisor, child: Child, url: str, timeout: float, console: Console) -> None:
+    """Wait until ``url`` answers 200 while ``child`` runs; print the end of its log if it dies first."""
+    try:
+        supervisor.wait_ready(child, lambda: answers(url), timeout)
+    except ChildExited:
+        console.print(child.exit_report(), markup=False, highlight=False)
+        raise CommandError(f"process for {url} exited with code {child.returncode}; see the log above") from None
+    except TimeoutError:
+        raise CommandError(f"{url} did not come up within {timeout:.0f} s") from None
 
 
 class Command(BaseCommand):
@@ -81,40 +86,15 @@ class Command(BaseCommand):
         import logging
 
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll would drown the progress
-        self.procs: list[subprocess.Popen[bytes]] = []
-        def _interrupt(signum: int, frame: Any) -> None:
-            raise KeyboardInterrupt
-
-        # Handle both explicitly: a shell may start background commands with SIGINT ignored.
-        signal.signal(signal.SIGTERM, _interrupt)
-        signal.signal(signal.SIGINT, _interrupt)
-        try:
-            self._run(console, options)
-        except KeyboardInterrupt:
-            console.print("\n[bold]Stopping...[/bold]")
-        finally:
-            self._stop_all()
-
-    def _spawn(self, name: str, cmd: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
-        """Start a child process in its own process group with its output in a log file."""
-        log_file = (log_dir / f"{name}.log").open("wb")
-        proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append(proc)
-        return proc
-
-    def _stop_all(self) -> None:
-        """Terminate every process started here (SIGTERM, then SIGKILL after 10 s)."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for proc in self.procs:
+        # Ctrl-C and SIGTERM set the supervisor's flag, which every wait below checks; leaving the block stops
+        # every process started here, each in its own process group (SIGTERM, then SIGKILL after 10 s).
+        with Supervisor(stop_timeout=STOP_TIMEOUT_S, new_session=True) as supervisor:
             try:
-                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                self._run(console, options, supervisor)
+            except StopRequested:
+                console.print("\n[bold]Stopping...[/bold]")
 
-    def _run(self, console: Console, options: dict[str, Any]) -> None:
+    def _run(self, console: Console, options: dict[str, Any], supervisor: Supervisor) -> None:
         """Start everything, run the experiment, print results, wait for Ctrl-C."""
         data_dir = Path(settings.RUCKUS_DATA_DIR)
         log_dir = data_dir / "logs"
@@ -139,21 +119,23 @@ class Command(BaseCommand):
         env = {**os.environ, "DEBUG": os.environ.get("DEBUG", "1"), "RUCKUS_PUBLIC_URL": base,
                "LOG_FORMAT": "console"}
         console.print("Preparing the packaged SmolLM2 (converted once into the agent's model cache)...")
-        subprocess.run([str(bin_dir / "ruckus-agent"), "prepare-models", "--data-dir", str(agent_dir)],
-                       check=True, env=env)
-        server = self._spawn("server", [str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-                                        "ruckus_server.asgi:application"], env, log_dir)
-        self._spawn("scheduler", [sys.executable, "manage.py", "run_scheduler"], env, log_dir)
+        supervisor.run("prepare-models",
+                       [str(bin_dir / "ruckus-agent"), "prepare-models", "--data-dir", str(agent_dir)], env=env)
+        server = supervisor.start("server", [str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+                                             "ruckus_server.asgi:application"], env=env,
+                                  log_path=log_dir / "server.log")
+        supervisor.start("scheduler", [sys.executable, "manage.py", "run_scheduler"], env=env,
+                         log_path=log_dir / "scheduler.log")
         agent_port = free_port()
         agent_token = secrets.token_urlsafe(24)
-        agent = self._spawn(
+        agent = supervisor.start(
             "agent",
             [str(bin_dir / "ruckus-agent"), "serve", "--host", "127.0.0.1", "--port", str(agent_port),
              "--data-dir", str(agent_dir), "--token", agent_token, "--name", "local-agent"],
-            env, log_dir,
+            env=env, log_path=log_dir / "agent.log",
         )
-        wait_http(f"{base}/healthz", STARTUP_TIMEOUT_S, server)
-        wait_http(f"http://127.0.0.1:{agent_port}/api/v1/health", STARTUP_TIMEOUT_S, agent)
+        wait_http(supervisor, server, f"{base}/healthz", STARTUP_TIMEOUT_S, console)
+        wait_http(supervisor, agent, f"http://127.0.0.1:{agent_port}/api/v1/health", STARTUP_TIMEOUT_S, console)
         console.print(f"Server {base}, scheduler and agent on port {agent_port} are up (logs in {log_dir}).")
 
         api = httpx.Client(base_url=f"{base}/api/v1", headers={"Authorization": f"Token {token.key}"}, timeout=60)
@@ -206,7 +188,7 @@ class Command(BaseCommand):
                     break
                 if time.monotonic() - started > EXPERIMENT_TIMEOUT_S:
                     raise CommandError("the experiment did not finish in time; see the logs")
-                time.sleep(1.0)
+                supervisor.sleep(1.0)
         console.print(f"Experiment finished as [bold]{body['status']}[/bold] in {time.monotonic() - started:.0f} s.")
         self._print_results(console, api, exp_id)
         console.rule()
@@ -216,8 +198,10 @@ class Command(BaseCommand):
         if options["exit"]:
             return
         console.print("Everything keeps running; press Ctrl-C to stop.")
-        while all(p.poll() is None for p in self.procs):
-            time.sleep(1)
+        exited = supervisor.wait(interval=1.0)
+        if exited is None:
+            raise StopRequested
+        console.print(exited.exit_report(), markup=False, highlight=False)
         raise CommandError("a demo process exited unexpectedly; see the logs in " + str(log_dir))
 
     def _print_results(self, console: Console, api: httpx.Client, exp_id: int) -> None:
