@@ -11,7 +11,7 @@ def register_events() -> None:
     """Declare how ``agent.updated`` is built (called once from the app's ``ready``)."""
     events.register(
         events.AGENT_UPDATED,
-        load=lambda agent_id: Agent.objects.filter(pk=agent_id).first(),
+        load=lambda agent_id: Agent.objects.select_related("latest_benchmark").filter(pk=agent_id).first(),
         groups=lambda agent: [events.AGENTS_GROUP],
         serialize=lambda agent: AgentSerializer(agent).data,
     )

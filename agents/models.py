@@ -86,6 +86,8 @@ class Agent(models.Model):
         labels: Free labels used to select agents in experiments.
         cost_per_hour: Optional cost of the host in dollars per hour (throughput per dollar).
         last_seen: Last heartbeat or successful call.
+        latest_benchmark: The stored result of the latest hardware benchmark job this agent completed (its
+            measured peaks; the agent's capabilities do not carry them).
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -104,6 +106,10 @@ class Agent(models.Model):
     labels = models.JSONField(default=list, blank=True)
     cost_per_hour = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
     last_seen = models.DateTimeField(null=True, blank=True)
+    # Referred to by name: the results app sits above this one and sets it when it stores a benchmark.
+    latest_benchmark = models.ForeignKey(
+        "results.JobResult", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     registered_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,4 +1,4 @@
-"""An agent's measured peaks: its latest hardware benchmark, as stored with its capabilities."""
+"""An agent's measured peaks: the latest hardware benchmark job it completed, as stored with that job's result."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from common.protocol import HardwareBenchmarkResult
 
 
 def agent_benchmark(agent: Agent | None) -> HardwareBenchmarkResult | None:
-    """The agent's latest hardware benchmark as stored with its capabilities, or None."""
-    if agent is None or not agent.capabilities:
-        return None
-    raw = agent.capabilities.get("benchmarks")
+    """The agent's latest hardware benchmark (from its latest completed ``hardware_benchmark`` job), or None."""
+    stored = agent.latest_benchmark if agent is not None else None
+    raw = stored.benchmark if stored is not None else None
     if not raw:
         return None
     try:

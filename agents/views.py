@@ -43,7 +43,7 @@ class AgentViewSet(
 ):
     """Registered agents. Registration itself (by URL or self-announce) is a separate flow."""
 
-    queryset = Agent.objects.all()
+    queryset = Agent.objects.select_related("latest_benchmark")
     serializer_class = AgentSerializer
     filterset_class = AgentFilter
     ordering_fields = ["name", "status", "last_seen", "registered_at", "updated_at"]

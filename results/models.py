@@ -21,6 +21,8 @@ class JobResult(models.Model):
         error: Error text for failed jobs.
         execution: Where the runtime held the model (:class:`common.protocol.ExecutionInfo`: device, dtype,
             parameters, weight bytes), for white-box runtimes; null otherwise.
+        benchmark: The hardware benchmark the job measured (its last run's ``HardwareBenchmarkResult``), for
+            ``hardware_benchmark`` jobs; the agent's measured peaks are its latest such result.
         raw: The result message as received, minus runs (kept for audit; nothing reads it back).
     """
 
@@ -33,6 +35,7 @@ class JobResult(models.Model):
     hardware_fingerprint = models.CharField(max_length=500, blank=True, default="")
     error = models.TextField(blank=True, default="")
     execution = models.JSONField(null=True, blank=True)
+    benchmark = models.JSONField(null=True, blank=True)
     raw = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from agents.models import Agent
 from agents.peaks import agent_benchmark
 from common.metrics import METRIC_SPECS, Metric, metric_spec
 from experiments.models import Experiment, Job
@@ -125,8 +126,9 @@ def _means(statistics: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 def _benchmarks_by_agent(jobs: Iterable[Job]) -> dict[Any, Any]:
     """Each agent's latest hardware benchmark, parsed once per agent."""
-    agents = {j.agent_id: j.agent for j in jobs if j.agent_id is not None}
-    return {agent_id: agent_benchmark(agent) for agent_id, agent in agents.items()}
+    ids = {j.agent_id for j in jobs if j.agent_id is not None}
+    agents = Agent.objects.select_related("latest_benchmark").filter(pk__in=ids)
+    return {agent.pk: agent_benchmark(agent) for agent in agents}
 
 
 def experiment_results(experiment: Experiment) -> dict[str, Any]:

@@ -7,14 +7,17 @@ number of times stores it once (DESIGN section 3, flow 4).
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 import structlog
 from django.db import transaction
 
+from agents.models import Agent
 from common.metrics import ROUGE_METRICS, metric_spec
 from common.protocol import AgentJobState, MultiRunJobResult, SingleRunResult
 from common.stats import describe_runs
+from core import events
 from experiments.models import Job, JobAttempt
 from results.models import JobMetricStatistics, JobResult, RunResult, SampleResult
 from results.rouge import rouge_scores
@@ -140,6 +143,27 @@ def job_statistics_recompute(job: Job) -> list[JobMetricStatistics]:
     return JobMetricStatistics.objects.bulk_create(rows)
 
 
+def _measured_at(job_result: JobResult) -> datetime:
+    """When a stored benchmark was measured (the benchmark's own end, else the result's times)."""
+    stamp = (job_result.benchmark or {}).get("finished_at")
+    if stamp:
+        return datetime.fromisoformat(stamp)
+    return job_result.finished_at or job_result.received_at
+
+
+def _set_latest_benchmark(agent_id: Any, job_result: JobResult) -> None:
+    """Make a stored benchmark the agent's measured peaks, unless a later measurement is already recorded."""
+    agent = Agent.objects.select_for_update(of=("self",)).select_related("latest_benchmark").filter(pk=agent_id).first()
+    if agent is None:
+        return
+    current = agent.latest_benchmark
+    if current is not None and _measured_at(current) > _measured_at(job_result):
+        return
+    agent.latest_benchmark = job_result
+    agent.save(update_fields=["latest_benchmark", "updated_at"])
+    events.emit(events.AGENT_UPDATED, agent.pk)
+
+
 def job_result_store(
     *, job: Job, result: MultiRunJobResult, attempt: JobAttempt | None = None
 ) -> tuple[JobResult, bool]:
@@ -181,6 +205,10 @@ def job_result_store(
             _store_run(locked, attempt, run)
         stats = job_statistics_recompute(locked)
         job_result.statistics_source = stats[0].source if stats else "none"
-        job_result.save(update_fields=["statistics_source"])
+        benchmark = next((r.benchmark for r in sorted(result.runs, key=lambda r: -r.run_index) if r.benchmark), None)
+        if benchmark is not None and result.status == AgentJobState.COMPLETED:
+            job_result.benchmark = benchmark.model_dump(mode="json")
+            _set_latest_benchmark(attempt.agent_id if attempt else locked.agent_id, job_result)
+        job_result.save(update_fields=["statistics_source", "benchmark"])
     log.info("result_stored", job_id=job.pk, runs=len(result.runs), metrics=len(stats))
     return job_result, True

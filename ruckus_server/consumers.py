@@ -96,7 +96,8 @@ def _state(kind: str, object_id: Any, *, with_jobs: bool = False) -> list[dict[s
     if kind == "job":
         job = Job.objects.select_related("agent").filter(pk=object_id).first()
         return None if job is None else [{"type": JOB_UPDATED, "data": payload(JOB_UPDATED, job)}]
-    return [{"type": AGENT_UPDATED, "data": payload(AGENT_UPDATED, a)} for a in Agent.objects.all()]
+    agents = Agent.objects.select_related("latest_benchmark")
+    return [{"type": AGENT_UPDATED, "data": payload(AGENT_UPDATED, a)} for a in agents]
 
 
 _snapshot = database_sync_to_async(_state)

@@ -13,6 +13,7 @@ from common.protocol import (
     AgentInfo,
     CpuInfo,
     GpuInfo,
+    HardwareBenchmarkResult,
     MemoryInfo,
     ModelInfo,
     MultiRunJobResult,
@@ -21,6 +22,7 @@ from common.protocol import (
     SingleRunResult,
 )
 from experiments.models import Experiment, Job
+from results.services import job_result_store
 
 GIB = 2**30
 
@@ -183,3 +185,30 @@ def job_result(
         runs=out,
         cold_start=out[0].metrics,
     )
+
+
+def store_benchmark(agent: Agent, benchmark: HardwareBenchmarkResult) -> Agent:
+    """Give an agent measured peaks the way the server gets them: a completed hardware benchmark job's result.
+
+    Args:
+        agent: The agent.
+        benchmark: What its benchmark measured.
+
+    Returns:
+        The agent, reloaded (its ``latest_benchmark`` set).
+    """
+    experiment = Experiment.objects.create(
+        name="peaks", task_name="hardware_benchmark", model_specs=[{"name": "none"}],
+        runtime_specs=[{"name": "hardware", "params": {}}], agent_selection={"ids": [str(agent.pk)]}, runs_per_job=1,
+    )
+    job = Job.objects.create(
+        experiment=experiment, model_spec={"name": "none"}, runtime_spec={"name": "hardware", "params": {}},
+        model_name="none", runtime_name="hardware", agent=agent, hardware_fingerprint=agent.hardware_fingerprint,
+    )
+    flat, unsupported = benchmark.flatten()
+    run = SingleRunResult(run_index=1, cold_start=True, metrics=flat, unavailable_metrics=unsupported,
+                          benchmark=benchmark)
+    job_result_store(job=job, result=MultiRunJobResult(
+        job_id=str(job.pk), task="hardware_benchmark", model="none", runtime="hardware", runs_per_job=1, runs=[run],
+    ))
+    return Agent.objects.select_related("latest_benchmark").get(pk=agent.pk)

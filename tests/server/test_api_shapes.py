@@ -31,14 +31,14 @@ from experiments.planning import Plan
 from results.api_schemas import Comparison, ExperimentResults, ExportRuns, JobResults
 from results.services import job_result_store
 from ruckus_server.catalog_api import Catalog
-from tests.factories import AgentFactory, agent_info, job_result
+from tests.factories import AgentFactory, agent_info, job_result, store_benchmark
 
 pytestmark = pytest.mark.django_db
 
 
 def _benchmarked_agent(name: str, cost: str | None = None):
     info = agent_info(runtimes=("transformers", "hardware"))
-    info.benchmarks = HardwareBenchmarkResult(
+    bench = HardwareBenchmarkResult(
         device="cpu",
         repeats=3,
         finished_at=datetime(2026, 11, 1, tzinfo=UTC),
@@ -49,7 +49,7 @@ def _benchmarked_agent(name: str, cost: str | None = None):
                             reason="no fp16 matmul kernel on this CPU"),
         ],
     )
-    return AgentFactory(name=name, info=info, cost_per_hour=cost)
+    return store_benchmark(AgentFactory(name=name, info=info, cost_per_hour=cost), bench)
 
 
 def _experiment(api, **overrides) -> dict:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from agents.models import Agent
 from common.catalog import task_params
 from common.protocol import (
     BenchmarkFigure,
@@ -18,7 +19,7 @@ from common.stats import describe
 from experiments.services import experiment_create
 from results.models import JobMetricStatistics
 from results.services import job_result_store
-from tests.factories import AgentFactory, agent_info, job_result
+from tests.factories import AgentFactory, agent_info, job_result, store_benchmark
 
 pytestmark = pytest.mark.django_db
 
@@ -47,10 +48,9 @@ def benchmark(bandwidth: float = 20.0, gflops_fp32: float = 300.0) -> HardwareBe
 
 
 def benchmarked_agent(name: str = "bench-host", **kwargs):
-    """An agent whose capabilities carry a measured benchmark and the hardware runtime."""
-    info = agent_info(runtimes=("transformers", "openai", "hardware"))
-    info.benchmarks = benchmark(**kwargs)
-    return AgentFactory(name=name, info=info)
+    """An agent with the hardware runtime whose hardware benchmark job has completed."""
+    agent = AgentFactory(name=name, info=agent_info(runtimes=("transformers", "openai", "hardware")))
+    return store_benchmark(agent, benchmark(**kwargs))
 
 
 def hardware_payload(**overrides):
@@ -172,6 +172,21 @@ def test_agent_summary_shows_measured_peaks(api):
     assert peaks["unsupported"]["gflops.cpu.fp16"] == "no fp16 matmul kernel on this CPU"
     assert peaks["measured_at"].startswith("2026-11-01")
     assert api.get(f"/api/v1/agents/{plain.pk}/").json()["summary"]["peaks"] is None
+
+
+def test_peaks_are_the_latest_stored_benchmark_not_the_advertised_one(api):
+    """One owner: the stored benchmark results. What an agent advertises in its capabilities is ignored."""
+    info = agent_info(runtimes=("hardware",))
+    agent = AgentFactory(name="host", info=info)
+    Agent.objects.filter(pk=agent.pk).update(capabilities={**agent.capabilities, "benchmarks": benchmark(
+        bandwidth=99.0).model_dump(mode="json")})
+    assert api.get(f"/api/v1/agents/{agent.pk}/").json()["summary"]["peaks"] is None
+    store_benchmark(agent, benchmark(bandwidth=30.0))
+    older = benchmark(bandwidth=10.0)
+    older.finished_at = datetime(2026, 10, 1, tzinfo=UTC)
+    store_benchmark(agent, older)  # arrives later but was measured earlier: the newer figures stay
+    figures = api.get(f"/api/v1/agents/{agent.pk}/").json()["summary"]["peaks"]["figures"]
+    assert figures["bandwidth_gbps.cpu.copy"]["value"] == pytest.approx(30.0)
 
 
 def _llm_experiment():
