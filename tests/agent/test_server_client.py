@@ -55,7 +55,8 @@ def test_announce_register_heartbeat_progress_result(tmp_path, tiny_model_dir):
             progress = fake.of("progress")
             assert progress and all(p["attempt_token"] == "attempt-token-1" for p in progress)
             assert any(p["status"] == "running" for p in progress)
-            assert not any((tmp_path / "agent" / "spool").iterdir())
+            # The job is forgotten before its spool directory is deleted: wait for the deletion too.
+            wait_for(lambda: not any((tmp_path / "agent" / "spool").iterdir()), 10, what="the spool to be emptied")
 
             # A capability change is pushed once, on the next heartbeat.
             service = agent_app.state.service

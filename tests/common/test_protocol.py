@@ -8,10 +8,13 @@ from pydantic import ValidationError
 from common.catalog import (
     WikipediaSummarizationParams,
     find_model,
+    measurement_tasks,
+    runtime_task_problem,
     task_params,
     validate_model_name,
     validation_errors,
 )
+from common.metrics import is_known_metric, metric_spec
 from common.protocol import (
     PROTOCOL_VERSION,
     AgentInfo,
@@ -114,8 +117,6 @@ def test_common_does_not_import_django_or_fastapi():
 
 
 def test_benchmark_metric_specs_and_units():
-    from common.metrics import is_known_metric, metric_spec
-
     assert metric_spec("bandwidth_gbps.cuda.d2d").unit == "GB/s"
     assert metric_spec("tflops.cuda.bf16").unit == "TFLOP/s"
     assert metric_spec("tflops.cuda.int8").unit == "TOP/s"
@@ -127,8 +128,6 @@ def test_benchmark_metric_specs_and_units():
 
 
 def test_runtime_task_compatibility_is_explained():
-    from common.catalog import measurement_tasks, runtime_task_problem
-
     assert measurement_tasks() == ["hardware_benchmark"]
     assert runtime_task_problem("hardware_benchmark", "hardware") is None
     assert runtime_task_problem("wikipedia_summarization", "transformers") is None
