@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ApiError, errorLines, errorsAt, flattenErrors } from "./errors";
+import { ApiError, describeError, errorLines, errorsAt, flattenErrors } from "./errors";
 
 describe("flattenErrors", () => {
   it("flattens nested DRF errors into dotted paths", () => {
@@ -44,5 +44,25 @@ describe("ApiError", () => {
     expect(new ApiError(400, { name: ["required"] }, "400").message).toBe("name: required");
     expect(new ApiError(502, undefined, "502 Bad Gateway").message).toBe("502 Bad Gateway");
     expect(new ApiError(409, { detail: "already finished" }, "409").fields).toEqual({ "": ["already finished"] });
+  });
+});
+
+describe("describeError", () => {
+  it("reports nothing when there is no error", () => {
+    expect(describeError(null)).toEqual({ fields: {}, general: [], lines: [], refused: false });
+  });
+
+  it("splits a refusal into field and general messages", () => {
+    const report = describeError(new ApiError(400, { url: ["unsafe"], detail: "no" }, "400"));
+    expect(report.refused).toBe(true);
+    expect(report.fields.url).toEqual(["unsafe"]);
+    expect(report.general).toEqual(["no"]);
+    expect(report.lines).toEqual(["url: unsafe", "no"]);
+  });
+
+  it("shows any other error's message as a general message", () => {
+    expect(describeError(new Error("the server cannot be reached"))).toEqual({
+      fields: {}, general: ["the server cannot be reached"], lines: ["the server cannot be reached"], refused: false,
+    });
   });
 });

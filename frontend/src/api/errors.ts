@@ -83,3 +83,25 @@ export function errorMessage(error: unknown): string {
   if (typeof error === "string") return error;
   return "unexpected error";
 }
+
+/** What the UI shows of a failed request. */
+export interface ErrorReport {
+  /** Messages by field path ("" for those that belong to no field); empty unless the server refused. */
+  fields: FieldErrors;
+  /** Messages that belong to no field, or the error's message when the server did not answer with one. */
+  general: string[];
+  /** Every message, as "path: message" lines. */
+  lines: string[];
+  /** True when the server answered with an error (as opposed to an unreachable server or a bug). */
+  refused: boolean;
+}
+
+/** The one way pages turn a mutation's or query's error (or its absence) into messages. */
+export function describeError(error: unknown): ErrorReport {
+  if (error === null || error === undefined) return { fields: {}, general: [], lines: [], refused: false };
+  if (error instanceof ApiError) {
+    return { fields: error.fields, general: error.fields[""] ?? [], lines: errorLines(error.fields), refused: true };
+  }
+  const message = errorMessage(error);
+  return { fields: {}, general: [message], lines: [message], refused: false };
+}

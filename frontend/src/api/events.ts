@@ -1,5 +1,14 @@
 /** One shared websocket to `/ws/events/` with reference-counted subscriptions and reconnection. */
-import type { ServerEvent } from "./types";
+import type { Agent, Experiment, Job } from "./models";
+
+/** A message of `/ws/events/`: the `*.updated` payloads are the REST serializers' JSON. */
+export type ServerEvent =
+  | { type: "job.updated"; data: Job }
+  | { type: "experiment.updated"; data: Experiment }
+  | { type: "agent.updated"; data: Agent }
+  | { type: "subscribed" | "unsubscribed"; experiment?: number; job?: number; agents?: boolean }
+  | { type: "error"; message: string }
+  | { type: "pong" };
 
 export type Subscription = { experiment: number } | { job: number } | { agents: true };
 export type SocketState = "connecting" | "open" | "closed";

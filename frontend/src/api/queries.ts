@@ -2,12 +2,8 @@
 import { useEffect, useState } from "react";
 import { useMutation, useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { api, PAGE_LIMIT, unwrap } from "./client";
-import type { operations } from "./schema";
-import { events, type SocketState, type Subscription } from "./events";
-import type {
-  Agent, Catalog, Comparison, Experiment, ExperimentRequest, ExperimentResults, Job, JobDetail, JobResults, Plan,
-  ServerEvent,
-} from "./types";
+import { events, type ServerEvent, type SocketState, type Subscription } from "./events";
+import type { Agent, Experiment, ExperimentRequest, Job, Plan, SessionUser } from "./models";
 
 /** Query keys of the cache (websocket events update these entries). */
 export const keys = {
@@ -25,18 +21,14 @@ export const keys = {
 
 // --- session ------------------------------------------------------------------------------------
 
-export interface SessionUser { id: number; username: string; first_name: string; last_name: string;
-  email: string; is_staff: boolean }
-
 /** The logged-in user, or null (401). */
 export function useMe() {
   return useQuery({
     queryKey: keys.me,
     queryFn: async (): Promise<SessionUser | null> => {
-      const { data, response, error } = await api.GET("/api/v1/auth/session/");
-      if (response.status === 401) return null;
-      if (!response.ok) return unwrap(Promise.resolve({ data, error, response })) as Promise<SessionUser>;
-      return data as SessionUser;
+      const result = await api.GET("/api/v1/auth/session/");
+      if (result.response.status === 401) return null;
+      return unwrap(Promise.resolve(result));
     },
     staleTime: 60_000,
     retry: false,
@@ -50,7 +42,7 @@ export function useLogin() {
     mutationFn: async (body: { username: string; password: string }) => {
       // Make sure the CSRF cookie exists before the first write.
       await api.GET("/api/v1/auth/session/");
-      return unwrap(api.POST("/api/v1/auth/session/", { body })) as Promise<SessionUser>;
+      return unwrap(api.POST("/api/v1/auth/session/", { body }));
     },
     onSuccess: (user) => qc.setQueryData(keys.me, user),
   });
@@ -158,7 +150,7 @@ export function useAgentMutations() {
   return {
     register: useMutation({
       mutationFn: (body: { url: string; token: string; name?: string; labels?: string[];
-        cost_per_hour?: string | null }) => unwrap(api.POST("/api/v1/agents/", { body })) as Promise<Agent>,
+        cost_per_hour?: string | null }) => unwrap(api.POST("/api/v1/agents/", { body })),
       onSuccess: (agent) => { put(agent); void refresh(); },
     }),
     update: useMutation({
@@ -168,15 +160,15 @@ export function useAgentMutations() {
     }),
     deactivate: useMutation({
       mutationFn: (id: string) => unwrap(api.POST("/api/v1/agents/{id}/deactivate/", { params: { path: { id } } })),
-      onSuccess: (agent) => put(agent as Agent),
+      onSuccess: (agent) => put(agent),
     }),
     refreshCapabilities: useMutation({
       mutationFn: (id: string) => unwrap(api.POST("/api/v1/agents/{id}/refresh/", { params: { path: { id } } })),
-      onSuccess: (agent) => put(agent as Agent),
+      onSuccess: (agent) => put(agent),
     }),
     activate: useMutation({
       mutationFn: (id: string) => unwrap(api.POST("/api/v1/agents/{id}/activate/", { params: { path: { id } } })),
-      onSuccess: (agent) => put(agent as Agent),
+      onSuccess: (agent) => put(agent),
     }),
     remove: useMutation({
       mutationFn: (id: string) => unwrap(api.DELETE("/api/v1/agents/{id}/", { params: { path: { id } } })),
@@ -194,7 +186,7 @@ export function useAgentMutations() {
 export function useCatalog() {
   return useQuery({
     queryKey: keys.catalog,
-    queryFn: async () => (await unwrap(api.GET("/api/v1/catalog/"))) as unknown as Catalog,
+    queryFn: () => unwrap(api.GET("/api/v1/catalog/")),
     staleTime: 5 * 60_000,
   });
 }
@@ -208,7 +200,7 @@ export function useExperiments() {
     queryFn: async () =>
       (await unwrap(api.GET("/api/v1/experiments/", {
         params: { query: { limit: PAGE_LIMIT, ordering: "-created_at" } },
-      }))).results as Experiment[],
+      }))).results,
   });
 }
 
@@ -216,8 +208,7 @@ export function useExperiments() {
 export function useExperiment(id: number) {
   return useQuery({
     queryKey: keys.experiment(id),
-    queryFn: async () =>
-      (await unwrap(api.GET("/api/v1/experiments/{id}/", { params: { path: { id } } }))) as Experiment,
+    queryFn: () => unwrap(api.GET("/api/v1/experiments/{id}/", { params: { path: { id } } })),
   });
 }
 
@@ -237,8 +228,7 @@ export function useJob(id: number | null) {
   return useQuery({
     queryKey: keys.job(id ?? 0),
     enabled: id !== null,
-    queryFn: async () =>
-      (await unwrap(api.GET("/api/v1/jobs/{id}/", { params: { path: { id: id ?? 0 } } }))) as JobDetail,
+    queryFn: () => unwrap(api.GET("/api/v1/jobs/{id}/", { params: { path: { id: id ?? 0 } } })),
   });
 }
 
@@ -246,8 +236,7 @@ export function useJob(id: number | null) {
 export function useCreateExperiment() {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: (body: ExperimentRequest) =>
-      unwrap(api.POST("/api/v1/experiments/", { body })) as Promise<Experiment>,
+    mutationFn: (body: ExperimentRequest) => unwrap(api.POST("/api/v1/experiments/", { body })),
     onSuccess: (exp) => {
       qc.setQueryData(keys.experiment(exp.id), exp);
       void qc.invalidateQueries({ queryKey: keys.experiments });
@@ -256,8 +245,8 @@ export function useCreateExperiment() {
 }
 
 /** Dry-run plan of an experiment being edited. */
-export async function fetchPlan(body: ExperimentRequest): Promise<Plan> {
-  return (await unwrap(api.POST("/api/v1/experiments/plan/", { body }))) as unknown as Plan;
+export function fetchPlan(body: ExperimentRequest): Promise<Plan> {
+  return unwrap(api.POST("/api/v1/experiments/plan/", { body }));
 }
 
 /** Cancel an experiment, cancel or retry one of its jobs. */
@@ -275,27 +264,22 @@ export function useExperimentActions(experiment: number) {
     }),
     cancelJob: useMutation({
       mutationFn: (id: number) => unwrap(api.POST("/api/v1/jobs/{id}/cancel/", { params: { path: { id } } })),
-      onSuccess: (job) => { putJob(job as Job); void qc.invalidateQueries({ queryKey: keys.job((job as Job).id) }); },
+      onSuccess: (job) => { putJob(job); void qc.invalidateQueries({ queryKey: keys.job(job.id) }); },
     }),
     retryJob: useMutation({
       mutationFn: (id: number) => unwrap(api.POST("/api/v1/jobs/{id}/retry/", { params: { path: { id } } })),
-      onSuccess: (job) => { putJob(job as Job); void qc.invalidateQueries({ queryKey: keys.job((job as Job).id) }); },
+      onSuccess: (job) => { putJob(job); void qc.invalidateQueries({ queryKey: keys.job(job.id) }); },
     }),
   };
 }
 
 // --- results ------------------------------------------------------------------------------------
 
-type MetricName = NonNullable<NonNullable<
-  operations["v1_experiments_comparison_retrieve"]["parameters"]["query"]>["metric"]>;
-
 /** An experiment's aggregated results (statistics, efficiency, metric descriptions). */
 export function useExperimentResults(id: number) {
   return useQuery({
     queryKey: keys.results(id),
-    queryFn: async () =>
-      (await unwrap(api.GET("/api/v1/experiments/{id}/results/", { params: { path: { id } } }))) as unknown as
-        ExperimentResults,
+    queryFn: () => unwrap(api.GET("/api/v1/experiments/{id}/results/", { params: { path: { id } } })),
   });
 }
 
@@ -304,10 +288,8 @@ export function useComparison(id: number, metric: string) {
   return useQuery({
     queryKey: keys.comparison(id, metric),
     enabled: metric !== "",
-    queryFn: async () =>
-      (await unwrap(api.GET("/api/v1/experiments/{id}/comparison/", {
-        params: { path: { id }, query: { metric: metric as MetricName } },
-      }))) as unknown as Comparison,
+    queryFn: () =>
+      unwrap(api.GET("/api/v1/experiments/{id}/comparison/", { params: { path: { id }, query: { metric } } })),
   });
 }
 
@@ -316,8 +298,6 @@ export function useJobResults(job: number | null) {
   return useQuery({
     queryKey: keys.jobResults(job ?? 0),
     enabled: job !== null,
-    queryFn: async () =>
-      (await unwrap(api.GET("/api/v1/jobs/{id}/results/", { params: { path: { id: job ?? 0 } } }))) as unknown as
-        JobResults,
+    queryFn: () => unwrap(api.GET("/api/v1/jobs/{id}/results/", { params: { path: { id: job ?? 0 } } })),
   });
 }

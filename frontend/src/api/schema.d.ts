@@ -396,7 +396,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Agent callback: progress of the current attempt (a stale attempt token gets 409). */
+        /** @description Agent callback: progress of the current attempt. */
         post: operations["v1_jobs_progress_create"];
         delete?: never;
         options?: never;
@@ -460,11 +460,10 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
-         * @description * `idle` - Idle
-         *     * `busy` - Busy
+         * @description How much of the model/serving stack the agent controls (DESIGN section 5).
          * @enum {string}
          */
-        ActivityEnum: "idle" | "busy";
+        AccessMode: "white_box" | "gray_box" | "black_box";
         /** @description An agent with its capabilities and a short hardware summary. */
         Agent: {
             /** Format: uuid */
@@ -473,7 +472,7 @@ export interface components {
             /** Format: uri */
             readonly url: string;
             readonly status: components["schemas"]["AgentStatusEnum"];
-            readonly activity: components["schemas"]["ActivityEnum"];
+            readonly activity: components["schemas"]["AgentActivityEnum"];
             readonly status_reason: string;
             labels?: string[];
             /** Format: decimal */
@@ -487,11 +486,96 @@ export interface components {
             readonly registered_at: string;
             /** Format: date-time */
             readonly updated_at: string;
-            /** @description CPU, memory, GPUs, runtimes, models, and measured peaks (``None`` before any hardware benchmark). */
-            readonly summary: {
-                [key: string]: unknown;
+            readonly summary: components["schemas"]["AgentSummary"];
+            readonly capabilities: components["schemas"]["AgentInfo"];
+        };
+        /**
+         * @description * `idle` - Idle
+         *     * `busy` - Busy
+         * @enum {string}
+         */
+        AgentActivityEnum: "idle" | "busy";
+        /**
+         * @description Everything an agent advertises about itself (answer to ``/register`` and ``/info``).
+         *
+         *     Attributes:
+         *         type: Message type tag.
+         *         protocol_version: Protocol version the agent speaks.
+         *         agent_id: Id the server assigned (None before registration).
+         *         name: Human name of the agent.
+         *         agent_version: RUCKUS version of the agent.
+         *         system: OS and interpreter.
+         *         cpu: CPU.
+         *         memory: System memory.
+         *         disk: Disk of the data directory.
+         *         gpus: Accelerators.
+         *         frameworks: ML frameworks.
+         *         runtimes: Runtimes and the metrics each can produce.
+         *         monitoring: Measurements available.
+         *         models: Locally available models.
+         *         probes: Outcome of every detection probe.
+         *         detected_at: When detection ran.
+         *         benchmarks: The latest hardware benchmark this agent ran (measured peaks), None before any.
+         */
+        AgentInfo: {
+            /** @default agent.info */
+            type?: components["schemas"]["AgentInfoTypeEnum"];
+            /** @default 1.0 */
+            protocol_version?: string;
+            /** @default null */
+            agent_id?: string | null;
+            /** @default  */
+            name?: string;
+            /** @default  */
+            agent_version?: string;
+            system?: components["schemas"]["SystemInfo"];
+            cpu?: components["schemas"]["CpuInfo"];
+            memory?: components["schemas"]["MemoryInfo"];
+            /** @default null */
+            disk?: components["schemas"]["DiskInfo"] | null;
+            gpus?: components["schemas"]["GpuInfo"][];
+            frameworks?: components["schemas"]["FrameworkInfo"][];
+            runtimes?: components["schemas"]["RuntimeCapability"][];
+            monitoring?: components["schemas"]["MonitoringCapability"][];
+            models?: components["schemas"]["ModelInfo"][];
+            probes?: components["schemas"]["ProbeStatus"][];
+            /** Format: date-time */
+            detected_at?: string;
+            /** @default null */
+            benchmarks?: components["schemas"]["HardwareBenchmarkResult"] | null;
+        };
+        /** @enum {string} */
+        AgentInfoTypeEnum: "agent.info";
+        /**
+         * @description State of a job as the agent sees it.
+         * @enum {string}
+         */
+        AgentJobState: "queued" | "running" | "completed" | "failed" | "cancelled" | "timed_out" | "interrupted";
+        /**
+         * @description An agent's measured peaks: the medians of its latest hardware benchmark.
+         *
+         *     Attributes:
+         *         measured_at: When the benchmark finished.
+         *         quick: True for a quick (fewer repeats) benchmark.
+         *         figures: Figure name (``bandwidth_gbps.cuda.d2d`` ...) -> median and unit.
+         *         unsupported: Figure name -> why it was not measured.
+         */
+        AgentPeaks: {
+            /** Format: date-time */
+            measured_at: string | null;
+            quick: boolean;
+            figures: {
+                [key: string]: components["schemas"]["PeakFigure"];
             };
-            readonly capabilities: unknown;
+            unsupported: {
+                [key: string]: string;
+            };
+        };
+        /** @description A selected agent that cannot run a combination, and why. */
+        AgentRefusal: {
+            agent_id: string;
+            agent_name: string;
+            reason: string;
         };
         /** @description Input of registration by URL. The token is what the server will present to the agent. */
         AgentRegisterRequest: {
@@ -529,6 +613,37 @@ export interface components {
          * @enum {string}
          */
         AgentStatusEnum: "online" | "unreachable" | "offline" | "deactivated";
+        /**
+         * @description A short hardware summary of an agent; it has no keys before the agent reported its capabilities.
+         *
+         *     Attributes:
+         *         cpu: CPU model.
+         *         cores: Logical cores.
+         *         memory_gib: Total memory in GiB.
+         *         gpus: The GPUs.
+         *         runtimes: Runtimes available on the agent.
+         *         models: Models present on the agent, each named once.
+         *         os: Operating system and version.
+         *         peaks: Measured peaks (null before any hardware benchmark).
+         */
+        AgentSummary: {
+            /** @default null */
+            cpu?: string | null;
+            /** @default null */
+            cores?: number | null;
+            /** @default null */
+            memory_gib?: number | null;
+            /** @default null */
+            gpus?: components["schemas"]["GpuSummary"][] | null;
+            /** @default null */
+            runtimes?: string[] | null;
+            /** @default null */
+            models?: string[] | null;
+            /** @default null */
+            os?: string | null;
+            /** @default null */
+            peaks?: components["schemas"]["AgentPeaks"] | null;
+        };
         /** @description One dispatch of a job (the attempt token is never shown). */
         Attempt: {
             /** Format: int64 */
@@ -567,6 +682,211 @@ export interface components {
             password: string;
         };
         /**
+         * @description One measured hardware figure (a bandwidth or a matrix-multiply throughput) or why it is missing.
+         *
+         *     Attributes:
+         *         name: Figure kind: ``bandwidth_gbps`` (GB/s, 1e9 bytes), ``tflops`` (GPU, 1e12 operations/s)
+         *             or ``gflops`` (CPU, 1e9 operations/s).
+         *         device: Device measured (``cpu``, ``cuda``, ``mps``).
+         *         precision: Precision for throughput figures (``fp32``, ``tf32``, ``fp16``, ``bf16``, ``int8``,
+         *             ``fp8``); the transfer kind for bandwidth figures (``d2d``, ``h2d``, ``d2h``, ``copy``).
+         *         unit: Unit symbol of the statistics (``GB/s``, ``TFLOP/s``, ``TOP/s``, ``GFLOP/s``).
+         *         statistics: Statistics over the timed repeats (warm-up excluded); None when unsupported.
+         *         supported: Whether the hardware and software here can produce this figure.
+         *         reason: Why not, in words (absent when supported).
+         *         params: How it was measured (sizes, bytes counted, inner iterations, timer ...).
+         */
+        BenchmarkFigure: {
+            name: string;
+            device: string;
+            precision: string;
+            /** @default  */
+            unit?: string;
+            /** @default null */
+            statistics?: components["schemas"]["MetricStatistics"] | null;
+            /** @default true */
+            supported?: boolean;
+            /** @default null */
+            reason?: string | null;
+            params?: {
+                [key: string]: unknown;
+            };
+        };
+        /**
+         * @description What experiments may use.
+         *
+         *     Attributes:
+         *         benchmark_metric_pattern: Regular expression of hardware benchmark figure names.
+         *         no_model_name: The model name of jobs whose task needs no model.
+         */
+        Catalog: {
+            tasks: components["schemas"]["CatalogTask"][];
+            runtimes: components["schemas"]["CatalogRuntime"][];
+            models: components["schemas"]["CatalogModelEntry"][];
+            metrics: components["schemas"]["CatalogMetric"][];
+            benchmark_metric_pattern: string;
+            no_model_name: string;
+        };
+        /**
+         * @description A canonical metric.
+         *
+         *     Attributes:
+         *         server_side: True when the server computes it (post-processing), not the agent.
+         */
+        CatalogMetric: {
+            name: string;
+            unit: string;
+            description: string;
+            higher_is_better: boolean;
+            server_side: boolean;
+        };
+        /** @description A catalogue model (``common.catalog.CatalogModel``). */
+        CatalogModelEntry: {
+            name: string;
+            repo_id: string;
+            architecture: string;
+            parameters: number;
+            default_dtype: string;
+            packaged: boolean;
+            context_length: number | null;
+            aliases: string[];
+        };
+        /**
+         * @description A runtime experiments may use.
+         *
+         *     Attributes:
+         *         name: Runtime name.
+         *         access_mode: White, gray or black box.
+         *         description: One-line description.
+         *         framework: Python distribution the agent needs (null when only HTTP is needed).
+         *         needs_local_model: True when the agent loads the weights itself.
+         *         tasks: Tasks it can run.
+         *         metrics: Metrics it can produce when the host allows it.
+         *         gpu_metrics: Metrics that additionally need NVML on the host.
+         *         params_schema: JSON Schema of the runtime's parameters.
+         */
+        CatalogRuntime: {
+            name: string;
+            access_mode: components["schemas"]["AccessMode"];
+            description: string;
+            framework: string | null;
+            needs_local_model: boolean;
+            tasks: string[];
+            metrics: string[];
+            gpu_metrics: string[];
+            params_schema: {
+                [key: string]: unknown;
+            };
+        };
+        /**
+         * @description A task experiments may run.
+         *
+         *     Attributes:
+         *         name: Task name.
+         *         description: One-line description.
+         *         needs_model: False for tasks that measure the host itself.
+         *         server_metrics: Metrics the server computes on the outputs.
+         *         params_schema: JSON Schema of the task's parameters.
+         */
+        CatalogTask: {
+            name: string;
+            description: string;
+            needs_model: boolean;
+            server_metrics: string[];
+            params_schema: {
+                [key: string]: unknown;
+            };
+        };
+        /** @description Comparison matrix: rows model x runtime, columns agents, cells one metric's mean ± std. */
+        Comparison: {
+            experiment: number;
+            metric: string;
+            unit: string;
+            higher_is_better: boolean | null;
+            columns: components["schemas"]["ComparisonColumn"][];
+            rows: components["schemas"]["ComparisonRow"][];
+        };
+        /**
+         * @description One job's figure in the comparison matrix.
+         *
+         *     Attributes:
+         *         mean: Mean of the metric (null without statistics).
+         *         std: Its standard deviation.
+         *         n: Number of values.
+         *         ci95: 95% confidence interval of the mean (present with statistics; null for n < 2).
+         *         tokens_per_dollar: Output tokens per dollar (where the agent has a cost per hour).
+         *         tokens_per_joule: Output tokens per joule (where GPU power was measured).
+         *         bandwidth_fraction: Fraction of the agent's peak memory bandwidth the decode reached.
+         */
+        ComparisonCell: {
+            job: number;
+            status: components["schemas"]["JobStatusEnum"];
+            mean: number | null;
+            std: number | null;
+            n: number;
+            ci95?: number[] | null;
+            tokens_per_dollar?: number;
+            tokens_per_joule?: number;
+            bandwidth_fraction?: number;
+        };
+        /** @description A column of the comparison matrix: one agent (or the fingerprint of a removed one). */
+        ComparisonColumn: {
+            key: string;
+            agent: string | null;
+            agent_name: string;
+            hardware_fingerprint: string;
+            cost_per_hour: number | null;
+        };
+        /** @description A row of the comparison matrix: one (model, runtime); cells by column key. */
+        ComparisonRow: {
+            model: string;
+            runtime: string;
+            cells: {
+                [key: string]: components["schemas"]["ComparisonCell"];
+            };
+        };
+        /**
+         * @description CPU description.
+         *
+         *     Attributes:
+         *         model: Brand string, e.g. ``AMD EPYC 7763 64-Core Processor``.
+         *         vendor: Vendor id.
+         *         architecture: ``x86_64``, ``aarch64`` ...
+         *         physical_cores: Physical cores (None when unknown).
+         *         logical_cores: Hardware threads.
+         *         frequency_mhz: Current frequency.
+         *         max_frequency_mhz: Advertised maximum frequency.
+         *         flags: Raw ISA flags.
+         *         isa_features: Notable ISA extensions (``avx2``, ``avx512f``, ``amx_bf16``, ``neon`` ...).
+         */
+        CpuInfo: {
+            /** @default unknown */
+            model?: string;
+            /** @default null */
+            vendor?: string | null;
+            /** @default  */
+            architecture?: string;
+            /** @default null */
+            physical_cores?: number | null;
+            /** @default null */
+            logical_cores?: number | null;
+            /** @default null */
+            frequency_mhz?: number | null;
+            /** @default null */
+            max_frequency_mhz?: number | null;
+            flags?: string[];
+            isa_features?: string[];
+        };
+        /** @description Disk holding the agent's data directory. */
+        DiskInfo: {
+            /** @default  */
+            path?: string;
+            /** @default null */
+            total_bytes?: number | null;
+            /** @default null */
+            free_bytes?: number | null;
+        };
+        /**
          * @description * `auto` - auto
          *     * `float32` - float32
          *     * `float16` - float16
@@ -574,24 +894,99 @@ export interface components {
          * @enum {string}
          */
         DtypeEnum: "auto" | "float32" | "float16" | "bfloat16";
+        /**
+         * @description Fractions of the agent's measured peaks that a finished LLM job reached (see ``results.efficiency``).
+         *
+         *     Attributes:
+         *         device: Device the weights were on.
+         *         dtype: Weight dtype.
+         *         parameters: Parameter count.
+         *         weight_bytes: Bytes of the weights (read once per decoded token).
+         *         decode_tokens_per_s: Decode rate.
+         *         decode_bandwidth_gbps: Memory bandwidth the decode sustained.
+         *         peak_bandwidth_metric: Benchmark figure used as the bandwidth peak.
+         *         peak_bandwidth_gbps: That peak.
+         *         bandwidth_fraction: Sustained / peak bandwidth.
+         *         decode_tflops: Compute the decode sustained.
+         *         peak_tflops_metric: Benchmark figure used as the compute peak.
+         *         peak_tflops: That peak.
+         *         compute_fraction: Sustained / peak compute.
+         *         peaks_measured_at: When the peaks were measured.
+         *         unavailable: Figure (``bandwidth_fraction``, ``compute_fraction``) -> why it is missing.
+         */
+        Efficiency: {
+            device: string | null;
+            dtype: string | null;
+            parameters: number | null;
+            weight_bytes: number | null;
+            decode_tokens_per_s: number | null;
+            decode_bandwidth_gbps: number | null;
+            peak_bandwidth_metric: string | null;
+            peak_bandwidth_gbps: number | null;
+            bandwidth_fraction: number | null;
+            decode_tflops: number | null;
+            peak_tflops_metric: string | null;
+            peak_tflops: number | null;
+            compute_fraction: number | null;
+            /** Format: date-time */
+            peaks_measured_at: string | null;
+            unavailable: {
+                [key: string]: string;
+            };
+        };
+        /**
+         * @description * `experiment` - Experiment
+         *     * `job` - Job
+         *     * `attempt` - Attempt
+         *     * `agent` - Agent
+         * @enum {string}
+         */
+        EntityEnum: "experiment" | "job" | "attempt" | "agent";
+        /** @description A selected agent left out of one combination (also where another agent runs it). */
+        Excluded: {
+            model: string;
+            runtime: string;
+            agent_id: string;
+            agent_name: string;
+            reason: string;
+        };
+        /**
+         * @description Where and how a white-box runtime held the model: what hardware-normalized efficiency needs.
+         *
+         *     Attributes:
+         *         device: Device the weights were on (``cpu``, ``cuda``, ``mps``).
+         *         dtype: Weight dtype (``bfloat16`` ...).
+         *         parameters: Parameter count of the loaded model (shared tensors counted once).
+         *         weight_bytes: Bytes of those parameters: what one decode step reads at batch size 1.
+         */
+        ExecutionInfo: {
+            device: string;
+            /** @default null */
+            dtype?: string | null;
+            /** @default null */
+            parameters?: number | null;
+            /** @default null */
+            weight_bytes?: number | null;
+        };
         /** @description Experiment as the API shows it and accepts it (create validates everything; update only renames). */
         Experiment: {
             readonly id: number;
             name: string;
             description?: string;
+            readonly task: components["schemas"]["TaskSpec"];
             models?: components["schemas"]["ModelInput"][];
             runtimes: components["schemas"]["RuntimeInput"][];
             agents: components["schemas"]["AgentSelection"];
             /** @default 3 */
-            runs_per_job: number;
+            runs_per_job?: number;
             requested_metrics?: string[];
             readonly status: components["schemas"]["ExperimentStatusEnum"];
-            readonly plan: unknown;
+            readonly plan: components["schemas"]["Plan"];
             /** @description Number of jobs per status. */
             readonly job_counts: {
                 [key: string]: number;
             };
-            readonly owner: string;
+            readonly owner: string | null;
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
@@ -600,6 +995,41 @@ export interface components {
             readonly started_at: string | null;
             /** Format: date-time */
             readonly finished_at: string | null;
+        };
+        /** @description One job in an experiment's aggregated results. */
+        ExperimentJobResults: {
+            job: number;
+            status: components["schemas"]["JobStatusEnum"];
+            model: string;
+            runtime: string;
+            agent: string | null;
+            agent_name: string | null;
+            hardware_fingerprint: string;
+            statistics: {
+                [key: string]: components["schemas"]["JobMetricStatistics"];
+            };
+            efficiency: components["schemas"]["Efficiency"] | null;
+            cold_start: {
+                [key: string]: number | null;
+            } | null;
+            unavailable_metrics: {
+                [key: string]: string;
+            };
+        };
+        /** @description An experiment's own plan: its jobs, the combinations that cannot run and the agents left out. */
+        ExperimentPlan: {
+            jobs: components["schemas"]["ExperimentPlanJob"][];
+            unrunnable: components["schemas"]["Unrunnable"][];
+            excluded: components["schemas"]["Excluded"][];
+        };
+        /** @description One job of an experiment as planned: its model and runtime names and its agent. */
+        ExperimentPlanJob: {
+            job: number;
+            model: string;
+            runtime: string;
+            agent_id: string;
+            agent_name: string | null;
+            hardware_fingerprint: string;
         };
         /** @description Experiment as the API shows it and accepts it (create validates everything; update only renames). */
         ExperimentRequest: {
@@ -610,8 +1040,23 @@ export interface components {
             runtimes: components["schemas"]["RuntimeInputRequest"][];
             agents: components["schemas"]["AgentSelectionRequest"];
             /** @default 3 */
-            runs_per_job: number;
+            runs_per_job?: number;
             requested_metrics?: string[];
+        };
+        /**
+         * @description Aggregated results of an experiment.
+         *
+         *     Attributes:
+         *         unrunnable: Combinations no selected agent could run (from the experiment's plan).
+         *         metrics: Every metric present in the jobs' statistics, with unit and direction.
+         *         jobs: One entry per job.
+         */
+        ExperimentResults: {
+            experiment: number;
+            status: components["schemas"]["ExperimentStatusEnum"];
+            unrunnable: components["schemas"]["Unrunnable"][];
+            metrics: components["schemas"]["MetricDescription"][];
+            jobs: components["schemas"]["ExperimentJobResults"][];
         };
         /**
          * @description * `pending` - Pending
@@ -623,6 +1068,252 @@ export interface components {
          * @enum {string}
          */
         ExperimentStatusEnum: "pending" | "running" | "completed" | "partially_failed" | "failed" | "cancelled";
+        /** @description One raw run in the JSON export. */
+        ExportRun: {
+            experiment: number;
+            job: number;
+            model: string;
+            runtime: string;
+            agent: string | null;
+            agent_name: string | null;
+            hardware_fingerprint: string;
+            attempt: number | null;
+            run_index: number;
+            cold_start: boolean;
+            /** Format: date-time */
+            started_at: string | null;
+            /** Format: date-time */
+            finished_at: string | null;
+            metrics: {
+                [key: string]: number | null;
+            };
+            unavailable_metrics: {
+                [key: string]: string;
+            };
+            samples: components["schemas"]["ExportSample"][];
+        };
+        /** @description The JSON export: every raw run of the experiment, in job and run order. */
+        ExportRuns: components["schemas"]["ExportRun"][];
+        /** @description A sample in the export, with its raw timings. */
+        ExportSample: {
+            id: string;
+            title: string;
+            output: string;
+            reference: string;
+            prompt_tokens: number | null;
+            output_tokens: number | null;
+            metrics: {
+                [key: string]: number | null;
+            };
+            finish_reason: string;
+            error: string | null;
+            timings: {
+                [key: string]: unknown;
+            };
+        };
+        /**
+         * @description An ML framework and what it can do on this host.
+         *
+         *     Attributes:
+         *         name: Distribution name (``torch``, ``transformers``, ``vllm`` ...).
+         *         available: Whether it is importable.
+         *         version: Installed version.
+         *         features: Feature flags (``cuda``, ``bf16``, ``mps``, ``rocm``, ``cuda_version`` ...).
+         *         reason: Why it is unavailable.
+         */
+        FrameworkInfo: {
+            name: string;
+            available: boolean;
+            /** @default null */
+            version?: string | null;
+            features?: {
+                [key: string]: unknown;
+            };
+            /** @default null */
+            reason?: string | null;
+        };
+        /**
+         * @description One accelerator.
+         *
+         *     Attributes:
+         *         index: Device index as the backend numbers it.
+         *         name: Product name.
+         *         vendor: ``nvidia``, ``amd``, ``apple`` ...
+         *         backend: ``cuda``, ``rocm`` or ``mps``.
+         *         source: Which probe reported it (``nvml``, ``torch``, ``nvidia-smi``, ``rocm-smi``, ``system_profiler``).
+         *         uuid: Stable device id.
+         *         memory_total_bytes: Total device memory (for Apple: unified memory).
+         *         memory_free_bytes: Free device memory at detection time.
+         *         compute_capability: ``major.minor`` for NVIDIA.
+         *         architecture: Architecture name (``Hopper``, ``gfx90a`` ...).
+         *         driver_version: Driver version.
+         *         cuda_version: CUDA version the driver supports.
+         *         sm_clock_max_mhz: Max SM/graphics clock.
+         *         memory_clock_max_mhz: Max memory clock.
+         *         power_limit_w: Enforced power limit.
+         *         temperature_c: Temperature at detection time.
+         *         utilization_pct: GPU utilization at detection time.
+         *         tensor_core_generation: Tensor core generation (1 = Volta ... 5 = Blackwell), None when none.
+         *         tensor_core_precisions: Precisions the tensor cores accelerate.
+         *         mig_mode: MIG mode (``Enabled``/``Disabled``) where the GPU has one.
+         *         virtualization_mode: vGPU/pass-through mode where reported.
+         *         pci_bus_id: PCI bus id.
+         */
+        GpuInfo: {
+            /** @default 0 */
+            index?: number;
+            /** @default unknown */
+            name?: string;
+            /** @default unknown */
+            vendor?: string;
+            /** @default null */
+            backend?: string | null;
+            /** @default  */
+            source?: string;
+            /** @default null */
+            uuid?: string | null;
+            /** @default null */
+            memory_total_bytes?: number | null;
+            /** @default null */
+            memory_free_bytes?: number | null;
+            /** @default null */
+            compute_capability?: string | null;
+            /** @default null */
+            architecture?: string | null;
+            /** @default null */
+            driver_version?: string | null;
+            /** @default null */
+            cuda_version?: string | null;
+            /** @default null */
+            sm_clock_max_mhz?: number | null;
+            /** @default null */
+            memory_clock_max_mhz?: number | null;
+            /** @default null */
+            power_limit_w?: number | null;
+            /** @default null */
+            temperature_c?: number | null;
+            /** @default null */
+            utilization_pct?: number | null;
+            /** @default null */
+            tensor_core_generation?: number | null;
+            tensor_core_precisions?: string[];
+            /** @default null */
+            mig_mode?: string | null;
+            /** @default null */
+            virtualization_mode?: string | null;
+            /** @default null */
+            pci_bus_id?: string | null;
+        };
+        /** @description One GPU in an agent's summary. */
+        GpuSummary: {
+            name: string;
+            memory_gib: number;
+            tensor_core_generation: number | null;
+        };
+        /**
+         * @description Outcome of one hardware benchmark: the agent's measured peaks.
+         *
+         *     Attributes:
+         *         type: Message type tag.
+         *         figures: Every figure, the unsupported ones included with their reason.
+         *         telemetry: Time series sampled while the benchmark ran (``t`` plus one list per signal).
+         *         telemetry_summary: Run-level telemetry figures (``gpu_power_w``, ``peak_rss_bytes`` ...).
+         *         telemetry_unavailable: Telemetry metric -> reason it could not be sampled.
+         *         device: Device requested (``auto``, ``cpu``, ``cuda``, ``mps``).
+         *         repeats: Timed repeats per figure.
+         *         quick: Whether the short variant ran (smaller sizes, fewer repeats).
+         *         environment: Software and device facts the figures depend on (torch version, GPU name, CC ...).
+         *         started_at: Start time.
+         *         finished_at: End time.
+         */
+        HardwareBenchmarkResult: {
+            /** @default hardware.benchmark */
+            type?: components["schemas"]["HardwareBenchmarkResultTypeEnum"];
+            figures?: components["schemas"]["BenchmarkFigure"][];
+            telemetry?: {
+                [key: string]: number[];
+            };
+            telemetry_summary?: {
+                [key: string]: number;
+            };
+            telemetry_unavailable?: {
+                [key: string]: string;
+            };
+            /** @default auto */
+            device?: string;
+            /** @default 0 */
+            repeats?: number;
+            /** @default false */
+            quick?: boolean;
+            environment?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Format: date-time
+             * @default null
+             */
+            started_at?: string | null;
+            /**
+             * Format: date-time
+             * @default null
+             */
+            finished_at?: string | null;
+        };
+        /** @enum {string} */
+        HardwareBenchmarkResultTypeEnum: "hardware.benchmark";
+        /**
+         * @description Server -> agent answer to a heartbeat.
+         *
+         *     Attributes:
+         *         status: The agent's status on the server (``online``, ``unreachable``, ``offline``, ``deactivated``).
+         *         refresh_capabilities: True when the server's copy of the agent's capabilities is stale (the heartbeat's
+         *             ``capabilities_hash`` differs from the stored one): the agent should send its full AgentInfo.
+         */
+        HeartbeatAnswer: {
+            status: string;
+            /** @default false */
+            refresh_capabilities?: boolean;
+        };
+        /**
+         * @description Agent -> server every heartbeat interval: small on purpose (DESIGN section 3, flow 2).
+         *
+         *     Attributes:
+         *         type: Message type tag.
+         *         protocol_version: Protocol version.
+         *         agent_id: Server-assigned id.
+         *         activity: Idle or busy.
+         *         running_job_id: Job running now.
+         *         attempt: Its attempt number.
+         *         attempt_token: Its attempt token.
+         *         progress: Its progress.
+         *         capabilities_hash: :meth:`AgentInfo.capabilities_hash`; a change asks the server to refresh.
+         *         finished_job_ids: Jobs with results waiting in the spool for acknowledgement.
+         *         sent_at: Send time.
+         */
+        HeartbeatRequest: {
+            /** @default agent.heartbeat */
+            type?: components["schemas"]["HeartbeatTypeEnum"];
+            /** @default 1.0 */
+            protocol_version?: string;
+            agent_id: string;
+            /** @default idle */
+            activity?: components["schemas"]["AgentActivityEnum"];
+            /** @default null */
+            running_job_id?: string | null;
+            /** @default null */
+            attempt?: number | null;
+            /** @default null */
+            attempt_token?: string | null;
+            /** @default null */
+            progress?: components["schemas"]["JobProgress"] | null;
+            /** @default null */
+            capabilities_hash?: string | null;
+            finished_job_ids?: string[];
+            /** Format: date-time */
+            sent_at?: string;
+        };
+        /** @enum {string} */
+        HeartbeatTypeEnum: "agent.heartbeat";
         /** @description A job: one (model, runtime, agent) combination of an experiment. */
         Job: {
             readonly id: number;
@@ -631,21 +1322,18 @@ export interface components {
             readonly status_reason: string;
             /** Format: uuid */
             readonly agent: string | null;
-            readonly agent_name: string;
+            readonly agent_name: string | null;
             readonly attempt: number;
             readonly max_attempts: number;
-            readonly model: unknown;
-            readonly runtime: unknown;
+            readonly model: components["schemas"]["ModelSpec"];
+            readonly runtime: components["schemas"]["RuntimeSpec"];
             readonly model_name: string;
             readonly runtime_name: string;
             readonly hardware_fingerprint: string;
             /** Format: date-time */
             readonly not_before: string | null;
             readonly cancel_requested: boolean;
-            /** @description Latest progress reported by the current attempt. */
-            readonly progress: {
-                [key: string]: unknown;
-            } | null;
+            readonly progress: components["schemas"]["JobProgress"] | null;
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
@@ -663,21 +1351,18 @@ export interface components {
             readonly status_reason: string;
             /** Format: uuid */
             readonly agent: string | null;
-            readonly agent_name: string;
+            readonly agent_name: string | null;
             readonly attempt: number;
             readonly max_attempts: number;
-            readonly model: unknown;
-            readonly runtime: unknown;
+            readonly model: components["schemas"]["ModelSpec"];
+            readonly runtime: components["schemas"]["RuntimeSpec"];
             readonly model_name: string;
             readonly runtime_name: string;
             readonly hardware_fingerprint: string;
             /** Format: date-time */
             readonly not_before: string | null;
             readonly cancel_requested: boolean;
-            /** @description Latest progress reported by the current attempt. */
-            readonly progress: {
-                [key: string]: unknown;
-            } | null;
+            readonly progress: components["schemas"]["JobProgress"] | null;
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
@@ -688,10 +1373,160 @@ export interface components {
             readonly finished_at: string | null;
             readonly attempts: components["schemas"]["Attempt"][];
             /** @description Every state change of the job and its attempts, oldest first. */
-            readonly transitions: {
-                [key: string]: unknown;
-            }[];
+            readonly transitions: components["schemas"]["Transition"][];
         };
+        /**
+         * @description Statistics of one metric of one job, as stored: the protocol's statistics and the runs they cover.
+         *
+         *     Attributes:
+         *         source: ``warm`` (the warm runs) or ``cold`` (the single run of a one-run job).
+         */
+        JobMetricStatistics: {
+            n: number;
+            mean: number;
+            std: number;
+            min: number;
+            max: number;
+            median: number;
+            p90: number;
+            p95: number;
+            p99: number;
+            /** @default null */
+            cv: number | null;
+            /** @default null */
+            ci95: number[] | null;
+            outliers: number[];
+            /** @default modified_z_mad>3.5 */
+            outlier_rule: string;
+            values: number[];
+            /** @default  */
+            unit: string;
+            source: string;
+        };
+        /**
+         * @description Progress of a job, sent agent -> server and returned by the agent's ``GET /jobs/{id}``.
+         *
+         *     Attributes:
+         *         type: Message type tag.
+         *         job_id: Server job id.
+         *         attempt: Attempt number.
+         *         attempt_token: Token of the attempt (checked by the server).
+         *         status: Agent-side state.
+         *         stage: Coarse stage.
+         *         run_index: 1-based index of the current run (0 before the first run).
+         *         runs_total: ``runs_per_job``.
+         *         samples_done: Samples finished in the current run.
+         *         samples_total: Samples per run.
+         *         message: Human-readable detail (error text on failure).
+         *         updated_at: When this progress was produced.
+         */
+        JobProgress: {
+            /** @default job.progress */
+            type?: components["schemas"]["JobProgressTypeEnum"];
+            job_id: string;
+            /** @default 1 */
+            attempt?: number;
+            /** @default null */
+            attempt_token?: string | null;
+            status: components["schemas"]["AgentJobState"];
+            /** @default queued */
+            stage?: components["schemas"]["JobStage"];
+            /** @default 0 */
+            run_index?: number;
+            /** @default 1 */
+            runs_total?: number;
+            /** @default 0 */
+            samples_done?: number;
+            /** @default 0 */
+            samples_total?: number;
+            /** @default null */
+            message?: string | null;
+            /** Format: date-time */
+            updated_at?: string;
+        };
+        /**
+         * @description Progress of a job, sent agent -> server and returned by the agent's ``GET /jobs/{id}``.
+         *
+         *     Attributes:
+         *         type: Message type tag.
+         *         job_id: Server job id.
+         *         attempt: Attempt number.
+         *         attempt_token: Token of the attempt (checked by the server).
+         *         status: Agent-side state.
+         *         stage: Coarse stage.
+         *         run_index: 1-based index of the current run (0 before the first run).
+         *         runs_total: ``runs_per_job``.
+         *         samples_done: Samples finished in the current run.
+         *         samples_total: Samples per run.
+         *         message: Human-readable detail (error text on failure).
+         *         updated_at: When this progress was produced.
+         */
+        JobProgressRequest: {
+            /** @default job.progress */
+            type?: components["schemas"]["JobProgressTypeEnum"];
+            job_id: string;
+            /** @default 1 */
+            attempt?: number;
+            /** @default null */
+            attempt_token?: string | null;
+            status: components["schemas"]["AgentJobState"];
+            /** @default queued */
+            stage?: components["schemas"]["JobStage"];
+            /** @default 0 */
+            run_index?: number;
+            /** @default 1 */
+            runs_total?: number;
+            /** @default 0 */
+            samples_done?: number;
+            /** @default 0 */
+            samples_total?: number;
+            /** @default null */
+            message?: string | null;
+            /** Format: date-time */
+            updated_at?: string;
+        };
+        /** @enum {string} */
+        JobProgressTypeEnum: "job.progress";
+        /**
+         * @description Everything measured for one job: statistics, efficiency, the cold run and every run.
+         *
+         *     Attributes:
+         *         statistics_source: ``warm`` or ``cold`` (null before a result).
+         *         statistics: Metric -> statistics.
+         *         efficiency: Fractions of the agent's peaks (null for jobs without a model or a result).
+         *         execution: Where the runtime held the model (white-box runtimes).
+         *         cold_start: The cold run's metrics (``model_load_s`` ...).
+         *         unavailable_metrics: Metric -> why it could not be measured.
+         */
+        JobResults: {
+            job: number;
+            experiment: number;
+            status: components["schemas"]["JobStatusEnum"];
+            model: string;
+            runtime: string;
+            agent: string | null;
+            hardware_fingerprint: string;
+            statistics_source: string | null;
+            statistics: {
+                [key: string]: components["schemas"]["JobMetricStatistics"];
+            };
+            efficiency: components["schemas"]["Efficiency"] | null;
+            execution: components["schemas"]["ExecutionInfo"] | null;
+            cold_start: {
+                [key: string]: number | null;
+            } | null;
+            unavailable_metrics: {
+                [key: string]: string;
+            };
+            access_mode: string | null;
+            error: string | null;
+            runs: components["schemas"]["RunResults"][];
+        };
+        /**
+         * @description Coarse progress stage of a running job.
+         * @enum {string}
+         */
+        JobStage: "queued" | "preparing" | "loading_data" | "loading_model" | "cold_run" | "warm_run" | "finalizing" | "done";
         /**
          * @description * `pending` - Pending
          *     * `assigned` - Assigned
@@ -703,6 +1538,104 @@ export interface components {
          * @enum {string}
          */
         JobStatusEnum: "pending" | "assigned" | "running" | "completed" | "failed" | "cancelled" | "timed_out";
+        /** @description System memory in bytes. */
+        MemoryInfo: {
+            /** @default 0 */
+            total_bytes?: number;
+            /** @default null */
+            available_bytes?: number | null;
+            /** @default null */
+            swap_total_bytes?: number | null;
+        };
+        /**
+         * @description Name, unit and direction of a metric present in some results.
+         *
+         *     Attributes:
+         *         name: Metric name (canonical, or a hardware benchmark figure).
+         *         unit: Unit symbol (empty for names RUCKUS does not define).
+         *         higher_is_better: Direction (null when unknown).
+         *         description: What it measures.
+         */
+        MetricDescription: {
+            name: string;
+            unit: string;
+            higher_is_better: boolean | null;
+            description: string;
+        };
+        /**
+         * @description Statistics of one metric over runs or repeats (see ``common.stats.describe``).
+         *
+         *     Attributes:
+         *         n: Number of values.
+         *         mean: Mean.
+         *         std: Sample standard deviation.
+         *         min: Minimum.
+         *         max: Maximum.
+         *         median: Median.
+         *         p90: 90th percentile.
+         *         p95: 95th percentile.
+         *         p99: 99th percentile.
+         *         cv: Coefficient of variation (std / mean), None when the mean is 0.
+         *         ci95: 95% confidence interval of the mean (Student's t), None for n < 2 and in the agent's hardware
+         *             benchmark figures (the agent computes no confidence intervals).
+         *         outliers: Indices into ``values`` flagged by ``outlier_rule``.
+         *         outlier_rule: The robust rule used.
+         *         values: Raw values, in run order.
+         *         unit: Unit symbol.
+         */
+        MetricStatistics: {
+            n: number;
+            mean: number;
+            std: number;
+            min: number;
+            max: number;
+            median: number;
+            p90: number;
+            p95: number;
+            p99: number;
+            /** @default null */
+            cv?: number | null;
+            /** @default null */
+            ci95?: number[] | null;
+            outliers?: number[];
+            /** @default modified_z_mad>3.5 */
+            outlier_rule?: string;
+            values?: number[];
+            /** @default  */
+            unit?: string;
+        };
+        /**
+         * @description A model the agent can load without downloading.
+         *
+         *     Attributes:
+         *         name: Name jobs refer to (catalogue name or Hugging Face repo id).
+         *         source: ``packaged``, ``hf_cache`` or ``model_dir``.
+         *         path: Local path.
+         *         format: ``hf`` (config + weights) or ``gguf``.
+         *         architecture: ``LlamaForCausalLM`` ...
+         *         parameters: Parameter count.
+         *         size_bytes: Bytes on disk.
+         *         dtype: Stored dtype (``bfloat16``, ``Q4_1`` ...).
+         *         repo_id: Hugging Face repo id where known.
+         */
+        ModelInfo: {
+            name: string;
+            source: string;
+            /** @default null */
+            path?: string | null;
+            /** @default hf */
+            format?: string;
+            /** @default null */
+            architecture?: string | null;
+            /** @default null */
+            parameters?: number | null;
+            /** @default null */
+            size_bytes?: number | null;
+            /** @default null */
+            dtype?: string | null;
+            /** @default null */
+            repo_id?: string | null;
+        };
         /** @description A model spec: catalogue name or Hugging Face repo id, optional dtype/revision/path. */
         ModelInput: {
             name: string;
@@ -717,6 +1650,116 @@ export interface components {
             revision?: string | null;
             path?: string | null;
         };
+        /**
+         * @description Model to benchmark.
+         *
+         *     Attributes:
+         *         name: Catalogue name (``smollm2-135m-instruct``) or Hugging Face repo id (``owner/name``); for
+         *             black-box runtimes, the name the endpoint serves.
+         *         revision: Optional Hugging Face revision.
+         *         path: Optional local path on the agent (overrides discovery).
+         *         dtype: Optional dtype override (``float32``, ``float16``, ``bfloat16``, ``auto``).
+         */
+        ModelSpec: {
+            name: string;
+            /** @default null */
+            revision?: string | null;
+            /** @default null */
+            path?: string | null;
+            /** @default null */
+            dtype?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** @description A measurement the agent can take (``nvml``, ``gpu_power``, ``energy_counter``, ``rss`` ...). */
+        MonitoringCapability: {
+            name: string;
+            available: boolean;
+            /** @default null */
+            reason?: string | null;
+        };
+        /**
+         * @description Complete result of a job: every run, the cold run's metrics apart.
+         *
+         *     Attributes:
+         *         type: Message type tag.
+         *         protocol_version: Protocol version.
+         *         job_id: Server job id.
+         *         attempt: Attempt number.
+         *         attempt_token: Token of the attempt (checked by the server).
+         *         status: Final agent-side state.
+         *         task: Task name.
+         *         model: Model name.
+         *         runtime: Runtime name.
+         *         access_mode: Access mode of the runtime.
+         *         runs_per_job: Runs requested.
+         *         runs: Runs finished (the cold run first): the raw data the server computes every statistic from.
+         *         statistics: Legacy, ignored by the server (which alone computes statistics, from ``runs``): older
+         *             agents sent metric -> statistics over their warm runs here; current agents leave it empty.
+         *         statistics_source: Legacy, ignored by the server: ``warm`` or ``cold`` from older agents, ``none``
+         *             from current agents (they send no statistics).
+         *         cold_start: The cold run's run-level metrics, including ``model_load_s``.
+         *         unavailable_metrics: Metric -> reason it could not be produced.
+         *         hardware_fingerprint: Fingerprint of the agent that ran the job.
+         *         execution: Device, dtype and weight size of the loaded model (white-box runtimes only).
+         *         error: Error text when the job failed.
+         *         started_at: Start time.
+         *         finished_at: End time.
+         */
+        MultiRunJobResultRequest: {
+            /** @default job.result */
+            type?: components["schemas"]["MultiRunJobResultTypeEnum"];
+            /** @default 1.0 */
+            protocol_version?: string;
+            job_id: string;
+            /** @default 1 */
+            attempt?: number;
+            /** @default null */
+            attempt_token?: string | null;
+            /** @default completed */
+            status?: components["schemas"]["AgentJobState"];
+            /** @default  */
+            task?: string;
+            /** @default  */
+            model?: string;
+            /** @default  */
+            runtime?: string;
+            /** @default null */
+            access_mode?: components["schemas"]["AccessMode"] | null;
+            /** @default 1 */
+            runs_per_job?: number;
+            runs?: components["schemas"]["SingleRunResult"][];
+            statistics?: {
+                [key: string]: components["schemas"]["MetricStatistics"];
+            };
+            /** @default warm */
+            statistics_source?: components["schemas"]["StatisticsSourceEnum"];
+            /** @default null */
+            cold_start?: {
+                [key: string]: number | null;
+            } | null;
+            unavailable_metrics?: {
+                [key: string]: string;
+            };
+            /** @default null */
+            hardware_fingerprint?: string | null;
+            /** @default null */
+            execution?: components["schemas"]["ExecutionInfo"] | null;
+            /** @default null */
+            error?: string | null;
+            /**
+             * Format: date-time
+             * @default null
+             */
+            started_at?: string | null;
+            /**
+             * Format: date-time
+             * @default null
+             */
+            finished_at?: string | null;
+        };
+        /** @enum {string} */
+        MultiRunJobResultTypeEnum: "job.result";
         /** @enum {unknown} */
         NullEnum: null;
         PaginatedAgentList: {
@@ -780,8 +1823,118 @@ export interface components {
             runtimes?: components["schemas"]["RuntimeInputRequest"][];
             agents?: components["schemas"]["AgentSelectionRequest"];
             /** @default 3 */
-            runs_per_job: number;
+            runs_per_job?: number;
             requested_metrics?: string[];
+        };
+        /** @description One measured peak: the median of a hardware benchmark figure. */
+        PeakFigure: {
+            value: number;
+            unit: string;
+        };
+        /**
+         * @description What an experiment runs and why the rest cannot run.
+         *
+         *     Plans stored before the plan carried its jobs have no ``jobs`` key; it reads as empty.
+         *
+         *     Attributes:
+         *         jobs: The jobs, one per runnable (model, runtime, agent).
+         *         unrunnable: The combinations no selected agent can run.
+         *         excluded: Every selected agent left out of a combination (also where another agent runs it).
+         *         job_count: Number of jobs.
+         */
+        Plan: {
+            jobs?: components["schemas"]["PlannedJob"][];
+            unrunnable?: components["schemas"]["Unrunnable"][];
+            excluded?: components["schemas"]["Excluded"][];
+            /** @default 0 */
+            job_count?: number;
+        };
+        /**
+         * @description A job the plan makes: a model and a runtime on one agent.
+         *
+         *     Attributes:
+         *         model: The model spec, as given.
+         *         runtime: The runtime spec, as given.
+         *         agent_id: The agent's id.
+         *         agent_name: The agent's name.
+         *         hardware_fingerprint: The agent's hardware fingerprint.
+         */
+        PlannedJob: {
+            model: components["schemas"]["ModelSpec"];
+            runtime: components["schemas"]["RuntimeSpec"];
+            agent_id: string;
+            agent_name: string;
+            hardware_fingerprint: string;
+        };
+        /**
+         * @description Outcome of one detection probe; a failed probe is reported, never fatal.
+         *
+         *     Attributes:
+         *         name: Probe name (``cpu``, ``nvml``, ``torch``, ``nvidia_smi`` ...).
+         *         available: Whether the probe produced data.
+         *         reason: Why it did not, in words (absent when available).
+         *         duration_s: Time the probe took.
+         */
+        ProbeStatus: {
+            name: string;
+            available: boolean;
+            /** @default null */
+            reason?: string | null;
+            /** @default null */
+            duration_s?: number | null;
+        };
+        ProgressAccepted: {
+            accepted: boolean;
+        };
+        ResultAccepted: {
+            stored: boolean;
+            status: components["schemas"]["JobStatusEnum"];
+        };
+        /**
+         * @description One run of a job (run 1 is the cold run).
+         *
+         *     Attributes:
+         *         samples: The run's samples (absent when the request asked for none).
+         */
+        RunResults: {
+            run_index: number;
+            cold_start: boolean;
+            metrics: {
+                [key: string]: number | null;
+            };
+            unavailable_metrics: {
+                [key: string]: string;
+            };
+            telemetry: {
+                [key: string]: number[];
+            };
+            /** Format: date-time */
+            started_at: string | null;
+            /** Format: date-time */
+            finished_at: string | null;
+            samples?: components["schemas"]["SampleOutput"][];
+        };
+        /**
+         * @description A runtime the agent offers and the metrics it can produce.
+         *
+         *     Attributes:
+         *         name: Runtime name (``transformers``, ``openai``, ``vllm``).
+         *         access_mode: White, gray or black box.
+         *         available: Whether jobs can run with it here.
+         *         reason: Why not, in words.
+         *         metrics: Metric names it produces on this host.
+         *         unavailable_metrics: Metric name -> reason it cannot be produced here.
+         */
+        RuntimeCapability: {
+            name: string;
+            access_mode: components["schemas"]["AccessMode"];
+            available: boolean;
+            /** @default null */
+            reason?: string | null;
+            metrics?: string[];
+            unavailable_metrics?: {
+                [key: string]: string;
+            };
         };
         /** @description ``{"name": ..., "params": {...}}`` of a runtime. */
         RuntimeInput: {
@@ -796,6 +1949,72 @@ export interface components {
             params?: {
                 [key: string]: unknown;
             };
+        };
+        /** @description Runtime to run the model with and its parameters. */
+        RuntimeSpec: {
+            name: string;
+            params?: {
+                [key: string]: unknown;
+            };
+        };
+        /** @description One request of a run: what the model produced and what it was measured against. */
+        SampleOutput: {
+            id: string;
+            title: string;
+            output: string;
+            reference: string;
+            prompt_tokens: number | null;
+            output_tokens: number | null;
+            metrics: {
+                [key: string]: number | null;
+            };
+            finish_reason: string;
+            error: string | null;
+        };
+        /**
+         * @description One request of a run: the model's output, the reference, and per-request timings.
+         *
+         *     Attributes:
+         *         id: Sample id (stable across runs of a job).
+         *         title: Article title or other label.
+         *         output: Generated text.
+         *         reference: Reference text for scoring.
+         *         prompt_tokens: Tokens in the prompt.
+         *         output_tokens: Tokens generated.
+         *         metrics: Per-request metrics (``e2e_latency_s``, ``ttft_s``, ``tpot_s``; ROUGE added by the server).
+         *         request_sent_at: Wall-clock time the request was sent (epoch seconds).
+         *         first_token_at: Wall-clock time of the first non-empty token (epoch seconds).
+         *         finished_at: Wall-clock time of the last token (epoch seconds).
+         *         inter_token_gaps_s: Every gap between consecutive streamed chunks.
+         *         finish_reason: ``stop``, ``length`` ...
+         *         error: Error text when this request failed.
+         */
+        SampleResult: {
+            id: string;
+            /** @default null */
+            title?: string | null;
+            /** @default  */
+            output?: string;
+            /** @default null */
+            reference?: string | null;
+            /** @default null */
+            prompt_tokens?: number | null;
+            /** @default null */
+            output_tokens?: number | null;
+            metrics?: {
+                [key: string]: number | null;
+            };
+            /** @default null */
+            request_sent_at?: number | null;
+            /** @default null */
+            first_token_at?: number | null;
+            /** @default null */
+            finished_at?: number | null;
+            inter_token_gaps_s?: number[];
+            /** @default null */
+            finish_reason?: string | null;
+            /** @default null */
+            error?: string | null;
         };
         /** @description Credentials of a session login. */
         SessionLoginRequest: {
@@ -814,6 +2033,73 @@ export interface components {
             email: string;
             is_staff: boolean;
         };
+        /**
+         * @description One run of a job over all of its samples.
+         *
+         *     Attributes:
+         *         run_index: 1-based index; run 1 is the cold run.
+         *         cold_start: True for the cold run (includes model load).
+         *         started_at: Start time.
+         *         finished_at: End time.
+         *         metrics: Run-level scalar metrics (DESIGN section 6 names).
+         *         unavailable_metrics: Metric -> reason it could not be measured (absent, never zero).
+         *         samples: Per-request results.
+         *         telemetry: Optional time series (``{"t": [...], "gpu_power_w": [...]}``) for plots.
+         *         notes: Caveats about how figures were obtained (e.g. token counts from streamed chunks).
+         *         benchmark: The hardware benchmark this run measured (``hardware_benchmark`` jobs): the server keeps
+         *             the latest one as the agent's measured peaks.
+         */
+        SingleRunResult: {
+            /** @default run.result */
+            type?: components["schemas"]["SingleRunResultTypeEnum"];
+            run_index: number;
+            /** @default false */
+            cold_start?: boolean;
+            /**
+             * Format: date-time
+             * @default null
+             */
+            started_at?: string | null;
+            /**
+             * Format: date-time
+             * @default null
+             */
+            finished_at?: string | null;
+            metrics?: {
+                [key: string]: number | null;
+            };
+            unavailable_metrics?: {
+                [key: string]: string;
+            };
+            samples?: components["schemas"]["SampleResult"][];
+            telemetry?: {
+                [key: string]: number[];
+            };
+            notes?: string[];
+            /** @default null */
+            benchmark?: components["schemas"]["HardwareBenchmarkResult"] | null;
+        };
+        /** @enum {string} */
+        SingleRunResultTypeEnum: "run.result";
+        /** @enum {string} */
+        StatisticsSourceEnum: "warm" | "cold" | "none";
+        /** @description Operating system and interpreter of the agent host. */
+        SystemInfo: {
+            /** @default  */
+            hostname?: string;
+            /** @default  */
+            os?: string;
+            /** @default  */
+            os_version?: string;
+            /** @default  */
+            kernel?: string;
+            /** @default  */
+            architecture?: string;
+            /** @default  */
+            python_version?: string;
+            /** @default null */
+            container?: string | null;
+        };
         /** @description ``{"name": ..., "params": {...}}`` of a task. */
         TaskInput: {
             name: string;
@@ -827,6 +2113,40 @@ export interface components {
             params?: {
                 [key: string]: unknown;
             };
+        };
+        /** @description Task to run and its parameters (validated against the task registry, see ``common.catalog``). */
+        TaskSpec: {
+            name: string;
+            params?: {
+                [key: string]: unknown;
+            };
+        };
+        /** @description One entry of the transition log. */
+        Transition: {
+            entity: components["schemas"]["EntityEnum"];
+            from_state?: string;
+            to_state: string;
+            reason?: string;
+            /** Format: date-time */
+            readonly created_at: string;
+            attempt?: number | null;
+            /** Format: uuid */
+            agent?: string | null;
+        };
+        /**
+         * @description A (model, runtime) combination no selected agent can run.
+         *
+         *     Attributes:
+         *         model: Model name.
+         *         runtime: Runtime name.
+         *         reason: Summary of the refusals.
+         *         agents: Each selected agent's refusal.
+         */
+        Unrunnable: {
+            model: string;
+            runtime: string;
+            reason: string;
+            agents: components["schemas"]["AgentRefusal"][];
         };
     };
     responses: never;
@@ -1078,14 +2398,21 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HeartbeatRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["HeartbeatRequest"];
+                "multipart/form-data": components["schemas"]["HeartbeatRequest"];
+            };
+        };
         responses: {
-            /** @description No response body */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["HeartbeatAnswer"];
+                };
             };
         };
     };
@@ -1239,9 +2566,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Catalog"];
                 };
             };
         };
@@ -1443,9 +2768,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Comparison"];
                 };
             };
         };
@@ -1469,9 +2792,7 @@ export interface operations {
                 };
                 content: {
                     "text/csv": string;
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ExportRuns"];
                 };
             };
         };
@@ -1493,9 +2814,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ExperimentPlan"];
                 };
             };
         };
@@ -1516,9 +2835,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ExperimentResults"];
                 };
             };
         };
@@ -1543,9 +2860,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Plan"];
                 };
             };
         };
@@ -1639,14 +2954,21 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JobProgressRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["JobProgressRequest"];
+                "multipart/form-data": components["schemas"]["JobProgressRequest"];
+            };
+        };
         responses: {
-            /** @description No response body */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ProgressAccepted"];
+                };
             };
         };
     };
@@ -1660,14 +2982,21 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MultiRunJobResultRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["MultiRunJobResultRequest"];
+                "multipart/form-data": components["schemas"]["MultiRunJobResultRequest"];
+            };
+        };
         responses: {
-            /** @description No response body */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ResultAccepted"];
+                };
             };
         };
     };
@@ -1690,9 +3019,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["JobResults"];
                 };
             };
         };

@@ -82,8 +82,10 @@ export function MetricBarChart({ categories, series, unit, label }: {
 export function ScatterChart({ points, xName, yName, label }: { points: ScatterPoint[]; xName: string; yName: string; label: string }) {
   const option: EChartsOption = {
     tooltip: { trigger: "item", formatter: (p) => {
-      const d = (p as unknown as { data: { name: string; value: [number, number] } }).data;
-      return `${d.name}<br/>${xName}: ${formatNumber(d.value[0])}<br/>${yName}: ${formatNumber(d.value[1])}`;
+      const item = Array.isArray(p) ? p[0] : p;
+      const point = item === undefined ? undefined : points[item.dataIndex];
+      if (!point) return "";
+      return `${point.name}<br/>${xName}: ${formatNumber(point.x)}<br/>${yName}: ${formatNumber(point.y)}`;
     } },
     grid: { left: 60, right: 30, top: 30, bottom: 50 },
     xAxis: { type: "value", name: xName, nameLocation: "middle", nameGap: 30, scale: true },
@@ -133,19 +135,22 @@ const TELEMETRY_GAP = 46;
 export function TelemetryChart({ data, label }: { data: TelemetryChartData; label: string }) {
   const top = 34;
   const n = data.groups.length;
-  const unitOf = new Map<string, string>();
-  data.groups.forEach((g) => g.series.forEach((s) => unitOf.set(s.label, g.unit)));
+  // The chart's series, in the order the option lists them (tooltips look their points up by index).
+  const lines = data.groups.flatMap((g) => g.series.map((s) => ({ ...s, unit: g.unit })));
   const option: EChartsOption = {
     legend: { top: 0, type: "scroll" },
     tooltip: {
       trigger: "axis",
       formatter: (raw) => {
-        const items = (Array.isArray(raw) ? raw : [raw]) as unknown as
-          { marker: string; seriesName: string; value: [number, number] }[];
-        const t = items[0]?.value[0];
-        const lines = items.map((p) =>
-          `${p.marker}${p.seriesName}: <b>${formatNumber(p.value[1])}</b> ${unitOf.get(p.seriesName) ?? ""}`);
-        return [`t = ${formatNumber(t)} s`, ...lines].join("<br/>");
+        const items = (Array.isArray(raw) ? raw : [raw]).flatMap((p) => {
+          const line = lines[p.seriesIndex ?? -1];
+          const point = line?.points[p.dataIndex];
+          return line && point ? [{ marker: typeof p.marker === "string" ? p.marker : "", line, point }] : [];
+        });
+        const t = items[0]?.point[0];
+        const rows = items.map(({ marker, line, point }) =>
+          `${marker}${line.label}: <b>${formatNumber(point[1])}</b> ${line.unit}`);
+        return [`t = ${formatNumber(t)} s`, ...rows].join("<br/>");
       },
     },
     axisPointer: { link: [{ xAxisIndex: "all" }] },

@@ -1,6 +1,7 @@
 import { NavLink, Outlet, useLocation } from "react-router-dom";
 import { ErrorBoundary } from "./ErrorBoundary";
-import { useLogout, useSocketState, type SessionUser } from "../api/queries";
+import { useLogout, useSocketState } from "../api/queries";
+import type { SessionUser } from "../api/models";
 import { errorMessage } from "../api/errors";
 
 function LiveIndicator() {

@@ -1,8 +1,10 @@
 /** Small shared building blocks: states, badges, progress bars, fields. */
 import type { ReactNode } from "react";
 import { errorMessage } from "../api/errors";
+import type { AnyStatus } from "../api/statuses";
 
-const STATUS_TONES: Record<string, string> = {
+/** The colour of every status (a status the server adds fails the type check until it has one). */
+const STATUS_TONES: Record<AnyStatus, "ok" | "info" | "muted" | "warn" | "bad"> = {
   online: "ok", completed: "ok", idle: "ok",
   running: "info", busy: "info", assigned: "info", dispatching: "info",
   pending: "muted", unreachable: "warn", partially_failed: "warn", timed_out: "warn", interrupted: "warn",
@@ -11,8 +13,8 @@ const STATUS_TONES: Record<string, string> = {
 };
 
 /** A status as a coloured pill. */
-export function StatusBadge({ status, title }: { status: string; title?: string }) {
-  const tone = STATUS_TONES[status] ?? "muted";
+export function StatusBadge({ status, title }: { status: AnyStatus; title?: string }) {
+  const tone = STATUS_TONES[status];
   return (
     <span className={`badge badge-${tone}`} title={title} data-status={status}>
       <span className="dot" />

@@ -1,15 +1,16 @@
 import { describe, expect, it } from "vitest";
-import type { Comparison, ExperimentResultJob, MetricStatistics } from "../api/types";
+import type { Comparison, ExperimentResultJob, MetricStatistics } from "../api/models";
 import { availableMetrics, coldVsWarm, comparisonToSeries, distributions, fiveNumbers, scatterPoints } from "./chartData";
 
 const stats = (mean: number, values: number[], extra: Partial<MetricStatistics> = {}): MetricStatistics => ({
-  n: values.length, mean, std: 1, min: Math.min(...values), max: Math.max(...values), median: mean, ci95: [mean - 2, mean + 2],
-  values, ...extra,
+  n: values.length, mean, std: 1, min: Math.min(...values), max: Math.max(...values), median: mean, p90: mean, p95: mean,
+  p99: mean, cv: null, ci95: [mean - 2, mean + 2], outliers: [], outlier_rule: "modified_z_mad>3.5", values, unit: "",
+  source: "warm", ...extra,
 });
 
-const job = (id: number, agent: string, statistics: Record<string, MetricStatistics>, cold: Record<string, unknown> | null = null): ExperimentResultJob => ({
+const job = (id: number, agent: string, statistics: Record<string, MetricStatistics>, cold: Record<string, number | null> | null = null): ExperimentResultJob => ({
   job: id, status: "completed", model: "m", runtime: "transformers", agent: `a${id}`, agent_name: agent, hardware_fingerprint: "fp",
-  statistics, cold_start: cold, unavailable_metrics: {},
+  statistics, efficiency: null, cold_start: cold, unavailable_metrics: {},
 });
 
 const comparison: Comparison = {
@@ -69,14 +70,6 @@ describe("per-job transforms", () => {
   it("computes five-number summaries", () => {
     expect(fiveNumbers([4, 1, 3, 2, 5])).toEqual([1, 2, 3, 4, 5]);
     expect(fiveNumbers([])).toBeNull();
-  });
-});
-
-describe("specName", () => {
-  it("reads names from either shape", async () => {
-    const { specName } = await import("../api/types");
-    expect(specName("m")).toBe("m");
-    expect(specName({ name: "transformers" })).toBe("transformers");
   });
 });
 

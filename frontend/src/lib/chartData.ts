@@ -1,5 +1,5 @@
 /** Transforms from API results into chart series (pure functions: unit-tested). */
-import type { Comparison, ExperimentResultJob, MetricStatistics } from "../api/types";
+import type { Comparison, ExperimentResultJob, MetricStatistics } from "../api/models";
 
 export type ErrorKind = "std" | "ci95";
 
@@ -34,7 +34,8 @@ export function comparisonToSeries(cmp: Comparison, kind: ErrorKind): { categori
           low = mean - cell.std;
           high = mean + cell.std;
         } else if (kind === "ci95" && cell.ci95) {
-          [low, high] = cell.ci95;
+          low = cell.ci95[0] ?? null;
+          high = cell.ci95[1] ?? null;
         }
       }
       return { agent: col.agent_name, value: mean, low, high, n: cell?.n ?? 0, job: cell?.job ?? 0 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Efficiency, ExperimentResultJob } from "../api/types";
+import type { Efficiency, ExperimentResultJob } from "../api/models";
 import { bandwidthView, computeView, efficiencyRows, formatFlops, formatGbps, formatPercent } from "./efficiency";
 
 const base: Efficiency = {

@@ -1,5 +1,5 @@
 /** Efficiency against measured peaks: formatting of the server's per-job `efficiency` (pure: unit-tested). */
-import type { Efficiency, ExperimentResultJob } from "../api/types";
+import type { Efficiency, ExperimentResultJob } from "../api/models";
 import { jobLabel } from "./chartData";
 import { formatNumber } from "./format";
 

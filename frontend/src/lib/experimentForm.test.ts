@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Catalog } from "../api/types";
+import type { Catalog } from "../api/models";
 import {
   benchmarkRequest, combinationLabel, enabledRuntimes, groupExcluded, initialForm, runtimeIndex, runtimesForTask,
   selectTask, taskNeedsModel, toRequest, type FormState,
@@ -34,6 +34,9 @@ describe("toRequest", () => {
     expect(body.runtimes).toEqual([{ name: "transformers", params: { device: "auto", dtype: "auto" } }]);
     expect(body.agents).toEqual({ all: true });
     expect(body.runs_per_job).toBe(2);
+    // Runs that are not a number are sent as 0: the server answers with the field's range message.
+    expect(toRequest({ ...form, runsPerJob: "abc" }, catalog).runs_per_job).toBe(0);
+    expect(toRequest({ ...form, runsPerJob: " " }, catalog).runs_per_job).toBe(0);
   });
   it("sends bad numbers as typed so that the server names the field", () => {
     const body = toRequest({ ...initialForm, task: { ...initialForm.task, seed: "abc" } });
@@ -101,7 +104,7 @@ describe("plan helpers", () => {
     const groups = groupExcluded(
       [
         { model: "m", runtime: "vllm", agent_id: "a", agent_name: "pi", reason: "no vllm" },
-        { model: "m", runtime: "vllm", agent_id: "b", agent_name: null, reason: "offline" },
+        { model: "m", runtime: "vllm", agent_id: "b", agent_name: "b", reason: "offline" },
         { model: "m", runtime: "transformers", agent_id: "a", agent_name: "pi", reason: "too small" },
       ],
       [{ model: "m", runtime: "vllm", reason: "no agent", agents: [] }],

@@ -1,5 +1,5 @@
 /** The experiment form's state and its translation into the API's request body (pure: unit-tested). */
-import type { Catalog, Excluded, ExperimentRequest, Unrunnable } from "../api/types";
+import type { Catalog, Excluded, ExperimentRequest, Unrunnable } from "../api/models";
 
 export type RuntimeName = "transformers" | "openai" | "vllm" | "hardware";
 /** Runtimes the form has fields for, in display order. */
@@ -136,7 +136,7 @@ function taskParams(form: FormState): Record<string, unknown> {
 /** The request body of `POST /experiments/` (and of the plan preview); `models` is left out for tasks that need
  *  no model. */
 export function toRequest(form: FormState, catalog?: Catalog | null): ExperimentRequest {
-  const runs = Number(form.runsPerJob);
+  const runs = Number(form.runsPerJob.trim());
   const body: ExperimentRequest = {
     name: form.name.trim(),
     description: form.description,
@@ -144,7 +144,8 @@ export function toRequest(form: FormState, catalog?: Catalog | null): Experiment
     runtimes: enabledRuntimes(form, catalog).map((r) => ({ name: r, params: params(form.runtimes[r].params) })),
     agents: form.agentMode === "all" ? { all: true }
       : form.agentMode === "ids" ? { ids: form.agentIds } : { labels: form.agentLabels },
-    runs_per_job: Number.isFinite(runs) && form.runsPerJob.trim() !== "" ? runs : (form.runsPerJob as unknown as number),
+    // Text that is not a number goes as 0, which the server refuses with the field's range message.
+    runs_per_job: form.runsPerJob.trim() !== "" && Number.isFinite(runs) ? runs : 0,
   };
   if (taskNeedsModel(form.taskName, catalog)) {
     body.models = form.models
@@ -183,7 +184,7 @@ export function groupExcluded(excluded: Excluded[], unrunnable: Unrunnable[], no
       g = { label: combinationLabel(e.model, e.runtime, noModelName), runElsewhere: !dead.has(key), agents: [] };
       groups.set(key, g);
     }
-    g.agents.push({ agent_id: e.agent_id, agent_name: e.agent_name ?? e.agent_id, reason: e.reason });
+    g.agents.push({ agent_id: e.agent_id, agent_name: e.agent_name, reason: e.reason });
   }
   return [...groups.values()];
 }

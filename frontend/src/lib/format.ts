@@ -1,5 +1,5 @@
 /** Formatting helpers for numbers, sizes, times and metric names. */
-import type { JobProgress } from "../api/types";
+import type { JobProgress } from "../api/models";
 import { figureLabel, isBenchmarkMetric } from "./peaks";
 
 /** Bytes in binary units ("1.5 GiB"). */
@@ -90,7 +90,9 @@ export function formatModels(models: { name: string }[] | undefined, noModelName
 }
 
 /** Overall fraction done (0..1) of a job's progress, or null when unknown. */
-export function progressFraction(p: JobProgress | null | undefined): number | null {
+export function progressFraction(
+  p: Pick<JobProgress, "run_index" | "runs_total" | "samples_done" | "samples_total"> | null | undefined,
+): number | null {
   if (!p) return null;
   const runs = p.runs_total ?? 0;
   const samples = p.samples_total ?? 0;

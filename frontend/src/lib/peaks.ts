@@ -1,5 +1,5 @@
 /** Hardware benchmark figures (`bandwidth_gbps.cpu.copy`, `tflops.cuda.bf16` ...): names, labels and grouping. */
-import type { AgentPeaks } from "../api/types";
+import type { AgentPeaks } from "../api/models";
 
 /** Same shape as the catalog's `benchmark_metric_pattern`. */
 const BENCHMARK_RE = /^(bandwidth_gbps|tflops|gflops)\.(cpu|cuda|mps)\.([a-z0-9]+)$/;

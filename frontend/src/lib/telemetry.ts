@@ -1,5 +1,5 @@
 /** A run's telemetry (`{"t": [...], "cpu_percent": [...], ...}`) turned into chart series (pure: unit-tested). */
-import type { Telemetry } from "../api/types";
+import type { Telemetry } from "../api/models";
 
 interface SignalInfo { label: string; unit: string }
 

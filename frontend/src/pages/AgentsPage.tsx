@@ -1,8 +1,8 @@
 import { useState, type FormEvent } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { useAgentMutations, useAgents, useCreateExperiment, useLive } from "../api/queries";
-import { ApiError, errorLines, errorMessage } from "../api/errors";
-import type { Agent, AgentInfo, AgentPeaks } from "../api/types";
+import { describeError, errorMessage } from "../api/errors";
+import type { Agent, AgentInfo, AgentPeaks } from "../api/models";
 import { benchmarkRequest } from "../lib/experimentForm";
 import { Card, Empty, ErrorBox, Field, KeyValues, Spinner, StatusBadge } from "../components/ui";
 import { formatAgo, formatBytes, formatDate, formatNumber } from "../lib/format";
@@ -20,8 +20,7 @@ function RegisterAgentForm() {
   const [name, setName] = useState("");
   const [labels, setLabels] = useState("");
   const [cost, setCost] = useState("");
-  const fields = register.error instanceof ApiError ? register.error.fields : {};
-  const general = register.error instanceof ApiError ? fields[""] ?? [] : register.error ? [errorMessage(register.error)] : [];
+  const { fields, general } = describeError(register.error);
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -59,8 +58,7 @@ function RegisterAgentForm() {
 }
 
 function hardwareLine(agent: Agent): string {
-  const s = agent.summary as { cpu?: string; cores?: number; memory_gib?: number | null;
-    gpus?: { name: string; memory_gib: number }[] };
+  const s = agent.summary;
   const parts: string[] = [];
   if (s.cpu) parts.push(`${s.cpu}${s.cores ? ` (${s.cores} threads)` : ""}`);
   if (s.memory_gib) parts.push(`${s.memory_gib} GiB RAM`);
@@ -69,12 +67,12 @@ function hardwareLine(agent: Agent): string {
 }
 
 function agentPeaks(agent: Agent): AgentPeaks | null {
-  return ((agent.summary as { peaks?: AgentPeaks | null } | null)?.peaks) ?? null;
+  return agent.summary.peaks ?? null;
 }
 
 function AgentRow({ agent, selected }: { agent: Agent; selected: boolean }) {
   const navigate = useNavigate();
-  const runtimes = ((agent.summary as { runtimes?: string[] }).runtimes ?? []).join(", ");
+  const runtimes = (agent.summary.runtimes ?? []).join(", ");
   return (
     <tr className={selected ? "selected clickable" : "clickable"} onClick={() => navigate(`/agents/${agent.id}`)}
       data-agent={agent.name}>
@@ -124,7 +122,7 @@ function RunBenchmark({ agent, hasPeaks }: { agent: Agent; hasPeaks: boolean }) 
   const [quick, setQuick] = useState(true);
   const disabled = agent.status === "deactivated";
   const run = () => create.mutate(benchmarkRequest(agent, quick), { onSuccess: (exp) => navigate(`/experiments/${exp.id}`) });
-  const lines = create.error instanceof ApiError ? errorLines(create.error.fields) : create.error ? [errorMessage(create.error)] : [];
+  const { lines } = describeError(create.error);
   return (
     <div className="benchmark-actions">
       <button type="button" className={`btn btn-small${hasPeaks ? "" : " btn-primary"}`} onClick={run}
@@ -192,7 +190,8 @@ function AgentEditForm({ agent }: { agent: Agent }) {
   const [name, setName] = useState(agent.name);
   const [labels, setLabels] = useState((agent.labels ?? []).join(", "));
   const [cost, setCost] = useState(agent.cost_per_hour ?? "");
-  const fields = update.error instanceof ApiError ? update.error.fields : {};
+  const { fields } = describeError(update.error);
+  const hasFieldErrors = Object.keys(fields).some((k) => k !== "");
   const submit = (e: FormEvent) => {
     e.preventDefault();
     update.mutate({ id: agent.id, name, labels: parseLabels(labels), cost_per_hour: cost === "" ? null : cost });
@@ -209,7 +208,7 @@ function AgentEditForm({ agent }: { agent: Agent }) {
       <div className="form-actions">
         <button className="btn btn-small" type="submit" disabled={update.isPending}>Save</button>
         {update.isSuccess && !update.isPending && <span className="ok-inline">Saved</span>}
-        {update.error && !(update.error instanceof ApiError && Object.keys(fields).some((k) => k !== "")) && (
+        {update.error && !hasFieldErrors && (
           <span className="error-inline">{errorMessage(update.error)}</span>
         )}
       </div>
@@ -333,7 +332,7 @@ function AgentActions({ agent }: { agent: Agent }) {
 }
 
 function AgentDetails({ agent }: { agent: Agent }) {
-  const info = agent.capabilities as AgentInfo | null;
+  const info = agent.capabilities;
   return (
     <Card title={<>{agent.name} <StatusBadge status={agent.status} /></>} className="details" actions={<AgentActions agent={agent} />}>
       {agent.status_reason && <p className="muted small">{agent.status_reason}</p>}

@@ -2,16 +2,14 @@ import { useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { useExperiment, useExperimentActions, useJob, useJobs, useLive } from "../api/queries";
 import { errorMessage } from "../api/errors";
-import type { Excluded, Experiment, Job, JobProgress, Transition, Unrunnable } from "../api/types";
+import type { Experiment, Job, Transition } from "../api/models";
+import { isExperimentTerminal, isJobRetryable, isJobTerminal } from "../api/statuses";
 import { combinationLabel, groupExcluded } from "../lib/experimentForm";
 import { Card, Empty, ErrorBox, KeyValues, ProgressBar, Spinner, StatusBadge } from "../components/ui";
 import { formatDate, formatDuration, formatModels, progressFraction } from "../lib/format";
 
-const TERMINAL = new Set(["completed", "failed", "cancelled", "timed_out"]);
-const EXP_TERMINAL = new Set(["completed", "partially_failed", "failed", "cancelled"]);
-
 function progressLabel(job: Job): string {
-  const p = job.progress as JobProgress | null;
+  const p = job.progress;
   if (job.status === "completed") return "done";
   if (!p) return job.status === "pending" && job.not_before ? `retry after ${new Date(job.not_before).toLocaleTimeString()}` : job.status;
   const run = p.run_index ? `run ${p.run_index}/${p.runs_total ?? "?"}` : "starting";
@@ -20,8 +18,7 @@ function progressLabel(job: Job): string {
 }
 
 function JobCard({ job, selected, onSelect }: { job: Job; selected: boolean; onSelect: () => void }) {
-  const p = job.progress as JobProgress | null;
-  const fraction = job.status === "completed" ? 1 : TERMINAL.has(job.status) ? null : progressFraction(p);
+  const fraction = job.status === "completed" ? 1 : isJobTerminal(job.status) ? null : progressFraction(job.progress);
   return (
     <button type="button" className={`job-card status-${job.status}${selected ? " selected" : ""}`} onClick={onSelect}
       data-job={job.id} data-status={job.status}>
@@ -32,7 +29,7 @@ function JobCard({ job, selected, onSelect }: { job: Job; selected: boolean; onS
       <div className="strong">{job.agent_name ?? "unassigned"}</div>
       <div className="mono small">{job.model_name}</div>
       <div className="small muted">{job.runtime_name} · attempt {job.attempt}/{job.max_attempts}</div>
-      {!TERMINAL.has(job.status) || job.status === "completed"
+      {!isJobTerminal(job.status) || job.status === "completed"
         ? <ProgressBar fraction={fraction} label={progressLabel(job)} />
         : <div className="small job-reason">{job.status_reason}</div>}
     </button>
@@ -67,10 +64,10 @@ function JobPanel({ jobId, experiment }: { jobId: number; experiment: number }) 
   return (
     <Card className="details" title={<>Job #{j.id} <StatusBadge status={j.status} /></>} actions={
       <div className="actions-row">
-        {!TERMINAL.has(j.status) && (
+        {!isJobTerminal(j.status) && (
           <button className="btn btn-small btn-danger-outline" disabled={cancelJob.isPending} onClick={() => cancelJob.mutate(j.id)}>Cancel job</button>
         )}
-        {["failed", "cancelled", "timed_out"].includes(j.status) && (
+        {isJobRetryable(j.status) && (
           <button className="btn btn-small" disabled={retryJob.isPending} onClick={() => retryJob.mutate(j.id)}>Retry job</button>
         )}
       </div>
@@ -96,14 +93,14 @@ function JobPanel({ jobId, experiment }: { jobId: number; experiment: number }) 
         </table>
       )}
       <h3>Transition log</h3>
-      <TransitionLog transitions={j.transitions as unknown as Transition[]} />
+      <TransitionLog transitions={j.transitions} />
     </Card>
   );
 }
 
 function ExperimentHeader({ exp }: { exp: Experiment }) {
   const { cancel } = useExperimentActions(exp.id);
-  const finished = EXP_TERMINAL.has(exp.status);
+  const finished = isExperimentTerminal(exp.status);
   return (
     <div className="page-header">
       <div>
@@ -123,8 +120,8 @@ function ExperimentHeader({ exp }: { exp: Experiment }) {
 }
 
 function SpecSummary({ exp }: { exp: Experiment }) {
-  const plan = exp.plan as { unrunnable?: Unrunnable[]; excluded?: Excluded[] } | null;
-  const excluded = groupExcluded(plan?.excluded ?? [], plan?.unrunnable ?? []).filter((g) => g.runElsewhere);
+  const unrunnable = exp.plan.unrunnable ?? [];
+  const excluded = groupExcluded(exp.plan.excluded ?? [], unrunnable).filter((g) => g.runElsewhere);
   const params = exp.task?.params ?? {};
   return (
     <Card title="Specification">
@@ -137,10 +134,10 @@ function SpecSummary({ exp }: { exp: Experiment }) {
         ["Created", `${formatDate(exp.created_at)} by ${exp.owner ?? "—"}`],
         ["Duration", formatDuration(exp.started_at, exp.finished_at)],
       ]} />
-      {(plan?.unrunnable ?? []).length > 0 && (
+      {unrunnable.length > 0 && (
         <>
           <h3>Could not run</h3>
-          {(plan?.unrunnable ?? []).map((u) => (
+          {unrunnable.map((u) => (
             <div key={`${u.model}-${u.runtime}`} className="unrunnable"><strong>{combinationLabel(u.model, u.runtime)}</strong>: {u.reason}</div>
           ))}
         </>

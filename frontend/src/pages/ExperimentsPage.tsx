@@ -1,15 +1,14 @@
 import { Link, useNavigate } from "react-router-dom";
 import { useExperiments } from "../api/queries";
-import type { Experiment } from "../api/types";
+import type { Experiment } from "../api/models";
+import { JOB_TERMINAL_STATUSES } from "../api/statuses";
 import { Card, Empty, ErrorBox, ProgressBar, Spinner, StatusBadge } from "../components/ui";
 import { formatAgo, formatModels } from "../lib/format";
-
-const DONE = ["completed", "failed", "cancelled", "timed_out"];
 
 function jobsDone(exp: Experiment): [number, number] {
   const counts = exp.job_counts ?? {};
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
-  const done = Object.entries(counts).filter(([s]) => DONE.includes(s)).reduce((a, [, n]) => a + n, 0);
+  const done = Object.entries(counts).filter(([s]) => JOB_TERMINAL_STATUSES.has(s)).reduce((a, [, n]) => a + n, 0);
   return [done, total];
 }
 

@@ -1,14 +1,13 @@
 import { useState, type FormEvent } from "react";
 import { useLogin } from "../api/queries";
-import { ApiError, errorMessage } from "../api/errors";
+import { describeError } from "../api/errors";
 import { Field } from "../components/ui";
 
 export function LoginPage() {
   const login = useLogin();
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
-  const fields = login.error instanceof ApiError ? login.error.fields : {};
-  const general = login.error instanceof ApiError ? fields[""] ?? [] : login.error ? [errorMessage(login.error)] : [];
+  const { fields, general } = describeError(login.error);
 
   const submit = (e: FormEvent) => {
     e.preventDefault();

@@ -2,8 +2,8 @@ import { useMemo, useState, type FormEvent, type ReactNode } from "react";
 import { useNavigate } from "react-router-dom";
 import { useQuery } from "@tanstack/react-query";
 import { fetchPlan, useAgents, useCatalog, useCreateExperiment } from "../api/queries";
-import { ApiError, errorLines, errorMessage, errorsAt, type FieldErrors } from "../api/errors";
-import { specName, type Agent, type AgentInfo, type Catalog, type Plan } from "../api/types";
+import { describeError, errorsAt, type FieldErrors } from "../api/errors";
+import type { Agent, Catalog, Plan } from "../api/models";
 import { Card, ErrorBox, Field, FieldMessages, Spinner } from "../components/ui";
 import {
   combinationLabel, groupExcluded, HARDWARE_TASK, initialForm, runtimeIndex, runtimesForTask, selectTask, taskNeedsModel,
@@ -165,7 +165,7 @@ function TaskSection({ form, update, errors, catalog }: { form: FormState; updat
 
 function agentModels(agents: Agent[]): string[] {
   const names = new Set<string>();
-  agents.forEach((a) => ((a.capabilities as AgentInfo | null)?.models ?? []).forEach((m) => names.add(m.name)));
+  agents.forEach((a) => (a.capabilities.models ?? []).forEach((m) => names.add(m.name)));
   return [...names].sort();
 }
 
@@ -320,38 +320,38 @@ function PlanPreview({ form, catalog }: { form: FormState; catalog: Catalog | un
     placeholderData: (prev) => prev,
   });
   const stale = debounced !== body || plan.isFetching;
+  const jobs = plan.data?.jobs ?? [];
+  const unrunnable = plan.data?.unrunnable ?? [];
   // Combinations no agent runs list their agents under "cannot run" already.
-  const excluded = plan.data
-    ? groupExcluded(plan.data.excluded ?? [], plan.data.unrunnable, noModel).filter((g) => g.runElsewhere)
-    : [];
+  const excluded = groupExcluded(plan.data?.excluded ?? [], unrunnable, noModel).filter((g) => g.runElsewhere);
   const excludedCount = new Set(excluded.flatMap((g) => g.agents.map((a) => a.agent_id))).size;
   return (
     <Card title={<>Plan preview {stale && <span className="spinner small" aria-label="updating" />}</>} className="plan">
       {plan.isPending ? <Spinner label="Planning…" /> : plan.isError ? (
         <div className="plan-invalid" role="alert">
           <strong>Not valid yet</strong>
-          <ul>{(plan.error instanceof ApiError ? errorLines(plan.error.fields) : [errorMessage(plan.error)]).map((l) => <li key={l}>{l}</li>)}</ul>
+          <ul>{describeError(plan.error).lines.map((l) => <li key={l}>{l}</li>)}</ul>
         </div>
       ) : (
         <>
           <p className="plan-summary" data-testid="plan-summary">
-            <strong>{plan.data.jobs.length}</strong> job{plan.data.jobs.length === 1 ? "" : "s"}
-            {plan.data.unrunnable.length > 0 && <>, <strong className="warn-text">{plan.data.unrunnable.length}</strong> combination(s) cannot run</>}
+            <strong>{jobs.length}</strong> job{jobs.length === 1 ? "" : "s"}
+            {unrunnable.length > 0 && <>, <strong className="warn-text">{unrunnable.length}</strong> combination(s) cannot run</>}
             {excludedCount > 0 && <>, <strong className="warn-text">{excludedCount}</strong> agent(s) left out</>}
           </p>
-          {plan.data.jobs.length > 0 && (
+          {jobs.length > 0 && (
             <table className="table compact">
               <thead><tr><th>Agent</th><th>Model</th><th>Runtime</th></tr></thead>
               <tbody>
-                {plan.data.jobs.map((j) => (
-                  <tr key={`${j.agent_id}-${specName(j.model)}-${specName(j.runtime)}`}><td>{j.agent_name}</td>
-                    <td className="mono small">{specName(j.model) === noModel ? <span className="muted">no model</span> : specName(j.model)}</td>
-                    <td>{specName(j.runtime)}</td></tr>
+                {jobs.map((j) => (
+                  <tr key={`${j.agent_id}-${j.model.name}-${j.runtime.name}`}><td>{j.agent_name}</td>
+                    <td className="mono small">{j.model.name === noModel ? <span className="muted">no model</span> : j.model.name}</td>
+                    <td>{j.runtime.name}</td></tr>
                 ))}
               </tbody>
             </table>
           )}
-          {plan.data.unrunnable.map((u) => (
+          {unrunnable.map((u) => (
             <div key={`${u.model}-${u.runtime}`} className="unrunnable" data-testid="plan-unrunnable">
               <strong>{combinationLabel(u.model, u.runtime, noModel)}</strong>: {u.reason}
               {u.agents.length > 0 && (
@@ -385,7 +385,8 @@ export function NewExperimentPage() {
   const needsModel = taskNeedsModel(form.taskName, catalog.data);
   const create = useCreateExperiment();
   const navigate = useNavigate();
-  const errors: FieldErrors = create.error instanceof ApiError ? create.error.fields : {};
+  const refusal = describeError(create.error);
+  const errors = refusal.fields;
   const update: Update = (fn) => setForm(fn);
 
   const submit = (e: FormEvent) => {
@@ -417,8 +418,8 @@ export function NewExperimentPage() {
           <AgentsSection n={needsModel ? 5 : 4} form={form} update={update} errors={errors} agents={agents.data ?? []} />
           {create.error && (
             <div className="form-error" role="alert">
-              {create.error instanceof ApiError ? "The server refused the experiment:" : errorMessage(create.error)}
-              {create.error instanceof ApiError && <ul>{errorLines(create.error.fields).map((l) => <li key={l}>{l}</li>)}</ul>}
+              {refusal.refused ? "The server refused the experiment:" : refusal.general.join(" ")}
+              {refusal.refused && <ul>{refusal.lines.map((l) => <li key={l}>{l}</li>)}</ul>}
             </div>
           )}
           <div className="form-actions">

@@ -1,7 +1,8 @@
 import { useMemo, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { useComparison, useExperiment, useExperimentResults, useJobResults, useLive } from "../api/queries";
-import type { Comparison, ExperimentResultJob, MetricInfo, RunResult } from "../api/types";
+import type { Comparison, ExperimentResultJob, MetricDescription, RunResults } from "../api/models";
+import { isExperimentTerminal } from "../api/statuses";
 import { Card, Empty, ErrorBox, KeyValues, Spinner, StatusBadge } from "../components/ui";
 import { ColdWarmChart, DistributionChart, MetricBarChart, ScatterChart, TelemetryChart } from "../components/Charts";
 import { availableMetrics, NO_MODEL, coldVsWarm, comparisonToSeries, distributions, jobLabel, scatterPoints, type ErrorKind } from "../lib/chartData";
@@ -11,7 +12,7 @@ import { compareFigures, isBenchmarkMetric } from "../lib/peaks";
 import { buildTelemetry } from "../lib/telemetry";
 
 /** The results' metric descriptions, or (from an older server) the metrics found in the statistics. */
-function metricInfos(declared: MetricInfo[] | undefined, jobs: ExperimentResultJob[]): MetricInfo[] {
+function metricInfos(declared: MetricDescription[] | undefined, jobs: ExperimentResultJob[]): MetricDescription[] {
   if (declared && declared.length) return declared;
   return availableMetrics(jobs, KNOWN_METRICS).map((name) => ({
     name, unit: jobs.find((j) => j.statistics[name])?.statistics[name]?.unit ?? "", description: "", higher_is_better: null,
@@ -19,18 +20,18 @@ function metricInfos(declared: MetricInfo[] | undefined, jobs: ExperimentResultJ
 }
 
 /** Metric options: the known metrics first, then the benchmark figures sorted by device and kind. */
-function orderMetrics(metrics: MetricInfo[]): MetricInfo[] {
+function orderMetrics(metrics: MetricDescription[]): MetricDescription[] {
   const plain = metrics.filter((m) => !isBenchmarkMetric(m.name));
   const figures = metrics.filter((m) => isBenchmarkMetric(m.name)).sort((a, b) => compareFigures(a.name, b.name));
   return [...plain, ...figures];
 }
 
-function optionText(m: MetricInfo): string {
+function optionText(m: MetricDescription): string {
   const label = metricLabel(m.name);
   return isBenchmarkMetric(m.name) && m.unit ? `${label} (${m.unit})` : label;
 }
 
-function MetricSelect({ value, options, onChange, name }: { value: string; options: MetricInfo[]; onChange: (v: string) => void; name: string }) {
+function MetricSelect({ value, options, onChange, name }: { value: string; options: MetricDescription[]; onChange: (v: string) => void; name: string }) {
   return (
     <select name={name} value={value} onChange={(e) => onChange(e.target.value)}>
       {options.map((m) => <option key={m.name} value={m.name} title={m.description || m.name}>{optionText(m)}</option>)}
@@ -39,7 +40,7 @@ function MetricSelect({ value, options, onChange, name }: { value: string; optio
 }
 
 /** The metric a chart starts with: the first preferred one present, else the first bandwidth figure, else any. */
-function defaultMetric(metrics: MetricInfo[], ...preferred: string[]): string {
+function defaultMetric(metrics: MetricDescription[], ...preferred: string[]): string {
   const names = metrics.map((m) => m.name);
   return preferred.find((p) => names.includes(p)) ?? names.find((n) => n.startsWith("bandwidth_gbps.")) ?? names[0] ?? "";
 }
@@ -97,7 +98,7 @@ function ComparisonTable({ cmp }: { cmp: Comparison }) {
   );
 }
 
-function ComparisonSection({ experiment, metrics }: { experiment: number; metrics: MetricInfo[] }) {
+function ComparisonSection({ experiment, metrics }: { experiment: number; metrics: MetricDescription[] }) {
   const [metric, setMetric] = useState(() => defaultMetric(metrics, "output_tokens_per_s"));
   const [kind, setKind] = useState<ErrorKind>("std");
   const cmp = useComparison(experiment, metric);
@@ -125,7 +126,7 @@ function ComparisonSection({ experiment, metrics }: { experiment: number; metric
   );
 }
 
-function RunTelemetry({ run }: { run: RunResult }) {
+function RunTelemetry({ run }: { run: RunResults }) {
   const data = useMemo(() => buildTelemetry(run.telemetry), [run.telemetry]);
   if (!data) {
     return <p className="muted small telemetry-note" data-testid="telemetry-empty">No telemetry was sampled during this run.</p>;
@@ -133,7 +134,7 @@ function RunTelemetry({ run }: { run: RunResult }) {
   return <TelemetryChart data={data} label={`telemetry of run ${run.run_index}`} />;
 }
 
-function RunMetrics({ run, units }: { run: RunResult; units: Map<string, string> }) {
+function RunMetrics({ run, units }: { run: RunResults; units: Map<string, string> }) {
   const entries = Object.entries(run.metrics).filter(([, v]) => typeof v === "number")
     .sort(([a], [b]) => compareFigures(a, b));
   if (entries.length === 0) return <Empty title="This run stored no metrics" />;
@@ -200,7 +201,7 @@ function SamplesSection({ jobs, units }: { jobs: ExperimentResultJob[]; units: M
   );
 }
 
-function ChartsSection({ jobs, metrics }: { jobs: ExperimentResultJob[]; metrics: MetricInfo[] }) {
+function ChartsSection({ jobs, metrics }: { jobs: ExperimentResultJob[]; metrics: MetricDescription[] }) {
   const names = metrics.map((m) => m.name);
   const [coldMetric, setColdMetric] = useState(() => defaultMetric(metrics, "e2e_latency_s"));
   const [distMetric, setDistMetric] = useState(() => defaultMetric(metrics, "output_tokens_per_s"));
@@ -321,7 +322,7 @@ export function ResultsPage() {
       {exp.isError && <ErrorBox error={exp.error} />}
       {results.isPending ? <Spinner /> : results.isError ? <ErrorBox error={results.error} onRetry={() => void results.refetch()} /> :
         withStats.length === 0 ? (
-          <Card><Empty title="No results yet">{exp.data && !["completed", "partially_failed", "failed", "cancelled"].includes(exp.data.status)
+          <Card><Empty title="No results yet">{exp.data && !isExperimentTerminal(exp.data.status)
             ? "Jobs are still running: results appear here as soon as a job completes." : "No job produced statistics."}</Empty></Card>
         ) : (
           <>

@@ -1,0 +1,37 @@
+/**
+ * Short names for the API's types. Every type here is generated from the server's OpenAPI schema
+ * (`npm run generate` → `schema.d.ts`): nothing is declared by hand.
+ */
+import type { components } from "./schema";
+
+type S = components["schemas"];
+
+export type Agent = S["Agent"];
+export type AgentInfo = S["AgentInfo"];
+export type AgentPeaks = S["AgentPeaks"];
+export type AgentStatus = S["AgentStatusEnum"];
+export type AgentActivity = S["AgentActivityEnum"];
+export type Attempt = S["Attempt"];
+export type AttemptStatus = S["AttemptStatusEnum"];
+export type Catalog = S["Catalog"];
+export type Comparison = S["Comparison"];
+export type Efficiency = S["Efficiency"];
+export type Excluded = S["Excluded"];
+export type Experiment = S["Experiment"];
+export type ExperimentRequest = S["ExperimentRequest"];
+export type ExperimentResultJob = S["ExperimentJobResults"];
+export type ExperimentResults = S["ExperimentResults"];
+export type ExperimentStatus = S["ExperimentStatusEnum"];
+export type Job = S["Job"];
+export type JobDetail = S["JobDetail"];
+export type JobProgress = S["JobProgress"];
+export type JobResults = S["JobResults"];
+export type JobStatus = S["JobStatusEnum"];
+export type MetricDescription = S["MetricDescription"];
+export type MetricStatistics = S["JobMetricStatistics"];
+export type Plan = S["Plan"];
+export type RunResults = S["RunResults"];
+export type SessionUser = S["SessionUser"];
+export type Telemetry = RunResults["telemetry"];
+export type Transition = S["Transition"];
+export type Unrunnable = S["Unrunnable"];
