@@ -185,7 +185,10 @@ def openapi_schema(model: type[BaseModel]) -> tuple[dict[str, Any], dict[str, di
 
 
 class PydanticComponent(OpenApiSerializerExtension):
-    """Describes a Pydantic model used as a response (or inside a field) as an OpenAPI 3.0 component."""
+    """Describes a Pydantic model given to ``extend_schema`` (or inside a field) as an OpenAPI 3.0 component.
+
+    The schema is the model's serialized form, in both directions, so a nested model is one component.
+    """
 
     target_class = "pydantic.BaseModel"
     match_subclasses = True
