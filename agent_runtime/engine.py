@@ -9,8 +9,8 @@ while a model generates. Cancel and timeout are checked between tokens (via the 
 between samples. Every finished run is spooled at once; a partial run is dropped when a job stops.
 
 Measurement tasks (``hardware_benchmark``) have no samples and no model: each run calls the task's
-``measure`` on the device the ``hardware`` runtime resolved, and the last run's full result becomes the
-agent's advertised benchmark (``AgentInfo.benchmarks``).
+``measure`` on the device the ``hardware`` runtime resolved, and each run carries its full benchmark result
+(``SingleRunResult.benchmark``): the server keeps the latest as the agent's measured peaks.
 """
 
 from __future__ import annotations
@@ -470,12 +470,8 @@ class JobEngine:
         )
         if cold:  # no model: the runtime says why there is no load time
             add_model_load(metrics, unavailable, None, runtime.model_load_unavailable_reason())
-        if isinstance(measurement.payload, HardwareBenchmarkResult):
-            info = self.info_provider()
-            if info is not None:
-                # The advertised description changes: its capabilities hash changes with it, so the
-                # next heartbeat tells the server to fetch the new peaks.
-                info.benchmarks = measurement.payload
+        # The full benchmark travels with the run: the server keeps the latest as the agent's measured peaks.
+        benchmark = measurement.payload if isinstance(measurement.payload, HardwareBenchmarkResult) else None
         return SingleRunResult(
             run_index=index,
             cold_start=cold,
@@ -485,6 +481,7 @@ class JobEngine:
             unavailable_metrics=unavailable,
             telemetry=measurement.telemetry,
             notes=measurement.notes,
+            benchmark=benchmark,
         )
 
     def _one_run(
