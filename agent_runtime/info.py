@@ -12,7 +12,7 @@ import psutil
 from agent_runtime import __version__
 from agent_runtime.logging import get_logger
 from agent_runtime.runtimes import describe_runtimes
-from common.protocol import AgentInfo, CpuInfo, HardwareBenchmarkResult, MemoryInfo, ProbeStatus, SystemInfo
+from common.protocol import AgentInfo, CpuInfo, MemoryInfo, ProbeStatus, SystemInfo
 
 log = get_logger(__name__)
 
@@ -37,16 +37,6 @@ def _basic_info(name: str, reason: str) -> AgentInfo:
         memory=MemoryInfo(total_bytes=psutil.virtual_memory().total),
         probes=[ProbeStatus(name="detection", available=False, reason=reason)],
     )
-
-
-def _latest_benchmark(data_dir: Path) -> HardwareBenchmarkResult | None:
-    """The latest hardware benchmark stored under ``data_dir``, None when none ran (or it cannot be read)."""
-    try:
-        from agent_runtime.hwbench.store import load_latest
-    except ImportError as exc:
-        log.warning("hwbench.unavailable", error=str(exc))
-        return None
-    return load_latest(data_dir)
 
 
 def gather_agent_info(
@@ -88,8 +78,6 @@ def gather_agent_info(
             apple_profiler_json=apple_profiler_json,
         )
     info.runtimes = describe_runtimes(info)
-    # The measured peaks of the latest hardware benchmark (none until one ran on this data dir).
-    info.benchmarks = _latest_benchmark(data_dir)
     info.agent_version = info.agent_version or __version__
     if name:
         info.name = name

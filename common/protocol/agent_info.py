@@ -13,7 +13,6 @@ from typing import Any, Literal
 from pydantic import Field
 
 from common.protocol.base import PROTOCOL_VERSION, ProtocolModel, utcnow
-from common.protocol.benchmarks import HardwareBenchmarkResult
 from common.protocol.enums import AccessMode
 
 
@@ -231,7 +230,10 @@ class AgentInfo(ProtocolModel):
         models: Locally available models.
         probes: Outcome of every detection probe.
         detected_at: When detection ran.
-        benchmarks: The latest hardware benchmark this agent ran (measured peaks), None before any.
+
+    An agent's measured peaks are not part of its description: they travel with the runs of its
+    ``hardware_benchmark`` jobs (``SingleRunResult.benchmark``) and the server keeps the latest. A ``benchmarks``
+    key sent by older agents is ignored.
     """
 
     type: Literal["agent.info"] = "agent.info"
@@ -250,7 +252,6 @@ class AgentInfo(ProtocolModel):
     models: list[ModelInfo] = Field(default_factory=list)
     probes: list[ProbeStatus] = Field(default_factory=list)
     detected_at: datetime = Field(default_factory=utcnow)
-    benchmarks: HardwareBenchmarkResult | None = None
 
     def hardware_fingerprint(self) -> str:
         """Readable hardware fingerprint (DESIGN section 5), see :func:`hardware_fingerprint`."""

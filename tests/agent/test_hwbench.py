@@ -159,24 +159,22 @@ def test_time_kernel_repeats_and_stop():
         time_kernel(lambda: None, device="cpu", repeats=3, should_stop=lambda: True)
 
 
-def test_latest_result_is_stored_and_advertised(tmp_path, cpu_result):
+def test_latest_result_is_stored_locally_not_advertised(tmp_path, cpu_result):
     assert load_latest(tmp_path) is None
     path = save_latest(tmp_path, cpu_result)
     assert path == latest_path(tmp_path) == tmp_path / "hwbench" / "latest.json"
     assert load_latest(tmp_path).figures == cpu_result.figures
     info = gather_agent_info(data_dir=tmp_path)
-    assert info.benchmarks is not None
-    assert info.benchmarks.figure("gflops.cpu.fp32").statistics.n == 3
+    assert "benchmarks" not in info.model_dump()  # peaks travel with benchmark job results only
     hardware = next(r for r in info.runtimes if r.name == "hardware")
     assert hardware.available and hardware.access_mode.value == "white_box"
     path.write_text("{not json")
     assert load_latest(tmp_path) is None
 
 
-def test_old_agent_info_still_validates():
-    old = AgentInfo().model_dump(mode="json")
-    old.pop("benchmarks")
-    assert AgentInfo.model_validate(old).benchmarks is None
+def test_agent_info_of_an_older_agent_with_advertised_peaks_still_validates(cpu_result):
+    old = {**AgentInfo().model_dump(mode="json"), "benchmarks": cpu_result.model_dump(mode="json")}
+    assert "benchmarks" not in AgentInfo.model_validate(old).model_dump()
 
 
 def test_catalog_entries():

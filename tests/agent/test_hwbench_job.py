@@ -74,10 +74,12 @@ def test_job_produces_flattened_figures(engine, agent_info, tmp_path, monkeypatc
     assert result.statistics == {}
     assert "AVX512-BF16" in result.unavailable_metrics["gflops.cpu.bf16"]
     assert "no model" in result.unavailable_metrics["model_load_s"]
-    # The last run became the agent's advertised benchmark, in memory and on disk.
+    # Each run carries its full benchmark (the server keeps the latest as the peaks); the last is also on disk.
     assert latest_path(tmp_path).is_file()
     stored = load_latest(tmp_path)
-    assert agent_info.benchmarks == stored
+    assert result.runs[-1].benchmark == stored
+    assert all(run.benchmark is not None and run.benchmark.figures for run in result.runs)
+    assert "benchmarks" not in agent_info.model_dump()
     assert stored.figure("gflops.cpu.fp32").statistics.values[-1] > 0
 
 
@@ -131,13 +133,13 @@ def test_cli_benchmark_refuses_a_missing_device(tmp_path):
     assert result.exit_code == 2 and "cuda" in result.output
 
 
-def test_agent_api_accepts_the_job_and_advertises_the_peaks(tmp_path):
+def test_agent_api_accepts_the_job_and_sends_the_peaks_with_its_runs(tmp_path):
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
     settings = Settings(data_dir=tmp_path / "agent", token=TOKEN, heartbeat_interval_s=60, telemetry_interval_s=0.1)
     with TestClient(create_app(settings)) as client:
         info = client.get("/api/v1/info", headers=auth).json()
-        assert info["benchmarks"] is None
+        assert "benchmarks" not in info
         assert next(r for r in info["runtimes"] if r["name"] == "hardware")["available"] is True
         body = hw_job(runs_per_job=1).model_dump(mode="json")
         resp = client.post("/api/v1/jobs", json=body, headers=auth)
@@ -150,8 +152,8 @@ def test_agent_api_accepts_the_job_and_advertises_the_peaks(tmp_path):
         result = wait_for(done, 60)["result"]
         assert result["status"] == "completed", result["error"]
         assert result["statistics"] == {} and "gflops.cpu.fp32" in result["runs"][0]["metrics"]
-        info = client.get("/api/v1/info", headers=auth).json()
-        assert info["benchmarks"]["type"] == "hardware.benchmark"
+        assert result["runs"][0]["benchmark"]["type"] == "hardware.benchmark"
+        assert "benchmarks" not in client.get("/api/v1/info", headers=auth).json()
         bad = dict(body, job_id="hw-2", task={"name": "hardware_benchmark", "params": {"repeats": 0}})
         resp = client.post("/api/v1/jobs", json=bad, headers=auth)
         assert resp.status_code == 422 and "task.params.repeats" in resp.text
