@@ -45,7 +45,7 @@ def serve(
     """Run the agent's HTTP API (uvicorn)."""
     import uvicorn
 
-    from agent_runtime.api import create_app
+    from agent_runtime.api import create_app  # lazy: FastAPI and the whole agent, only for serve
 
     settings = _settings(
         host=host,
@@ -78,7 +78,7 @@ def info(
     data_dir: Annotated[Path | None, typer.Option(help="Agent data directory.")] = None,
 ) -> None:
     """Print what this agent would advertise (AgentInfo)."""
-    from agent_runtime.info import gather_agent_info
+    from agent_runtime.info import gather_agent_info  # lazy: detection, only for info
 
     settings = _settings(data_dir=data_dir)
     configure_logging("warning")
@@ -128,7 +128,12 @@ def benchmark(
     save: Annotated[bool, typer.Option(help="Keep the result as the agent's advertised benchmark.")] = True,
 ) -> None:
     """Measure memory bandwidth and matrix-multiply throughput per precision on this host."""
-    from agent_runtime.hwbench import BenchmarkConfig, DeviceUnavailable, run_benchmark, save_latest
+    from agent_runtime.hwbench import (  # lazy: the benchmark and torch, only for benchmark
+        BenchmarkConfig,
+        DeviceUnavailable,
+        run_benchmark,
+        save_latest,
+    )
 
     settings = _settings(data_dir=data_dir)
     configure_logging("warning")
@@ -164,7 +169,10 @@ def prepare_models(
     force: Annotated[bool, typer.Option(help="Convert again even when a converted copy exists.")] = False,
 ) -> None:
     """Convert the packaged SmolLM2 GGUF into the agent's model cache (plain Hugging Face format)."""
-    from agent_runtime.models import ModelNotFoundError, convert_packaged_smollm2
+    from agent_runtime.models import (  # lazy: model conversion, only for prepare-models
+        ModelNotFoundError,
+        convert_packaged_smollm2,
+    )
 
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_level)

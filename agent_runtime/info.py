@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import platform
-import socket
 from pathlib import Path
 
-import psutil
-
 from agent_runtime import __version__
+from agent_runtime.detection import collect_agent_info
 from agent_runtime.logging import get_logger
 from agent_runtime.runtimes import describe_runtimes
-from common.protocol import AgentInfo, CpuInfo, MemoryInfo, ProbeStatus, SystemInfo
+from common.protocol import AgentInfo
 
 log = get_logger(__name__)
-
-
-def _basic_info(name: str, reason: str) -> AgentInfo:
-    """A minimal description from the standard library and psutil, used when detection is not installed."""
-    return AgentInfo(
-        name=name or socket.gethostname(),
-        system=SystemInfo(
-            hostname=socket.gethostname(),
-            os=platform.system(),
-            os_version=platform.version(),
-            kernel=platform.release(),
-            architecture=platform.machine(),
-            python_version=platform.python_version(),
-        ),
-        cpu=CpuInfo(
-            model=platform.processor() or "unknown",
-            architecture=platform.machine(),
-            logical_cores=os.cpu_count(),
-        ),
-        memory=MemoryInfo(total_bytes=psutil.virtual_memory().total),
-        probes=[ProbeStatus(name="detection", available=False, reason=reason)],
-    )
 
 
 def gather_agent_info(
@@ -63,20 +37,14 @@ def gather_agent_info(
     Returns:
         The full :class:`~common.protocol.AgentInfo`.
     """
-    try:
-        from agent_runtime.detection import collect_agent_info
-    except ImportError as exc:
-        log.warning("detection.unavailable", error=str(exc))
-        info = _basic_info(name, f"detection package unavailable: {exc}")
-    else:
-        info = collect_agent_info(
-            data_dir=data_dir,
-            model_dirs=model_dirs,
-            name=name,
-            nvidia_smi_xml=nvidia_smi_xml,
-            rocm_smi_json=rocm_smi_json,
-            apple_profiler_json=apple_profiler_json,
-        )
+    info = collect_agent_info(
+        data_dir=data_dir,
+        model_dirs=model_dirs,
+        name=name,
+        nvidia_smi_xml=nvidia_smi_xml,
+        rocm_smi_json=rocm_smi_json,
+        apple_profiler_json=apple_profiler_json,
+    )
     info.runtimes = describe_runtimes(info)
     info.agent_version = info.agent_version or __version__
     if name:

@@ -21,6 +21,7 @@ from agent_runtime.constants import (
     SHUTDOWN_JOB_GRACE_S,
     STARTUP_PROBE_WAIT_S,
 )
+from agent_runtime.detection import probes_pending, wait_for_pending_probes
 from agent_runtime.engine import JobEngine
 from agent_runtime.info import gather_agent_info
 from agent_runtime.logging import get_logger
@@ -98,10 +99,6 @@ class AgentService:
             The new description, or None when nothing was pending (the current one stands) or they
             are still running.
         """
-        try:
-            from agent_runtime.detection import probes_pending, wait_for_pending_probes
-        except ImportError:
-            return None
         if not probes_pending() or not wait_for_pending_probes(wait_s):
             return None
         return self.detect()

@@ -2,8 +2,5 @@
 
 This package is pure Python (Pydantic v2 only). It must never import Django or FastAPI so that
 ``pip install ruckus[agent]`` stays light and both sides agree on one definition of every message.
+Nothing is imported here, so that a light module (``common.statuses`` for the CLI) costs only itself.
 """
-
-from common.protocol import PROTOCOL_VERSION
-
-__all__ = ["PROTOCOL_VERSION"]

@@ -12,6 +12,7 @@ import platform
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent_runtime.detection.cpu import detect_cpu
 from agent_runtime.detection.tensor_cores import (
     TensorCores,
     architecture_for_cc,
@@ -200,8 +201,6 @@ def gpu_precision_problem(facts: GpuFacts, precision: str) -> str | None:
 
 def cpu_isa_features() -> list[str]:
     """Notable ISA features of this CPU (the detection module's names: ``avx512_bf16``, ``amx_bf16`` ...)."""
-    from agent_runtime.detection.cpu import detect_cpu
-
     return detect_cpu().isa_features
 
 

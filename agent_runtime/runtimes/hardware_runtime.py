@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+from agent_runtime.hwbench import DeviceUnavailable, resolve_device
 from agent_runtime.runtimes.base import Generation, Runtime, RuntimeFailure, StopCheck
 from agent_runtime.tasks.base import GenerationSettings, Sample, Task
 from agent_runtime.telemetry import nvml_status
@@ -73,8 +74,6 @@ class HardwareRuntime(Runtime):
         """The task must be a measurement task and an explicit device must exist here."""
         if self.request.task.name not in MEASUREMENT_TASKS:
             return {"runtime.name": f"the hardware runtime runs {', '.join(MEASUREMENT_TASKS)} only"}
-        from agent_runtime.hwbench import DeviceUnavailable, resolve_device
-
         try:
             resolve_device(self.requested_device())
         except DeviceUnavailable as exc:
@@ -88,8 +87,6 @@ class HardwareRuntime(Runtime):
 
     def prepare(self) -> None:
         """Resolve the device."""
-        from agent_runtime.hwbench import DeviceUnavailable, resolve_device
-
         try:
             self.device = resolve_device(self.requested_device())
         except DeviceUnavailable as exc:

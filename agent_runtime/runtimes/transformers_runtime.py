@@ -15,6 +15,7 @@ from typing import Any
 
 from agent_runtime.constants import GENERATION_JOIN_TIMEOUT_S
 from agent_runtime.models import ModelNotFoundError, ResolvedModel, resolve_model
+from agent_runtime.paths import SMOLLM2_NAME, packaged_smollm2_gguf
 from agent_runtime.runtimes.base import (
     Generation,
     RunMeasurement,
@@ -24,7 +25,7 @@ from agent_runtime.runtimes.base import (
 )
 from agent_runtime.tasks.base import GenerationSettings, Sample, Task
 from agent_runtime.telemetry import RunMonitor, nvml_status
-from common.catalog import TransformersParams
+from common.catalog import TransformersParams, find_model
 from common.metrics import Metric
 from common.protocol import AgentInfo, ExecutionInfo, RuntimeCapability
 
@@ -199,8 +200,6 @@ class TransformersRuntime(Runtime):
                 convert=False,
             )
         except ModelNotFoundError as exc:
-            from agent_runtime.paths import SMOLLM2_NAME, packaged_smollm2_gguf
-            from common.catalog import find_model
 
             entry = find_model(spec.name)
             if entry is not None and entry.name == SMOLLM2_NAME and packaged_smollm2_gguf() is not None:

@@ -15,6 +15,7 @@ from agent_runtime.logging import get_logger
 from agent_runtime.runtimes.base import RunMeasurement
 from agent_runtime.runtimes.openai_runtime import OpenAIRuntime
 from agent_runtime.telemetry import RunMonitor, nvml_status
+from agent_runtime.vllm_metrics import parse_vllm_metrics, vllm_metrics_delta
 from common.catalog import VllmParams
 from common.metrics import Metric
 from common.protocol import AgentInfo, RuntimeCapability
@@ -66,11 +67,6 @@ class VllmRuntime(OpenAIRuntime):
 
     def _scrape(self) -> dict[str, float] | None:
         """Read and parse ``/metrics``; on failure remember why and return None."""
-        try:
-            from agent_runtime.vllm_metrics import parse_vllm_metrics
-        except ImportError:
-            self._metrics_problem = "the vLLM metrics parser is not installed on this agent"
-            return None
         assert self._client is not None
         try:
             resp = self._client.get(self._metrics_url(), headers=self._headers())
@@ -95,8 +91,6 @@ class VllmRuntime(OpenAIRuntime):
         out = RunMeasurement(metrics, dict(report.unavailable), report.series)
         after = self._scrape() if self._before is not None else None
         if self._before is not None and after is not None:
-            from agent_runtime.vllm_metrics import vllm_metrics_delta
-
             out.metrics.update(vllm_metrics_delta(self._before, after))
         else:
             out.unavailable["server_metrics"] = self._metrics_problem or "server metrics unavailable"

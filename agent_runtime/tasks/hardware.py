@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from agent_runtime.hwbench import BenchmarkConfig, BenchmarkStopped, run_benchmark, save_latest
 from agent_runtime.tasks.base import Measurement, MeasurementTask
 from common.catalog import HardwareBenchmarkParams
 
@@ -34,10 +35,6 @@ class HardwareBenchmark(MeasurementTask):
         Raises:
             StoppedError: The job was cancelled or timed out during the benchmark.
         """
-        # Imported here: the agent starts (and runs other tasks) even where the benchmark's
-        # dependencies (torch, the detection package) are missing.
-        from agent_runtime.hwbench import BenchmarkConfig, BenchmarkStopped, run_benchmark, save_latest
-
         config = BenchmarkConfig(
             device=device,
             quick=self.params.quick,
