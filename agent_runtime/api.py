@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
@@ -35,6 +35,7 @@ from common.protocol import (
     JobRequest,
     RegisterRequest,
 )
+from common.validation import error_fields, field_errors
 
 
 class HealthResponse(BaseModel):
@@ -247,12 +248,6 @@ def ack_job(job_id: str, engine: EngineDep) -> None:
 # -- application ----------------------------------------------------------------------------------------
 
 
-def _loc_to_field(loc: tuple[Any, ...]) -> str:
-    """``("body", "task", "params")`` -> ``task.params``."""
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
-    return ".".join(parts) or "body"
-
-
 def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     """Build the agent's FastAPI application.
 
@@ -285,13 +280,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     @app.exception_handler(RequestValidationError)
     async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         """Name every bad field with a dotted path (``runs_per_job``, ``task.params.num_samples``)."""
-        errors: dict[str, str] = {}
-        for err in exc.errors():
-            errors.setdefault(
-                _loc_to_field(tuple(err.get("loc", ()))),
-                str(err.get("msg", "invalid")).removeprefix("Value error, "),
-            )
-        return _field_errors_response(errors)
+        return _field_errors_response(error_fields(exc.errors()))
 
     @app.exception_handler(FieldErrors)
     async def _on_field_errors(request: Request, exc: FieldErrors) -> JSONResponse:
@@ -301,7 +290,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     @app.exception_handler(ValidationError)
     async def _on_pydantic(request: Request, exc: ValidationError) -> JSONResponse:
         """A model validation error raised inside a route is the client's bad input too."""
-        return _field_errors_response({_loc_to_field(tuple(e["loc"])): e["msg"] for e in exc.errors()})
+        return _field_errors_response(field_errors(exc))
 
     app.include_router(public)
     app.include_router(router)

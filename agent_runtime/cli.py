@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from agent_runtime.logging import configure_logging
 from agent_runtime.settings import Settings
+from common.validation import field_errors
 
 app = typer.Typer(name="ruckus-agent", help="RUCKUS agent: benchmark models on this host.", no_args_is_help=True)
 
@@ -25,9 +26,8 @@ def _settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"])
-            typer.echo(f"error: setting {field}: {err['msg']}", err=True)
+        for field, message in field_errors(exc, default_field="settings").items():
+            typer.echo(f"error: setting {field}: {message}", err=True)
         raise typer.Exit(code=2) from exc
 
 

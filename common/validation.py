@@ -7,6 +7,7 @@ and the CLI.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -17,10 +18,39 @@ M = TypeVar("M", bound=BaseModel)
 _LOCATION_PARTS = frozenset({"body", "query", "path"})
 
 
+def error_fields(
+    errors: Iterable[Mapping[str, Any]],
+    prefix: str = "",
+    *,
+    default_field: str = "body",
+    unknown: str = "unknown field",
+) -> dict[str, str]:
+    """Turn pydantic-style error entries (``{"loc", "msg", "type"}``) into ``{"dotted.field.path": "message"}``.
+
+    Also reads FastAPI's request validation errors, which carry the same entries.
+
+    Args:
+        errors: The entries (``exc.errors()``).
+        prefix: Dotted path put before each field (e.g. ``task.params``).
+        default_field: Key for an error about the whole input (no location), when there is no prefix.
+        unknown: Message for a field the model does not have.
+
+    Returns:
+        One message per field (the first error of a field wins).
+    """
+    out: dict[str, str] = {}
+    for err in errors:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in _LOCATION_PARTS)
+        key = ".".join(part for part in (prefix, loc) if part) or default_field
+        message = unknown if err.get("type") == "extra_forbidden" else str(err.get("msg", "invalid"))
+        out.setdefault(key, message.removeprefix("Value error, "))
+    return out
+
+
 def field_errors(
     exc: ValidationError, prefix: str = "", *, default_field: str = "body", unknown: str = "unknown field"
 ) -> dict[str, str]:
-    """Turn a pydantic error into ``{"dotted.field.path": "message"}``.
+    """Turn a pydantic error into ``{"dotted.field.path": "message"}`` (see :func:`error_fields`).
 
     Args:
         exc: The validation error.
@@ -29,15 +59,9 @@ def field_errors(
         unknown: Message for a field the model does not have.
 
     Returns:
-        One message per field (the first error of a field wins).
+        One message per field.
     """
-    errors: dict[str, str] = {}
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in _LOCATION_PARTS)
-        key = ".".join(part for part in (prefix, loc) if part) or default_field
-        message = unknown if err["type"] == "extra_forbidden" else err["msg"]
-        errors.setdefault(key, message.removeprefix("Value error, "))
-    return errors
+    return error_fields(exc.errors(), prefix, default_field=default_field, unknown=unknown)
 
 
 def parse(

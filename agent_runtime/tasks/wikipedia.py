@@ -36,6 +36,7 @@ from agent_runtime.paths import packaged_wiki_summaries
 from agent_runtime.tasks.base import GenerationSettings, Sample, Task, TaskDataError
 from common.catalog import WikipediaSummarizationParams
 from common.files import atomic_write_json
+from common.validation import field_errors
 
 SYSTEM_PROMPT = "You are a precise assistant that summarizes encyclopedia articles."
 
@@ -345,10 +346,9 @@ class WikipediaSummarization(Task):
                 try:
                     row = _JsonlRow.model_validate_json(line)
                 except ValidationError as exc:
-                    err = exc.errors()[0]
-                    where = ".".join(str(p) for p in err["loc"]) or "line"
+                    where, message = next(iter(field_errors(exc, default_field="line").items()))
                     raise TaskDataError(
-                        f"{path.name} line {lineno}: {where}: {err['msg']}", field="task.params.jsonl_path"
+                        f"{path.name} line {lineno}: {where}: {message}", field="task.params.jsonl_path"
                     ) from exc
                 if row.id in seen:
                     raise TaskDataError(
