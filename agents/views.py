@@ -6,8 +6,8 @@ import secrets
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny
@@ -98,7 +98,10 @@ class AgentViewSet(
         message = parse_protocol(Heartbeat, request.data)
         return Response(services.agent_heartbeat(agent, message).model_dump(mode="json"))
 
-    @extend_schema(request=None, responses=None)
+    @extend_schema(
+        request=AgentInfo,
+        responses=inline_serializer("CapabilitiesStored", {"capabilities_hash": serializers.CharField()}),
+    )
     @action(detail=True, methods=["post"], authentication_classes=[AgentCredentialAuthentication],
             permission_classes=[IsAgent])
     def capabilities(self, request: Request, pk: str | None = None) -> Response:

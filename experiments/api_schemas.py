@@ -1,8 +1,7 @@
 """Response shapes of the experiments API that its serializers leave open.
 
 An experiment's response carries its task (write-only in the serializer, added to every response) and its
-stored :class:`~experiments.planning.Plan`; :class:`ExperimentResponseSchema` names both in the schema. The
-plan action answers an :class:`ExperimentPlan`: the plan as the experiment's jobs turned out.
+stored :class:`~experiments.planning.Plan`; :class:`ExperimentResponseSchema` names both in the schema.
 """
 
 from __future__ import annotations
@@ -11,29 +10,9 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
 
-from agents.api_schemas import ResponseShape
 from common.protocol import TaskSpec
-from experiments.planning import Excluded, Plan, Unrunnable
+from experiments.planning import Plan
 from experiments.serializers import ExperimentSerializer
-
-
-class ExperimentPlanJob(ResponseShape):
-    """One job of an experiment as planned: its model and runtime names and its agent."""
-
-    job: int
-    model: str
-    runtime: str
-    agent_id: str
-    agent_name: str | None
-    hardware_fingerprint: str
-
-
-class ExperimentPlan(ResponseShape):
-    """An experiment's own plan: its jobs, the combinations that cannot run and the agents left out."""
-
-    jobs: list[ExperimentPlanJob]
-    unrunnable: list[Unrunnable]
-    excluded: list[Excluded]
 
 
 class ExperimentResponseSchema(OpenApiSerializerExtension):

@@ -10,10 +10,11 @@ class ExperimentsConfig(AppConfig):
     verbose_name = "Experiments"
 
     def ready(self) -> None:
-        """Register the experiment and job websocket events.
+        """Register the experiment and job websocket events and the experiment's response schema.
 
         Imported here, not at the top: Django loads this module before the app's models exist.
         """
+        from experiments import api_schemas  # noqa: F401 - the OpenAPI extension registers on import
         from experiments.events import register_events
 
         register_events()

@@ -15,6 +15,7 @@ from agents.matching import unmet_requirement
 from agents.models import Agent
 from common.protocol import ModelSpec, RuntimeSpec
 from common.statuses import AgentStatus
+from experiments.models import Experiment
 
 
 class AgentRefusal(ResponseShape):
@@ -58,15 +59,17 @@ class PlannedJob(ResponseShape):
         model: The model spec, as given.
         runtime: The runtime spec, as given.
         agent_id: The agent's id.
-        agent_name: The agent's name.
+        agent_name: The agent's name (null once the agent was removed).
         hardware_fingerprint: The agent's hardware fingerprint.
+        job: The job's id, once the experiment has made it (null in a dry run).
     """
 
     model: ModelSpec
     runtime: RuntimeSpec
     agent_id: str
-    agent_name: str
+    agent_name: str | None
     hardware_fingerprint: str
+    job: int | None = None
 
 
 class Plan(ResponseShape):
@@ -89,6 +92,30 @@ class Plan(ResponseShape):
     def as_json(self) -> dict[str, Any]:
         """The plan as the API shows it and the experiment stores it (specs keep only the fields given)."""
         return self.model_dump(mode="json", exclude_none=True)
+
+
+def experiment_plan(experiment: Experiment) -> Plan:
+    """An experiment's own plan: its stored plan with the jobs as they were made (ids included).
+
+    Args:
+        experiment: The experiment.
+
+    Returns:
+        The plan, in the same shape as a dry run's.
+    """
+    stored = Plan.model_validate(experiment.plan or {})
+    jobs = [
+        PlannedJob(
+            model=ModelSpec.model_validate(job.model_spec),
+            runtime=RuntimeSpec.model_validate(job.runtime_spec),
+            agent_id=str(job.agent_id),
+            agent_name=job.agent.name if job.agent else None,
+            hardware_fingerprint=job.hardware_fingerprint,
+            job=job.pk,
+        )
+        for job in experiment.jobs.select_related("agent").order_by("id")
+    ]
+    return stored.model_copy(update={"jobs": jobs, "job_count": len(jobs)})
 
 
 def agents_for_selection(selection: dict[str, Any]) -> list[Agent]:

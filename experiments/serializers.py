@@ -250,12 +250,20 @@ class ExperimentSerializer(serializers.ModelSerializer):
 class AttemptSerializer(serializers.ModelSerializer):
     """One dispatch of a job (the attempt token is never shown)."""
 
+    progress = serializers.SerializerMethodField()
+
     class Meta:
         model = JobAttempt
         fields = [
             "number", "agent", "status", "outcome", "progress", "lease_deadline", "created_at", "started_at",
             "finished_at",
         ]
+
+    @extend_schema_field(ModelJSONField(JobProgress, allow_null=True))
+    def get_progress(self, obj: JobAttempt) -> dict[str, Any] | None:
+        """The attempt's latest progress report (null before the first)."""
+        return obj.progress or None
+
 
 class TransitionSerializer(serializers.ModelSerializer):
     """One entry of the transition log."""

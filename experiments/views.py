@@ -12,10 +12,9 @@ from rest_framework.response import Response
 
 from common.statuses import JOB_ACTIVE_STATUSES
 from experiments import services
-from experiments.api_schemas import ExperimentPlan
 from experiments.filters import ExperimentFilter, JobFilter
 from experiments.models import Experiment, InvalidTransition, Job
-from experiments.planning import Plan, plan_experiment
+from experiments.planning import Plan, experiment_plan, plan_experiment
 from experiments.serializers import ExperimentSerializer, JobDetailSerializer, JobSerializer
 
 
@@ -65,23 +64,14 @@ class ExperimentViewSet(viewsets.ModelViewSet):
         )
         return Response(plan.as_json())
 
-    @extend_schema(request=None, responses=ExperimentPlan)
+    @extend_schema(request=None, responses=Plan)
     @action(detail=True, methods=["get"], url_path="plan")
     def plan(self, request: Request, pk: str | None = None) -> Response:
-        """The experiment's own plan: its jobs, combinations that cannot run and agents left out, with reasons."""
-        experiment = self.get_object()
-        jobs = [
-            {"job": j.pk, "model": j.model_name, "runtime": j.runtime_name, "agent_id": str(j.agent_id),
-             "agent_name": j.agent.name if j.agent else None, "hardware_fingerprint": j.hardware_fingerprint}
-            for j in experiment.jobs.select_related("agent").order_by("id")
-        ]
-        return Response(
-            {
-                "jobs": jobs,
-                "unrunnable": experiment.plan.get("unrunnable", []),
-                "excluded": experiment.plan.get("excluded", []),
-            }
-        )
+        """The experiment's own plan, in the dry run's shape.
+
+        Its jobs (with their ids), the combinations that cannot run and the agents left out, with reasons.
+        """
+        return Response(experiment_plan(self.get_object()).as_json())
 
     @extend_schema(request=None, responses=ExperimentSerializer)
     @action(detail=True, methods=["post"])

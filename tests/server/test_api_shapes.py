@@ -25,7 +25,6 @@ from common.protocol import (
     TaskSpec,
 )
 from common.stats import describe
-from experiments.api_schemas import ExperimentPlan
 from experiments.models import Experiment, Job
 from experiments.planning import Plan
 from results.api_schemas import Comparison, ExperimentResults, ExportRuns, JobResults
@@ -87,8 +86,10 @@ def test_experiment_plan_and_task_shapes(api):
     assert dry.status_code == 200
     assert Plan.model_validate(dry.json()).jobs[0].model.name == "smollm2-135m-instruct"
 
-    own = api.get(f"/api/v1/experiments/{body['id']}/plan/").json()
-    assert ExperimentPlan.model_validate(own).jobs[0].agent_name == "measured"
+    own = Plan.model_validate(api.get(f"/api/v1/experiments/{body['id']}/plan/").json())
+    assert own.jobs[0].agent_name == "measured" and own.jobs[0].job is not None  # one shape, with the job ids
+    assert own.model_dump(exclude={"jobs"}) == plan.model_dump(exclude={"jobs"})
+    assert [j.model_dump(exclude={"job"}) for j in own.jobs] == [j.model_dump(exclude={"job"}) for j in plan.jobs]
 
 
 def test_plan_stored_before_it_carried_jobs_still_reads():

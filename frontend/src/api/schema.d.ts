@@ -292,7 +292,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description The experiment's own plan: its jobs, combinations that cannot run and agents left out, with reasons. */
+        /**
+         * @description The experiment's own plan, in the dry run's shape.
+         *
+         *     Its jobs (with their ids), the combinations that cannot run and the agents left out, with reasons.
+         */
         get: operations["v1_experiments_plan_retrieve"];
         put?: never;
         post?: never;
@@ -515,7 +519,10 @@ export interface components {
          *         models: Locally available models.
          *         probes: Outcome of every detection probe.
          *         detected_at: When detection ran.
-         *         benchmarks: The latest hardware benchmark this agent ran (measured peaks), None before any.
+         *
+         *     An agent's measured peaks are not part of its description: they travel with the runs of its
+         *     ``hardware_benchmark`` jobs (``SingleRunResult.benchmark``) and the server keeps the latest. A ``benchmarks``
+         *     key sent by older agents is ignored.
          */
         AgentInfo: {
             /** @default agent.info */
@@ -541,8 +548,56 @@ export interface components {
             probes?: components["schemas"]["ProbeStatus"][];
             /** Format: date-time */
             detected_at?: string;
+        };
+        /**
+         * @description Everything an agent advertises about itself (answer to ``/register`` and ``/info``).
+         *
+         *     Attributes:
+         *         type: Message type tag.
+         *         protocol_version: Protocol version the agent speaks.
+         *         agent_id: Id the server assigned (None before registration).
+         *         name: Human name of the agent.
+         *         agent_version: RUCKUS version of the agent.
+         *         system: OS and interpreter.
+         *         cpu: CPU.
+         *         memory: System memory.
+         *         disk: Disk of the data directory.
+         *         gpus: Accelerators.
+         *         frameworks: ML frameworks.
+         *         runtimes: Runtimes and the metrics each can produce.
+         *         monitoring: Measurements available.
+         *         models: Locally available models.
+         *         probes: Outcome of every detection probe.
+         *         detected_at: When detection ran.
+         *
+         *     An agent's measured peaks are not part of its description: they travel with the runs of its
+         *     ``hardware_benchmark`` jobs (``SingleRunResult.benchmark``) and the server keeps the latest. A ``benchmarks``
+         *     key sent by older agents is ignored.
+         */
+        AgentInfoRequest: {
+            /** @default agent.info */
+            type?: components["schemas"]["AgentInfoTypeEnum"];
+            /** @default 1.0 */
+            protocol_version?: string;
             /** @default null */
-            benchmarks?: components["schemas"]["HardwareBenchmarkResult"] | null;
+            agent_id?: string | null;
+            /** @default  */
+            name?: string;
+            /** @default  */
+            agent_version?: string;
+            system?: components["schemas"]["SystemInfo"];
+            cpu?: components["schemas"]["CpuInfo"];
+            memory?: components["schemas"]["MemoryInfo"];
+            /** @default null */
+            disk?: components["schemas"]["DiskInfo"] | null;
+            gpus?: components["schemas"]["GpuInfo"][];
+            frameworks?: components["schemas"]["FrameworkInfo"][];
+            runtimes?: components["schemas"]["RuntimeCapability"][];
+            monitoring?: components["schemas"]["MonitoringCapability"][];
+            models?: components["schemas"]["ModelInfo"][];
+            probes?: components["schemas"]["ProbeStatus"][];
+            /** Format: date-time */
+            detected_at?: string;
         };
         /** @enum {string} */
         AgentInfoTypeEnum: "agent.info";
@@ -652,7 +707,7 @@ export interface components {
             agent?: string | null;
             status?: components["schemas"]["AttemptStatusEnum"];
             outcome?: string;
-            progress?: unknown;
+            readonly progress: components["schemas"]["JobProgress"] | null;
             /** Format: date-time */
             lease_deadline?: string | null;
             /** Format: date-time */
@@ -711,6 +766,9 @@ export interface components {
             params?: {
                 [key: string]: unknown;
             };
+        };
+        CapabilitiesStored: {
+            capabilities_hash: string;
         };
         /**
          * @description What experiments may use.
@@ -1015,21 +1073,6 @@ export interface components {
             unavailable_metrics: {
                 [key: string]: string;
             };
-        };
-        /** @description An experiment's own plan: its jobs, the combinations that cannot run and the agents left out. */
-        ExperimentPlan: {
-            jobs: components["schemas"]["ExperimentPlanJob"][];
-            unrunnable: components["schemas"]["Unrunnable"][];
-            excluded: components["schemas"]["Excluded"][];
-        };
-        /** @description One job of an experiment as planned: its model and runtime names and its agent. */
-        ExperimentPlanJob: {
-            job: number;
-            model: string;
-            runtime: string;
-            agent_id: string;
-            agent_name: string | null;
-            hardware_fingerprint: string;
         };
         /** @description Experiment as the API shows it and accepts it (create validates everything; update only renames). */
         ExperimentRequest: {
@@ -1856,15 +1899,18 @@ export interface components {
          *         model: The model spec, as given.
          *         runtime: The runtime spec, as given.
          *         agent_id: The agent's id.
-         *         agent_name: The agent's name.
+         *         agent_name: The agent's name (null once the agent was removed).
          *         hardware_fingerprint: The agent's hardware fingerprint.
+         *         job: The job's id, once the experiment has made it (null in a dry run).
          */
         PlannedJob: {
             model: components["schemas"]["ModelSpec"];
             runtime: components["schemas"]["RuntimeSpec"];
             agent_id: string;
-            agent_name: string;
+            agent_name: string | null;
             hardware_fingerprint: string;
+            /** @default null */
+            job?: number | null;
         };
         /**
          * @description Outcome of one detection probe; a failed probe is reported, never fatal.
@@ -2355,14 +2401,21 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["AgentInfoRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["AgentInfoRequest"];
+                "multipart/form-data": components["schemas"]["AgentInfoRequest"];
+            };
+        };
         responses: {
-            /** @description No response body */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["CapabilitiesStored"];
+                };
             };
         };
     };
@@ -2814,7 +2867,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ExperimentPlan"];
+                    "application/json": components["schemas"]["Plan"];
                 };
             };
         };

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from common.processes import Child, ChildExited, StopRequested, Supervisor
+from common.statuses import EXPERIMENT_TERMINAL_STATUSES
 from ruckus_server.spa import index_path
 
 #: Metrics of the results table, in order.
@@ -184,7 +185,7 @@ class Command(BaseCommand):
                     console.print(line)
                     last = line.split("] ", 1)[1]
                 status.update(line)
-                if body["status"] in ("completed", "partially_failed", "failed", "cancelled"):
+                if body["status"] in EXPERIMENT_TERMINAL_STATUSES:
                     break
                 if time.monotonic() - started > EXPERIMENT_TIMEOUT_S:
                     raise CommandError("the experiment did not finish in time; see the logs")
