@@ -7,7 +7,6 @@ import os
 import signal
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -177,5 +176,7 @@ def test_ruckus_server_runs_api_and_scheduler(tmp_path: Path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail("ruckus server did not stop on SIGINT: " + log.read_text()[-3000:])
-        time.sleep(0.2)
     assert proc.returncode == 0, log.read_text()[-2000:]
+    # Its children (daphne, the scheduler) stopped with it: nothing is left in its process group.
+    wait_for(lambda: subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).returncode == 1, 15,
+             interval=0.2, what="the server's children to exit")
