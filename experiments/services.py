@@ -14,7 +14,6 @@ from django.db import transaction
 from pydantic import BaseModel
 
 from agents.models import Agent
-from common.catalog import TASKS
 from common.statuses import JOB_TERMINAL_STATUSES, ExperimentStatus, JobStatus
 from core.transitions import log_transition
 from experiments.models import Experiment, InvalidTransition, Job
@@ -166,8 +165,3 @@ def experiment_cancel(experiment_id: int, *, reason: str = "experiment cancelled
         for job_id in experiment.jobs.exclude(status__in=JOB_TERMINAL_STATUSES).values_list("id", flat=True):
             job_cancel(job_id, reason=reason)
         return experiment.refresh_status()
-
-
-def known_task_names() -> list[str]:
-    """Names of the tasks the server accepts."""
-    return sorted(TASKS)

@@ -197,7 +197,7 @@ def job_result_store(
             hardware_fingerprint=result.hardware_fingerprint or "",
             error=result.error or ("" if result.status == AgentJobState.COMPLETED else result.status),
             execution=result.execution.model_dump(mode="json") if result.execution else None,
-            raw=result.model_dump(mode="json", exclude={"runs", "attempt_token"}),
+            raw=result.model_dump(mode="json", exclude={"runs", "attempt_token", "statistics", "execution"}),
             started_at=result.started_at,
             finished_at=result.finished_at,
         )
