@@ -68,7 +68,8 @@ def test_cli_end_to_end(stack: Stack, cli_env: dict[str, str], tmp_path: Path):
 
     plan = json.loads(ruckus("experiments", "plan", "-f", str(REPO / "examples/hardware-comparison.yaml"), "--json",
                              env=env).stdout)
-    assert len(plan["jobs"]) == 1 and plan["jobs"][0]["agent_name"] == "cli-agent"
+    assert len(plan["jobs"]) == 1 and plan["jobs"][0]["agent_name"] == "cli-agent", (
+        plan, ruckus("agents", "show", agent["id"], env=env).stdout)
 
     # A bad file: every problem is reported with its line and field, exit code 2.
     bad = tmp_path / "bad.yaml"
