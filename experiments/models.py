@@ -131,7 +131,9 @@ class Experiment(models.Model):
 
     def _refresh_status_locked(self, now: datetime | None) -> Experiment:
         """:meth:`refresh_status` inside its transaction."""
-        locked = Experiment.objects.select_for_update().only("pk").filter(pk=self.pk)
+        # FOR NO KEY UPDATE is enough (the key never changes) and does not conflict with the key-share locks that
+        # rows referring to the experiment (jobs' transition log entries) take.
+        locked = Experiment.objects.select_for_update(no_key=True).only("pk").filter(pk=self.pk)
         list(locked)  # take the lock; the values are read below, after it is held
         counts = {row["status"]: row["n"] for row in self.jobs.values("status").annotate(n=Count("id")).order_by()}
         fresh = Experiment.objects.values("status", "started_at").get(pk=self.pk)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import random
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from agents.client import AgentCallError
@@ -476,3 +478,43 @@ def test_experiment_status_follows_its_jobs(agents, clock):
         handle_result(job.pk, job.agent, job_result(job.pk, token=attempt.attempt_token), clock)
     experiment.refresh_from_db()
     assert experiment.status == ExperimentStatus.COMPLETED and experiment.finished_at == clock
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_jobs_finishing_at_once_complete_their_experiment(clock, monkeypatch):
+    """Both results are past their job's update when the experiment's status is derived, in two transactions.
+
+    Without the experiment row lock, each counts the other job unfinished and the experiment stays ``running``
+    with every job completed (checked: this test fails then). Both must succeed and the experiment complete.
+    """
+    experiment = ExperimentFactory()
+    jobs = [_job(experiment=experiment) for _ in range(2)]
+    attempts = [_running(job, clock) for job in jobs]
+    barrier = threading.Barrier(2, timeout=20)
+    derive = Experiment.refresh_status
+
+    def derive_together(self: Experiment, now: datetime | None = None) -> Experiment:
+        if threading.current_thread().name.startswith("finisher"):
+            barrier.wait()  # both transactions have written their job and its transition
+        return derive(self, now)
+
+    monkeypatch.setattr(Experiment, "refresh_status", derive_together)
+    errors: list[BaseException] = []
+
+    def finish(job: Job, attempt: JobAttempt) -> None:
+        try:
+            handle_result(job.pk, job.agent, job_result(job.pk, token=attempt.attempt_token), clock)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=finish, args=pair, name=f"finisher-{i}")
+               for i, pair in enumerate(zip(jobs, attempts, strict=True))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    experiment.refresh_from_db()
+    assert experiment.status == ExperimentStatus.COMPLETED
