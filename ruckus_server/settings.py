@@ -109,17 +109,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels ------------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
-#: Socket read timeout of the channel layer's Redis connections. Its receive blocks in BZPOPMIN for 5 s; since
-#: redis-py 8 the socket timeout also defaults to 5 s, so an idle websocket's read raced the pop and the
-#: consumer died with "Timeout reading from ..." (closing the websocket with 1011). Three pops' worth is safe
-#: and still notices a dead Redis.
-CHANNEL_REDIS_SOCKET_TIMEOUT_S = 15.0
 if REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_REDIS_SOCKET_TIMEOUT_S}]},
-        }
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
