@@ -227,21 +227,16 @@ def agent_mark_silent(agent_id: object, status: str, *, seen_before: datetime, r
     allowed_from = [AgentStatus.ONLINE] if status == AgentStatus.UNREACHABLE else [
         AgentStatus.ONLINE, AgentStatus.UNREACHABLE
     ]
-    with transaction.atomic():
-        agent = (
-            Agent.objects.select_for_update()
-            .filter(pk=agent_id, status__in=allowed_from, last_seen__lt=seen_before)
-            .only("pk", "status", "name")
-            .first()
-        )
-        if agent is None:
-            return False
-        updated = Agent.objects.filter(pk=agent.pk, status=agent.status, last_seen__lt=seen_before).update(
-            status=status, status_reason=reason[:500], updated_at=timezone.now()
-        )
-        if not updated:
-            return False
-        log_transition(agent=agent, from_state=agent.status, to_state=status, reason=reason)
-        events.emit(events.AGENT_UPDATED, agent.pk)
-    log.info("agent_status", agent_id=str(agent_id), previous=agent.status, status=status, reason=reason)
-    return True
+    for previous in allowed_from:
+        with transaction.atomic():
+            updated = Agent.objects.filter(pk=agent_id, status=previous, last_seen__lt=seen_before).update(
+                status=status, status_reason=reason[:500], updated_at=timezone.now()
+            )
+            if updated:
+                agent = Agent.objects.only("pk", "name").get(pk=agent_id)
+                log_transition(agent=agent, from_state=previous, to_state=status, reason=reason)
+                events.emit(events.AGENT_UPDATED, agent_id)
+        if updated:
+            log.info("agent_status", agent_id=str(agent_id), previous=previous, status=status, reason=reason)
+            return True
+    return False

@@ -14,6 +14,7 @@ import structlog
 from django.db import transaction
 
 from agents.models import Agent
+from common.catalog import measurement_tasks
 from common.metrics import ROUGE_METRICS, metric_spec
 from common.protocol import AgentJobState, MultiRunJobResult, SingleRunResult
 from common.stats import describe_runs
@@ -206,7 +207,9 @@ def job_result_store(
         stats = job_statistics_recompute(locked)
         job_result.statistics_source = stats[0].source if stats else "none"
         benchmark = next((r.benchmark for r in sorted(result.runs, key=lambda r: -r.run_index) if r.benchmark), None)
-        if benchmark is not None and result.status == AgentJobState.COMPLETED:
+        # Only a hardware benchmark job measures peaks: a benchmark attached to any other job's runs is ignored.
+        measures_peaks = locked.experiment.task_name in measurement_tasks()
+        if benchmark is not None and measures_peaks and result.status == AgentJobState.COMPLETED:
             job_result.benchmark = benchmark.model_dump(mode="json")
             _set_latest_benchmark(attempt.agent_id if attempt else locked.agent_id, job_result)
         job_result.save(update_fields=["statistics_source", "benchmark"])

@@ -84,12 +84,11 @@ def lose_agent_attempts(agent_id: object, reason: str, now: datetime | None = No
     """
     now = now or timezone.now()
     unfinished = JobAttempt.objects.filter(agent_id=agent_id).exclude(status__in=ATTEMPT_TERMINAL_STATUSES)
-    attempt_ids = list(unfinished.values_list("pk", flat=True))
-    for attempt_id in attempt_ids:
-        number = JobAttempt.objects.values_list("number", flat=True).get(pk=attempt_id)
+    attempts = list(unfinished.values_list("pk", "number"))
+    for attempt_id, number in attempts:
         _end_and_retry(attempt_id, AttemptStatus.LOST, f"attempt {number} lost: {reason}", now)
     free_agent(agent_id)
-    return len(attempt_ids)
+    return len(attempts)
 
 
 def expire_leases(now: datetime | None = None) -> None:

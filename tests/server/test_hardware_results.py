@@ -290,3 +290,17 @@ def test_job_results_carry_run_telemetry(api):
     runs = api.get(f"/api/v1/jobs/{job.pk}/results/").json()["runs"]
     assert runs[0]["telemetry"] == {}
     assert runs[1]["telemetry"]["cpu_percent"] == [90.0, 180.0, 175.0]
+
+
+def test_a_benchmark_attached_to_another_jobs_runs_does_not_become_the_peaks(api):
+    """An agent cannot set its peaks through an LLM job: only a hardware benchmark job's runs count."""
+    agent = benchmarked_agent(bandwidth=20.0)
+    job = _llm_experiment().jobs.get()
+    forged = job_result(job.pk)
+    for run in forged.runs:
+        run.benchmark = benchmark(bandwidth=9999.0)
+    job_result_store(job=job, result=forged)
+    job.result.refresh_from_db()
+    assert job.result.benchmark is None
+    figures = api.get(f"/api/v1/agents/{agent.pk}/").json()["summary"]["peaks"]["figures"]
+    assert figures["bandwidth_gbps.cpu.copy"]["value"] == pytest.approx(20.0)
