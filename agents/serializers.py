@@ -7,11 +7,12 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from agents.api_schemas import AgentSummary, ModelJSONField
+from agents.api_schemas import AgentSummary
 from agents.models import Agent
 from agents.peaks import agent_peaks
 from agents.urlguard import UnsafeURL, check_agent_url
 from common.protocol import AgentInfo
+from core.api_schemas import ModelJSONField
 
 
 class AgentSerializer(serializers.ModelSerializer):

@@ -10,11 +10,11 @@ from typing import Any
 
 from pydantic import Field
 
-from agents.api_schemas import ResponseShape
 from agents.matching import unmet_requirement
 from agents.models import Agent
 from common.protocol import ModelSpec, RuntimeSpec
 from common.statuses import AgentStatus
+from core.api_schemas import ResponseShape
 from experiments.models import Experiment
 
 

@@ -8,7 +8,6 @@ from django.db.models import Count
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from agents.api_schemas import ModelJSONField
 from agents.models import Agent
 from common.catalog import (
     NO_MODEL_NAME,
@@ -20,6 +19,7 @@ from common.catalog import (
 )
 from common.metrics import is_known_metric
 from common.protocol import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB, JobProgress, ModelSpec, RuntimeSpec
+from core.api_schemas import ModelJSONField
 from core.models import StateTransition
 from experiments.models import Experiment, Job, JobAttempt
 

@@ -13,9 +13,9 @@ from typing import Any, NotRequired
 from pydantic import Field, RootModel
 from typing_extensions import TypedDict
 
-from agents.api_schemas import ResponseShape
 from common.protocol import ExecutionInfo, MetricStatistics
 from common.statuses import ExperimentStatus, JobStatus
+from core.api_schemas import ResponseShape
 from experiments.planning import Unrunnable
 
 

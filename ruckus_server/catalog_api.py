@@ -15,10 +15,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents.api_schemas import ResponseShape
 from common.catalog import MODELS, NO_MODEL_NAME, RUNTIMES, TASKS, runtime_task_problem
 from common.metrics import BENCHMARK_METRIC_RE, METRIC_SPECS
 from common.protocol import AccessMode
+from core.api_schemas import ResponseShape
 
 
 class CatalogTask(ResponseShape):
