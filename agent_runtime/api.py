@@ -19,19 +19,17 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 
 from agent_runtime import __version__
+from agent_runtime.admission import check_job_request
 from agent_runtime.engine import BusyError, JobActiveError, JobEngine, JobRecord, UnknownJobError
-from agent_runtime.runtimes import RUNTIME_REGISTRY, make_runtime
-from agent_runtime.service import AgentService
+from agent_runtime.service import AgentService, ServerUnreachable
 from agent_runtime.settings import Settings
-from agent_runtime.spool import is_safe_job_id
-from agent_runtime.tasks import TASK_REGISTRY
-from common.catalog import RUNTIMES, TASKS, validate_model_name, validation_errors
 from common.protocol import (
     PROTOCOL_VERSION,
     AgentActivity,
     AgentInfo,
     AgentJobReport,
     AgentJobSummary,
+    AgentStatusReport,
     JobRequest,
     RegisterRequest,
 )
@@ -119,43 +117,6 @@ def _report(record: JobRecord) -> AgentJobReport:
     )
 
 
-def check_job_request(job: JobRequest, service: AgentService) -> dict[str, str]:
-    """Validate a job against the catalogue and this agent's abilities.
-
-    Args:
-        job: The parsed request.
-        service: The agent.
-
-    Returns:
-        ``{dotted.field: problem}``; empty when the job can run here.
-    """
-    errors: dict[str, str] = {}
-    if not is_safe_job_id(job.job_id):
-        errors["job_id"] = "use letters, digits, '.', '_' and '-' only (at most 64 characters)"
-    if job.task.name not in TASKS:
-        errors["task.name"] = f"unknown task; known: {', '.join(sorted(TASKS))}"
-    elif job.task.name not in TASK_REGISTRY:
-        errors["task.name"] = "this agent does not implement the task"
-    else:
-        errors.update(validation_errors(TASKS[job.task.name].params_model, job.task.params, "task.params"))
-    if job.runtime.name not in RUNTIMES:
-        errors["runtime.name"] = f"unknown runtime; known: {', '.join(sorted(RUNTIMES))}"
-    elif job.runtime.name not in RUNTIME_REGISTRY:
-        errors["runtime.name"] = "this agent does not implement the runtime"
-    else:
-        errors.update(validation_errors(RUNTIMES[job.runtime.name].params_model, job.runtime.params, "runtime.params"))
-        cap = next((r for r in (service.info.runtimes if service.info else []) if r.name == job.runtime.name), None)
-        if cap is not None and not cap.available:
-            errors["runtime.name"] = f"runtime unavailable on this agent: {cap.reason}"
-    problem = validate_model_name(job.model.name, job.runtime.name) if not job.model.path else None
-    if problem:
-        errors["model.name"] = problem
-    if errors:
-        return errors
-    runtime = make_runtime(job, data_dir=service.data_dir, model_dirs=tuple(service.settings.model_dirs))
-    return runtime.check()
-
-
 # -- routes ---------------------------------------------------------------------------------------------
 
 public = APIRouter(prefix="/api/v1", tags=["health"])
@@ -182,16 +143,33 @@ async def refresh_info(service: ServiceDep) -> AgentInfo:
     return await service.refresh_info()
 
 
-@router.post("/register", response_model=AgentInfo)
-async def register(body: RegisterRequest, service: ServiceDep) -> AgentInfo:
-    """The server registers this agent: it hands over its URL, our id and our credential."""
-    return await service.register(body)
+@router.get("/status", response_model=AgentStatusReport)
+def agent_status(service: ServiceDep) -> AgentStatusReport:
+    """What the agent is doing and how its calls to the server are going (the server's direct check)."""
+    return service.status_report()
+
+
+@router.post("/register", response_model=AgentInfo, responses={502: {"description": "the server is unreachable"}})
+async def register(body: RegisterRequest, service: ServiceDep) -> AgentInfo | JSONResponse:
+    """The server registers this agent: it hands over its URL, our id and our credential.
+
+    The agent first calls the server back at that URL with the registration's challenge; when it cannot, it
+    refuses (502, naming the address and the error) and keeps its previous registration.
+    """
+    try:
+        return await service.register(body)
+    except ServerUnreachable as exc:
+        return JSONResponse(
+            status_code=502,
+            content={"detail": str(exc), "server_url": exc.server_url, "reach_error": exc.error},
+        )
 
 
 @router.post("/jobs", response_model=AgentJobReport, status_code=status.HTTP_202_ACCEPTED)
 def submit_job(job: JobRequest, service: ServiceDep, engine: EngineDep) -> AgentJobReport:
     """Accept a job (202); 409 when another job runs; 422 naming the field on bad input."""
-    errors = check_job_request(job, service)
+    errors = check_job_request(job, service.info, data_dir=service.data_dir,
+                               model_dirs=tuple(service.settings.model_dirs))
     if errors:
         raise FieldErrors(errors)
     try:

@@ -5,18 +5,24 @@ Flags override ``RUCKUS_AGENT_*`` environment variables (see :class:`agent_runti
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import secrets
 import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from agent_runtime.logging import configure_logging
 from agent_runtime.settings import Settings
+from common.files import atomic_write_bytes
 from common.validation import field_errors
+
+#: File in the data directory holding the local API token of a pull agent started without one.
+LOCAL_TOKEN_FILE = "local-token"  # noqa: S105 - the name of the file, not a secret
 
 app = typer.Typer(name="ruckus-agent", help="RUCKUS agent: benchmark models on this host.", no_args_is_help=True)
 
@@ -31,6 +37,40 @@ def _settings(**overrides: Any) -> Settings:
         raise typer.Exit(code=2) from exc
 
 
+def is_loopback(host: str) -> bool:
+    """True for a loopback interface address or ``localhost``.
+
+    Args:
+        host: What ``--host`` names.
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def local_token(data_dir: Path) -> str:
+    """The pull agent's local API token: read from the data directory, or created there (owner-only).
+
+    Args:
+        data_dir: The agent's data directory.
+
+    Returns:
+        The token.
+    """
+    path = Path(data_dir) / LOCAL_TOKEN_FILE
+    if path.is_file():
+        token = path.read_text().strip()
+        if len(token) >= 8:
+            return token
+    token = secrets.token_urlsafe(24)
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, token.encode())
+    return token
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
@@ -41,8 +81,13 @@ def serve(
     registration_key: Annotated[str | None, typer.Option(help="Key that lets this agent join the server.")] = None,
     name: Annotated[str | None, typer.Option(help="Agent name (default: host name).")] = None,
     public_url: Annotated[str | None, typer.Option(help="URL the server should call this agent at.")] = None,
+    pull: Annotated[
+        bool | None,
+        typer.Option("--pull/--push", help="Pull mode: open no port to the network and ask the server for work "
+                     "(needs --server and --registration-key; the local API stays on loopback)."),
+    ] = None,
 ) -> None:
-    """Run the agent's HTTP API (uvicorn)."""
+    """Run the agent's HTTP API (uvicorn); in pull mode, also the loop that asks the server for work."""
     import uvicorn
 
     from agent_runtime.api import create_app  # lazy: FastAPI and the whole agent, only for serve
@@ -56,12 +101,24 @@ def serve(
         registration_key=registration_key,
         name=name,
         public_url=public_url,
+        pull=pull,
     )
-    if settings.token is None:
-        typer.echo("error: a token is required (--token or RUCKUS_AGENT_TOKEN)", err=True)
-        raise typer.Exit(code=2)
     if bool(settings.server) != bool(settings.registration_key):
         typer.echo("error: --server and --registration-key go together", err=True)
+        raise typer.Exit(code=2)
+    if settings.pull:
+        if not settings.server:
+            typer.echo("error: --pull needs --server and --registration-key (the agent announces itself)", err=True)
+            raise typer.Exit(code=2)
+        if not is_loopback(settings.host):
+            typer.echo(f"error: --host {settings.host}: in pull mode the agent's API stays on loopback "
+                       "(127.0.0.1 or ::1); the server never calls it", err=True)
+            raise typer.Exit(code=2)
+        if settings.token is None:
+            # Nobody but local tools calls a pull agent's API: a random token, kept for them in the data dir.
+            settings.token = SecretStr(local_token(settings.data_dir))
+    if settings.token is None:
+        typer.echo("error: a token is required (--token or RUCKUS_AGENT_TOKEN)", err=True)
         raise typer.Exit(code=2)
     configure_logging(settings.log_level, json=settings.log_json)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())

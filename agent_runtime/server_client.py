@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -18,7 +19,21 @@ from tenacity.wait import wait_base
 from agent_runtime.constants import BACKOFF_INITIAL_S, BACKOFF_JITTER_S, BACKOFF_MAX_S, SERVER_REQUEST_TIMEOUT_S
 from agent_runtime.logging import get_logger
 from common.files import atomic_write_json
-from common.protocol import AgentInfo, AnnounceRequest, Heartbeat, HeartbeatAnswer, JobProgress, MultiRunJobResult
+from common.protocol import (
+    MAX_WORK_WAIT_S,
+    AgentInfo,
+    AnnounceRequest,
+    Heartbeat,
+    HeartbeatAnswer,
+    JobProgress,
+    MultiRunJobResult,
+    ReachAnswer,
+    ReachRequest,
+    ServerContact,
+    WorkAnswer,
+    WorkRequest,
+    utcnow,
+)
 
 log = get_logger(__name__)
 
@@ -88,8 +103,44 @@ def _api(server_url: str, path: str) -> str:
     return f"{server_url.rstrip('/')}/api/v1/{path.lstrip('/')}"
 
 
+def describe_error(exc: BaseException) -> str:
+    """A short, specific account of a failed call (``ConnectError: [Errno 111] Connection refused``)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+class ContactRecord:
+    """How this agent's calls to the server are going: the agent's side of "why do my heartbeats not arrive".
+
+    Args:
+        server_url: Where the agent calls the server.
+    """
+
+    def __init__(self, server_url: str | None) -> None:
+        self.state = ServerContact(server_url=server_url)
+
+    def ok(self) -> None:
+        """The server answered."""
+        self.state = ServerContact(server_url=self.state.server_url, last_success_at=utcnow())
+
+    def failed(self, error: str) -> None:
+        """A call failed (no answer, or an answer refusing it)."""
+        s = self.state
+        first = s.failing_since is None
+        self.state = s.model_copy(update={
+            "failing_since": utcnow() if first else s.failing_since,
+            "last_error": error,
+            "consecutive_failures": s.consecutive_failures + 1,
+        })
+        if first:
+            log.warning("server.unreachable", server=s.server_url, error=error)
+
+
 class ServerClient:
     """HTTP client of the RUCKUS server for one registered agent.
+
+    Every call is recorded in :attr:`contact` (last success, failing since, last error), which the agent's
+    ``GET /api/v1/status`` reports: an agent whose heartbeats do not arrive says why when the server asks.
 
     Args:
         registration: This agent's registration.
@@ -105,6 +156,7 @@ class ServerClient:
         timeout_s: float = SERVER_REQUEST_TIMEOUT_S,
     ) -> None:
         self.registration = registration
+        self.contact = ContactRecord(registration.server_url)
         self._http = httpx.AsyncClient(
             timeout=timeout_s,
             transport=transport,
@@ -120,6 +172,24 @@ class ServerClient:
         """Absolute URL of a server API path."""
         return _api(self.registration.server_url, path)
 
+    async def _post(self, path: str, body: str, **kwargs: Any) -> httpx.Response:
+        """POST a JSON body, recording the outcome in :attr:`contact` (5xx, 401 and 403 count as failures).
+
+        Raises:
+            httpx.HTTPError: When the server cannot be reached.
+        """
+        try:
+            resp = await self._http.post(self._url(path), content=body, headers={"Content-Type": "application/json"},
+                                         **kwargs)
+        except httpx.HTTPError as exc:
+            self.contact.failed(f"{describe_error(exc)} (calling {self.registration.server_url})")
+            raise
+        if resp.status_code >= 500 or resp.status_code in (401, 403):
+            self.contact.failed(f"the server answered {resp.status_code}: {resp.text[:200]}")
+        else:
+            self.contact.ok()
+        return resp
+
     async def heartbeat(self, heartbeat: Heartbeat) -> HeartbeatAnswer | None:
         """``POST /api/v1/agents/{id}/heartbeat/``.
 
@@ -133,11 +203,7 @@ class ServerClient:
         Raises:
             httpx.HTTPError: When the server cannot be reached.
         """
-        resp = await self._http.post(
-            self._url(f"agents/{self.registration.agent_id}/heartbeat/"),
-            content=heartbeat.model_dump_json(),
-            headers={"Content-Type": "application/json"},
-        )
+        resp = await self._post(f"agents/{self.registration.agent_id}/heartbeat/", heartbeat.model_dump_json())
         if not resp.is_success:
             log.warning("heartbeat.rejected", status=resp.status_code)
             return None
@@ -149,19 +215,11 @@ class ServerClient:
 
     async def capabilities(self, info: AgentInfo) -> httpx.Response:
         """``POST /api/v1/agents/{id}/capabilities/`` with the full AgentInfo."""
-        return await self._http.post(
-            self._url(f"agents/{self.registration.agent_id}/capabilities/"),
-            content=info.model_dump_json(),
-            headers={"Content-Type": "application/json"},
-        )
+        return await self._post(f"agents/{self.registration.agent_id}/capabilities/", info.model_dump_json())
 
     async def progress(self, progress: JobProgress) -> httpx.Response:
         """``POST /api/v1/jobs/{job_id}/progress/``."""
-        return await self._http.post(
-            self._url(f"jobs/{progress.job_id}/progress/"),
-            content=progress.model_dump_json(),
-            headers={"Content-Type": "application/json"},
-        )
+        return await self._post(f"jobs/{progress.job_id}/progress/", progress.model_dump_json())
 
     async def result(self, result: MultiRunJobResult) -> Delivery:
         """``POST /api/v1/jobs/{job_id}/result/``: 2xx acknowledges, 409 means a stale attempt.
@@ -173,11 +231,7 @@ class ServerClient:
             How the server answered; network errors and other statuses mean retry.
         """
         try:
-            resp = await self._http.post(
-                self._url(f"jobs/{result.job_id}/result/"),
-                content=result.model_dump_json(),
-                headers={"Content-Type": "application/json"},
-            )
+            resp = await self._post(f"jobs/{result.job_id}/result/", result.model_dump_json())
         except httpx.HTTPError as exc:
             log.warning("outbox.result.unreachable", job_id=result.job_id, error=type(exc).__name__)
             return Delivery.RETRY
@@ -188,6 +242,67 @@ class ServerClient:
             return Delivery.STALE
         log.warning("outbox.result.rejected", job_id=result.job_id, status=resp.status_code, detail=resp.text[:200])
         return Delivery.RETRY
+
+
+    async def work(self, request: WorkRequest) -> WorkAnswer | None:
+        """``POST /api/v1/agents/{id}/work/``: the pull agent's long poll (held up to ``request.wait_s``).
+
+        Args:
+            request: What the agent is doing, what it refused, how long the server may hold the request.
+
+        Returns:
+            The server's answer; None when it refused the request or answered something unreadable (logged).
+
+        Raises:
+            httpx.HTTPError: When the server cannot be reached.
+        """
+        resp = await self._post(f"agents/{self.registration.agent_id}/work/", request.model_dump_json(),
+                                timeout=min(request.wait_s, MAX_WORK_WAIT_S) + SERVER_REQUEST_TIMEOUT_S)
+        if not resp.is_success:
+            log.warning("work.rejected", status=resp.status_code, detail=resp.text[:200])
+            return None
+        try:
+            return WorkAnswer.model_validate_json(resp.content)
+        except ValidationError as exc:
+            log.warning("work.answer_unreadable", error=str(exc), body=resp.text[:200])
+            return None
+
+
+async def reach(
+    server_url: str,
+    agent_id: str,
+    challenge: str,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout_s: float = SERVER_REQUEST_TIMEOUT_S,
+) -> ReachAnswer:
+    """``POST /api/v1/agents/{id}/reach/``: prove that this agent reaches the server at ``server_url``.
+
+    Args:
+        server_url: The address the server gave in its registration.
+        agent_id: This agent's id in that registration.
+        challenge: The registration's challenge.
+        transport: Optional httpx transport (tests).
+        timeout_s: Request timeout.
+
+    Returns:
+        The server's answer.
+
+    Raises:
+        httpx.HTTPError: When the server cannot be reached or refuses the challenge.
+        ValueError: When what answers is not a RUCKUS server that issued this challenge.
+    """
+    async with httpx.AsyncClient(timeout=timeout_s, transport=transport, follow_redirects=False) as client:
+        resp = await client.post(
+            _api(server_url, f"agents/{agent_id}/reach/"),
+            content=ReachRequest(challenge=challenge).model_dump_json(),
+            headers={"Content-Type": "application/json"},
+        )
+        resp.raise_for_status()
+    answer = ReachAnswer.model_validate_json(resp.content)
+    if answer.agent_id != agent_id:
+        raise ValueError(f"the server at {server_url} answered for agent {answer.agent_id}, not {agent_id}")
+    return answer
 
 
 async def announce(

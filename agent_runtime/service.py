@@ -12,34 +12,70 @@ import contextlib
 from pathlib import Path
 
 import httpx
+from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_result
 
+from agent_runtime.admission import check_job_request
 from agent_runtime.constants import (
     OUTBOX_SCAN_INTERVAL_S,
     PROGRESS_MIN_INTERVAL_S,
+    PULL_WAIT_S,
     SETTLE_PROBE_WAIT_S,
     SHUTDOWN_JOB_GRACE_S,
     STARTUP_PROBE_WAIT_S,
 )
 from agent_runtime.detection import probes_pending, wait_for_pending_probes
-from agent_runtime.engine import JobEngine
+from agent_runtime.engine import BusyError, JobEngine, UnknownJobError
 from agent_runtime.info import gather_agent_info
 from agent_runtime.logging import get_logger
 from agent_runtime.paths import spool_dir
 from agent_runtime.server_client import (
+    ContactRecord,
     Delivery,
     Registration,
     ServerClient,
     announce,
+    describe_error,
     load_registration,
+    reach,
     retry_wait,
     save_registration,
 )
 from agent_runtime.settings import Settings
 from agent_runtime.spool import Spool
-from common.protocol import AgentInfo, AnnounceRequest, Heartbeat, JobProgress, RegisterRequest
+from common.protocol import (
+    AgentInfo,
+    AgentMode,
+    AgentStatusReport,
+    AnnounceAnswer,
+    AnnounceRequest,
+    Heartbeat,
+    JobProgress,
+    JobRejection,
+    JobRequest,
+    RegisterRequest,
+    WorkRequest,
+)
 
 log = get_logger(__name__)
+
+#: Shortest and longest heartbeat interval the agent accepts from its server.
+MIN_SERVER_HEARTBEAT_S = 0.1
+MAX_SERVER_HEARTBEAT_S = 3600.0
+
+
+class ServerUnreachable(Exception):
+    """The agent could not reach the server at the address a registration gave it.
+
+    Attributes:
+        server_url: That address.
+        error: What went wrong.
+    """
+
+    def __init__(self, server_url: str, error: str) -> None:
+        super().__init__(f"could not reach the server at {server_url}: {error}")
+        self.server_url = server_url
+        self.error = error
 
 
 class AgentService:
@@ -73,6 +109,9 @@ class AgentService:
         self._pending_progress: dict[str, JobProgress] = {}
         self._pushed_hash: str | None = None
         self._tasks: list[asyncio.Task] = []
+        self.mode = AgentMode.PULL if settings.pull else AgentMode.PUSH
+        self.heartbeat_interval_s = settings.heartbeat_interval_s
+        self._rejected: list[JobRejection] = []
 
     # -- engine listener (worker thread) ---------------------------------------------------------------
 
@@ -137,11 +176,14 @@ class AgentService:
         ]
         if self.settings.server and self.settings.registration_key and self.registration is None:
             self._tasks.append(asyncio.create_task(self._announce_loop(), name="announce"))
+        if self.mode == AgentMode.PULL:
+            self._tasks.append(asyncio.create_task(self._pull_loop(), name="pull"))
         log.info(
             "agent.started",
             name=self.info.name,
+            mode=self.mode.value,
             registered=self.registration is not None,
-            url=self.settings.advertised_url(),
+            url=None if self.mode == AgentMode.PULL else self.settings.advertised_url(),
         )
 
     async def stop(self) -> None:
@@ -162,30 +204,56 @@ class AgentService:
     async def register(self, request: RegisterRequest) -> AgentInfo:
         """Accept the server's registration: persist it and answer with the full AgentInfo.
 
+        When the registration carries a challenge, the agent first presents it to the server at the URL it was
+        given: a server address this agent cannot reach is refused now, with the reason, instead of heartbeats
+        failing later.
+
         Args:
             request: The server's URL, this agent's id and credential.
 
         Returns:
             The full description, with ``agent_id`` set.
+
+        Raises:
+            ServerUnreachable: When the agent cannot reach the server at that address (nothing is changed).
         """
-        registration = Registration(
-            agent_id=request.agent_id,
-            server_url=request.server_url.rstrip("/"),
-            credential=request.credential,
-        )
+        server_url = request.server_url.rstrip("/")
+        if request.challenge:
+            try:
+                await reach(server_url, request.agent_id, request.challenge, transport=self.transport)
+            except (httpx.HTTPError, ValueError) as exc:
+                log.error("register.server_unreachable", server=server_url, error=describe_error(exc))
+                raise ServerUnreachable(server_url, describe_error(exc)) from exc
+        await self._adopt(Registration(agent_id=request.agent_id, server_url=server_url,
+                                       credential=request.credential))
+        if self.info is None:
+            self.info = await asyncio.to_thread(self.detect)
+        self.info.agent_id = request.agent_id
+        self._pushed_hash = self.info.capabilities_hash()
+        self._outbox_wake.set()
+        log.info("agent.registered", agent_id=request.agent_id, server=server_url)
+        return self.info
+
+    async def _adopt(self, registration: Registration) -> None:
+        """Persist a new registration and start calling the server with it."""
         await asyncio.to_thread(save_registration, self.data_dir, registration)
         old = self.client
         self.registration = registration
         self.client = ServerClient(registration, transport=self.transport)
         if old is not None:
             await old.aclose()
-        if self.info is None:
-            self.info = await asyncio.to_thread(self.detect)
-        self.info.agent_id = request.agent_id
-        self._pushed_hash = self.info.capabilities_hash()
-        self._outbox_wake.set()
-        log.info("agent.registered", agent_id=request.agent_id, server=registration.server_url)
-        return self.info
+
+    def status_report(self) -> AgentStatusReport:
+        """What the agent is doing and how its calls to the server are going (``GET /api/v1/status``)."""
+        active = self.engine.active()
+        contact = self.client.contact.state if self.client is not None else ContactRecord(self.settings.server).state
+        return AgentStatusReport(
+            agent_id=self.registration.agent_id if self.registration else None,
+            mode=self.mode,
+            activity=self.engine.activity(),
+            running_job_id=active.request.job_id if active else None,
+            contact=contact,
+        )
 
     # -- background loops ------------------------------------------------------------------------------
 
@@ -212,6 +280,10 @@ class AgentService:
             if hb is not None and self.client is not None:
                 try:
                     answer = await self.client.heartbeat(hb)
+                    if answer is not None and answer.heartbeat_interval_s:
+                        # The server judges silence by its own interval: beat at that pace.
+                        self.heartbeat_interval_s = min(max(answer.heartbeat_interval_s, MIN_SERVER_HEARTBEAT_S),
+                                                        MAX_SERVER_HEARTBEAT_S)
                     # Push on a local change, and when the server says its copy is stale (e.g. it missed
                     # an earlier push).
                     server_stale = answer is not None and answer.refresh_capabilities
@@ -220,8 +292,9 @@ class AgentService:
                         if cap.is_success:
                             self._pushed_hash = hb.capabilities_hash
                 except httpx.HTTPError as exc:
-                    log.warning("heartbeat.failed", error=type(exc).__name__)
-            await asyncio.sleep(self.settings.heartbeat_interval_s)
+                    log.warning("heartbeat.failed", error=describe_error(exc), server=self.registration.server_url
+                                if self.registration else None)
+            await asyncio.sleep(self.heartbeat_interval_s)
 
     async def refresh_info(self) -> AgentInfo:
         """Detect again now (asked by the server on an operator's refresh) and return the new description."""
@@ -325,13 +398,17 @@ class AgentService:
     async def _announce_loop(self) -> None:
         """Ask the server to register this agent, retrying with backoff until it answers."""
         assert self.settings.server and self.settings.registration_key
-        token = self.settings.token.get_secret_value() if self.settings.token else ""
-        request = AnnounceRequest(
-            url=self.settings.advertised_url(),
-            token=token,
-            registration_key=self.settings.registration_key.get_secret_value(),
-            name=self.info.name if self.info else self.settings.name or None,
-        )
+        key = self.settings.registration_key.get_secret_value()
+        name = self.info.name if self.info else self.settings.name or None
+        if self.mode == AgentMode.PULL:
+            # No URL and no token: the server never calls a pull agent. It describes itself instead.
+            if self.info is None:
+                self.info = await asyncio.to_thread(self.detect)
+            request = AnnounceRequest(mode=AgentMode.PULL, registration_key=key, name=name, info=self.info)
+        else:
+            token = self.settings.token.get_secret_value() if self.settings.token else ""
+            request = AnnounceRequest(url=self.settings.advertised_url(), token=token, registration_key=key,
+                                      name=name)
         retrying = AsyncRetrying(retry=retry_if_result(lambda answered: not answered), wait=retry_wait())
         await retrying(self._announce_once, self.settings.server, request)
 
@@ -355,9 +432,119 @@ class AgentService:
             return False
         if resp.is_success:
             log.info("announce.accepted", server=server, status=resp.status_code)
+            if self.mode == AgentMode.PULL:
+                return await self._adopt_pull_answer(server, resp)
             return True
         if 400 <= resp.status_code < 500 and resp.status_code not in (408, 429):
             log.error("announce.refused", server=server, status=resp.status_code, detail=resp.text[:200])
             return True
         log.warning("announce.failed", server=server, status=resp.status_code)
         return False
+
+    async def _adopt_pull_answer(self, server: str, resp: httpx.Response) -> bool:
+        """Take the registration a pull agent receives in the answer to its announce.
+
+        Returns:
+            True when adopted; False (announce again) when the answer carries no usable registration.
+        """
+        try:
+            answer = AnnounceAnswer.model_validate_json(resp.content)
+        except ValidationError as exc:
+            log.error("announce.answer_unreadable", server=server, error=str(exc)[:300])
+            return False
+        if answer.registration is None:
+            log.error("announce.no_registration", server=server, detail="the server registered this agent in "
+                      f"{answer.mode} mode; upgrade the server for pull mode")
+            return True
+        # The server's address is the one this agent used to announce: it just reached the server there.
+        registration = Registration(agent_id=answer.registration.agent_id, server_url=server,
+                                    credential=answer.registration.credential)
+        await self._adopt(registration)
+        if self.info is not None:
+            self.info.agent_id = registration.agent_id
+            self._pushed_hash = self.info.capabilities_hash()
+        log.info("agent.registered", agent_id=registration.agent_id, server=server, mode="pull")
+        return True
+
+    # -- pull mode -------------------------------------------------------------------------------------
+
+    def work_request(self, wait_s: float = PULL_WAIT_S) -> WorkRequest | None:
+        """The next work request of a pull agent (None before registration); takes the pending refusals."""
+        if self.registration is None:
+            return None
+        active = self.engine.active()
+        rejected, self._rejected = self._rejected, []
+        return WorkRequest(
+            agent_id=self.registration.agent_id,
+            activity=self.engine.activity(),
+            running_job_id=active.request.job_id if active else None,
+            attempt=active.request.attempt if active else None,
+            attempt_token=active.request.attempt_token if active else None,
+            finished_job_ids=self.engine.finished_job_ids(),
+            rejected=rejected,
+            wait_s=wait_s,
+        )
+
+    async def accept_pulled_job(self, job: JobRequest) -> None:
+        """Start a job received in a work answer, or note why not (reported with the next work request).
+
+        Args:
+            job: The job.
+        """
+        errors = await asyncio.to_thread(
+            check_job_request, job, self.info, data_dir=self.data_dir, model_dirs=tuple(self.settings.model_dirs)
+        )
+        if errors:
+            reason = "; ".join(f"{field}: {problem}" for field, problem in errors.items())
+            log.warning("pull.job_refused", job_id=job.job_id, reason=reason)
+            self._rejected.append(JobRejection(job_id=job.job_id, attempt=job.attempt,
+                                               attempt_token=job.attempt_token, reason=reason[:2000]))
+            return
+        try:
+            await asyncio.to_thread(self.engine.submit, job)
+        except BusyError as exc:
+            self._rejected.append(JobRejection(job_id=job.job_id, attempt=job.attempt,
+                                               attempt_token=job.attempt_token, reason=str(exc), busy=True))
+            return
+        log.info("pull.job_accepted", job_id=job.job_id, attempt=job.attempt)
+
+    async def _pull_loop(self) -> None:
+        """Ask the server for work, again and again (a long poll), and act on its answers.
+
+        While the server cannot be reached, the loop backs off like the outbox; results keep waiting in the
+        spool, so nothing is lost.
+        """
+        failures = 0
+        wait = retry_wait()
+        while True:
+            request = self.work_request()
+            if request is None or self.client is None:
+                await asyncio.sleep(0.5)  # not registered yet: the announce loop is working on it
+                continue
+            try:
+                answer = await self.client.work(request)
+            except httpx.HTTPError as exc:
+                self._rejected = request.rejected + self._rejected  # not delivered: send them again
+                failures += 1
+                delay = wait(_RetryState(failures))
+                log.warning("pull.failed", error=describe_error(exc), retry_in_s=round(delay, 1))
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            if answer is None:
+                self._rejected = request.rejected + self._rejected
+                await asyncio.sleep(self.heartbeat_interval_s)
+                continue
+            for job_id in answer.cancel_job_ids:
+                with contextlib.suppress(UnknownJobError, KeyError):
+                    await asyncio.to_thread(self.engine.cancel, job_id)
+                    log.info("pull.job_cancelled", job_id=job_id)
+            if answer.job is not None:
+                await self.accept_pulled_job(answer.job)
+
+
+class _RetryState:
+    """The part of tenacity's retry state its wait strategies read (the attempt number)."""
+
+    def __init__(self, attempt_number: int) -> None:
+        self.attempt_number = attempt_number

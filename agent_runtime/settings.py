@@ -34,6 +34,8 @@ class Settings(BaseSettings):
         registration_key: Shared key proving this agent may join the server.
         name: Human name of the agent (default: host name).
         public_url: URL the server should use to reach this agent (default: derived from host/port).
+        pull: Pull mode: the agent opens no port to the network and asks the server for work (behind NAT or a
+            firewall); its local API stays on loopback.
         model_dirs: Extra directories holding model folders (``<dir>/<name>/config.json``).
         heartbeat_interval_s: Seconds between heartbeats.
         capabilities_refresh_s: Seconds between capability re-detections.
@@ -57,6 +59,7 @@ class Settings(BaseSettings):
     registration_key: SecretStr | None = None
     name: str = ""
     public_url: str | None = Field(default=None, pattern=r"^https?://")
+    pull: bool = False
     model_dirs: list[Path] = Field(default_factory=list)
     heartbeat_interval_s: float = Field(default=constants.HEARTBEAT_INTERVAL_S, gt=0, le=3600)
     capabilities_refresh_s: float = Field(default=constants.CAPABILITIES_REFRESH_S, gt=0)

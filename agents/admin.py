@@ -12,12 +12,14 @@ from agents.models import Agent
 class AgentAdmin(admin.ModelAdmin):
     """Agents list with status, hardware fingerprint and last heartbeat."""
 
-    list_display = ["name", "status", "activity", "url", "hardware_fingerprint", "cost_per_hour", "last_seen"]
-    list_filter = ["status", "activity", "protocol_version"]
+    list_display = [
+        "name", "mode", "status", "activity", "url", "hardware_fingerprint", "cost_per_hour", "last_seen",
+    ]
+    list_filter = ["mode", "status", "activity", "protocol_version"]
     search_fields = ["name", "url", "hardware_fingerprint"]
     readonly_fields = [
         "id", "capabilities_pretty", "capabilities_hash", "hardware_fingerprint", "protocol_version",
-        "agent_version", "last_seen", "registered_at", "updated_at",
+        "agent_version", "last_seen", "heartbeat_error", "heartbeat_error_since", "registered_at", "updated_at",
     ]
     exclude = ["capabilities", "credential_hash", "token_encrypted"]
 

@@ -8,15 +8,22 @@ import httpx
 from django.conf import settings
 
 from agents.urlguard import check_agent_url
-from common.protocol import AgentInfo, JobRequest, RegisterRequest
+from common.protocol import AgentInfo, AgentStatusReport, JobRequest, RegisterRequest
 
 
 class AgentCallError(Exception):
-    """A call to an agent failed; ``status`` is the HTTP status when there was an answer."""
+    """A call to an agent failed.
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    Attributes:
+        status: The HTTP status when there was an answer.
+        reach_error: When the agent refused a registration because it could not reach the server at the address
+            it was given: its own account of that failure.
+    """
+
+    def __init__(self, message: str, status: int | None = None, reach_error: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.reach_error = reach_error
 
 
 class AgentClient:
@@ -33,10 +40,12 @@ class AgentClient:
         self._token = token
         self._timeout = timeout or settings.RUCKUS_AGENT_HTTP_TIMEOUT_S
 
-    def _request(self, method: str, path: str, json: dict[str, Any] | None = None) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, json: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> httpx.Response:
         """Send one request; redirects are never followed (a redirect could lead past the URL guard)."""
         try:
-            with httpx.Client(timeout=self._timeout, follow_redirects=False) as client:
+            with httpx.Client(timeout=timeout or self._timeout, follow_redirects=False) as client:
                 response = client.request(
                     method,
                     f"{self.base_url}/api/v1{path}",
@@ -53,12 +62,21 @@ class AgentClient:
             raise AgentCallError(
                 f"agent at {self.base_url} answered {response.status_code} to {method} {path}: {detail}",
                 response.status_code,
+                reach_error=_reach_error(response),
             )
         return response
 
     def register(self, request: RegisterRequest) -> AgentInfo:
         """Hand the agent its id, the server URL and its credential; get its full description back."""
         return AgentInfo.model_validate(self._request("POST", "/register", request.model_dump(mode="json")).json())
+
+    def status(self, timeout: float | None = None) -> AgentStatusReport:
+        """The agent's own account of its activity and of its calls to the server (a direct liveness check).
+
+        Args:
+            timeout: Seconds for this call (short when checking an agent that went silent).
+        """
+        return AgentStatusReport.model_validate(self._request("GET", "/status", timeout=timeout).json())
 
     def info(self) -> AgentInfo:
         """Fetch the agent's current description."""
@@ -83,3 +101,15 @@ class AgentClient:
     def ack_job(self, job_id: str) -> None:
         """Tell the agent the server has the job's result (it may clean up its spool)."""
         self._request("POST", f"/jobs/{job_id}/ack")
+
+
+def _reach_error(response: httpx.Response) -> str | None:
+    """The agent's account of why it could not reach the server, from a 502 answer to ``/register``."""
+    if response.status_code != 502:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("reach_error") if isinstance(body, dict) else None
+    return str(error)[:500] if error else None

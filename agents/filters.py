@@ -16,7 +16,7 @@ class AgentFilter(django_filters.FilterSet):
 
     class Meta:
         model = Agent
-        fields = ["status", "activity", "label", "updated_after"]
+        fields = ["status", "activity", "mode", "label", "updated_after"]
 
     def filter_label(self, queryset: QuerySet[Agent], name: str, value: str) -> QuerySet[Agent]:
         """Keep agents whose labels contain ``value`` (done in Python: JSON containment differs on SQLite)."""

@@ -15,9 +15,11 @@ from django.db import models
 from pydantic import ValidationError as PydanticValidationError
 
 from common.protocol import AgentInfo, hardware_fingerprint
-from common.statuses import SCHEDULABLE_AGENT_STATUSES, AgentActivity, AgentStatus
+from common.statuses import SCHEDULABLE_AGENT_STATUSES, AgentActivity, AgentMode, AgentStatus
 
-__all__ = ["SCHEDULABLE_STATUSES", "Agent", "AgentActivity", "AgentStatus", "hash_credential", "new_credential"]
+__all__ = [
+    "SCHEDULABLE_STATUSES", "Agent", "AgentActivity", "AgentMode", "AgentStatus", "hash_credential", "new_credential",
+]
 
 #: Statuses in which the scheduler may place work on an agent.
 SCHEDULABLE_STATUSES = SCHEDULABLE_AGENT_STATUSES
@@ -72,7 +74,8 @@ class Agent(models.Model):
     Attributes:
         id: Server-assigned id, sent to the agent at registration.
         name: Human name.
-        url: Base URL where the server reaches the agent.
+        url: Base URL where the server reaches the agent (empty for a pull agent: the server never calls it).
+        mode: ``push`` (the server calls the agent) or ``pull`` (the agent asks the server for work).
         status: Health state.
         activity: Idle or busy (meaningful when online).
         status_reason: Why the last status change happened.
@@ -86,13 +89,17 @@ class Agent(models.Model):
         labels: Free labels used to select agents in experiments.
         cost_per_hour: Optional cost of the host in dollars per hour (throughput per dollar).
         last_seen: Last heartbeat or successful call.
+        heartbeat_error: Why the agent's heartbeats do not arrive, as far as the server knows (what the agent
+            itself reports when the server can still call it, else the silence); empty while they arrive.
+        heartbeat_error_since: When that trouble began.
         latest_benchmark: The stored result of the latest hardware benchmark job this agent completed (its
             measured peaks; the agent's capabilities do not carry them).
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
-    url = models.URLField(max_length=500)
+    url = models.URLField(max_length=500, blank=True, default="")
+    mode = models.CharField(max_length=10, choices=AgentMode.choices(), default=AgentMode.PUSH)
     status = models.CharField(max_length=20, choices=AgentStatus.choices(), default=AgentStatus.ONLINE)
     activity = models.CharField(max_length=10, choices=AgentActivity.choices(), default=AgentActivity.IDLE)
     status_reason = models.CharField(max_length=500, blank=True, default="")
@@ -106,6 +113,8 @@ class Agent(models.Model):
     labels = models.JSONField(default=list, blank=True)
     cost_per_hour = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
     last_seen = models.DateTimeField(null=True, blank=True)
+    heartbeat_error = models.CharField(max_length=1000, blank=True, default="")
+    heartbeat_error_since = models.DateTimeField(null=True, blank=True)
     # Referred to by name: the results app sits above this one and sets it when it stores a benchmark.
     latest_benchmark = models.ForeignKey(
         "results.JobResult", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -182,6 +191,11 @@ class Agent(models.Model):
     @token.setter
     def token(self, value: str) -> None:
         self.token_encrypted = _fernet().encrypt(value.encode()).decode() if value else ""
+
+    @property
+    def is_pull(self) -> bool:
+        """True for an agent that asks for work (the server never calls it)."""
+        return self.mode == AgentMode.PULL
 
     @property
     def is_schedulable(self) -> bool:

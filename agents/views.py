@@ -20,9 +20,37 @@ from agents.filters import AgentFilter
 from agents.models import Agent
 from agents.serializers import AgentRegisterSerializer, AgentSerializer
 from agents.urlguard import UnsafeURL, check_agent_url
-from common.protocol import AgentInfo, AnnounceRequest, Heartbeat, HeartbeatAnswer
+from common.protocol import (
+    AgentInfo,
+    AgentMode,
+    AnnounceAnswer,
+    AnnounceRequest,
+    Heartbeat,
+    HeartbeatAnswer,
+    ReachAnswer,
+    ReachRequest,
+)
 from common.statuses import JOB_ACTIVE_STATUSES
 from core.api import parse_protocol
+
+
+def server_url_for(request: Request) -> str:
+    """The address agents must call this server at.
+
+    ``RUCKUS_PUBLIC_URL`` when set; otherwise the scheme and host that this request reached (through a proxy
+    only when ``RUCKUS_BEHIND_PROXY`` lets Django trust its ``X-Forwarded-*`` headers), plus the script prefix
+    the server is mounted under.
+
+    Args:
+        request: The registration or announce request.
+
+    Returns:
+        The base URL, without a trailing slash.
+    """
+    if settings.RUCKUS_PUBLIC_URL:
+        return settings.RUCKUS_PUBLIC_URL
+    prefix = request.META.get("SCRIPT_NAME", "") or ""
+    return f"{request.scheme}://{request.get_host()}{prefix}".rstrip("/")
 
 
 def _agent_call(view: Any, request: Request, pk: str | None) -> Agent:
@@ -61,17 +89,21 @@ class AgentViewSet(
         data = serializer.validated_data
         try:
             agent = services.agent_register(
-                url=data["url"], token=data["token"], name=data.get("name") or "",
-                labels=data.get("labels"), cost_per_hour=data.get("cost_per_hour"),
+                url=data["url"], token=data["token"], server_url=server_url_for(request),
+                name=data.get("name") or "", labels=data.get("labels"), cost_per_hour=data.get("cost_per_hour"),
             )
         except services.RegistrationError as exc:
             return Response({"detail": f"registration failed: {exc}"}, status=status.HTTP_502_BAD_GATEWAY)
         return Response(AgentSerializer(agent).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={201: AgentSerializer})
+    @extend_schema(request=AnnounceRequest, responses={201: AnnounceAnswer})
     @action(detail=False, methods=["post"], authentication_classes=[], permission_classes=[AllowAny])
     def announce(self, request: Request) -> Response:
-        """Self-announce: an agent with the registration key asks to be registered (then gets /register)."""
+        """Self-announce with the registration key.
+
+        A push agent is then registered through its ``/register`` (it must reach the server back at the address
+        it announced to); a pull agent gets its registration in the answer.
+        """
         message = parse_protocol(AnnounceRequest, request.data)
         key = settings.RUCKUS_REGISTRATION_KEY
         if not key:
@@ -79,15 +111,39 @@ class AgentViewSet(
                             status=status.HTTP_403_FORBIDDEN)
         if not secrets.compare_digest(message.registration_key.encode(), key.encode()):
             return Response({"detail": "wrong registration key"}, status=status.HTTP_403_FORBIDDEN)
+        server_url = server_url_for(request)
+        registration = None
         try:
-            url = check_agent_url(message.url)
-        except UnsafeURL as exc:
-            raise ValidationError({"url": str(exc)}) from exc
-        try:
-            agent = services.agent_register(url=url, token=message.token, name=message.name or "")
+            if message.mode == AgentMode.PULL:
+                assert message.info is not None  # the protocol model requires it for pull agents
+                agent, registration = services.agent_register_pull(
+                    info=message.info, server_url=server_url, name=message.name or ""
+                )
+            else:
+                try:
+                    url = check_agent_url(message.url or "")
+                except UnsafeURL as exc:
+                    raise ValidationError({"url": str(exc)}) from exc
+                agent = services.agent_register(url=url, token=message.token or "", server_url=server_url,
+                                                name=message.name or "")
         except services.RegistrationError as exc:
             return Response({"detail": f"registration failed: {exc}"}, status=status.HTTP_502_BAD_GATEWAY)
-        return Response(AgentSerializer(agent).data, status=status.HTTP_201_CREATED)
+        answer = AnnounceAnswer(agent_id=str(agent.pk), mode=AgentMode(agent.mode), status=agent.status,
+                                registration=registration)
+        return Response(answer.model_dump(mode="json"), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ReachRequest, responses={200: ReachAnswer})
+    @action(detail=True, methods=["post"], authentication_classes=[], permission_classes=[AllowAny])
+    def reach(self, request: Request, pk: str | None = None) -> Response:
+        """An agent being registered proves it reaches the server here (it presents its registration challenge).
+
+        Anonymous: the agent has no stored credential yet (its registration is not finished). The signed
+        challenge is the proof, and nothing is written.
+        """
+        message = parse_protocol(ReachRequest, request.data)
+        if not services.reach_check(pk, message.challenge):
+            return Response({"detail": "invalid or expired registration challenge"}, status=status.HTTP_403_FORBIDDEN)
+        return Response(ReachAnswer(agent_id=str(pk)).model_dump(mode="json"))
 
     @extend_schema(request=Heartbeat, responses=HeartbeatAnswer)
     @action(detail=True, methods=["post"], authentication_classes=[AgentCredentialAuthentication],

@@ -125,3 +125,15 @@ class AgentActivity(_Status):
 
     IDLE = "idle"
     BUSY = "busy"
+
+
+class AgentMode(_Status):
+    """How an agent gets its work.
+
+    ``push``: the server calls the agent's API (the agent listens on an address the server reaches).
+    ``pull``: the agent opens no port to the network; it asks the server for work with a long poll
+    (agents behind NAT or a firewall).
+    """
+
+    PUSH = "push"
+    PULL = "pull"

@@ -492,3 +492,27 @@ class JobAttempt(models.Model):
             True when the attempt changed.
         """
         return self.finish(AttemptStatus.LOST, reason, now)
+
+    def revive(self, reason: str, now: datetime | None = None) -> bool:
+        """Take back an attempt given up as ``lost`` whose agent turned out to be running it still.
+
+        Only a lost attempt may come back, and only while it is still its job's latest attempt (the caller
+        checks that the job has not moved on: see :func:`scheduling.revival.revive_attempt`).
+
+        Args:
+            reason: Why we know the agent has it.
+            now: Timestamp.
+
+        Returns:
+            True when the attempt changed (``lost`` -> ``running``).
+        """
+        if self.status != AttemptStatus.LOST:
+            return False
+        self.status = AttemptStatus.RUNNING
+        self.outcome = ""
+        self.finished_at = None
+        self.started_at = self.started_at or now or timezone.now()
+        self.save(update_fields=["status", "outcome", "finished_at", "started_at", "updated_at"])
+        log_transition(job=self.job, attempt=self, from_state=AttemptStatus.LOST, to_state=AttemptStatus.RUNNING,
+                       reason=reason)
+        return True

@@ -14,7 +14,7 @@ from results.views import (
 )
 from ruckus_server.catalog_api import CatalogView
 from ruckus_server.session_api import SessionView
-from scheduling.views import JobCallbackViewSet
+from scheduling.views import AgentWorkViewSet, JobCallbackViewSet
 
 router = DefaultRouter()
 router.register("experiments", ExperimentViewSet, basename="experiment")
@@ -22,6 +22,7 @@ router.register("jobs", JobViewSet, basename="job")
 router.register("agents", AgentViewSet, basename="agent")
 # Agent callbacks on jobs (progress, result) live with the scheduler, above the apps they write to.
 router.register("jobs", JobCallbackViewSet, basename="job-callback")
+router.register("agents", AgentWorkViewSet, basename="agent-work")
 
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="auth-token"),

@@ -188,6 +188,7 @@ SPECTACULAR_SETTINGS = {
         "AgentStatusEnum": "common.statuses.AgentStatus.choices",
         "AttemptStatusEnum": "common.statuses.AttemptStatus.choices",
         "AgentActivityEnum": "common.statuses.AgentActivity.choices",
+        "AgentModeEnum": "common.statuses.AgentMode.choices",
     },
 }
 
@@ -208,7 +209,23 @@ RUCKUS_AGENT_ALLOWED_NETWORKS: list[str] = env.list(
     default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
 )
 RUCKUS_REGISTRATION_KEY: str = env.str("RUCKUS_REGISTRATION_KEY", default="")
-RUCKUS_PUBLIC_URL: str = env.str("RUCKUS_PUBLIC_URL", default="http://127.0.0.1:8000")
+# Where agents call the server. Unset: the address that reached the server when the agent was registered (the
+# registration request's scheme and host), which is right whenever agents and users reach the server alike.
+RUCKUS_PUBLIC_URL: str = env.str("RUCKUS_PUBLIC_URL", default="").rstrip("/")
+# Behind a reverse proxy (it must set X-Forwarded-Proto/Host/Port): only then do those headers count, through
+# Django's own settings. Off, a client could otherwise pick the address agents are told to call.
+RUCKUS_BEHIND_PROXY: bool = env.bool("RUCKUS_BEHIND_PROXY", default=False)
+if RUCKUS_BEHIND_PROXY:
+    USE_X_FORWARDED_HOST = True
+    USE_X_FORWARDED_PORT = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Longest time the server holds a pull agent's work request open when there is nothing for it.
+RUCKUS_PULL_WAIT_S: float = env.float("RUCKUS_PULL_WAIT_S", default=25.0)
+# Seconds between two checks for work while a pull agent's request is held.
+RUCKUS_PULL_CHECK_S: float = env.float("RUCKUS_PULL_CHECK_S", default=0.5)
+# Timeout of the scheduler's direct check of a push agent that went silent (is it alive, and why are its
+# heartbeats not arriving?). Short: a cut link must not stall the scheduler's pass.
+RUCKUS_AGENT_PROBE_TIMEOUT_S: float = env.float("RUCKUS_AGENT_PROBE_TIMEOUT_S", default=2.0)
 
 # --- Logging (structlog) -------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

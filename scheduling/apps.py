@@ -8,3 +8,10 @@ class SchedulingConfig(AppConfig):
 
     name = "scheduling"
     verbose_name = "Scheduling"
+
+    def ready(self) -> None:
+        """Listen to agents' heartbeats (an attempt given up during a silence may come back)."""
+        from agents.signals import heartbeat_received
+        from scheduling.revival import on_heartbeat
+
+        heartbeat_received.connect(on_heartbeat, dispatch_uid="scheduling.revival.on_heartbeat")

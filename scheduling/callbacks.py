@@ -20,6 +20,7 @@ from results.models import JobResult
 from results.services import job_result_store
 from scheduling.occupancy import free_agent
 from scheduling.policy import job_retry_or_fail
+from scheduling.revival import revive_attempt
 
 
 class CallbackRejected(Exception):
@@ -72,6 +73,7 @@ def handle_progress(job_id: int, agent: Agent, progress: JobProgress, now: datet
     with transaction.atomic():
         job = _locked_job(job_id)
         attempt = _callback_attempt(job, agent, progress.attempt_token)
+        revive_attempt(job, attempt, "the agent reported progress", now)
         _require_current(attempt)
         attempt.record_progress(progress.model_dump(mode="json", exclude={"attempt_token"}), now)
         if job.status == JobStatus.ASSIGNED:
@@ -141,5 +143,6 @@ def handle_result(
         stored = JobResult.objects.filter(job=job).values_list("attempt_id", flat=True).first()
         if stored is not None and stored == attempt.pk:
             return {"stored": False, "status": job.status}  # replay of the accepted result
+        revive_attempt(job, attempt, "the agent delivered its result", now)
         _require_current(attempt)
         return {"stored": apply_result(job, attempt, result, now), "status": job.status}

@@ -24,7 +24,7 @@ from django.utils import timezone
 from agents.client import AgentCallError, AgentClient
 from agents.models import Agent
 from common.protocol import JobRequest, ModelSpec, RuntimeSpec, TaskSpec
-from common.statuses import ATTEMPT_ACTIVE_STATUSES, AgentActivity, AgentStatus, AttemptStatus, JobStatus
+from common.statuses import ATTEMPT_ACTIVE_STATUSES, AgentActivity, AgentMode, AgentStatus, AttemptStatus, JobStatus
 from experiments.models import Job, JobAttempt
 from scheduling.occupancy import free_agent, occupy_agent
 from scheduling.policy import job_retry_or_fail
@@ -48,6 +48,7 @@ class Dispatch:
     agent_url: str
     agent_token: str
     request: JobRequest
+    agent_mode: str = AgentMode.PUSH
 
 
 def _pick_agent(job: Job) -> Agent | None:
@@ -131,7 +132,7 @@ def claim(job_id: int, now: datetime) -> Dispatch | None:
         )
         job.assign(attempt, now)
         occupy_agent(agent)
-        return Dispatch(job.pk, attempt.pk, agent.pk, agent.url, agent.token, job_request(job, attempt))
+        return Dispatch(job.pk, attempt.pk, agent.pk, agent.url, agent.token, job_request(job, attempt), agent.mode)
 
 
 def send(dispatch: Dispatch, client_factory: ClientFactory = AgentClient, now: datetime | None = None) -> bool:
@@ -176,6 +177,9 @@ def send(dispatch: Dispatch, client_factory: ClientFactory = AgentClient, now: d
 def dispatch_pending(now: datetime | None = None, client_factory: ClientFactory = AgentClient) -> int:
     """Claim and dispatch as many due pending jobs as there are idle capable agents.
 
+    A job claimed for a pull agent is not sent: its attempt waits, ``dispatching``, for the agent's next work
+    request (:mod:`scheduling.pull`), which hands it over.
+
     Args:
         now: Current time.
         client_factory: Builds the agent client.
@@ -193,7 +197,12 @@ def dispatch_pending(now: datetime | None = None, client_factory: ClientFactory 
     sent = 0
     for job_id in due:
         dispatch = claim(job_id, now)
-        if dispatch is not None:
+        if dispatch is None:
+            continue
+        if dispatch.agent_mode == AgentMode.PULL:
+            log.info("queued_for_pull_agent", job_id=dispatch.job_id, attempt=dispatch.request.attempt,
+                     agent_id=str(dispatch.agent_id))
+        else:
             send(dispatch, client_factory, now)
-            sent += 1
+        sent += 1
     return sent

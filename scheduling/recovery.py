@@ -1,4 +1,4 @@
-"""Health: lost agents, expired leases, interrupted dispatches, cancellations and the pull fallback.
+"""Health: lost agents, expired leases, interrupted dispatches, cancellations and the result-fetch fallback.
 
 Each function is one step of the scheduler's pass (:func:`scheduling.loop.scheduler_pass`), takes the current
 time as ``now`` (tests drive a clock) and a ``client_factory`` for the calls it makes to agents.
@@ -7,17 +7,26 @@ time as ``now`` (tests drive a clock) and a ``client_factory`` for the calls it 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 import structlog
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from agents.client import AgentCallError, AgentClient
 from agents.models import Agent
-from agents.services import agent_mark_silent
+from agents.services import agent_mark_silent, agent_probed
 from common.protocol import MultiRunJobResult
-from common.statuses import ATTEMPT_ACTIVE_STATUSES, ATTEMPT_TERMINAL_STATUSES, AgentStatus, AttemptStatus, JobStatus
+from common.statuses import (
+    ATTEMPT_ACTIVE_STATUSES,
+    ATTEMPT_TERMINAL_STATUSES,
+    AgentMode,
+    AgentStatus,
+    AttemptStatus,
+    JobStatus,
+)
 from experiments.models import Job, JobAttempt
 from scheduling.callbacks import apply_result
 from scheduling.dispatch import ClientFactory
@@ -48,27 +57,87 @@ def _end_and_retry(attempt_id: int, status: str, reason: str, now: datetime, *, 
         free_agent(attempt.agent_id)
 
 
-def sweep_agents(now: datetime | None = None) -> None:
+class SweepOutcome(StrEnum):
+    """What a sweep concluded about the server's own view of its fleet."""
+
+    #: Heartbeats arrive (or too few agents to tell): silent agents were judged one by one.
+    OBSERVING = "observing"
+    #: No agent's heartbeat arrived for 3 intervals: the server itself is probably not receiving them.
+    FLEET_SILENT = "fleet_silent"
+
+
+def _probe(agent: Agent, client_factory: ClientFactory, now: datetime) -> bool:
+    """Ask a silent push agent directly whether it is alive; record what it says about its heartbeats.
+
+    Returns:
+        True when it answered (it is alive and the server can reach it: its work is not given up).
+    """
+    try:
+        report = client_factory(agent.url, agent.token).status(timeout=settings.RUCKUS_AGENT_PROBE_TIMEOUT_S)
+    except (AgentCallError, ValueError) as exc:
+        log.info("agent_probe_failed", agent_id=str(agent.pk), error=str(exc)[:200])
+        return False
+    agent_probed(agent.pk, report, now)
+    return True
+
+
+def sweep_agents(
+    now: datetime | None = None,
+    *,
+    observing_since: datetime | None = None,
+    client_factory: ClientFactory = AgentClient,
+) -> SweepOutcome:
     """Mark silent agents unreachable (3 missed beats) then offline (``agent_lost_after``); lose their attempts.
+
+    The server does not blame agents for its own outages:
+
+    - silence is counted from ``observing_since`` at the earliest, the moment this scheduler last (re)started
+      watching (its own start, the database coming back): heartbeats the server could not record do not count;
+    - a push agent is asked directly before it is marked: one that answers is alive (its heartbeats do not arrive,
+      and it says why, which becomes its ``heartbeat_error``), so it stays online and keeps its work;
+    - when no agent of two or more has been heard for 3 intervals, the fault is most likely on the server's side
+      (its HTTP server down, a proxy or address change): agents are marked unreachable, but none is declared
+      lost; the job leases remain the bound.
 
     Each change is a conditional update: an agent whose heartbeat arrives while the sweep runs stays online.
 
     Args:
         now: Current time.
+        observing_since: Start of the scheduler's current stretch of continuous observation (None: no grace).
+        client_factory: Builds the client for the direct check of silent push agents.
+
+    Returns:
+        Whether the fleet as a whole fell silent (the caller restarts its observation when it comes back).
     """
     now = now or timezone.now()
     interval = settings.RUCKUS_HEARTBEAT_INTERVAL_S
     unreachable_before = now - timedelta(seconds=3 * interval)
     offline_before = now - timedelta(seconds=settings.RUCKUS_AGENT_LOST_AFTER_S)
+    watched = Agent.objects.filter(status__in=[AgentStatus.ONLINE, AgentStatus.UNREACHABLE], last_seen__isnull=False)
+    heard = watched.aggregate(count=Count("pk"), newest=Max("last_seen"))
+    fleet_silent = heard["count"] >= 2 and heard["newest"] < unreachable_before
+    if observing_since is not None and observing_since > unreachable_before:
+        return SweepOutcome.FLEET_SILENT if fleet_silent else SweepOutcome.OBSERVING
     silent = Agent.objects.filter(status=AgentStatus.ONLINE, last_seen__lt=unreachable_before)
-    for agent_id in silent.values_list("pk", flat=True):
-        agent_mark_silent(agent_id, AgentStatus.UNREACHABLE, seen_before=unreachable_before,
-                          reason=f"no heartbeat for {3 * interval:.0f} s")
+    for agent in silent.only("pk", "url", "mode", "token_encrypted"):
+        if not fleet_silent and agent.mode == AgentMode.PUSH and _probe(agent, client_factory, now):
+            continue
+        reason = (f"no heartbeat from any agent for {3 * interval:.0f} s: the server may not be receiving them"
+                  if fleet_silent else f"no heartbeat for {3 * interval:.0f} s")
+        agent_mark_silent(agent.pk, AgentStatus.UNREACHABLE, seen_before=unreachable_before, reason=reason)
+    if fleet_silent:
+        log.warning("fleet_silent", agents=heard["count"], newest_heartbeat=str(heard["newest"]))
+        return SweepOutcome.FLEET_SILENT
+    if observing_since is not None and observing_since > offline_before:
+        return SweepOutcome.OBSERVING
     lost = Agent.objects.filter(status__in=[AgentStatus.ONLINE, AgentStatus.UNREACHABLE], last_seen__lt=offline_before)
-    for agent_id in lost.values_list("pk", flat=True):
-        if agent_mark_silent(agent_id, AgentStatus.OFFLINE, seen_before=offline_before,
+    for agent in lost.only("pk", "url", "mode", "token_encrypted"):
+        if agent.mode == AgentMode.PUSH and _probe(agent, client_factory, now):
+            continue
+        if agent_mark_silent(agent.pk, AgentStatus.OFFLINE, seen_before=offline_before,
                              reason=f"no heartbeat for {settings.RUCKUS_AGENT_LOST_AFTER_S:.0f} s: agent lost"):
-            lose_agent_attempts(agent_id, "agent lost (no heartbeat)", now)
+            lose_agent_attempts(agent.pk, "agent lost (no heartbeat)", now)
+    return SweepOutcome.OBSERVING
 
 
 def lose_agent_attempts(agent_id: object, reason: str, now: datetime | None = None) -> int:
@@ -115,9 +184,10 @@ def recover_dispatches(now: datetime | None = None, client_factory: ClientFactor
         client_factory: Builds the agent client.
     """
     now = now or timezone.now()
+    # A pull agent's attempt stays dispatching until the agent asks for work: nothing was interrupted.
     stale = JobAttempt.objects.filter(
         status=AttemptStatus.DISPATCHING, updated_at__lt=now - timedelta(seconds=settings.RUCKUS_DISPATCH_STALE_S)
-    ).select_related("agent")
+    ).exclude(agent__mode=AgentMode.PULL).select_related("agent")
     for attempt in stale:
         agent = attempt.agent
         has_it = False
@@ -144,7 +214,8 @@ def propagate_cancels(client_factory: ClientFactory = AgentClient) -> None:
     Args:
         client_factory: Builds the agent client.
     """
-    for job in Job.objects.filter(cancel_requested=True).select_related("agent"):
+    # Pull agents learn of cancellations in the answer to their next work request (scheduling.pull).
+    for job in Job.objects.filter(cancel_requested=True).exclude(agent__mode=AgentMode.PULL).select_related("agent"):
         agent = job.agent
         done = agent is None
         if agent is not None:
@@ -174,6 +245,7 @@ def pull_results(now: datetime | None = None, client_factory: ClientFactory = Ag
         status=AttemptStatus.RUNNING,
         updated_at__lt=now - timedelta(seconds=settings.RUCKUS_PULL_AFTER_S),
         agent__status=AgentStatus.ONLINE,
+        agent__mode=AgentMode.PUSH,  # the server cannot call a pull agent; it reports finished jobs itself
     ).select_related("agent")
     for attempt in quiet:
         agent = attempt.agent

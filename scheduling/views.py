@@ -1,19 +1,30 @@
-"""Agent callback endpoints: ``POST /api/v1/jobs/{id}/progress/`` and ``/result/`` (agent credential only)."""
+"""Agent endpoints of the scheduler (agent credential only).
+
+``POST /api/v1/jobs/{id}/progress/`` and ``/result/`` (every agent), and ``POST /api/v1/agents/{id}/work/``, the
+long poll of pull agents.
+"""
 
 from __future__ import annotations
 
+import time
+
+from django.conf import settings
+from django.db import close_old_connections
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agents.authentication import AgentCredentialAuthentication, IsAgent
-from common.protocol import JobProgress, MultiRunJobResult
+from agents.models import Agent
+from common.protocol import JobProgress, MultiRunJobResult, WorkAnswer, WorkRequest
 from common.statuses import JobStatus
 from core.api import parse_protocol
 from experiments.models import Job
 from scheduling.callbacks import CallbackRejected, handle_progress, handle_result
+from scheduling.pull import begin_work_request, work_for
 
 _ProgressAnswer = inline_serializer("ProgressAccepted", {"accepted": serializers.BooleanField()})
 _ResultAnswer = inline_serializer(
@@ -50,3 +61,40 @@ class JobCallbackViewSet(viewsets.GenericViewSet):
         except CallbackRejected as exc:
             return Response({"detail": str(exc)}, status=exc.status)
         return Response(outcome)
+
+
+class AgentWorkViewSet(viewsets.GenericViewSet):
+    """The long poll of pull agents: work, and jobs to stop, for the calling agent."""
+
+    authentication_classes = [AgentCredentialAuthentication]
+    permission_classes = [IsAgent]
+    queryset = Agent.objects.none()  # only gives the schema the type of the agent id
+
+    @extend_schema(request=WorkRequest, responses=WorkAnswer)
+    @action(detail=True, methods=["post"])
+    def work(self, request: Request, pk: str | None = None) -> Response:
+        """Answer at once when there is a job or a cancellation for the agent; else hold up to ``wait_s``.
+
+        Only pull agents ask (a push agent gets its jobs by a call to its API: 409). The request is held at most
+        ``RUCKUS_PULL_WAIT_S`` seconds, looking for work every ``RUCKUS_PULL_CHECK_S``.
+        """
+        agent: Agent = request.auth
+        if str(agent.pk) != str(pk):
+            raise PermissionDenied("an agent may only ask for its own work")
+        if not agent.is_pull:
+            return Response({"detail": "this agent is registered in push mode: the server sends it its jobs"},
+                            status=status.HTTP_409_CONFLICT)
+        message = parse_protocol(WorkRequest, request.data)
+        begin_work_request(agent, message)
+        deadline = time.monotonic() + min(message.wait_s, settings.RUCKUS_PULL_WAIT_S)
+        while True:
+            answer = work_for(agent, message)
+            if answer is not None:
+                return Response(answer.model_dump(mode="json"))
+            if time.monotonic() + settings.RUCKUS_PULL_CHECK_S > deadline:
+                break
+            # Hand the database connection back while waiting (a held poll must not pin one per agent when
+            # connections are pooled or persistent).
+            close_old_connections()
+            time.sleep(settings.RUCKUS_PULL_CHECK_S)
+        return Response(WorkAnswer(status=agent.status).model_dump(mode="json"))

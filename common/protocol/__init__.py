@@ -29,15 +29,32 @@ from common.protocol.agent_info import (
 )
 from common.protocol.base import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB, PROTOCOL_VERSION, ProtocolModel, utcnow
 from common.protocol.benchmarks import BenchmarkFigure, HardwareBenchmarkResult
-from common.protocol.enums import AGENT_TERMINAL_STATES, AccessMode, AgentActivity, AgentJobState, JobStage
+from common.protocol.enums import (
+    AGENT_TERMINAL_STATES,
+    AccessMode,
+    AgentActivity,
+    AgentJobState,
+    AgentMode,
+    JobStage,
+)
 from common.protocol.jobs import JobProgress, JobRequest, ModelSpec, RuntimeSpec, TaskSpec
 from common.protocol.messages import (
+    MAX_WORK_WAIT_S,
     AgentJobReport,
     AgentJobSummary,
+    AgentStatusReport,
+    AnnounceAnswer,
     AnnounceRequest,
     Heartbeat,
     HeartbeatAnswer,
+    JobRejection,
+    PullRegistration,
+    ReachAnswer,
+    ReachRequest,
     RegisterRequest,
+    ServerContact,
+    WorkAnswer,
+    WorkRequest,
 )
 from common.protocol.results import ExecutionInfo, MultiRunJobResult, SampleResult, SingleRunResult
 from common.protocol.statistics import MetricStatistics
@@ -45,6 +62,7 @@ from common.protocol.statistics import MetricStatistics
 __all__ = [
     "AGENT_TERMINAL_STATES",
     "MAX_RUNS_PER_JOB",
+    "MAX_WORK_WAIT_S",
     "MIN_RUNS_PER_JOB",
     "PROTOCOL_VERSION",
     "AccessMode",
@@ -53,6 +71,9 @@ __all__ = [
     "AgentJobReport",
     "AgentJobState",
     "AgentJobSummary",
+    "AgentMode",
+    "AgentStatusReport",
+    "AnnounceAnswer",
     "AnnounceRequest",
     "BenchmarkFigure",
     "CpuInfo",
@@ -64,6 +85,7 @@ __all__ = [
     "Heartbeat",
     "HeartbeatAnswer",
     "JobProgress",
+    "JobRejection",
     "JobRequest",
     "JobStage",
     "MemoryInfo",
@@ -74,13 +96,19 @@ __all__ = [
     "MultiRunJobResult",
     "ProbeStatus",
     "ProtocolModel",
+    "PullRegistration",
+    "ReachAnswer",
+    "ReachRequest",
     "RegisterRequest",
     "RuntimeCapability",
     "RuntimeSpec",
     "SampleResult",
+    "ServerContact",
     "SingleRunResult",
     "SystemInfo",
     "TaskSpec",
+    "WorkAnswer",
+    "WorkRequest",
     "hardware_fingerprint",
     "memory_class_gib",
     "utcnow",

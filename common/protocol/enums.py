@@ -1,16 +1,16 @@
 """Enumerations of the Agent Protocol: access modes, agent-side job states and stages, agent activity.
 
 ``AgentActivity`` is part of the status vocabulary of :mod:`common.statuses` (the server stores it) and is
-re-exported here so that protocol users find every enumeration of a message in one place.
+like ``AgentMode`` re-exported here so that protocol users find every enumeration of a message in one place.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from common.statuses import AgentActivity
+from common.statuses import AgentActivity, AgentMode
 
-__all__ = ["AGENT_TERMINAL_STATES", "AccessMode", "AgentActivity", "AgentJobState", "JobStage"]
+__all__ = ["AGENT_TERMINAL_STATES", "AccessMode", "AgentActivity", "AgentJobState", "AgentMode", "JobStage"]
 
 
 class AccessMode(StrEnum):

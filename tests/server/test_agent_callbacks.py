@@ -6,6 +6,7 @@ import secrets
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -53,7 +54,8 @@ def test_heartbeat_and_capabilities(api):
     client = agent_client(agent)
     r = client.post(f"/api/v1/agents/{agent.pk}/heartbeat/", {"agent_id": str(agent.pk), "activity": "busy",
                                                               "capabilities_hash": "different"}, format="json")
-    assert r.status_code == 200 and r.json() == {"status": "online", "refresh_capabilities": True}
+    assert r.status_code == 200 and r.json() == {"status": "online", "refresh_capabilities": True,
+                                                 "heartbeat_interval_s": settings.RUCKUS_HEARTBEAT_INTERVAL_S}
     agent.refresh_from_db()
     assert agent.activity == "busy" and agent.last_seen is not None
     assert agent.transitions.last().reason == "heartbeat received"

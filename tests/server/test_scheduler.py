@@ -54,6 +54,7 @@ class FakeAgents:
         jobs: What ``get_job`` answers per job id (missing: 404).
         get_error: Raised by ``get_job`` when set (overrides ``jobs``).
         cancel_error: Raised by ``cancel_job`` when set.
+        alive: URLs of agents that answer the server's direct status check (others do not answer).
     """
 
     calls: list[tuple[str, str, str]] = field(default_factory=list)
@@ -61,6 +62,7 @@ class FakeAgents:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     get_error: Exception | None = None
     cancel_error: Exception | None = None
+    alive: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, url: str, token: str) -> FakeAgents._Client:
         """The ``client_factory`` interface: a client bound to one agent URL."""
@@ -93,6 +95,12 @@ class FakeAgents:
 
         def ack_job(self, job_id: str) -> None:
             self.owner.calls.append(("ack", self.url, job_id))
+
+        def status(self, timeout: float | None = None) -> Any:
+            self.owner.calls.append(("status", self.url, ""))
+            if self.url not in self.owner.alive:
+                raise AgentCallError("agent did not answer: ConnectTimeout")
+            return self.owner.alive[self.url]
 
 
 @pytest.fixture
@@ -415,18 +423,18 @@ def test_cancel_is_retried_while_the_agent_cannot_be_reached(agents, clock):
     assert job.cancel_requested is False
 
 
-def test_sweep_marks_silent_agents_then_loses_their_attempts(clock):
+def test_sweep_marks_silent_agents_then_loses_their_attempts(agents, clock):
     job = _job()
     attempt = _running(job, clock)
     interval = settings.RUCKUS_HEARTBEAT_INTERVAL_S
     Agent.objects.filter(pk=job.agent_id).update(last_seen=clock)
-    sweep_agents(clock + timedelta(seconds=3 * interval - 1))
+    sweep_agents(clock + timedelta(seconds=3 * interval - 1), client_factory=agents)
     assert Agent.objects.get(pk=job.agent_id).status == AgentStatus.ONLINE
-    sweep_agents(clock + timedelta(seconds=3 * interval + 1))
+    sweep_agents(clock + timedelta(seconds=3 * interval + 1), client_factory=agents)
     assert Agent.objects.get(pk=job.agent_id).status == AgentStatus.UNREACHABLE
     _reload(attempt)
     assert attempt.status == AttemptStatus.RUNNING  # unreachable is not lost yet
-    sweep_agents(clock + timedelta(seconds=settings.RUCKUS_AGENT_LOST_AFTER_S + 1))
+    sweep_agents(clock + timedelta(seconds=settings.RUCKUS_AGENT_LOST_AFTER_S + 1), client_factory=agents)
     _reload(job, attempt)
     assert Agent.objects.get(pk=job.agent_id).status == AgentStatus.OFFLINE
     assert attempt.status == AttemptStatus.LOST and job.status == JobStatus.PENDING

@@ -110,6 +110,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/agents/{id}/reach/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description An agent being registered proves it reaches the server here (it presents its registration challenge).
+         *
+         *     Anonymous: the agent has no stored credential yet (its registration is not finished). The signed
+         *     challenge is the proof, and nothing is written.
+         */
+        post: operations["v1_agents_reach_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/agents/{id}/refresh/": {
         parameters: {
             query?: never;
@@ -127,6 +149,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/agents/{id}/work/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Answer at once when there is a job or a cancellation for the agent; else hold up to ``wait_s``.
+         *
+         *     Only pull agents ask (a push agent gets its jobs by a call to its API: 409). The request is held at most
+         *     ``RUCKUS_PULL_WAIT_S`` seconds, looking for work every ``RUCKUS_PULL_CHECK_S``.
+         */
+        post: operations["v1_agents_work_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/agents/announce/": {
         parameters: {
             query?: never;
@@ -136,7 +180,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Self-announce: an agent with the registration key asks to be registered (then gets /register). */
+        /**
+         * @description Self-announce with the registration key.
+         *
+         *     A push agent is then registered through its ``/register`` (it must reach the server back at the address
+         *     it announced to); a pull agent gets its registration in the answer.
+         */
         post: operations["v1_agents_announce_create"];
         delete?: never;
         options?: never;
@@ -475,9 +524,13 @@ export interface components {
             name: string;
             /** Format: uri */
             readonly url: string;
+            readonly mode: components["schemas"]["AgentModeEnum"];
             readonly status: components["schemas"]["AgentStatusEnum"];
             readonly activity: components["schemas"]["AgentActivityEnum"];
             readonly status_reason: string;
+            readonly heartbeat_error: string;
+            /** Format: date-time */
+            readonly heartbeat_error_since: string | null;
             labels?: string[];
             /** Format: decimal */
             cost_per_hour?: string | null;
@@ -527,7 +580,7 @@ export interface components {
         AgentInfo: {
             /** @default agent.info */
             type?: components["schemas"]["AgentInfoTypeEnum"];
-            /** @default 1.0 */
+            /** @default 1.1 */
             protocol_version?: string;
             /** @default null */
             agent_id?: string | null;
@@ -577,7 +630,7 @@ export interface components {
         AgentInfoRequest: {
             /** @default agent.info */
             type?: components["schemas"]["AgentInfoTypeEnum"];
-            /** @default 1.0 */
+            /** @default 1.1 */
             protocol_version?: string;
             /** @default null */
             agent_id?: string | null;
@@ -606,6 +659,12 @@ export interface components {
          * @enum {string}
          */
         AgentJobState: "queued" | "running" | "completed" | "failed" | "cancelled" | "timed_out" | "interrupted";
+        /**
+         * @description * `push` - Push
+         *     * `pull` - Pull
+         * @enum {string}
+         */
+        AgentModeEnum: "push" | "pull";
         /**
          * @description An agent's measured peaks: the medians of its latest hardware benchmark.
          *
@@ -699,6 +758,56 @@ export interface components {
             /** @default null */
             peaks?: components["schemas"]["AgentPeaks"] | null;
         };
+        /**
+         * @description Server -> agent answer to an accepted announce.
+         *
+         *     Attributes:
+         *         agent_id: The agent's id on the server.
+         *         mode: The mode it was registered in.
+         *         status: Its status on the server.
+         *         registration: For a pull agent, its registration (for a push agent it went through ``/register``).
+         */
+        AnnounceAnswer: {
+            agent_id: string;
+            mode: components["schemas"]["AgentModeEnum"];
+            status: string;
+            /** @default null */
+            registration?: components["schemas"]["PullRegistration"] | null;
+        };
+        /**
+         * @description Agent -> server self-announce: asks the server to register it.
+         *
+         *     A ``push`` agent gives the URL where the server reaches it and the token to present; the server then calls
+         *     its ``/register``. A ``pull`` agent opens no port: it sends its full description instead and gets its
+         *     registration in the answer (:class:`AnnounceAnswer`).
+         *
+         *     Attributes:
+         *         mode: ``push`` (default) or ``pull``.
+         *         url: URL where the server can reach the agent (push only).
+         *         token: Bearer token the server must use when calling the agent (push only).
+         *         registration_key: Shared key proving the agent may join.
+         *         name: Suggested agent name.
+         *         info: The agent's full description (pull only).
+         */
+        AnnounceRequestRequest: {
+            /** @default agent.announce */
+            type?: components["schemas"]["AnnounceRequestTypeEnum"];
+            /** @default 1.1 */
+            protocol_version?: string;
+            /** @default push */
+            mode?: components["schemas"]["AgentModeEnum"];
+            /** @default null */
+            url?: string | null;
+            /** @default null */
+            token?: string | null;
+            registration_key: string;
+            /** @default null */
+            name?: string | null;
+            /** @default null */
+            info?: components["schemas"]["AgentInfo"] | null;
+        };
+        /** @enum {string} */
+        AnnounceRequestTypeEnum: "agent.announce";
         /** @description One dispatch of a job (the attempt token is never shown). */
         Attempt: {
             /** Format: int64 */
@@ -1311,11 +1420,14 @@ export interface components {
          *         status: The agent's status on the server (``online``, ``unreachable``, ``offline``, ``deactivated``).
          *         refresh_capabilities: True when the server's copy of the agent's capabilities is stale (the heartbeat's
          *             ``capabilities_hash`` differs from the stored one): the agent should send its full AgentInfo.
+         *         heartbeat_interval_s: The interval the server expects heartbeats at (None: keep the agent's own).
          */
         HeartbeatAnswer: {
             status: string;
             /** @default false */
             refresh_capabilities?: boolean;
+            /** @default null */
+            heartbeat_interval_s?: number | null;
         };
         /**
          * @description Agent -> server every heartbeat interval: small on purpose (DESIGN section 3, flow 2).
@@ -1336,7 +1448,7 @@ export interface components {
         HeartbeatRequest: {
             /** @default agent.heartbeat */
             type?: components["schemas"]["HeartbeatTypeEnum"];
-            /** @default 1.0 */
+            /** @default 1.1 */
             protocol_version?: string;
             agent_id: string;
             /** @default idle */
@@ -1531,6 +1643,61 @@ export interface components {
         /** @enum {string} */
         JobProgressTypeEnum: "job.progress";
         /**
+         * @description A job a pull agent received but refused (it cannot run it here), reported with its next work request.
+         *
+         *     Attributes:
+         *         job_id: The job.
+         *         attempt: Its attempt number.
+         *         attempt_token: Its attempt token (proves the rejection is about that attempt).
+         *         reason: Why, naming the field when a field is at fault.
+         *         busy: True when the agent refused only because it runs another job (the attempt does not count).
+         */
+        JobRejection: {
+            job_id: string;
+            attempt: number;
+            attempt_token: string;
+            reason: string;
+            /** @default false */
+            busy?: boolean;
+        };
+        /**
+         * @description What the server POSTs to an agent's ``/api/v1/jobs`` (DESIGN section 3, flow 3).
+         *
+         *     Attributes:
+         *         type: Message type tag.
+         *         protocol_version: Protocol version of the sender.
+         *         job_id: Server job id.
+         *         attempt: Attempt number (1-based).
+         *         attempt_token: Random token of this attempt; callbacks must carry it.
+         *         experiment_id: Server experiment id, for the agent's logs.
+         *         task: Task and params.
+         *         model: Model.
+         *         runtime: Runtime and params.
+         *         runs_per_job: Number of sequential runs (run 1 is the cold run).
+         *         timeout_s: Wall-clock budget for the whole job on the agent.
+         *         requested_metrics: Metrics the experiment asked for (others may be produced too).
+         */
+        JobRequest: {
+            /** @default job.request */
+            type?: components["schemas"]["JobTypeEnum"];
+            /** @default 1.1 */
+            protocol_version?: string;
+            job_id: string;
+            /** @default 1 */
+            attempt?: number;
+            attempt_token: string;
+            /** @default null */
+            experiment_id?: string | null;
+            task: components["schemas"]["TaskSpec"];
+            model: components["schemas"]["ModelSpec"];
+            runtime: components["schemas"]["RuntimeSpec"];
+            /** @default 1 */
+            runs_per_job?: number;
+            /** @default null */
+            timeout_s?: number | null;
+            requested_metrics?: string[];
+        };
+        /**
          * @description Everything measured for one job: statistics, efficiency, the cold run and every run.
          *
          *     Attributes:
@@ -1581,6 +1748,8 @@ export interface components {
          * @enum {string}
          */
         JobStatusEnum: "pending" | "assigned" | "running" | "completed" | "failed" | "cancelled" | "timed_out";
+        /** @enum {string} */
+        JobTypeEnum: "job.request";
         /** @description System memory in bytes. */
         MemoryInfo: {
             /** @default 0 */
@@ -1752,7 +1921,7 @@ export interface components {
         MultiRunJobResultRequest: {
             /** @default job.result */
             type?: components["schemas"]["MultiRunJobResultTypeEnum"];
-            /** @default 1.0 */
+            /** @default 1.1 */
             protocol_version?: string;
             job_id: string;
             /** @default 1 */
@@ -1932,6 +2101,44 @@ export interface components {
         ProgressAccepted: {
             accepted: boolean;
         };
+        /**
+         * @description What a pull agent receives when its announce is accepted (a push agent gets it through ``/register``).
+         *
+         *     Attributes:
+         *         agent_id: The agent's id on the server.
+         *         server_url: Where to call the server.
+         *         credential: The agent's credential.
+         */
+        PullRegistration: {
+            agent_id: string;
+            server_url: string;
+            credential: string;
+        };
+        /**
+         * @description Server -> agent answer to a valid :class:`ReachRequest`.
+         *
+         *     Attributes:
+         *         agent_id: The agent the challenge was issued for.
+         *         server_time: The server's clock.
+         */
+        ReachAnswer: {
+            agent_id: string;
+            /** Format: date-time */
+            server_time?: string;
+        };
+        /**
+         * @description Agent -> server ``POST /api/v1/agents/{id}/reach/``: proves the agent reaches the server at this address.
+         *
+         *     Attributes:
+         *         challenge: The challenge of the :class:`RegisterRequest` being answered.
+         */
+        ReachRequestRequest: {
+            /** @default agent.reach */
+            type?: components["schemas"]["ReachRequestTypeEnum"];
+            challenge: string;
+        };
+        /** @enum {string} */
+        ReachRequestTypeEnum: "agent.reach";
         ResultAccepted: {
             stored: boolean;
             status: components["schemas"]["JobStatusEnum"];
@@ -2194,6 +2401,54 @@ export interface components {
             reason: string;
             agents: components["schemas"]["AgentRefusal"][];
         };
+        /**
+         * @description Server -> pull agent answer to a :class:`WorkRequest`.
+         *
+         *     Attributes:
+         *         status: The agent's status on the server.
+         *         job: A job to run (with its attempt token, under a lease), or None.
+         *         cancel_job_ids: Jobs the agent must stop: cancelled, or no longer the current attempt of their job.
+         */
+        WorkAnswer: {
+            status: string;
+            /** @default null */
+            job?: components["schemas"]["JobRequest"] | null;
+            cancel_job_ids?: string[];
+        };
+        /**
+         * @description Pull agent -> server ``POST /api/v1/agents/{id}/work/``: "give me work", held open up to ``wait_s``.
+         *
+         *     Attributes:
+         *         agent_id: The agent's id on the server.
+         *         activity: Idle or busy.
+         *         running_job_id: Job running now.
+         *         attempt: Its attempt number.
+         *         attempt_token: Its attempt token.
+         *         finished_job_ids: Jobs with results waiting in the spool for acknowledgement.
+         *         rejected: Jobs received earlier that the agent cannot run.
+         *         wait_s: How long the server may hold the request while there is nothing to say.
+         */
+        WorkRequestRequest: {
+            /** @default agent.work */
+            type?: components["schemas"]["WorkRequestTypeEnum"];
+            /** @default 1.1 */
+            protocol_version?: string;
+            agent_id: string;
+            /** @default idle */
+            activity?: components["schemas"]["AgentActivityEnum"];
+            /** @default null */
+            running_job_id?: string | null;
+            /** @default null */
+            attempt?: number | null;
+            /** @default null */
+            attempt_token?: string | null;
+            finished_job_ids?: string[];
+            rejected?: components["schemas"]["JobRejection"][];
+            /** @default 25 */
+            wait_s?: number;
+        };
+        /** @enum {string} */
+        WorkRequestTypeEnum: "agent.work";
     };
     responses: never;
     parameters: never;
@@ -2214,6 +2469,11 @@ export interface operations {
                 label?: string;
                 /** @description Number of results to return per page. */
                 limit?: number;
+                /**
+                 * @description * `push` - Push
+                 *     * `pull` - Pull
+                 */
+                mode?: "pull" | "push";
                 /** @description The initial index from which to return the results. */
                 offset?: number;
                 /** @description Which field to use when ordering the results. */
@@ -2469,6 +2729,34 @@ export interface operations {
             };
         };
     };
+    v1_agents_reach_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A UUID string identifying this agent. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReachRequestRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["ReachRequestRequest"];
+                "multipart/form-data": components["schemas"]["ReachRequestRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReachAnswer"];
+                };
+            };
+        };
+    };
     v1_agents_refresh_create: {
         parameters: {
             query?: never;
@@ -2491,6 +2779,34 @@ export interface operations {
             };
         };
     };
+    v1_agents_work_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A UUID string identifying this agent. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WorkRequestRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["WorkRequestRequest"];
+                "multipart/form-data": components["schemas"]["WorkRequestRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkAnswer"];
+                };
+            };
+        };
+    };
     v1_agents_announce_create: {
         parameters: {
             query?: never;
@@ -2498,14 +2814,20 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AnnounceRequestRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["AnnounceRequestRequest"];
+                "multipart/form-data": components["schemas"]["AnnounceRequestRequest"];
+            };
+        };
         responses: {
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Agent"];
+                    "application/json": components["schemas"]["AnnounceAnswer"];
                 };
             };
         };

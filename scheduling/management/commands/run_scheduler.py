@@ -14,7 +14,7 @@ import structlog
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from scheduling.loop import scheduler_pass
+from scheduling.loop import Observation, scheduler_pass
 
 log = structlog.get_logger(__name__)
 
@@ -40,14 +40,24 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
         log.info("scheduler_started", interval=options["interval"])
+        # Agents' silence counts only from when this process began watching (DESIGN: the server does not blame
+        # agents for its own outages); a failed pass (database down) starts the count again.
+        observation = Observation()
+        failing = False
         while not stop.is_set():
             close_old_connections()  # long-running process: drop connections the database closed
             try:
-                sent = scheduler_pass()
+                sent = scheduler_pass(observation=observation)
                 if sent:
                     log.info("scheduler_dispatched", jobs=sent)
+                if failing:
+                    log.info("scheduler_recovered", observing_since=str(observation.since))
+                failing = False
             except Exception:  # one bad pass must not kill the scheduler; the next pass retries
-                log.exception("scheduler_pass_failed")
+                observation.interrupt()
+                if not failing:  # one traceback per outage, not one per pass
+                    log.exception("scheduler_pass_failed")
+                failing = True
             if options["once"]:
                 break
             stop.wait(options["interval"])
