@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -47,6 +48,8 @@ class FakeServer:
         self.result_statuses = [200]
         self.refresh_capabilities = False
         self.registered_info: dict | None = None
+        #: Answers of successive work requests of a pull agent (then: nothing to do, at once).
+        self.work_answers: list[dict] = []
         self.app = self._build()
 
     def of(self, endpoint: str) -> list[dict]:
@@ -71,8 +74,28 @@ class FakeServer:
         async def announce(request: Request, background: BackgroundTasks) -> dict:
             body = await request.json()
             fake.calls.append(("announce", request.headers.get("authorization"), body))
+            if body.get("mode") == "pull":
+                fake.registered_info = body["info"]
+                return {"agent_id": fake.agent_id, "mode": "pull", "status": "online", "registration": {
+                    "agent_id": fake.agent_id, "server_url": "http://ignored.invalid", "credential": fake.credential}}
             background.add_task(_register_back, body["url"], body["token"], str(request.base_url).rstrip("/"))
             return {"status": "accepted"}
+
+        @app.post("/api/v1/agents/{agent_id}/reach/")
+        async def reach(agent_id: str, request: Request) -> Response:
+            body = await request.json()
+            fake.calls.append(("reach", request.headers.get("authorization"), body))
+            if body.get("challenge") != "challenge-ok":
+                return Response(status_code=403, content=b'{"detail": "invalid challenge"}')
+            return Response(content=f'{{"agent_id": "{agent_id}"}}'.encode(), media_type="application/json")
+
+        @app.post("/api/v1/agents/{agent_id}/work/")
+        async def work(agent_id: str, request: Request) -> dict:
+            fake.calls.append(("work", request.headers.get("authorization"), await request.json()))
+            if fake.work_answers:
+                return fake.work_answers.pop(0)
+            await asyncio.sleep(0.05)  # a short hold: the agent asks again at once
+            return {"status": "online", "job": None, "cancel_job_ids": []}
 
         @app.post("/api/v1/agents/{agent_id}/heartbeat/")
         async def heartbeat(agent_id: str, request: Request) -> dict:
