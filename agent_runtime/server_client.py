@@ -7,6 +7,7 @@ in the data directory so that a restarted agent keeps reporting to its server.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -118,10 +119,17 @@ class ContactRecord:
 
     def __init__(self, server_url: str | None) -> None:
         self.state = ServerContact(server_url=server_url)
+        #: Called when the server answers again after failed calls (the agent then retries what waits).
+        self.on_restored: Callable[[], None] | None = None
 
     def ok(self) -> None:
         """The server answered."""
+        restored = self.state.failing_since is not None
         self.state = ServerContact(server_url=self.state.server_url, last_success_at=utcnow())
+        if restored:
+            log.info("server.reachable_again", server=self.state.server_url)
+            if self.on_restored is not None:
+                self.on_restored()
 
     def failed(self, error: str) -> None:
         """A call failed (no answer, or an answer refusing it)."""

@@ -112,6 +112,7 @@ class AgentService:
         self.mode = AgentMode.PULL if settings.pull else AgentMode.PUSH
         self.heartbeat_interval_s = settings.heartbeat_interval_s
         self._rejected: list[JobRejection] = []
+        self._redeliver_now = False
 
     # -- engine listener (worker thread) ---------------------------------------------------------------
 
@@ -165,6 +166,7 @@ class AgentService:
             log.info("spool.recovered", jobs=recovered)
         if self.registration is not None:
             self.client = ServerClient(self.registration, transport=self.transport)
+            self.client.contact.on_restored = self._contact_restored
         self._tasks = [
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._outbox_loop(), name="outbox"),
@@ -240,6 +242,7 @@ class AgentService:
         old = self.client
         self.registration = registration
         self.client = ServerClient(registration, transport=self.transport)
+        self.client.contact.on_restored = self._contact_restored
         if old is not None:
             await old.aclose()
 
@@ -321,12 +324,27 @@ class AgentService:
             except Exception as exc:
                 log.warning("capabilities.refresh_failed", error=str(exc))
 
+    def _contact_restored(self) -> None:
+        """The server answers again after an outage or a partition: deliver waiting results now.
+
+        Their deliveries may be waiting out a long backoff (up to ``BACKOFF_MAX_S``); restarting them at once makes
+        a healed partition cost seconds, not a minute.
+        """
+        self._redeliver_now = True
+        self._outbox_wake.set()
+
     async def _outbox_loop(self) -> None:
         """Start a delivery for every finished result; rescan when woken and every ``OUTBOX_SCAN_INTERVAL_S``."""
         deliveries: dict[str, asyncio.Task[None]] = {}
         try:
             while True:
                 self._outbox_wake.clear()
+                if self._redeliver_now:
+                    self._redeliver_now = False
+                    for task in deliveries.values():
+                        task.cancel()  # the result stays in the spool; a fresh delivery starts below
+                    await asyncio.gather(*deliveries.values(), return_exceptions=True)
+                    deliveries = {}
                 if self.client is not None:
                     for job_id in self.engine.finished_job_ids():
                         running = deliveries.get(job_id)

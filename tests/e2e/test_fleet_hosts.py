@@ -105,3 +105,111 @@ def test_pull_agents_behind_nat_share_an_experiment_with_a_push_agent(three_host
     _assert_exactly_one_result_each(fleet, exp["id"], jobs)
     assert {j["agent_name"] for j in jobs} == {"push", "pull1", "pull2"}
     assert all(j["attempt"] == 1 for j in jobs)
+
+
+def _running_job_of(fleet: Fleet, experiment_id: int, agent: str, *, min_runs: int = 0) -> dict | None:
+    """A job of the agent that is running and has finished at least ``min_runs`` runs (the cold run is run 0)."""
+    for job in fleet.jobs(experiment_id):
+        progress = job.get("progress") or {}
+        if job["agent_name"] == agent and job["status"] == "running" and progress.get("run_index", 0) > min_runs:
+            return job
+    return None
+
+
+def _time_to_online(fleet: Fleet, name: str, timeout: float = 60) -> float:
+    """Seconds until the server sees the agent online with fresh heartbeats (called right after a heal)."""
+    start = time.monotonic()
+    wait_for(lambda: (r := fleet.agent_record(name)) and r["status"] == "online" and not r["heartbeat_error"],
+             timeout, interval=0.1, what=f"{name} to be online again")
+    return time.monotonic() - start
+
+
+@pytest.fixture
+def partition_fleet(tmp_path: Path, pg: PgServer) -> Iterator[Fleet]:
+    yield from _fleet(tmp_path, pg, ["a", "b"], timing=Timing(lost_after_s=8.0))
+
+
+def test_partitions_shorter_and_longer_than_the_lost_agent_time(partition_fleet: Fleet, tiny_model: Path):
+    fleet = partition_fleet
+    fleet.start_server()
+    fleet.start_scheduler()
+    fleet.start_agent("a", "a")
+    fleet.register("a")
+    fleet.start_agent("b", "b", mode="pull")
+    exp = fleet.create_experiment(tiny_model, runs=12, samples=2, max_new_tokens=24, copies=2)
+    healed: dict[str, float] = {}
+
+    # A cut shorter than the lost-agent time in the middle of a job: nothing is given up.
+    job = wait_for(lambda: _running_job_of(fleet, exp["id"], "a", min_runs=1), 120, interval=0.2,
+                   what="a job of agent a to run")
+    fleet.lab.partition("a")
+    time.sleep(4)
+    fleet.lab.heal("a")
+    healed["a (4 s cut, push)"] = _time_to_online(fleet, "a")
+    with fleet.api() as api:
+        attempts = api.get(f"/jobs/{job['id']}/").json()["attempts"]
+    assert [x["status"] for x in attempts] == ["running"] or [x["status"] for x in attempts] == ["completed"]
+
+    # A cut longer than the lost-agent time, while the pull agent runs a job: it is declared lost; when it comes
+    # back, its attempt is taken back if the job waits, else its late result is refused (the retry's stands).
+    wait_for(lambda: _running_job_of(fleet, exp["id"], "b", min_runs=1), 120, interval=0.2,
+             what="a job of agent b to run")
+    fleet.lab.partition("b")
+    wait_for(lambda: (r := fleet.agent_record("b")) and r["status"] == "offline", 30, interval=0.2,
+             what="b to be declared lost")
+    time.sleep(4)
+    fleet.lab.heal("b")
+    healed["b (cut beyond lost-after, pull)"] = _time_to_online(fleet, "b")
+
+    # A cut while a result is being posted: the agent finishes during the cut and delivers after it.
+    job = wait_for(lambda: _running_job_of(fleet, exp["id"], "a", min_runs=11), 180, interval=0.1,
+                   what="a job of agent a near its end")
+    fleet.lab.partition("a")
+    time.sleep(6)
+    fleet.lab.heal("a")
+    healed["a (6 s cut during result post, push)"] = _time_to_online(fleet, "a")
+
+    jobs = fleet.wait_jobs_done(exp["id"], 300)
+    _assert_exactly_one_result_each(fleet, exp["id"], jobs)
+    print("partition healed -> agent online (s): " + ", ".join(f"{k}: {v:.2f}" for k, v in healed.items()))
+
+
+@pytest.fixture
+def outage_fleet(tmp_path: Path, pg: PgServer) -> Iterator[Fleet]:
+    yield from _fleet(tmp_path, pg, ["a", "b"], timing=Timing(lost_after_s=6.0))
+
+
+def _two_agents_busy(fleet: Fleet, tiny_model: Path) -> dict:
+    fleet.start_server()
+    fleet.start_scheduler()
+    fleet.start_agent("a", "a")
+    fleet.register("a")
+    fleet.start_agent("b", "b", mode="pull")
+    exp = fleet.create_experiment(tiny_model, runs=16, samples=2, max_new_tokens=24)
+    for name in ("a", "b"):
+        wait_for(lambda n=name: _running_job_of(fleet, exp["id"], n, min_runs=1), 120, interval=0.2,
+                 what=f"a job of agent {name} to run")
+    return exp
+
+
+def test_server_killed_and_restarted_after_the_lost_agent_time(outage_fleet: Fleet, tiny_model: Path):
+    fleet = outage_fleet
+    exp = _two_agents_busy(fleet, tiny_model)
+    fleet.kill("server")
+    time.sleep(2 * fleet.timing.lost_after_s)  # the scheduler keeps running all along
+    fleet.start_server()
+    jobs = fleet.wait_jobs_done(exp["id"], 300)
+    _assert_exactly_one_result_each(fleet, exp["id"], jobs)
+    assert [j["attempt"] for j in jobs] == [1, 1], "the server blamed the agents for its own outage"
+
+
+def test_postgres_killed_and_restarted_in_the_middle_of_an_experiment(outage_fleet: Fleet, tiny_model: Path):
+    fleet = outage_fleet
+    exp = _two_agents_busy(fleet, tiny_model)
+    fleet.pg.kill9()
+    time.sleep(2 * fleet.timing.lost_after_s)
+    fleet.pg.restart()
+    jobs = fleet.wait_jobs_done(exp["id"], 300)
+    _assert_exactly_one_result_each(fleet, exp["id"], jobs)
+    assert [j["attempt"] for j in jobs] == [1, 1], "the server blamed the agents for its database's outage"
+    assert "scheduler_recovered" in fleet.log("scheduler", 100_000)
