@@ -11,6 +11,7 @@ export type AgentInfo = S["AgentInfo"];
 export type AgentPeaks = S["AgentPeaks"];
 export type AgentStatus = S["AgentStatusEnum"];
 export type AgentActivity = S["AgentActivityEnum"];
+export type AgentMode = S["AgentModeEnum"];
 export type Attempt = S["Attempt"];
 export type AttemptStatus = S["AttemptStatusEnum"];
 export type Catalog = S["Catalog"];

@@ -5,6 +5,7 @@ import { describeError, errorMessage } from "../api/errors";
 import type { Agent, AgentInfo, AgentPeaks } from "../api/models";
 import { benchmarkRequest } from "../lib/experimentForm";
 import { Card, Empty, ErrorBox, Field, KeyValues, Spinner, StatusBadge } from "../components/ui";
+import { agentUrlText, HeartbeatAlert, HeartbeatWarning, MODE_DESCRIPTIONS, ModeBadge } from "../components/AgentState";
 import { formatAgo, formatBytes, formatDate, formatNumber } from "../lib/format";
 import { bestBandwidth, groupPeaks, type PeakRow } from "../lib/peaks";
 
@@ -77,12 +78,13 @@ function AgentRow({ agent, selected }: { agent: Agent; selected: boolean }) {
     <tr className={selected ? "selected clickable" : "clickable"} onClick={() => navigate(`/agents/${agent.id}`)}
       data-agent={agent.name}>
       <td>
-        <Link to={`/agents/${agent.id}`} className="strong">{agent.name}</Link>
-        <div className="muted small mono">{agent.url}</div>
+        <Link to={`/agents/${agent.id}`} className="strong">{agent.name}</Link> <ModeBadge mode={agent.mode} />
+        <div className={`muted small${agent.url ? " mono" : ""}`}>{agentUrlText(agent)}</div>
       </td>
       <td>
         <StatusBadge status={agent.status} title={agent.status_reason} />
         {agent.status === "online" && <StatusBadge status={agent.activity} />}
+        <HeartbeatWarning agent={agent} />
       </td>
       <td className="small">{hardwareLine(agent)}<PeakHint agent={agent} /></td>
       <td className="small">{runtimes || "—"}</td>
@@ -305,10 +307,13 @@ function AgentActions({ agent }: { agent: Agent }) {
   const navigate = useNavigate();
   const [confirming, setConfirming] = useState(false);
   const error = refreshCapabilities.error ?? activate.error ?? deactivate.error ?? remove.error;
+  const pull = agent.mode === "pull";
   return (
     <div className="actions-row">
-      <button className="btn btn-small" disabled={refreshCapabilities.isPending}
-        title="Ask the agent to detect its hardware, frameworks and models again"
+      <button className="btn btn-small" disabled={refreshCapabilities.isPending || pull}
+        title={pull
+          ? "The server cannot call a pull agent: the agent detects its host again by itself and sends what changed"
+          : "Ask the agent to detect its hardware, frameworks and models again"}
         onClick={() => refreshCapabilities.mutate(agent.id)}>
         {refreshCapabilities.isPending ? "Refreshing…" : "Refresh"}
       </button>
@@ -336,8 +341,10 @@ function AgentDetails({ agent }: { agent: Agent }) {
   return (
     <Card title={<>{agent.name} <StatusBadge status={agent.status} /></>} className="details" actions={<AgentActions agent={agent} />}>
       {agent.status_reason && <p className="muted small">{agent.status_reason}</p>}
+      <HeartbeatAlert agent={agent} />
       <KeyValues items={[
-        ["URL", <span className="mono">{agent.url}</span>],
+        ["Mode", <><ModeBadge mode={agent.mode} /> <span className="muted small">{MODE_DESCRIPTIONS[agent.mode]}</span></>],
+        ["URL", agent.url ? <span className="mono">{agent.url}</span> : <span className="muted">{agentUrlText(agent)}</span>],
         ["Activity", agent.activity],
         ["Last seen", formatAgo(agent.last_seen)],
         ["Hardware fingerprint", <span className="mono small">{agent.hardware_fingerprint || "—"}</span>],
@@ -373,7 +380,11 @@ export function AgentsPage() {
           {agents.isPending ? <Spinner /> : agents.isError ? (
             <ErrorBox error={agents.error} onRetry={() => void agents.refetch()} />
           ) : agents.data.length === 0 ? (
-            <Empty title="No agents yet">Start an agent (<code>ruckus-agent serve --token …</code>) and register it by URL above.</Empty>
+            <Empty title="No agents yet">
+              Start an agent (<code>ruckus-agent serve --token …</code>) and register it by URL above, or start it
+              with <code>--server URL --registration-key KEY</code> to join by itself (add <code>--pull</code> behind
+              NAT or a firewall: it then opens no port and asks the server for work).
+            </Empty>
           ) : (
             <table className="table" aria-label="Agents">
               <thead><tr><th>Agent</th><th>Status</th><th>Hardware</th><th>Runtimes</th><th>Labels</th><th>Seen</th></tr></thead>
