@@ -10,11 +10,14 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ruckus_cli.client import CliError
 
@@ -37,17 +40,40 @@ def print_json(data: Any) -> None:
 def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     """Print a rich table; ``None`` cells are left empty.
 
+    Cells and title are printed as they are: text from the server (names, reasons, error messages such as
+    ``[Errno 111] Connection refused``) is never read as rich markup.
+
     Args:
         title: Table title.
         columns: Column headers.
         rows: One list of cells per row, in column order.
     """
-    table = Table(title=title)
+    table = Table(title=escape(title))
     for col in columns:
         table.add_column(col)
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
     console.print(table)
+
+
+def format_time(value: str | None) -> str:
+    """An API timestamp for people: ``2026-11-30 05:18:18 UTC``.
+
+    Args:
+        value: An ISO 8601 timestamp as the API writes it, or None.
+
+    Returns:
+        The time in UTC to the second; ``—`` for None; the value unchanged when it is not a timestamp.
+    """
+    if not value:
+        return "—"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def fail(exc: CliError) -> NoReturn:

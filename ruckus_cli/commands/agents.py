@@ -9,17 +9,51 @@ import typer
 from common.statuses import ExperimentStatus
 from ruckus_cli.client import EXIT_API_ERROR, CliError, connect
 from ruckus_cli.options import JsonOpt, ServerOpt, TokenOpt
-from ruckus_cli.output import console, exits_on_error, print_json, print_table
+from ruckus_cli.output import console, exits_on_error, format_time, print_json, print_table
 from ruckus_cli.watch import wait_for_experiment, watch_experiment
 
 app = typer.Typer(help="Agents: list, register, show, remove.", no_args_is_help=True)
+
+#: Shown instead of a pull agent's URL: the server never calls it.
+PULL_URL_TEXT = "— (pull mode: the agent calls the server)"
+
+
+def agent_url_text(agent: dict[str, Any]) -> str:
+    """The URL the server calls the agent at, or why there is none.
+
+    Args:
+        agent: The agent as the API returns it.
+
+    Returns:
+        The URL; for a pull agent, :data:`PULL_URL_TEXT`.
+    """
+    if agent.get("url"):
+        return str(agent["url"])
+    return PULL_URL_TEXT if agent.get("mode") == "pull" else "—"
+
+
+def heartbeat_error_text(agent: dict[str, Any]) -> str | None:
+    """The agent's heartbeat error with since when, or None while its heartbeats arrive.
+
+    Args:
+        agent: The agent as the API returns it.
+
+    Returns:
+        ``"<error> (since <time>)"``, or None.
+    """
+    error = agent.get("heartbeat_error")
+    if not error:
+        return None
+    since = agent.get("heartbeat_error_since")
+    return f"{error} (since {format_time(since)})" if since else str(error)
 
 
 def _agent_row(a: dict[str, Any]) -> list[Any]:
     """One row of ``ruckus agents list``."""
     s = a.get("summary") or {}
     gpus = ", ".join(f"{g['name']} ({g['memory_gib']} GiB)" for g in s.get("gpus", [])) or "—"
-    return [a["id"], a["name"], a["status"], a["activity"], a["url"], s.get("cpu"), gpus,
+    status = f"{a['status']} (heartbeat error)" if a.get("heartbeat_error") else a["status"]
+    return [a["id"], a["name"], a.get("mode"), status, a["activity"], a.get("url") or "—", s.get("cpu"), gpus,
             ",".join(s.get("runtimes", [])), a.get("last_seen")]
 
 
@@ -31,7 +65,7 @@ def agents_list(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonO
     if as_json:
         print_json(agents)
         return
-    print_table("Agents", ["id", "name", "status", "activity", "url", "cpu", "gpus", "runtimes", "last seen"],
+    print_table("Agents", ["id", "name", "mode", "status", "activity", "url", "cpu", "gpus", "runtimes", "last seen"],
                 [_agent_row(a) for a in agents])
 
 
@@ -63,16 +97,22 @@ def agents_register(
 @app.command("show")
 @exits_on_error
 def agents_show(agent_id: str, server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Show one agent with its capabilities."""
+    """Show one agent: mode, address, status, heartbeat error, capabilities and measured peaks."""
     agent = connect(server, token).get(f"/api/v1/agents/{agent_id}/")
     if as_json:
         print_json(agent)
         return
     caps = agent.get("capabilities") or {}
-    rows = [["name", agent["name"]], ["status", f"{agent['status']} ({agent['status_reason']})"],
-            ["url", agent["url"]], ["fingerprint", agent["hardware_fingerprint"]],
-            ["cpu", (caps.get("cpu") or {}).get("model")],
-            ["memory GiB", round(((caps.get("memory") or {}).get("total_bytes") or 0) / 2**30, 1)]]
+    reason = agent.get("status_reason")
+    rows = [["name", agent["name"]], ["mode", agent.get("mode")],
+            ["status", f"{agent['status']} ({reason})" if reason else agent["status"]],
+            ["url", agent_url_text(agent)]]
+    heartbeat_error = heartbeat_error_text(agent)
+    if heartbeat_error:
+        rows.append(["heartbeat error", heartbeat_error])
+    rows += [["last seen", format_time(agent.get("last_seen"))], ["fingerprint", agent["hardware_fingerprint"]],
+             ["cpu", (caps.get("cpu") or {}).get("model")],
+             ["memory GiB", round(((caps.get("memory") or {}).get("total_bytes") or 0) / 2**30, 1)]]
     for gpu in caps.get("gpus", []):
         rows.append([f"gpu {gpu['index']}", f"{gpu['name']}, {round((gpu.get('memory_total_bytes') or 0) / 2**30, 1)}"
                      f" GiB, CC {gpu.get('compute_capability')}, tensor cores gen {gpu.get('tensor_core_generation')}"])
@@ -123,8 +163,9 @@ def agents_benchmark(
             console.print(f"Experiment #{exp['id']} measures {agent['name']}")
         return
     status = wait_for_experiment(api, exp["id"]) if as_json else watch_experiment(api, exp["id"])
-    if status == ExperimentStatus.COMPLETED:
-        # Ask for the agent's capabilities now rather than at its next heartbeat: they carry the new peaks.
+    if status == ExperimentStatus.COMPLETED and agent.get("mode") != "pull":
+        # Have the agent detect its host again now. The server cannot call a pull agent: it sends what changed
+        # itself. (The peaks shown below come from the benchmark result the server stored.)
         api.post(f"/api/v1/agents/{agent['id']}/refresh/", {})
     peaks = api.get(f"/api/v1/agents/{agent['id']}/")["summary"].get("peaks")
     if as_json:

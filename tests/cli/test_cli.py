@@ -64,7 +64,10 @@ def test_cli_end_to_end(stack: Stack, cli_env: dict[str, str], tmp_path: Path):
     assert [a["id"] for a in listed] == [agent["id"]] and listed[0]["status"] == "online"
     shown = json.loads(ruckus("agents", "show", agent["id"], "--json", env=env).stdout)
     assert shown["capabilities"]["cpu"]["model"]
-    assert "runtime transformers" in ruckus("agents", "show", agent["id"], env=env).stdout
+    assert shown["mode"] == "push" and shown["heartbeat_error"] == "" and shown["url"] == stack.agent_url("cli-agent")
+    shown_text = ruckus("agents", "show", agent["id"], env=env).stdout
+    assert "runtime transformers" in shown_text and "heartbeat error" not in shown_text
+    assert "push" in ruckus("agents", "list", env=env).stdout
 
     plan = json.loads(ruckus("experiments", "plan", "-f", str(REPO / "examples/hardware-comparison.yaml"), "--json",
                              env=env).stdout)
