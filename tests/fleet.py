@@ -12,6 +12,7 @@ private server, which a test may kill and restart.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -218,14 +219,14 @@ class Fleet:
         """Stop every process (SIGTERM, then SIGKILL)."""
         for proc in self.procs.values():
             if proc.poll() is None:
-                with _suppress_lookup():
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                with _suppress_lookup():
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
 
@@ -295,16 +296,6 @@ class Fleet:
                 "SELECT j.id, count(r.id) FROM experiments_job j LEFT JOIN results_jobresult r ON r.job_id = j.id "
                 "WHERE j.experiment_id = %s GROUP BY j.id", (experiment_id,)).fetchall()
         return {int(job_id): int(n) for job_id, n in rows}
-
-
-class _suppress_lookup:  # noqa: N801 - used like contextlib.suppress
-    """Ignore a process group that is already gone."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> bool:
-        return exc_type is not None and issubclass(exc_type, ProcessLookupError)
 
 
 def _ok(url: str) -> bool:
