@@ -14,6 +14,10 @@ CAPABILITIES_REFRESH_S = 300.0
 #: How long a pull agent asks the server to hold its work request when there is nothing for it (the server
 #: caps it with its own ``RUCKUS_PULL_WAIT_S``); short enough for proxies' idle timeouts (often 30-60 s).
 PULL_WAIT_S = 25.0
+#: Timeout of the call back to the server while a registration waits for the answer: shorter than the server's own
+#: wait for the agent (``RUCKUS_AGENT_HTTP_TIMEOUT_S``, 10 s by default), so that the operator sees the agent's
+#: reason ("could not reach the server at ...") instead of the server's timeout.
+REACH_TIMEOUT_S = 5.0
 #: Timeout of one agent -> server HTTP call.
 SERVER_REQUEST_TIMEOUT_S = 10.0
 #: First retry delay of the outbox and of self-announce, doubled on every failure.

@@ -20,6 +20,7 @@ from agent_runtime.constants import (
     OUTBOX_SCAN_INTERVAL_S,
     PROGRESS_MIN_INTERVAL_S,
     PULL_WAIT_S,
+    REACH_TIMEOUT_S,
     SETTLE_PROBE_WAIT_S,
     SHUTDOWN_JOB_GRACE_S,
     STARTUP_PROBE_WAIT_S,
@@ -222,7 +223,8 @@ class AgentService:
         server_url = request.server_url.rstrip("/")
         if request.challenge:
             try:
-                await reach(server_url, request.agent_id, request.challenge, transport=self.transport)
+                await reach(server_url, request.agent_id, request.challenge, transport=self.transport,
+                            timeout_s=REACH_TIMEOUT_S)
             except (httpx.HTTPError, ValueError) as exc:
                 log.error("register.server_unreachable", server=server_url, error=describe_error(exc))
                 raise ServerUnreachable(server_url, describe_error(exc)) from exc

@@ -187,9 +187,19 @@ class AgentViewSet(
     @extend_schema(request=None, responses=AgentSerializer)
     @action(detail=True, methods=["post"])
     def refresh(self, request: Request, pk: str | None = None) -> Response:
-        """Ask the agent to detect its host again now and store its new capabilities (502 if it cannot)."""
+        """Ask the agent to detect its host again now and store its new capabilities (502 if it cannot).
+
+        A pull agent cannot be called (409): it sends a changed description by itself, on its next heartbeat.
+        """
+        agent = self.get_object()
+        if agent.is_pull:
+            return Response(
+                {"detail": "a pull agent cannot be called by the server; it sends its description by itself when it "
+                           "changes (restart it to detect its host again at once)"},
+                status=status.HTTP_409_CONFLICT,
+            )
         try:
-            agent = services.agent_refresh_capabilities(self.get_object())
+            agent = services.agent_refresh_capabilities(agent)
         except services.RegistrationError as exc:
             return Response({"detail": f"refresh failed: {exc}"}, status=status.HTTP_502_BAD_GATEWAY)
         return Response(self.get_serializer(agent).data)

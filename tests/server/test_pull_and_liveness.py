@@ -273,3 +273,9 @@ def test_a_heartbeat_naming_a_lost_attempt_takes_it_back(agents, clock):
     assert r.status_code == 200 and r.json()["status"] == "online"
     _reload(job, attempt)
     assert attempt.status == AttemptStatus.RUNNING and job.status == JobStatus.RUNNING
+
+
+def test_refresh_of_a_pull_agent_is_refused_with_the_reason(api):
+    agent = _pull_agent()
+    r = api.post(f"/api/v1/agents/{agent.pk}/refresh/")
+    assert r.status_code == 409 and "pull agent" in r.json()["detail"]

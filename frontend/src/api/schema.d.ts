@@ -141,7 +141,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Ask the agent to detect its host again now and store its new capabilities (502 if it cannot). */
+        /**
+         * @description Ask the agent to detect its host again now and store its new capabilities (502 if it cannot).
+         *
+         *     A pull agent cannot be called (409): it sends a changed description by itself, on its next heartbeat.
+         */
         post: operations["v1_agents_refresh_create"];
         delete?: never;
         options?: never;
