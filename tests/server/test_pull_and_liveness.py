@@ -12,8 +12,11 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from agent_runtime.api import create_app
+from agent_runtime.settings import Settings
 from agents.models import Agent
 from common.protocol import AgentStatusReport, JobProgress, JobRejection, ServerContact, WorkRequest
 from common.statuses import AgentActivity, AgentMode, AgentStatus, AttemptStatus, JobStatus
@@ -23,7 +26,9 @@ from scheduling.dispatch import dispatch_pending
 from scheduling.loop import Observation, scheduler_pass
 from scheduling.pull import begin_work_request, work_for
 from scheduling.recovery import SweepOutcome, sweep_agents
+from tests.agent.servers import UvicornThread
 from tests.factories import AgentFactory, job_result
+from tests.helpers import free_port
 from tests.server.test_scheduler import FakeAgents, _job, _reload, _running
 
 pytestmark = pytest.mark.django_db
@@ -38,8 +43,6 @@ def agents() -> FakeAgents:
 @pytest.fixture
 def clock():
     """The scheduler's 'now' for a test."""
-    from django.utils import timezone
-
     return timezone.now()
 
 
@@ -279,3 +282,17 @@ def test_refresh_of_a_pull_agent_is_refused_with_the_reason(api):
     agent = _pull_agent()
     r = api.post(f"/api/v1/agents/{agent.pk}/refresh/")
     assert r.status_code == 409 and "pull agent" in r.json()["detail"]
+
+
+def test_registration_fails_naming_the_address_the_agent_could_not_reach(api, settings, tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"
+    settings.RUCKUS_PUBLIC_URL = dead
+    token = "agent-token-for-the-test"
+    agent_app = create_app(Settings(data_dir=tmp_path / "agent", token=token, name="far-agent"))
+    with UvicornThread(agent_app) as agent:
+        r = api.post("/api/v1/agents/", {"url": agent.url, "token": token}, format="json")
+    assert r.status_code == 502
+    detail = r.json()["detail"]
+    assert f"could not reach the server at {dead}" in detail and "ConnectError" in detail
+    assert "RUCKUS_PUBLIC_URL" in detail
+    assert not Agent.objects.exists()  # nothing half-registered stays
