@@ -161,16 +161,25 @@ def test_partitions_shorter_and_longer_than_the_lost_agent_time(partition_fleet:
     fleet.lab.heal("b")
     healed["b (cut beyond lost-after, pull)"] = _time_to_online(fleet, "b")
 
-    # A cut while a result is being posted: the agent finishes during the cut and delivers after it.
-    job = wait_for(lambda: _running_job_of(fleet, exp["id"], "a", min_runs=11), 180, interval=0.1,
-                   what="a job of agent a near its end")
-    fleet.lab.partition("a")
-    time.sleep(6)
-    fleet.lab.heal("a")
-    healed["a (6 s cut during result post, push)"] = _time_to_online(fleet, "a")
-
     jobs = fleet.wait_jobs_done(exp["id"], 300)
     _assert_exactly_one_result_each(fleet, exp["id"], jobs)
+
+    # A cut while a result is being posted: the agent finishes during the cut and delivers after it. (A second
+    # experiment, so that agent a surely has a job whose end can be caught.)
+    exp2 = fleet.create_experiment(tiny_model, runs=16, samples=2, max_new_tokens=24)
+    wait_for(lambda: _running_job_of(fleet, exp2["id"], "a", min_runs=10), 180, interval=0.1,
+             what="a job of agent a near its end")
+    fleet.lab.partition("a")
+    # Cut until the agent has finished the job and failed to post its result (its log says so).
+    started = time.monotonic()
+    wait_for(lambda: "outbox.result.unreachable" in fleet.log("a", 1_000_000), 120, interval=0.2,
+             what="agent a to fail posting its result\n" + fleet.log("a"))
+    time.sleep(1)
+    fleet.lab.heal("a")
+    cut = time.monotonic() - started
+    healed[f"a ({cut:.0f} s cut during result post, push)"] = _time_to_online(fleet, "a")
+    jobs = fleet.wait_jobs_done(exp2["id"], 300)
+    _assert_exactly_one_result_each(fleet, exp2["id"], jobs)
     print("partition healed -> agent online (s): " + ", ".join(f"{k}: {v:.2f}" for k, v in healed.items()))
 
 
