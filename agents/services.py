@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 from django.conf import settings
@@ -330,7 +330,8 @@ def agent_probed(agent_id: object, report: AgentStatusReport, now: datetime) -> 
     where = f" to {contact.server_url}" if contact.server_url else ""
     text = (f"heartbeats do not arrive; the agent answers the server directly and reports its calls{where} "
             f"failing: {error}")[:1000]
-    since = contact.failing_since or now
+    # The agent's times are on its own clock: keep only how long ago the trouble began, by that clock.
+    since = now - max(report.reported_at - contact.failing_since, timedelta(0)) if contact.failing_since else now
     with transaction.atomic():
         agent = Agent.objects.select_for_update().get(pk=agent_id)
         first = not agent.heartbeat_error

@@ -210,6 +210,8 @@ class AgentStatusReport(ProtocolModel):
         activity: Idle or busy.
         running_job_id: Job running now.
         contact: How its calls to the server are going.
+        reported_at: The agent's clock when it answered (the server converts the agent's times to its own clock
+            by their offset from this, so a skewed agent clock does not skew "since when").
     """
 
     agent_id: str | None = None
@@ -217,6 +219,7 @@ class AgentStatusReport(ProtocolModel):
     activity: AgentActivity = AgentActivity.IDLE
     running_job_id: str | None = None
     contact: ServerContact = Field(default_factory=ServerContact)
+    reported_at: datetime = Field(default_factory=utcnow)
 
 
 class Heartbeat(ProtocolModel):

@@ -152,17 +152,18 @@ def test_a_silent_push_agent_that_answers_is_kept_with_its_reason(agents, clock)
     attempt = _running(job, clock)
     agent = Agent.objects.get(pk=job.agent_id)
     Agent.objects.filter(pk=agent.pk).update(last_seen=clock)
-    failing_since = clock + timedelta(seconds=1)
-    agents.alive[agent.url] = AgentStatusReport(contact=ServerContact(
-        server_url="http://127.0.0.1:8000", failing_since=failing_since,
-        last_error="ConnectError: [Errno 111] Connection refused"))
+    # The agent's clock is an hour ahead: its heartbeats began failing 20 s before it answered, by its clock.
+    skew = timedelta(hours=1)
     later = clock + timedelta(seconds=settings.RUCKUS_AGENT_LOST_AFTER_S + 1)
+    agents.alive[agent.url] = AgentStatusReport(reported_at=later + skew, contact=ServerContact(
+        server_url="http://127.0.0.1:8000", failing_since=later + skew - timedelta(seconds=20),
+        last_error="ConnectError: [Errno 111] Connection refused"))
     sweep_agents(later, client_factory=agents)
     agent.refresh_from_db()
     _reload(attempt)
     assert agent.status == AgentStatus.ONLINE and attempt.status == AttemptStatus.RUNNING
     assert "http://127.0.0.1:8000" in agent.heartbeat_error and "Connection refused" in agent.heartbeat_error
-    assert agent.heartbeat_error_since == failing_since
+    assert agent.heartbeat_error_since == later - timedelta(seconds=20)  # on the server's clock
     # A heartbeat that arrives clears it.
     client = APIClient()
     credential = agent.set_credential()
