@@ -2,7 +2,7 @@
 
 Four agents (two push, two pull behind a NAT), each in its own network namespace, a server (daphne), a scheduler
 and a private Postgres on the lab's bridge address run an experiment of tiny-model jobs while faults strike at
-random moments, one at a time:
+random moments, one at a time, every kind at least once (when the jobs end first, 4 more are added):
 
 - a partition of one agent's link, shorter or longer than the lost-agent time;
 - daphne killed with SIGKILL, restarted after a random outage;
@@ -118,7 +118,8 @@ def run(jobs: int, seed: int, workdir: Path, *, timeout_s: float = 900, quiet: b
     """Run the chaos experiment once.
 
     Args:
-        jobs: Jobs in the experiment (rounded up to a multiple of the 4 agents).
+        jobs: Jobs in the experiment (rounded up to a multiple of the 4 agents; 4 more are added while a kind
+            of fault has not struck yet).
         seed: Seed of the fault schedule.
         workdir: Logs and agent data.
         timeout_s: Longest wait for every job to end.
@@ -146,24 +147,31 @@ def run(jobs: int, seed: int, workdir: Path, *, timeout_s: float = 900, quiet: b
             wait_for(lambda: all(fleet.agent_record(n) for n in AGENTS), 180, interval=0.5, what="every agent")
             copies = max(1, -(-jobs // len(AGENTS)))
             start = time.monotonic()
-            exp = fleet.create_experiment(model, runs=3, samples=1, max_new_tokens=48, copies=copies)
             deadline = start + timeout_s
+            experiments = [fleet.create_experiment(model, runs=3, samples=1, max_new_tokens=48, copies=copies)]
             schedule: list[str] = []
+            struck: set[str] = set()
             while time.monotonic() < deadline:
-                current = fleet.jobs(exp["id"])
-                if current and all(j["status"] in ("completed", "failed", "cancelled", "timed_out") for j in current):
-                    break
+                if _all_ended(fleet, experiments):
+                    if struck >= set(KINDS):
+                        break
+                    # Every kind of fault must strike at least once: more work (4 jobs) until it has.
+                    experiments.append(fleet.create_experiment(model, runs=3, samples=1, max_new_tokens=48))
                 time.sleep(rng.uniform(0.5, 3.0))
-                current = fleet.jobs(exp["id"])
-                if current and any(j["status"] not in ("completed", "failed") for j in current):
+                if not _all_ended(fleet, experiments):
                     if not schedule:
                         schedule = rng.sample(KINDS, len(KINDS))
-                    _fault(fleet, schedule.pop(), rng, timing.lost_after_s, faults)
+                    kind = schedule.pop()
+                    _fault(fleet, kind, rng, timing.lost_after_s, faults)
+                    struck.add(kind)
                     if not quiet:
                         print(f"  fault {len(faults)}: {faults[-1]}", flush=True)
             elapsed = time.monotonic() - start
-            final = fleet.wait_jobs_done(exp["id"], max(30.0, deadline - time.monotonic()))
-            counts = fleet.count_results(exp["id"])
+            final: list[dict] = []
+            counts: dict[int, int] = {}
+            for exp in experiments:
+                final += fleet.wait_jobs_done(exp["id"], max(30.0, deadline - time.monotonic()))
+                counts.update(fleet.count_results(exp["id"]))
         finally:
             fleet.close()
     completed = [j for j in final if j["status"] == "completed"]
@@ -179,6 +187,15 @@ def run(jobs: int, seed: int, workdir: Path, *, timeout_s: float = 900, quiet: b
         faults=faults,
         elapsed_s=elapsed,
     )
+
+
+def _all_ended(fleet: Fleet, experiments: list[dict]) -> bool:
+    """True when every job of every experiment has ended (False when the server does not answer)."""
+    for exp in experiments:
+        jobs = fleet.jobs(exp["id"])
+        if not jobs or any(j["status"] not in ("completed", "failed", "cancelled", "timed_out") for j in jobs):
+            return False
+    return True
 
 
 def _health(fleet: Fleet, name: str) -> bool:
