@@ -66,6 +66,7 @@ class Outcome:
     retried: int
     faults: list[str]
     elapsed_s: float
+    failures: list[str]
 
     @property
     def ok(self) -> bool:
@@ -186,6 +187,8 @@ def run(jobs: int, seed: int, workdir: Path, *, timeout_s: float = 900, quiet: b
         retried=sum(j["attempt"] > 1 for j in final),
         faults=faults,
         elapsed_s=elapsed,
+        failures=[f"job {j['id']} ({j['agent_name']}, attempt {j['attempt']}): {j['status']}: {j['status_reason']}"
+                  for j in final if j["status"] != "completed"],
     )
 
 
@@ -220,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run(jobs, args.seed, workdir)
     print(outcome.line())
     for fault in outcome.faults:
-        print(f"  {fault}")
+        print(f"  fault: {fault}")
+    for failure in outcome.failures:
+        print(f"  failed: {failure}")
     return 0 if outcome.ok else 1
 
 

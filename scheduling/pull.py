@@ -70,6 +70,9 @@ def _to_cancel(agent: Agent, request: WorkRequest) -> list[str]:
     cancel: list[str] = []
     running = request.running_job_id
     if running and running.isdigit():
+        # Given up while this request was held (the agent fell silent meanwhile)? It is running it: take it back.
+        if request.attempt_token:
+            revive_reported(agent, running, request.attempt_token, "the agent's work request names it")
         current = JobAttempt.objects.filter(
             job_id=int(running), agent=agent, number=request.attempt or 0, status__in=ATTEMPT_ACTIVE_STATUSES,
             job__status__in=[JobStatus.ASSIGNED, JobStatus.RUNNING],

@@ -297,3 +297,20 @@ def test_registration_fails_naming_the_address_the_agent_could_not_reach(api, se
     assert f"could not reach the server at {dead}" in detail and "ConnectError" in detail
     assert "RUCKUS_PUBLIC_URL" in detail
     assert not Agent.objects.exists()  # nothing half-registered stays
+
+
+def test_an_attempt_lost_while_a_work_request_is_held_is_taken_back_not_cancelled(agents, clock):
+    """The agent's poll was held when the sweep gave its attempt up: the next look revives it, no cancel."""
+    job = _job(agent=_pull_agent())
+    dispatch_pending(clock, agents)
+    handed = work_for(job.agent, _idle(job.agent), clock).job
+    running = _idle(job.agent, activity="busy", running_job_id=str(job.pk), attempt=1,
+                    attempt_token=handed.attempt_token)
+    begin_work_request(job.agent, running, clock)  # the request arrives; then the server holds it
+    Agent.objects.filter(pk=job.agent_id).update(last_seen=clock)
+    sweep_agents(clock + timedelta(seconds=settings.RUCKUS_AGENT_LOST_AFTER_S + 1), client_factory=agents)
+    _reload(job)
+    assert job.status == JobStatus.PENDING  # lost during the hold
+    assert work_for(job.agent, running, clock) is None  # no cancellation: the attempt is taken back
+    _reload(job)
+    assert job.status == JobStatus.RUNNING and job.attempt == 1
