@@ -24,18 +24,10 @@ from experiments.models import Job, JobAttempt
 from scheduling.dispatch import job_request
 from scheduling.occupancy import free_agent
 from scheduling.policy import job_retry_or_fail
+from scheduling.recovery import lock_attempt
 from scheduling.revival import revive_reported
 
 log = structlog.get_logger(__name__)
-
-
-def _locked(attempt_id: int) -> tuple[JobAttempt, Job]:
-    """An attempt and its job, both locked (job first, the order every path uses)."""
-    job_id = JobAttempt.objects.values_list("job_id", flat=True).get(pk=attempt_id)
-    job = Job.objects.select_for_update(of=("self",)).select_related("experiment").get(pk=job_id)
-    attempt = JobAttempt.objects.select_for_update().get(pk=attempt_id)
-    attempt.job = job
-    return attempt, job
 
 
 def record_rejection(agent: Agent, rejection: JobRejection, now: datetime | None = None) -> bool:
@@ -54,7 +46,7 @@ def record_rejection(agent: Agent, rejection: JobRejection, now: datetime | None
         return False
     busy = rejection.busy
     with transaction.atomic():
-        attempt, job = _locked(attempt.pk)
+        attempt, job = lock_attempt(attempt.pk)
         if attempt.is_terminal or job.attempt != attempt.number:
             return False
         attempt.finish(AttemptStatus.FAILED, f"dispatch refused by the agent: {rejection.reason}", now)
@@ -103,7 +95,7 @@ def _hand_over(agent: Agent, request: WorkRequest, now: datetime) -> WorkAnswer 
         if str(candidate.job_id) in held:
             continue  # the agent has finished it: its result is on its way
         with transaction.atomic():
-            attempt, job = _locked(candidate.pk)
+            attempt, job = lock_attempt(candidate.pk)
             if attempt.is_terminal or job.attempt != attempt.number or job.is_terminal:
                 continue
             again = attempt.status == AttemptStatus.RUNNING

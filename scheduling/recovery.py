@@ -36,8 +36,15 @@ from scheduling.policy import job_retry_or_fail
 log = structlog.get_logger(__name__)
 
 
-def _locked(attempt_id: int) -> tuple[JobAttempt, Job]:
-    """An attempt and its job, both locked and freshly read (job first: the order every path uses)."""
+def lock_attempt(attempt_id: int) -> tuple[JobAttempt, Job]:
+    """An attempt and its job, both locked and freshly read (job first: the order every path uses).
+
+    Args:
+        attempt_id: The attempt.
+
+    Returns:
+        ``(attempt, job)``, with ``attempt.job`` the locked job.
+    """
     job_id = JobAttempt.objects.values_list("job_id", flat=True).get(pk=attempt_id)
     job = Job.objects.select_for_update(of=("self",)).select_related("experiment").get(pk=job_id)
     attempt = JobAttempt.objects.select_for_update().get(pk=attempt_id)
@@ -49,7 +56,7 @@ def _end_and_retry(attempt_id: int, status: str, reason: str, now: datetime, *, 
                    terminal_status: str = JobStatus.FAILED) -> None:
     """End an attempt that is still unfinished and apply the retry policy to its job when it was current."""
     with transaction.atomic():
-        attempt, job = _locked(attempt_id)
+        attempt, job = lock_attempt(attempt_id)
         if not attempt.finish(status, reason, now):
             return  # it ended meanwhile (a result arrived): nothing to do
         if job.attempt == attempt.number:
@@ -203,7 +210,7 @@ def recover_dispatches(now: datetime | None = None, client_factory: ClientFactor
                            now, penalty=False)
             continue
         with transaction.atomic():
-            locked, job = _locked(attempt.pk)
+            locked, job = lock_attempt(attempt.pk)
             if locked.start(now) and job.attempt == locked.number:
                 job.start("agent has the job (dispatch recovered)", now)
 
@@ -266,7 +273,7 @@ def pull_results(now: datetime | None = None, client_factory: ClientFactory = Ag
             log.warning("pull_failed", job_id=attempt.job_id, error=f"result does not follow the protocol: {exc}")
             continue
         with transaction.atomic():
-            locked, job = _locked(attempt.pk)
+            locked, job = lock_attempt(attempt.pk)
             if not locked.is_current:
                 continue
             apply_result(job, locked, message, now)
