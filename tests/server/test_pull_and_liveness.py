@@ -13,11 +13,13 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.utils import timezone
-from rest_framework.test import APIClient
+from rest_framework.request import Request
+from rest_framework.test import APIClient, APIRequestFactory
 
 from agent_runtime.api import create_app
 from agent_runtime.settings import Settings
 from agents.models import Agent
+from agents.views import server_url_for
 from common.protocol import AgentStatusReport, JobProgress, JobRejection, ServerContact, WorkRequest
 from common.statuses import AgentActivity, AgentMode, AgentStatus, AttemptStatus, JobStatus
 from experiments.models import JobAttempt
@@ -314,3 +316,20 @@ def test_an_attempt_lost_while_a_work_request_is_held_is_taken_back_not_cancelle
     assert work_for(job.agent, running, clock) is None  # no cancellation: the attempt is taken back
     _reload(job)
     assert job.status == JobStatus.RUNNING and job.attempt == 1
+
+
+def test_agents_are_told_the_address_that_reached_the_server(settings):
+    settings.RUCKUS_PUBLIC_URL = ""
+    settings.ALLOWED_HOSTS = ["198.18.0.1", "ruckus.example.org"]
+    factory = APIRequestFactory()
+    forged = {"HTTP_HOST": "198.18.0.1:8123", "HTTP_X_FORWARDED_HOST": "ruckus.example.org",
+              "HTTP_X_FORWARDED_PROTO": "https"}
+    # Without a configured proxy, X-Forwarded-* are a client's claims: ignored.
+    assert server_url_for(Request(factory.post("/api/v1/agents/", **forged))) == "http://198.18.0.1:8123"
+    # Behind a proxy (RUCKUS_BEHIND_PROXY sets Django's own settings), they name the public address.
+    settings.USE_X_FORWARDED_HOST = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    assert server_url_for(Request(factory.post("/api/v1/agents/", **forged))) == "https://ruckus.example.org"
+    # A configured public URL wins over both.
+    settings.RUCKUS_PUBLIC_URL = "https://ruckus.internal:8443"
+    assert server_url_for(Request(factory.post("/api/v1/agents/", **forged))) == "https://ruckus.internal:8443"
