@@ -37,7 +37,8 @@ class Settings(BaseSettings):
         pull: Pull mode: the agent opens no port to the network and asks the server for work (behind NAT or a
             firewall); its local API stays on loopback.
         model_dirs: Extra directories holding model folders (``<dir>/<name>/config.json``).
-        heartbeat_interval_s: Seconds between heartbeats.
+        heartbeat_interval_s: Seconds between heartbeats until the server answers with its own interval (then the
+            server's, which its lost-agent detection is based on).
         capabilities_refresh_s: Seconds between capability re-detections.
         telemetry_interval_s: Seconds between two telemetry samples during a run (RSS, CPU, GPU).
         log_level: Log level.

@@ -26,6 +26,7 @@ from agents.models import Agent
 from common.protocol import JobRequest, ModelSpec, RuntimeSpec, TaskSpec
 from common.statuses import ATTEMPT_ACTIVE_STATUSES, AgentActivity, AgentMode, AgentStatus, AttemptStatus, JobStatus
 from experiments.models import Job, JobAttempt
+from scheduling.locking import lock_attempt
 from scheduling.occupancy import free_agent, occupy_agent
 from scheduling.policy import job_retry_or_fail
 
@@ -153,24 +154,40 @@ def send(dispatch: Dispatch, client_factory: ClientFactory = AgentClient, now: d
         client_factory(dispatch.agent_url, dispatch.agent_token).submit_job(dispatch.request)
     except (AgentCallError, ValueError) as exc:
         busy = getattr(exc, "status", None) == 409
-        with transaction.atomic():
-            attempt = JobAttempt.objects.select_for_update().select_related("job").get(pk=dispatch.attempt_id)
-            job = Job.objects.select_for_update(of=("self",)).select_related("experiment").get(pk=dispatch.job_id)
-            if attempt.is_terminal or job.attempt != attempt.number:
-                return False
-            attempt.finish(AttemptStatus.FAILED, f"dispatch refused: {exc}", now)
-            job_retry_or_fail(job, "agent was busy" if busy else f"dispatch failed: {exc}", penalty=not busy,
-                              now=now)
-            free_agent(dispatch.agent_id)
+        fail_dispatch(dispatch.attempt_id, str(exc), busy=busy, now=now)
         log.warning("dispatch_failed", job_id=dispatch.job_id, agent_id=str(dispatch.agent_id), error=str(exc))
         return False
     with transaction.atomic():
-        attempt = JobAttempt.objects.select_for_update().select_related("job").get(pk=dispatch.attempt_id)
-        job = Job.objects.select_for_update(of=("self",)).select_related("experiment").get(pk=dispatch.job_id)
+        attempt, job = lock_attempt(dispatch.attempt_id)
         attempt.start(now)
         if job.attempt == attempt.number:
             job.start(f"agent accepted attempt {attempt.number}", now)
     log.info("dispatched", job_id=dispatch.job_id, attempt=dispatch.request.attempt, agent_id=str(dispatch.agent_id))
+    return True
+
+
+def fail_dispatch(attempt_id: int, reason: str, *, busy: bool, now: datetime | None = None) -> bool:
+    """The agent refused an attempt it was handed (a push agent's 4xx/5xx, a pull agent's rejection).
+
+    The attempt ends ``failed``; its job is retried under the policy, without using up an attempt when the agent
+    was only busy.
+
+    Args:
+        attempt_id: The attempt.
+        reason: What the agent said.
+        busy: True when it refused only because it runs another job.
+        now: Current time.
+
+    Returns:
+        True when the attempt was still its job's current one and ended now.
+    """
+    with transaction.atomic():
+        attempt, job = lock_attempt(attempt_id)
+        if attempt.is_terminal or job.attempt != attempt.number:
+            return False
+        attempt.finish(AttemptStatus.FAILED, f"dispatch refused: {reason}", now)
+        job_retry_or_fail(job, "agent was busy" if busy else f"dispatch failed: {reason}", penalty=not busy, now=now)
+        free_agent(attempt.agent_id)
     return True
 
 

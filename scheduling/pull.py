@@ -14,24 +14,22 @@ from datetime import datetime
 
 import structlog
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Agent
 from common.protocol import JobRejection, WorkAnswer, WorkRequest
 from common.statuses import ATTEMPT_ACTIVE_STATUSES, AgentStatus, AttemptStatus, JobStatus
 from experiments.models import Job, JobAttempt
-from scheduling.dispatch import job_request
+from scheduling.dispatch import fail_dispatch, job_request
+from scheduling.locking import job_pk, lock_attempt
 from scheduling.occupancy import free_agent
-from scheduling.policy import job_retry_or_fail
-from scheduling.recovery import lock_attempt
 from scheduling.revival import revive_reported
 
 log = structlog.get_logger(__name__)
 
 
 def record_rejection(agent: Agent, rejection: JobRejection, now: datetime | None = None) -> bool:
-    """A pull agent refused a job it was handed: end the attempt as a failed dispatch, as a push agent's 4xx does.
+    """A pull agent refused a job it was handed: a failed dispatch, as a push agent's refusal is.
 
     Args:
         agent: The agent.
@@ -44,29 +42,20 @@ def record_rejection(agent: Agent, rejection: JobRejection, now: datetime | None
     attempt = JobAttempt.objects.filter(attempt_token=rejection.attempt_token, agent=agent).first()
     if attempt is None or str(attempt.job_id) != rejection.job_id:
         return False
-    busy = rejection.busy
-    with transaction.atomic():
-        attempt, job = lock_attempt(attempt.pk)
-        if attempt.is_terminal or job.attempt != attempt.number:
-            return False
-        attempt.finish(AttemptStatus.FAILED, f"dispatch refused by the agent: {rejection.reason}", now)
-        job_retry_or_fail(job, "agent was busy" if busy else f"dispatch refused: {rejection.reason}",
-                          penalty=not busy, now=now)
-        free_agent(agent.pk)
-    log.warning("pull_job_refused", job_id=job.pk, agent_id=str(agent.pk), reason=rejection.reason[:200])
-    return True
+    log.warning("pull_job_refused", job_id=attempt.job_id, agent_id=str(agent.pk), reason=rejection.reason[:200])
+    return fail_dispatch(attempt.pk, rejection.reason, busy=rejection.busy, now=now)
 
 
 def _to_cancel(agent: Agent, request: WorkRequest) -> list[str]:
     """Jobs the agent must stop: the one it runs when that is not its current attempt, and cancelled ones."""
     cancel: list[str] = []
     running = request.running_job_id
-    if running and running.isdigit():
-        # Given up while this request was held (the agent fell silent meanwhile)? It is running it: take it back.
+    if running:
+        # Given up while the agent was silent (even while this request was held)? It is running it: take it back.
         if request.attempt_token:
             revive_reported(agent, running, request.attempt_token, "the agent's work request names it")
-        current = JobAttempt.objects.filter(
-            job_id=int(running), agent=agent, number=request.attempt or 0, status__in=ATTEMPT_ACTIVE_STATUSES,
+        current = (pk := job_pk(running)) is not None and JobAttempt.objects.filter(
+            job_id=pk, agent=agent, number=request.attempt or 0, status__in=ATTEMPT_ACTIVE_STATUSES,
             job__status__in=[JobStatus.ASSIGNED, JobStatus.RUNNING],
         ).exists()
         if not current:
@@ -81,16 +70,12 @@ def _to_cancel(agent: Agent, request: WorkRequest) -> list[str]:
     return cancel
 
 
-def _hand_over(agent: Agent, request: WorkRequest, now: datetime) -> WorkAnswer | None:
+def _hand_over(agent: Agent, status: str, request: WorkRequest, now: datetime) -> WorkAnswer | None:
     """The attempt waiting for this agent (or one it never received), started and turned into a JobRequest."""
     if request.activity != "idle" or request.running_job_id:
         return None
     held = set(request.finished_job_ids)
-    waiting = (
-        JobAttempt.objects.filter(agent=agent)
-        .filter(Q(status=AttemptStatus.DISPATCHING) | Q(status=AttemptStatus.RUNNING))
-        .order_by("created_at")
-    )
+    waiting = JobAttempt.objects.filter(agent=agent, status__in=ATTEMPT_ACTIVE_STATUSES).order_by("created_at")
     for candidate in waiting:
         if str(candidate.job_id) in held:
             continue  # the agent has finished it: its result is on its way
@@ -103,7 +88,7 @@ def _hand_over(agent: Agent, request: WorkRequest, now: datetime) -> WorkAnswer 
             job.start(f"pull agent received attempt {attempt.number}", now)
             message = job_request(job, attempt)
         log.info("pull_job_handed_over", job_id=job.pk, attempt=attempt.number, agent_id=str(agent.pk), again=again)
-        return WorkAnswer(status=agent.status, job=message)
+        return WorkAnswer(status=status, job=message)
     return None
 
 
@@ -125,12 +110,11 @@ def work_for(agent: Agent, request: WorkRequest, now: datetime | None = None) ->
     cancel = _to_cancel(agent, request)
     if cancel:
         return WorkAnswer(status=status, cancel_job_ids=cancel)
-    agent.status = status
-    return _hand_over(agent, request, now)
+    return _hand_over(agent, status, request, now)
 
 
 def begin_work_request(agent: Agent, request: WorkRequest, now: datetime | None = None) -> None:
-    """What a work request says once, before the server starts waiting: refusals, and an attempt it still runs.
+    """What a work request says once, before the server starts waiting: the jobs the agent refused.
 
     Args:
         agent: The authenticated pull agent.
@@ -139,6 +123,3 @@ def begin_work_request(agent: Agent, request: WorkRequest, now: datetime | None 
     """
     for rejection in request.rejected:
         record_rejection(agent, rejection, now)
-    if request.running_job_id and request.attempt_token:
-        revive_reported(agent, request.running_job_id, request.attempt_token, "the agent's work request names it",
-                        now)

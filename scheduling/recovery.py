@@ -30,26 +30,11 @@ from common.statuses import (
 from experiments.models import Job, JobAttempt
 from scheduling.callbacks import apply_result
 from scheduling.dispatch import ClientFactory
+from scheduling.locking import lock_attempt
 from scheduling.occupancy import free_agent
 from scheduling.policy import job_retry_or_fail
 
 log = structlog.get_logger(__name__)
-
-
-def lock_attempt(attempt_id: int) -> tuple[JobAttempt, Job]:
-    """An attempt and its job, both locked and freshly read (job first: the order every path uses).
-
-    Args:
-        attempt_id: The attempt.
-
-    Returns:
-        ``(attempt, job)``, with ``attempt.job`` the locked job.
-    """
-    job_id = JobAttempt.objects.values_list("job_id", flat=True).get(pk=attempt_id)
-    job = Job.objects.select_for_update(of=("self",)).select_related("experiment").get(pk=job_id)
-    attempt = JobAttempt.objects.select_for_update().get(pk=attempt_id)
-    attempt.job = job
-    return attempt, job
 
 
 def _end_and_retry(attempt_id: int, status: str, reason: str, now: datetime, *, penalty: bool = True,

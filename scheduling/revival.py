@@ -22,6 +22,7 @@ from common.protocol import Heartbeat
 from common.statuses import AgentActivity, AttemptStatus, JobStatus
 from core import events
 from experiments.models import Job, JobAttempt
+from scheduling.locking import job_pk
 
 log = structlog.get_logger(__name__)
 
@@ -66,14 +67,15 @@ def revive_reported(agent: Agent, job_id: str, attempt_token: str, reason: str, 
     Returns:
         True when an attempt was revived.
     """
-    if not job_id.isdigit() or not attempt_token:
+    pk = job_pk(job_id)
+    if pk is None or not attempt_token:
         return False
     # A cheap look first: nearly every report is about a healthy attempt, which needs no lock.
-    if not JobAttempt.objects.filter(job_id=int(job_id), attempt_token=attempt_token, agent=agent,
+    if not JobAttempt.objects.filter(job_id=pk, attempt_token=attempt_token, agent=agent,
                                      status=AttemptStatus.LOST).exists():
         return False
     with transaction.atomic():
-        job = Job.objects.select_for_update(of=("self",)).select_related("experiment").filter(pk=int(job_id)).first()
+        job = Job.objects.select_for_update(of=("self",)).select_related("experiment").filter(pk=pk).first()
         if job is None:
             return False
         attempt = job.attempts.select_for_update().filter(attempt_token=attempt_token, agent=agent).first()

@@ -24,6 +24,7 @@ from common.statuses import JobStatus
 from core.api import parse_protocol
 from experiments.models import Job
 from scheduling.callbacks import CallbackRejected, handle_progress, handle_result
+from scheduling.locking import job_pk
 from scheduling.pull import begin_work_request, work_for
 
 _ProgressAnswer = inline_serializer("ProgressAccepted", {"accepted": serializers.BooleanField()})
@@ -31,6 +32,14 @@ _ResultAnswer = inline_serializer(
     "ResultAccepted",
     {"stored": serializers.BooleanField(), "status": serializers.ChoiceField(choices=JobStatus.choices())},
 )
+
+
+def _job_id(pk: str | None) -> int:
+    """The job id in a callback's URL; one that cannot be a job id is an unknown job (404), never a 500."""
+    job_id = job_pk(pk)
+    if job_id is None:
+        raise CallbackRejected("unknown job", 404)
+    return job_id
 
 
 class JobCallbackViewSet(viewsets.GenericViewSet):
@@ -46,7 +55,7 @@ class JobCallbackViewSet(viewsets.GenericViewSet):
         """Agent callback: progress of the current attempt."""
         message = parse_protocol(JobProgress, request.data)
         try:
-            handle_progress(int(pk or 0), request.auth, message)
+            handle_progress(_job_id(pk), request.auth, message)
         except CallbackRejected as exc:
             return Response({"detail": str(exc)}, status=exc.status)
         return Response({"accepted": True})
@@ -57,7 +66,7 @@ class JobCallbackViewSet(viewsets.GenericViewSet):
         """Agent callback: the attempt's result, stored once (replays answer 200 without storing again)."""
         message = parse_protocol(MultiRunJobResult, request.data)
         try:
-            outcome = handle_result(int(pk or 0), request.auth, message)
+            outcome = handle_result(_job_id(pk), request.auth, message)
         except CallbackRejected as exc:
             return Response({"detail": str(exc)}, status=exc.status)
         return Response(outcome)

@@ -333,3 +333,22 @@ def test_agents_are_told_the_address_that_reached_the_server(settings):
     # A configured public URL wins over both.
     settings.RUCKUS_PUBLIC_URL = "https://ruckus.internal:8443"
     assert server_url_for(Request(factory.post("/api/v1/agents/", **forged))) == "https://ruckus.internal:8443"
+
+
+@pytest.mark.parametrize("job_id", ["9" * 30, "١٢", "-1", "1e3", "", " 7"])
+def test_hostile_job_ids_from_an_agent_are_refused_cleanly(job_id):
+    """Job ids an agent sends (heartbeat, work request, callback URL) that cannot be ids: no 500, nothing changes."""
+    pull = _pull_agent()
+    credential = pull.set_credential()
+    pull.save(update_fields=["credential_hash"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {credential}")
+    body = {"agent_id": str(pull.pk), "activity": "busy", "running_job_id": job_id, "attempt": 1,
+            "attempt_token": "t" * 20}
+    assert client.post(f"/api/v1/agents/{pull.pk}/heartbeat/", body, format="json").status_code == 200
+    r = client.post(f"/api/v1/agents/{pull.pk}/work/", {**body, "wait_s": 0}, format="json")
+    assert r.status_code == 200 and r.json()["job"] is None
+    if job_id.strip():
+        progress = {"job_id": job_id, "attempt": 1, "attempt_token": "t" * 20, "status": "running"}
+        r = client.post(f"/api/v1/jobs/{job_id}/progress/", progress, format="json")
+        assert r.status_code == 404, r.content
