@@ -114,6 +114,7 @@ class AgentService:
         self.heartbeat_interval_s = settings.heartbeat_interval_s
         self._rejected: list[JobRejection] = []
         self._redeliver_now = False
+        self._pull_wake = asyncio.Event()
 
     # -- engine listener (worker thread) ---------------------------------------------------------------
 
@@ -327,13 +328,14 @@ class AgentService:
                 log.warning("capabilities.refresh_failed", error=str(exc))
 
     def _contact_restored(self) -> None:
-        """The server answers again after an outage or a partition: deliver waiting results now.
+        """The server answers again after an outage or a partition: deliver waiting results and ask for work now.
 
-        Their deliveries may be waiting out a long backoff (up to ``BACKOFF_MAX_S``); restarting them at once makes
-        a healed partition cost seconds, not a minute.
+        Deliveries and the pull loop may be waiting out a long backoff (up to ``BACKOFF_MAX_S``); restarting them at
+        once makes a healed partition cost seconds, not a minute.
         """
         self._redeliver_now = True
         self._outbox_wake.set()
+        self._pull_wake.set()  # a pull loop waiting out its backoff asks for work now
 
     async def _outbox_loop(self) -> None:
         """Start a delivery for every finished result; rescan when woken and every ``OUTBOX_SCAN_INTERVAL_S``."""
@@ -541,6 +543,7 @@ class AgentService:
             if request is None or self.client is None:
                 await asyncio.sleep(0.5)  # not registered yet: the announce loop is working on it
                 continue
+            self._pull_wake.clear()
             try:
                 answer = await self.client.work(request)
             except httpx.HTTPError as exc:
@@ -548,7 +551,8 @@ class AgentService:
                 failures += 1
                 delay = wait(_RetryState(failures))
                 log.warning("pull.failed", error=describe_error(exc), retry_in_s=round(delay, 1))
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):  # a heartbeat that gets through ends the wait early
+                    await asyncio.wait_for(self._pull_wake.wait(), timeout=delay)
                 continue
             failures = 0
             if answer is None:

@@ -9,12 +9,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import httpx
 from typer.testing import CliRunner
 
 from agent_runtime.api import create_app
 from agent_runtime.cli import app as cli_app
-from agent_runtime.server_client import load_registration
+from agent_runtime.server_client import Registration, load_registration, save_registration
 from agent_runtime.settings import Settings
 from tests.helpers import free_port, wait_for
 
@@ -107,3 +110,33 @@ def test_pull_mode_refuses_a_network_facing_api(tmp_path):
     assert result.exit_code == 2 and "loopback" in result.output
     result = CliRunner().invoke(cli_app, ["serve", "--pull", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2 and "--pull needs --server" in result.output
+
+
+def test_pull_loop_asks_again_as_soon_as_the_server_is_back(tmp_path):
+    """After failed work requests the loop backs off (up to a minute); a heartbeat getting through ends the wait."""
+    state = {"up": False, "work_at": [], "failed_work_at": []}
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if not state["up"]:
+            if request.url.path.endswith("/work/"):
+                state["failed_work_at"].append(time.monotonic())
+            raise httpx.ConnectError("server down", request=request)
+        if request.url.path.endswith("/work/"):
+            state["work_at"].append(time.monotonic())
+            await asyncio.sleep(0.05)
+            return httpx.Response(200, json={"status": "online", "job": None, "cancel_job_ids": []})
+        return httpx.Response(200, json={"status": "online", "refresh_capabilities": False})
+
+    save_registration(tmp_path / "agent", Registration(agent_id="agent-1", server_url="http://server.invalid",
+                                                       credential="c" * 32))
+    settings = _settings(tmp_path, server="http://server.invalid", registration_key="k" * 8, pull=True)
+    with UvicornThread(create_app(settings, transport=httpx.MockTransport(handler))) as agent, \
+            httpx.Client(base_url=agent.url, headers=AUTH) as c:
+        assert c.get("/api/v1/health").status_code == 200
+        # Down for three failed work requests: the loop's next wait is at least 4 s.
+        wait_for(lambda: len(state["failed_work_at"]) >= 3, 30, what="three failed work requests")
+        time.sleep(0.5)
+        back = time.monotonic()
+        state["up"] = True
+        wait_for(lambda: state["work_at"], 10, what="a work request")
+        assert state["work_at"][0] - back < 2.0, "the pull loop slept out its backoff after the server came back"
