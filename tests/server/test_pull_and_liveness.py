@@ -352,3 +352,25 @@ def test_hostile_job_ids_from_an_agent_are_refused_cleanly(job_id):
         progress = {"job_id": job_id, "attempt": 1, "attempt_token": "t" * 20, "status": "running"}
         r = client.post(f"/api/v1/jobs/{job_id}/progress/", progress, format="json")
         assert r.status_code == 404, r.content
+
+
+def test_pull_announce_checks_key_and_fields_and_registers(settings):
+    settings.RUCKUS_REGISTRATION_KEY = "right-key"
+    client = APIClient()
+    info = AgentFactory.build().info.model_dump(mode="json")
+    body = {"mode": "pull", "registration_key": "right-key", "info": info, "name": "nat-host"}
+    assert client.post("/api/v1/agents/announce/", {**body, "registration_key": "wrong"},
+                       format="json").status_code == 403
+    missing = client.post("/api/v1/agents/announce/", {k: v for k, v in body.items() if k != "info"}, format="json")
+    assert missing.status_code == 400 and "info" in str(missing.json())
+    hostile = client.post("/api/v1/agents/announce/", {**body, "info": {**info, "cpu": {"logical_cores": "x"}}},
+                          format="json")
+    assert hostile.status_code == 400 and "cpu.logical_cores" in str(hostile.json())
+    assert not Agent.objects.exists()
+    r = client.post("/api/v1/agents/announce/", body, format="json")
+    assert r.status_code == 201
+    answer = r.json()
+    agent = Agent.objects.get(pk=answer["agent_id"])
+    assert agent.mode == AgentMode.PULL and agent.url == "" and agent.name == "nat-host"
+    assert answer["registration"]["server_url"] == "http://testserver"
+    assert agent.check_credential(answer["registration"]["credential"])
