@@ -3,7 +3,8 @@ import { Navigate, Route, Routes } from "react-router-dom";
 import { useMe } from "./api/queries";
 import { ErrorBox, Spinner } from "./components/ui";
 import { Layout } from "./components/Layout";
-import { LoginPage } from "./pages/LoginPage";
+import { LoginPage, NoAccessPage } from "./pages/LoginPage";
+import { hasAccess } from "./lib/permissions";
 import { AgentsPage } from "./pages/AgentsPage";
 import { ExperimentsPage } from "./pages/ExperimentsPage";
 import { NewExperimentPage } from "./pages/NewExperimentPage";
@@ -17,6 +18,7 @@ export function App() {
   if (me.isPending) return <Spinner label="Connecting to the server…" />;
   if (me.isError) return <ErrorBox error={me.error} title="The server cannot be reached" onRetry={() => void me.refetch()} />;
   if (!me.data) return <LoginPage />;
+  if (!hasAccess(me.data)) return <NoAccessPage user={me.data} />;
   return (
     <Routes>
       <Route element={<Layout user={me.data} />}>

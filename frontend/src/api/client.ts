@@ -1,7 +1,7 @@
 /** The typed REST client (generated from the server's OpenAPI schema) with session + CSRF handling. */
 import createClient, { type Middleware } from "openapi-fetch";
 import type { paths } from "./schema";
-import { ApiError } from "./errors";
+import { ApiError, parseRetryAfter } from "./errors";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 
@@ -43,7 +43,8 @@ export async function unwrap<T>(call: Promise<FetchResult<T>>): Promise<T> {
   }
   const { data, error, response } = result;
   if (!response.ok) {
-    throw new ApiError(response.status, error, `${response.status} ${response.statusText || "error"}`);
+    throw new ApiError(response.status, error, `${response.status} ${response.statusText || "error"}`,
+      parseRetryAfter(response.headers.get("Retry-After")));
   }
   return data as T;
 }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { ApiError, describeError, errorLines, errorsAt, flattenErrors } from "./errors";
+import {
+  ApiError, describeError, errorLines, errorsAt, flattenErrors, isForbidden, isThrottled, parseRetryAfter,
+} from "./errors";
 
 describe("flattenErrors", () => {
   it("flattens nested DRF errors into dotted paths", () => {
@@ -64,5 +66,36 @@ describe("describeError", () => {
     expect(describeError(new Error("the server cannot be reached"))).toEqual({
       fields: {}, general: ["the server cannot be reached"], lines: ["the server cannot be reached"], refused: false,
     });
+  });
+});
+
+describe("parseRetryAfter", () => {
+  const now = Date.parse("2026-11-30T08:00:00Z");
+  it("reads delay-seconds", () => {
+    expect(parseRetryAfter("57", now)).toBe(57);
+    expect(parseRetryAfter(" 0 ", now)).toBe(0);
+  });
+  it("reads an HTTP date (a past one is no wait)", () => {
+    expect(parseRetryAfter("Mon, 30 Nov 2026 08:00:30 GMT", now)).toBe(30);
+    expect(parseRetryAfter("Mon, 30 Nov 2026 07:59:00 GMT", now)).toBe(0);
+  });
+  it("gives null when absent or unreadable", () => {
+    expect(parseRetryAfter(null, now)).toBeNull();
+    expect(parseRetryAfter("", now)).toBeNull();
+    expect(parseRetryAfter("soon", now)).toBeNull();
+  });
+});
+
+describe("refusals", () => {
+  it("carry the server's reason of a 403 and the wait of a 429", () => {
+    const forbidden = new ApiError(403, { detail: "Only the experiment's owner or a fleet admin may cancel it." }, "403");
+    expect(isForbidden(forbidden)).toBe(true);
+    expect(forbidden.message).toBe("Only the experiment's owner or a fleet admin may cancel it.");
+    expect(describeError(forbidden).general).toEqual(["Only the experiment's owner or a fleet admin may cancel it."]);
+    const throttled = new ApiError(429, { detail: "Request was throttled." }, "429", 12);
+    expect(isThrottled(throttled)).toBe(true);
+    expect(isForbidden(throttled)).toBe(false);
+    expect(throttled.retryAfter).toBe(12);
+    expect(isThrottled(new Error("x"))).toBe(false);
   });
 });

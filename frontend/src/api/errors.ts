@@ -60,13 +60,28 @@ export function errorLines(errors: FieldErrors): string[] {
   return Object.entries(errors).flatMap(([path, msgs]) => msgs.map((m) => (path ? `${path}: ${m}` : m)));
 }
 
+/**
+ * Seconds to wait from a `Retry-After` header (delay-seconds or an HTTP date), or null when absent or unreadable.
+ * A date in the past gives 0.
+ */
+export function parseRetryAfter(value: string | null | undefined, now: number = Date.now()): number | null {
+  if (value === null || value === undefined || value.trim() === "") return null;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) return null;
+  return Math.max(0, Math.ceil((at - now) / 1000));
+}
+
 /** An HTTP error of the API with its parsed body. */
 export class ApiError extends Error {
   readonly status: number;
   readonly body: unknown;
   readonly fields: FieldErrors;
+  /** Seconds the server asks to wait before trying again (429 answers' `Retry-After`), or null. */
+  readonly retryAfter: number | null;
 
-  constructor(status: number, body: unknown, fallback: string) {
+  constructor(status: number, body: unknown, fallback: string, retryAfter: number | null = null) {
     const fields = flattenErrors(body);
     const lines = errorLines(fields);
     super(lines.length ? lines.join("\n") : fallback);
@@ -74,7 +89,18 @@ export class ApiError extends Error {
     this.status = status;
     this.body = body;
     this.fields = fields;
+    this.retryAfter = retryAfter;
   }
+}
+
+/** Whether an error is the server refusing the user an action (403); its message is the server's reason. */
+export function isForbidden(error: unknown): error is ApiError {
+  return error instanceof ApiError && error.status === 403;
+}
+
+/** Whether an error is the server asking to slow down (429). */
+export function isThrottled(error: unknown): error is ApiError {
+  return error instanceof ApiError && error.status === 429;
 }
 
 /** A readable message for anything thrown. */

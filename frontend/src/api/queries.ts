@@ -3,7 +3,8 @@ import { useEffect, useState } from "react";
 import { useMutation, useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { api, PAGE_LIMIT, unwrap } from "./client";
 import { events, type ServerEvent, type SocketState, type Subscription } from "./events";
-import type { Agent, Experiment, ExperimentRequest, Job, Plan, SessionUser } from "./models";
+import { keepCanManage, permissionsOf } from "../lib/permissions";
+import type { Agent, Experiment, ExperimentRequest, Job, JobDetail, Plan, SessionUser } from "./models";
 
 /** Query keys of the cache (websocket events update these entries). */
 export const keys = {
@@ -21,14 +22,14 @@ export const keys = {
 
 // --- session ------------------------------------------------------------------------------------
 
-/** The logged-in user, or null (401). */
+/** The logged-in user with role and permissions, or null (401). */
 export function useMe() {
   return useQuery({
     queryKey: keys.me,
     queryFn: async (): Promise<SessionUser | null> => {
       const result = await api.GET("/api/v1/auth/session/");
       if (result.response.status === 401) return null;
-      return unwrap(Promise.resolve(result));
+      return unwrap(Promise.resolve(result)) as Promise<SessionUser>;
     },
     staleTime: 60_000,
     retry: false,
@@ -42,10 +43,15 @@ export function useLogin() {
     mutationFn: async (body: { username: string; password: string }) => {
       // Make sure the CSRF cookie exists before the first write.
       await api.GET("/api/v1/auth/session/");
-      return unwrap(api.POST("/api/v1/auth/session/", { body }));
+      return unwrap(api.POST("/api/v1/auth/session/", { body })) as Promise<SessionUser>;
     },
     onSuccess: (user) => qc.setQueryData(keys.me, user),
   });
+}
+
+/** What the logged-in user may do (no permission while the user is unknown). */
+export function usePermissions() {
+  return permissionsOf(useMe().data);
 }
 
 /** Log out, close the websocket and clear the cache. */
@@ -72,6 +78,12 @@ function upsert<T extends { id: string | number }>(list: T[] | undefined, item: 
   return next;
 }
 
+/** {@link upsert} for experiments and jobs: an update without `can_manage` keeps the cached one's. */
+function upsertManaged<T extends { id: string | number; can_manage?: boolean }>(
+  list: T[] | undefined, item: T): T[] | undefined {
+  return upsert(list, keepCanManage(list?.find((x) => x.id === item.id), item));
+}
+
 /** Apply one websocket event to the query cache (the payloads are the REST serializers' JSON). */
 export function applyEvent(qc: QueryClient, event: ServerEvent): void {
   switch (event.type) {
@@ -81,8 +93,8 @@ export function applyEvent(qc: QueryClient, event: ServerEvent): void {
     case "experiment.updated": {
       const exp = event.data;
       const previous = qc.getQueryData<Experiment>(keys.experiment(exp.id));
-      qc.setQueryData<Experiment>(keys.experiment(exp.id), (old) => ({ ...old, ...exp }));
-      qc.setQueryData<Experiment[]>(keys.experiments, (list) => upsert(list, exp));
+      qc.setQueryData<Experiment>(keys.experiment(exp.id), (old) => keepCanManage(old, { ...old, ...exp }));
+      qc.setQueryData<Experiment[]>(keys.experiments, (list) => upsertManaged(list, exp));
       if (previous && previous.status !== exp.status) {
         void qc.invalidateQueries({ queryKey: keys.results(exp.id) });
         void qc.invalidateQueries({ queryKey: ["comparison", exp.id] });
@@ -92,7 +104,7 @@ export function applyEvent(qc: QueryClient, event: ServerEvent): void {
     case "job.updated": {
       const job = event.data;
       const before = qc.getQueryData<Job[]>(keys.jobs(job.experiment))?.find((j) => j.id === job.id);
-      qc.setQueryData<Job[]>(keys.jobs(job.experiment), (list) => upsert(list, job));
+      qc.setQueryData<Job[]>(keys.jobs(job.experiment), (list) => upsertManaged(list, job));
       if (qc.getQueryData(keys.job(job.id)) && before?.updated_at !== job.updated_at &&
           before?.status !== job.status) {
         void qc.invalidateQueries({ queryKey: keys.job(job.id) });
@@ -197,10 +209,10 @@ export function useCatalog() {
 export function useExperiments() {
   return useQuery({
     queryKey: keys.experiments,
-    queryFn: async () =>
+    queryFn: async (): Promise<Experiment[]> =>
       (await unwrap(api.GET("/api/v1/experiments/", {
         params: { query: { limit: PAGE_LIMIT, ordering: "-created_at" } },
-      }))).results,
+      }))).results as Experiment[],
   });
 }
 
@@ -208,7 +220,7 @@ export function useExperiments() {
 export function useExperiment(id: number) {
   return useQuery({
     queryKey: keys.experiment(id),
-    queryFn: () => unwrap(api.GET("/api/v1/experiments/{id}/", { params: { path: { id } } })),
+    queryFn: () => unwrap(api.GET("/api/v1/experiments/{id}/", { params: { path: { id } } })) as Promise<Experiment>,
   });
 }
 
@@ -216,10 +228,10 @@ export function useExperiment(id: number) {
 export function useJobs(experiment: number) {
   return useQuery({
     queryKey: keys.jobs(experiment),
-    queryFn: async () =>
+    queryFn: async (): Promise<Job[]> =>
       (await unwrap(api.GET("/api/v1/jobs/", {
         params: { query: { experiment, limit: PAGE_LIMIT, ordering: "id" } },
-      }))).results,
+      }))).results as Job[],
   });
 }
 
@@ -228,7 +240,7 @@ export function useJob(id: number | null) {
   return useQuery({
     queryKey: keys.job(id ?? 0),
     enabled: id !== null,
-    queryFn: () => unwrap(api.GET("/api/v1/jobs/{id}/", { params: { path: { id: id ?? 0 } } })),
+    queryFn: () => unwrap(api.GET("/api/v1/jobs/{id}/", { params: { path: { id: id ?? 0 } } })) as Promise<JobDetail>,
   });
 }
 
@@ -236,7 +248,7 @@ export function useJob(id: number | null) {
 export function useCreateExperiment() {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: (body: ExperimentRequest) => unwrap(api.POST("/api/v1/experiments/", { body })),
+    mutationFn: (body: ExperimentRequest) => unwrap(api.POST("/api/v1/experiments/", { body })) as Promise<Experiment>,
     onSuccess: (exp) => {
       qc.setQueryData(keys.experiment(exp.id), exp);
       void qc.invalidateQueries({ queryKey: keys.experiments });
@@ -249,25 +261,46 @@ export function fetchPlan(body: ExperimentRequest): Promise<Plan> {
   return unwrap(api.POST("/api/v1/experiments/plan/", { body }));
 }
 
-/** Cancel an experiment, cancel or retry one of its jobs. */
+/** Rename, cancel or delete an experiment; cancel or retry one of its jobs. */
 export function useExperimentActions(experiment: number) {
   const qc = useQueryClient();
-  const putJob = (job: Job) => qc.setQueryData<Job[]>(keys.jobs(experiment), (list) => upsert(list, job));
+  const putJob = (job: Job) => qc.setQueryData<Job[]>(keys.jobs(experiment), (list) => upsertManaged(list, job));
+  const putExperiment = (exp: Experiment) => {
+    qc.setQueryData(keys.experiment(experiment), exp);
+    qc.setQueryData<Experiment[]>(keys.experiments, (list) => upsertManaged(list, exp));
+  };
   return {
+    rename: useMutation({
+      mutationFn: (body: { name: string; description: string }) =>
+        unwrap(api.PATCH("/api/v1/experiments/{id}/", { params: { path: { id: experiment } }, body })) as
+          Promise<Experiment>,
+      onSuccess: putExperiment,
+    }),
     cancel: useMutation({
       mutationFn: () =>
-        unwrap(api.POST("/api/v1/experiments/{id}/cancel/", { params: { path: { id: experiment } } })),
+        unwrap(api.POST("/api/v1/experiments/{id}/cancel/", { params: { path: { id: experiment } } })) as
+          Promise<Experiment>,
       onSuccess: (exp) => {
-        qc.setQueryData(keys.experiment(experiment), exp);
+        putExperiment(exp);
         void qc.invalidateQueries({ queryKey: keys.jobs(experiment) });
       },
     }),
+    remove: useMutation({
+      mutationFn: () => unwrap(api.DELETE("/api/v1/experiments/{id}/", { params: { path: { id: experiment } } })),
+      // The page navigates away (its own onSuccess); the deleted experiment's entries expire unobserved.
+      onSuccess: () => {
+        qc.setQueryData<Experiment[]>(keys.experiments, (list) => list?.filter((e) => e.id !== experiment));
+        void qc.invalidateQueries({ queryKey: keys.experiments });
+      },
+    }),
     cancelJob: useMutation({
-      mutationFn: (id: number) => unwrap(api.POST("/api/v1/jobs/{id}/cancel/", { params: { path: { id } } })),
+      mutationFn: (id: number) =>
+        unwrap(api.POST("/api/v1/jobs/{id}/cancel/", { params: { path: { id } } })) as Promise<Job>,
       onSuccess: (job) => { putJob(job); void qc.invalidateQueries({ queryKey: keys.job(job.id) }); },
     }),
     retryJob: useMutation({
-      mutationFn: (id: number) => unwrap(api.POST("/api/v1/jobs/{id}/retry/", { params: { path: { id } } })),
+      mutationFn: (id: number) =>
+        unwrap(api.POST("/api/v1/jobs/{id}/retry/", { params: { path: { id } } })) as Promise<Job>,
       onSuccess: (job) => { putJob(job); void qc.invalidateQueries({ queryKey: keys.job(job.id) }); },
     }),
   };

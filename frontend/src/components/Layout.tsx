@@ -3,6 +3,7 @@ import { ErrorBoundary } from "./ErrorBoundary";
 import { useLogout, useSocketState } from "../api/queries";
 import type { SessionUser } from "../api/models";
 import { errorMessage } from "../api/errors";
+import { ROLES, roleLabel } from "../lib/permissions";
 
 function LiveIndicator() {
   const { state, error } = useSocketState();
@@ -30,7 +31,11 @@ export function Layout({ user }: { user: SessionUser }) {
         </nav>
         <div className="topbar-right">
           <LiveIndicator />
-          <span className="muted">{user.username}</span>
+          <span className="muted" data-testid="user-name">{user.username}</span>
+          <span className="chip role-chip" data-testid="user-role" data-role={user.role ?? "none"}
+            title={user.role ? `${ROLES[user.role].label}: ${ROLES[user.role].description}` : undefined}>
+            {roleLabel(user.role)}
+          </span>
           <button className="btn btn-ghost btn-small" onClick={() => logout.mutate()} disabled={logout.isPending}>
             Log out
           </button>

@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
-import { useAgentMutations, useAgents, useCreateExperiment, useLive } from "../api/queries";
+import { useAgentMutations, useAgents, useCreateExperiment, useLive, usePermissions } from "../api/queries";
 import { describeError, errorMessage } from "../api/errors";
 import type { Agent, AgentInfo, AgentPeaks } from "../api/models";
 import { benchmarkRequest } from "../lib/experimentForm";
@@ -8,6 +8,7 @@ import { Card, Empty, ErrorBox, Field, KeyValues, Spinner, StatusBadge } from ".
 import { agentUrlText, HeartbeatAlert, HeartbeatWarning, MODE_DESCRIPTIONS, ModeBadge } from "../components/AgentState";
 import { formatAgo, formatBytes, formatDate, formatNumber } from "../lib/format";
 import { bestBandwidth, groupPeaks, type PeakRow } from "../lib/peaks";
+import { agentActions, canRegisterAgents, type AgentActions } from "../lib/permissions";
 
 /** "a, b ,c" → ["a", "b", "c"]. */
 export function parseLabels(text: string): string[] {
@@ -142,7 +143,7 @@ function RunBenchmark({ agent, hasPeaks }: { agent: Agent; hasPeaks: boolean }) 
   );
 }
 
-function MeasuredPeaks({ agent }: { agent: Agent }) {
+function MeasuredPeaks({ agent, mayBenchmark }: { agent: Agent; mayBenchmark: boolean }) {
   const peaks = agentPeaks(agent);
   const grouped = peaks ? groupPeaks(peaks) : null;
   return (
@@ -182,7 +183,7 @@ function MeasuredPeaks({ agent }: { agent: Agent }) {
           )}
         </>
       )}
-      <RunBenchmark agent={agent} hasPeaks={peaks !== null} />
+      {mayBenchmark && <RunBenchmark agent={agent} hasPeaks={peaks !== null} />}
     </section>
   );
 }
@@ -301,8 +302,19 @@ function CapabilitiesView({ info }: { info: AgentInfo }) {
   );
 }
 
+/** An agent's settings for a user who may not change them. */
+function AgentSettings({ agent }: { agent: Agent }) {
+  return (
+    <KeyValues items={[
+      ["Name", agent.name],
+      ["Labels", (agent.labels ?? []).length ? (agent.labels ?? []).map((l) => <span key={l} className="chip">{l}</span>) : "—"],
+      ["Cost per hour", agent.cost_per_hour ? `$${agent.cost_per_hour}` : "—"],
+    ]} />
+  );
+}
+
 /** Refresh, activate/deactivate and remove buttons of the details panel, with the API's error inline. */
-function AgentActions({ agent }: { agent: Agent }) {
+function AgentActionButtons({ agent }: { agent: Agent }) {
   const { activate, deactivate, remove, refreshCapabilities } = useAgentMutations();
   const navigate = useNavigate();
   const [confirming, setConfirming] = useState(false);
@@ -336,10 +348,11 @@ function AgentActions({ agent }: { agent: Agent }) {
   );
 }
 
-function AgentDetails({ agent }: { agent: Agent }) {
+function AgentDetails({ agent, may }: { agent: Agent; may: AgentActions }) {
   const info = agent.capabilities;
   return (
-    <Card title={<>{agent.name} <StatusBadge status={agent.status} /></>} className="details" actions={<AgentActions agent={agent} />}>
+    <Card title={<>{agent.name} <StatusBadge status={agent.status} /></>} className="details"
+      actions={may.toggle && <AgentActionButtons agent={agent} />}>
       {agent.status_reason && <p className="muted small">{agent.status_reason}</p>}
       <HeartbeatAlert agent={agent} />
       <KeyValues items={[
@@ -350,9 +363,9 @@ function AgentDetails({ agent }: { agent: Agent }) {
         ["Hardware fingerprint", <span className="mono small">{agent.hardware_fingerprint || "—"}</span>],
         ["Protocol", agent.protocol_version],
       ]} />
-      <MeasuredPeaks agent={agent} />
+      <MeasuredPeaks agent={agent} mayBenchmark={may.benchmark} />
       <h3>Settings</h3>
-      <AgentEditForm key={agent.id + agent.updated_at} agent={agent} />
+      {may.edit ? <AgentEditForm key={agent.id + agent.updated_at} agent={agent} /> : <AgentSettings agent={agent} />}
       {info ? <CapabilitiesView info={info} /> : <Empty title="No capabilities reported yet" />}
     </Card>
   );
@@ -363,16 +376,21 @@ export function AgentsPage() {
   useLive({ agents: true });
   const agents = useAgents();
   const { agentId } = useParams();
+  const permissions = usePermissions();
+  const mayRegister = canRegisterAgents(permissions);
+  const may = agentActions(permissions);
   const [showRegister, setShowRegister] = useState(false);
   const selected = agents.data?.find((a) => a.id === agentId);
-  const registerOpen = showRegister || (agents.data?.length === 0);
+  const registerOpen = mayRegister && (showRegister || (agents.data?.length === 0));
   return (
     <div className="page">
       <div className="page-header">
         <h1>Agents</h1>
-        <button className="btn btn-primary" onClick={() => setShowRegister((v) => !v)}>
-          {registerOpen ? "Close" : "Register agent"}
-        </button>
+        {mayRegister && (
+          <button className="btn btn-primary" onClick={() => setShowRegister((v) => !v)}>
+            {registerOpen ? "Close" : "Register agent"}
+          </button>
+        )}
       </div>
       {registerOpen && <Card title="Register an agent by URL"><RegisterAgentForm /></Card>}
       <div className={selected ? "split" : ""}>
@@ -381,9 +399,10 @@ export function AgentsPage() {
             <ErrorBox error={agents.error} onRetry={() => void agents.refetch()} />
           ) : agents.data.length === 0 ? (
             <Empty title="No agents yet">
-              Start an agent (<code>ruckus-agent serve --token …</code>) and register it by URL above, or start it
+              {mayRegister ? <>Start an agent (<code>ruckus-agent serve --token …</code>) and register it by URL above, or start it
               with <code>--server URL --registration-key KEY</code> to join by itself (add <code>--pull</code> behind
-              NAT or a firewall: it then opens no port and asks the server for work).
+              NAT or a firewall: it then opens no port and asks the server for work).</> :
+                "Agents appear here once a fleet administrator registers them or they join with a registration key."}
             </Empty>
           ) : (
             <table className="table" aria-label="Agents">
@@ -392,7 +411,7 @@ export function AgentsPage() {
             </table>
           )}
         </Card>
-        {selected && <AgentDetails agent={selected} />}
+        {selected && <AgentDetails agent={selected} may={may} />}
         {agentId && agents.data && !selected && <ErrorBox title="Agent not found" error={`No agent with id ${agentId}.`} />}
       </div>
     </div>

@@ -1,11 +1,12 @@
-import { useState } from "react";
-import { Link, useParams } from "react-router-dom";
+import { useState, type FormEvent } from "react";
+import { Link, useNavigate, useParams } from "react-router-dom";
 import { useExperiment, useExperimentActions, useJob, useJobs, useLive } from "../api/queries";
-import { errorMessage } from "../api/errors";
+import { describeError, errorMessage } from "../api/errors";
 import type { Experiment, Job, Transition } from "../api/models";
-import { isExperimentTerminal, isJobRetryable, isJobTerminal } from "../api/statuses";
+import { isJobTerminal } from "../api/statuses";
+import { experimentActions, jobActions } from "../lib/permissions";
 import { combinationLabel, groupExcluded } from "../lib/experimentForm";
-import { Card, Empty, ErrorBox, KeyValues, ProgressBar, Spinner, StatusBadge } from "../components/ui";
+import { Card, Empty, ErrorBox, Field, KeyValues, ProgressBar, Spinner, StatusBadge } from "../components/ui";
 import { formatDate, formatDuration, formatModels, progressFraction } from "../lib/format";
 
 function progressLabel(job: Job): string {
@@ -61,16 +62,19 @@ function JobPanel({ jobId, experiment }: { jobId: number; experiment: number }) 
   if (job.isError) return <Card title={`Job #${jobId}`}><ErrorBox error={job.error} onRetry={() => void job.refetch()} /></Card>;
   const j = job.data;
   const error = cancelJob.error ?? retryJob.error;
+  const may = jobActions(j);
   return (
     <Card className="details" title={<>Job #{j.id} <StatusBadge status={j.status} /></>} actions={
-      <div className="actions-row">
-        {!isJobTerminal(j.status) && (
-          <button className="btn btn-small btn-danger-outline" disabled={cancelJob.isPending} onClick={() => cancelJob.mutate(j.id)}>Cancel job</button>
-        )}
-        {isJobRetryable(j.status) && (
-          <button className="btn btn-small" disabled={retryJob.isPending} onClick={() => retryJob.mutate(j.id)}>Retry job</button>
-        )}
-      </div>
+      (may.cancel || may.retry) && (
+        <div className="actions-row">
+          {may.cancel && (
+            <button className="btn btn-small btn-danger-outline" disabled={cancelJob.isPending} onClick={() => cancelJob.mutate(j.id)}>Cancel job</button>
+          )}
+          {may.retry && (
+            <button className="btn btn-small" disabled={retryJob.isPending} onClick={() => retryJob.mutate(j.id)}>Retry job</button>
+          )}
+        </div>
+      )
     }>
       {error && <ErrorBox error={error} title="The action was refused" />}
       <KeyValues items={[
@@ -98,22 +102,74 @@ function JobPanel({ jobId, experiment }: { jobId: number; experiment: number }) 
   );
 }
 
+/** Name and description of an experiment, edited in place. */
+function RenameForm({ exp, onDone }: { exp: Experiment; onDone: () => void }) {
+  const { rename } = useExperimentActions(exp.id);
+  const [name, setName] = useState(exp.name);
+  const [description, setDescription] = useState(exp.description ?? "");
+  const { fields, general } = describeError(rename.error);
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    rename.mutate({ name, description }, { onSuccess: onDone });
+  };
+  return (
+    <form className="form-grid compact" onSubmit={submit} aria-label="Rename experiment">
+      <Field label="Name" errors={fields.name}>
+        <input name="rename-name" value={name} onChange={(e) => setName(e.target.value)} autoFocus />
+      </Field>
+      <Field label="Description" errors={fields.description}>
+        <input name="rename-description" value={description} onChange={(e) => setDescription(e.target.value)} />
+      </Field>
+      <div className="form-actions">
+        <button className="btn btn-small btn-primary" type="submit" disabled={rename.isPending}>Save</button>
+        <button className="btn btn-small btn-ghost" type="button" onClick={onDone}>Keep as is</button>
+      </div>
+      {general.length > 0 && <div className="form-error wide" role="alert">{general.join(" ")}</div>}
+    </form>
+  );
+}
+
 function ExperimentHeader({ exp }: { exp: Experiment }) {
-  const { cancel } = useExperimentActions(exp.id);
-  const finished = isExperimentTerminal(exp.status);
+  const { cancel, remove } = useExperimentActions(exp.id);
+  const navigate = useNavigate();
+  const may = experimentActions(exp);
+  const [renaming, setRenaming] = useState(false);
+  const [confirming, setConfirming] = useState(false);
+  const error = cancel.error ?? remove.error;
   return (
     <div className="page-header">
       <div>
         <div className="muted small"><Link to="/experiments">Experiments</Link> / #{exp.id}</div>
-        <h1>{exp.name} <StatusBadge status={exp.status} /></h1>
-        {exp.description && <p className="muted">{exp.description}</p>}
+        {renaming && may.rename ? <RenameForm exp={exp} onDone={() => setRenaming(false)} /> : (
+          <>
+            <h1>{exp.name} <StatusBadge status={exp.status} /></h1>
+            {exp.description && <p className="muted">{exp.description}</p>}
+          </>
+        )}
+        {!exp.can_manage && (
+          <p className="read-only-note" data-testid="read-only">
+            Read only: {exp.owner ? `${exp.owner}'s experiment` : "an experiment without an owner"}.
+          </p>
+        )}
       </div>
       <div className="actions-row">
-        {!finished && (
+        {may.rename && !renaming && (
+          <button className="btn" onClick={() => setRenaming(true)}>Rename</button>
+        )}
+        {may.cancel && (
           <button className="btn btn-danger-outline" disabled={cancel.isPending} onClick={() => cancel.mutate()}>Cancel experiment</button>
         )}
+        {may.remove && (confirming ? (
+          <>
+            <button className="btn btn-danger" disabled={remove.isPending}
+              onClick={() => remove.mutate(undefined, { onSuccess: () => navigate("/experiments") })}>Confirm deletion</button>
+            <button className="btn btn-ghost" onClick={() => setConfirming(false)}>Keep</button>
+          </>
+        ) : (
+          <button className="btn btn-danger-outline" onClick={() => setConfirming(true)}>Delete</button>
+        ))}
         <Link className="btn btn-primary" to={`/experiments/${exp.id}/results`} data-testid="results-link">Results</Link>
-        {cancel.error && <span className="error-inline" role="alert">{errorMessage(cancel.error)}</span>}
+        {error && <span className="error-inline" role="alert">{errorMessage(error)}</span>}
       </div>
     </div>
   );

@@ -1,9 +1,10 @@
 import { Link, useNavigate } from "react-router-dom";
-import { useExperiments } from "../api/queries";
+import { useExperiments, usePermissions } from "../api/queries";
 import type { Experiment } from "../api/models";
 import { JOB_TERMINAL_STATUSES } from "../api/statuses";
 import { Card, Empty, ErrorBox, ProgressBar, Spinner, StatusBadge } from "../components/ui";
 import { formatAgo, formatModels } from "../lib/format";
+import { canCreateExperiments } from "../lib/permissions";
 
 function jobsDone(exp: Experiment): [number, number] {
   const counts = exp.job_counts ?? {};
@@ -26,6 +27,7 @@ function ExperimentRow({ exp }: { exp: Experiment }) {
       <td style={{ minWidth: 140 }}>
         {total > 0 ? <ProgressBar fraction={done / total} label={`${done}/${total} jobs`} /> : <span className="muted small">no jobs</span>}
       </td>
+      <td className="small">{exp.owner ?? "—"}</td>
       <td className="small muted">{formatAgo(exp.created_at)}</td>
     </tr>
   );
@@ -34,20 +36,23 @@ function ExperimentRow({ exp }: { exp: Experiment }) {
 /** Every experiment with its status and job progress. */
 export function ExperimentsPage() {
   const experiments = useExperiments();
+  const mayCreate = canCreateExperiments(usePermissions());
   return (
     <div className="page">
       <div className="page-header">
         <h1>Experiments</h1>
-        <Link className="btn btn-primary" to="/experiments/new">New experiment</Link>
+        {mayCreate && <Link className="btn btn-primary" to="/experiments/new">New experiment</Link>}
       </div>
       <Card>
         {experiments.isPending ? <Spinner /> : experiments.isError ? (
           <ErrorBox error={experiments.error} onRetry={() => void experiments.refetch()} />
         ) : experiments.data.length === 0 ? (
-          <Empty title="No experiments yet">Create one: pick a task, models, runtimes and agents.</Empty>
+          <Empty title="No experiments yet">
+            {mayCreate ? "Create one: pick a task, models, runtimes and agents." : "Experiments appear here once an operator creates them."}
+          </Empty>
         ) : (
           <table className="table" aria-label="Experiments">
-            <thead><tr><th>#</th><th>Name</th><th>Status</th><th>Models</th><th>Runtimes</th><th>Jobs</th><th>Created</th></tr></thead>
+            <thead><tr><th>#</th><th>Name</th><th>Status</th><th>Models</th><th>Runtimes</th><th>Jobs</th><th>Owner</th><th>Created</th></tr></thead>
             <tbody>{experiments.data.map((e) => <ExperimentRow key={e.id} exp={e} />)}</tbody>
           </table>
         )}

@@ -1,15 +1,16 @@
 import { useMemo, useState, type FormEvent, type ReactNode } from "react";
-import { useNavigate } from "react-router-dom";
+import { Link, useNavigate } from "react-router-dom";
 import { useQuery } from "@tanstack/react-query";
-import { fetchPlan, useAgents, useCatalog, useCreateExperiment } from "../api/queries";
+import { fetchPlan, useAgents, useCatalog, useCreateExperiment, usePermissions } from "../api/queries";
 import { describeError, errorsAt, type FieldErrors } from "../api/errors";
 import type { Agent, Catalog, Plan } from "../api/models";
-import { Card, ErrorBox, Field, FieldMessages, Spinner } from "../components/ui";
+import { Card, Empty, ErrorBox, Field, FieldMessages, Spinner } from "../components/ui";
 import {
   combinationLabel, groupExcluded, HARDWARE_TASK, initialForm, runtimeIndex, runtimesForTask, selectTask, taskNeedsModel,
   toRequest, WIKIPEDIA_TASK, type FormState, type RuntimeName,
 } from "../lib/experimentForm";
 import { useDebounced } from "../lib/useDebounced";
+import { canCreateExperiments } from "../lib/permissions";
 
 type Update = (fn: (f: FormState) => FormState) => void;
 
@@ -378,7 +379,26 @@ function PlanPreview({ form, catalog }: { form: FormState; catalog: Catalog | un
 }
 
 /** The experiment form with its live plan preview. */
+/** The experiment form, for users who may create experiments (others are told why there is none). */
 export function NewExperimentPage() {
+  const mayCreate = canCreateExperiments(usePermissions());
+  if (!mayCreate) {
+    return (
+      <div className="page">
+        <div className="page-header"><h1>New experiment</h1></div>
+        <Card>
+          <Empty title="Your role cannot create experiments">
+            Viewers read experiments and their results; ask a fleet administrator for the operator role to run
+            your own. <Link to="/experiments">Back to the experiments</Link>
+          </Empty>
+        </Card>
+      </div>
+    );
+  }
+  return <NewExperimentForm />;
+}
+
+function NewExperimentForm() {
   const [form, setForm] = useState<FormState>(initialForm);
   const agents = useAgents();
   const catalog = useCatalog();
