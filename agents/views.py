@@ -31,7 +31,9 @@ from common.protocol import (
     ReachRequest,
 )
 from common.statuses import JOB_ACTIVE_STATUSES
+from core import roles
 from core.api import parse_protocol
+from core.permissions import Rule
 
 
 def server_url_for(request: Request) -> str:
@@ -73,6 +75,18 @@ class AgentViewSet(
 
     queryset = Agent.objects.select_related("latest_benchmark")
     serializer_class = AgentSerializer
+    # announce, reach, heartbeat and capabilities are agents' calls, with their own authentication (below).
+    access_rules = {
+        "list": Rule(roles.VIEW_AGENTS),
+        "retrieve": Rule(roles.VIEW_AGENTS),
+        "create": Rule(roles.ADD_AGENT),
+        "update": Rule(roles.CHANGE_AGENT),
+        "partial_update": Rule(roles.CHANGE_AGENT),
+        "deactivate": Rule(roles.CHANGE_AGENT),
+        "activate": Rule(roles.CHANGE_AGENT),
+        "refresh": Rule(roles.CHANGE_AGENT),
+        "destroy": Rule(roles.DELETE_AGENT),
+    }
     filterset_class = AgentFilter
     ordering_fields = ["name", "status", "last_seen", "registered_at", "updated_at"]
     search_fields = ["name", "url", "hardware_fingerprint"]

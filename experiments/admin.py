@@ -1,10 +1,14 @@
 """Admin for experiments, jobs and attempts."""
 
 import json
+from typing import Any
 
 from django.contrib import admin
+from django.http import HttpRequest
 from django.utils.html import format_html
 
+from core.permissions import owner_id_of
+from core.roles import may_manage
 from experiments.models import Experiment, Job, JobAttempt
 
 
@@ -24,8 +28,22 @@ class JobInline(admin.TabularInline):
     can_delete = False
 
 
+class OwnedAdmin(admin.ModelAdmin):
+    """Change and delete only one's own experiments (and their jobs), unless allowed to act on anyone's."""
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """The model permission, and for an object, ownership (or the fleet admins' override)."""
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or may_manage(request.user, owner_id_of(obj)))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """The model permission, and for an object, ownership (or the fleet admins' override)."""
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or may_manage(request.user, owner_id_of(obj)))
+
+
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(OwnedAdmin):
     """Experiments with status, owner and dates."""
 
     list_display = ["id", "name", "task_name", "status", "runs_per_job", "owner", "created_at", "finished_at"]
@@ -59,7 +77,7 @@ class AttemptInline(admin.TabularInline):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(OwnedAdmin):
     """Jobs with their placement and state."""
 
     list_display = ["id", "experiment", "model_name", "runtime_name", "agent", "status", "attempt", "updated_at"]

@@ -20,7 +20,7 @@ def register_events() -> None:
     )
     events.register(
         events.JOB_UPDATED,
-        load=lambda job_id: Job.objects.select_related("agent", "experiment").filter(pk=job_id).first(),
+        load=lambda job_id: Job.objects.select_related("agent", "experiment__owner").filter(pk=job_id).first(),
         groups=lambda job: [events.experiment_group(job.experiment_id), events.job_group(job.pk)],
         serialize=lambda job: JobSerializer(job).data,
     )

@@ -98,6 +98,8 @@ class Experiment(models.Model):
             models.Index(fields=["updated_at"], name="exp_updated_idx"),
             models.Index(fields=["owner", "created_at"], name="exp_owner_created_idx"),
         ]
+        # Operators act on their own experiments; this lets fleet admins act on anyone's (core.roles).
+        permissions = [("manage_any_experiment", "Can act on any user's experiments and their jobs")]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(runs_per_job__gte=MIN_RUNS_PER_JOB, runs_per_job__lte=MAX_RUNS_PER_JOB),

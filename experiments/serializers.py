@@ -21,6 +21,7 @@ from common.metrics import is_known_metric
 from common.protocol import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB, JobProgress, ModelSpec, RuntimeSpec
 from core.api_schemas import ModelJSONField
 from core.models import StateTransition
+from core.roles import may_manage
 from experiments.models import Experiment, Job, JobAttempt
 
 
@@ -106,6 +107,12 @@ class AgentSelectionSerializer(serializers.Serializer):
         return {chosen[0]: attrs[chosen[0]]}
 
 
+def _can_manage(context: dict[str, Any], owner_id: int | None) -> bool:
+    """Whether the user of the serializer's request may act on an experiment owned by ``owner_id``."""
+    request = context.get("request")
+    return request is not None and may_manage(request.user, owner_id)
+
+
 class ExperimentSerializer(serializers.ModelSerializer):
     """Experiment as the API shows it and accepts it (create validates everything; update only renames)."""
 
@@ -127,6 +134,9 @@ class ExperimentSerializer(serializers.ModelSerializer):
     )
     requested_metrics = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     owner = serializers.CharField(source="owner.username", read_only=True, default=None)
+    can_manage = serializers.SerializerMethodField(
+        help_text="Whether the requesting user may edit, cancel or delete the experiment and cancel or retry its jobs."
+    )
     job_counts = serializers.SerializerMethodField()
 
     class Meta:
@@ -145,12 +155,17 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "plan",
             "job_counts",
             "owner",
+            "can_manage",
             "created_at",
             "updated_at",
             "started_at",
             "finished_at",
         ]
         read_only_fields = ["status", "plan", "created_at", "updated_at", "started_at", "finished_at"]
+
+    def get_can_manage(self, obj: Experiment) -> bool:
+        """Whether the requesting user may act on the experiment (False without a request, e.g. in events)."""
+        return _can_manage(self.context, obj.owner_id)
 
     def get_job_counts(self, obj: Experiment) -> dict[str, int]:
         """Number of jobs per status."""
@@ -280,6 +295,12 @@ class JobSerializer(serializers.ModelSerializer):
     model = ModelJSONField(ModelSpec, source="model_spec")
     runtime = ModelJSONField(RuntimeSpec, source="runtime_spec")
     agent_name = serializers.CharField(source="agent.name", read_only=True, default=None, allow_null=True)
+    owner = serializers.CharField(source="experiment.owner.username", read_only=True, default=None, allow_null=True,
+                                  help_text="Owner of the job's experiment.")
+    can_manage = serializers.SerializerMethodField(
+        help_text="Whether the requesting user may cancel or retry the job (it owns the experiment, or is a fleet "
+                  "admin)."
+    )
     progress = serializers.SerializerMethodField()
 
     class Meta:
@@ -300,6 +321,8 @@ class JobSerializer(serializers.ModelSerializer):
             "hardware_fingerprint",
             "not_before",
             "cancel_requested",
+            "owner",
+            "can_manage",
             "progress",
             "created_at",
             "updated_at",
@@ -307,6 +330,10 @@ class JobSerializer(serializers.ModelSerializer):
             "finished_at",
         ]
         read_only_fields = fields
+
+    def get_can_manage(self, obj: Job) -> bool:
+        """Whether the requesting user may act on the job (False without a request, e.g. in events)."""
+        return _can_manage(self.context, obj.experiment.owner_id)
 
     @extend_schema_field(ModelJSONField(JobProgress, allow_null=True))
     def get_progress(self, obj: Job) -> dict[str, Any] | None:

@@ -11,6 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from common.statuses import JOB_ACTIVE_STATUSES
+from core import roles
+from core.permissions import Rule
 from experiments import services
 from experiments.filters import ExperimentFilter, JobFilter
 from experiments.models import Experiment, InvalidTransition, Job
@@ -28,16 +30,24 @@ class ExperimentViewSet(viewsets.ModelViewSet):
 
     queryset = Experiment.objects.select_related("owner").all()
     serializer_class = ExperimentSerializer
+    access_rules = {
+        "list": Rule(roles.VIEW_EXPERIMENTS),
+        "retrieve": Rule(roles.VIEW_EXPERIMENTS),
+        "plan": Rule(roles.VIEW_EXPERIMENTS),
+        "create": Rule(roles.ADD_EXPERIMENT),
+        "plan_dry_run": Rule(roles.ADD_EXPERIMENT),
+        "update": Rule(roles.CHANGE_EXPERIMENT, own=True),
+        "partial_update": Rule(roles.CHANGE_EXPERIMENT, own=True),
+        "cancel": Rule(roles.CHANGE_EXPERIMENT, own=True),
+        "destroy": Rule(roles.DELETE_EXPERIMENT, own=True),
+    }
     filterset_class = ExperimentFilter
     ordering_fields = ["id", "created_at", "updated_at", "name", "status"]
     search_fields = ["name", "description"]
 
     def perform_create(self, serializer: ExperimentSerializer) -> None:  # type: ignore[override]
-        """Create through the service (expansion into jobs), owned by the requesting user."""
-        user = self.request.user
-        serializer.instance = services.experiment_create(
-            **serializer.creation_arguments(), owner=user if user.is_authenticated else None
-        )
+        """Create through the service (expansion into jobs), owned by the requesting user (never the body)."""
+        serializer.instance = services.experiment_create(**serializer.creation_arguments(), owner=self.request.user)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Delete an experiment; one with jobs still on agents must be cancelled first."""
@@ -88,7 +98,13 @@ class ExperimentViewSet(viewsets.ModelViewSet):
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Jobs: list with filters, retrieve (with attempts and transitions), cancel, retry."""
 
-    queryset = Job.objects.select_related("agent", "experiment").prefetch_related("attempts").all()
+    queryset = Job.objects.select_related("agent", "experiment__owner").prefetch_related("attempts").all()
+    access_rules = {
+        "list": Rule(roles.VIEW_JOBS),
+        "retrieve": Rule(roles.VIEW_JOBS),
+        "cancel": Rule(roles.CHANGE_JOB, own=True),
+        "retry": Rule(roles.CHANGE_JOB, own=True),
+    }
     filterset_class = JobFilter
     ordering_fields = ["id", "created_at", "updated_at", "status"]
     search_fields = ["model_name", "runtime_name"]

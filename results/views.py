@@ -17,6 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.metrics import METRIC_SPECS, Metric, is_known_metric
+from core.permissions import Rule
+from core.roles import VIEW_EXPERIMENTS
 from experiments.models import Experiment, Job
 from results import selectors
 from results.api_schemas import Comparison, ExperimentResults, ExportRuns, JobResults
@@ -24,6 +26,8 @@ from results.api_schemas import Comparison, ExperimentResults, ExportRuns, JobRe
 
 class JobResultsView(APIView):
     """``GET /api/v1/jobs/{id}/results/``: statistics, cold run and every run of one job."""
+
+    access_rules = {"GET": Rule(VIEW_EXPERIMENTS)}
 
     @extend_schema(
         responses=JobResults,
@@ -39,6 +43,8 @@ class JobResultsView(APIView):
 class ExperimentResultsView(APIView):
     """``GET /api/v1/experiments/{id}/results/``: aggregated statistics of every job."""
 
+    access_rules = {"GET": Rule(VIEW_EXPERIMENTS)}
+
     @extend_schema(responses=ExperimentResults)
     def get(self, request: Request, pk: int) -> Response:
         """Return the experiment's aggregated results."""
@@ -48,6 +54,8 @@ class ExperimentResultsView(APIView):
 
 class ExperimentComparisonView(APIView):
     """``GET /api/v1/experiments/{id}/comparison/?metric=...``: model x runtime by agent matrix."""
+
+    access_rules = {"GET": Rule(VIEW_EXPERIMENTS)}
 
     @extend_schema(
         responses=Comparison,
@@ -88,6 +96,8 @@ class _Echo:
 
 class ExperimentExportView(APIView):
     """``GET /api/v1/experiments/{id}/export/?format=csv|json``: every raw run, streamed."""
+
+    access_rules = {"GET": Rule(VIEW_EXPERIMENTS)}
 
     @extend_schema(
         responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/json"): ExportRuns},

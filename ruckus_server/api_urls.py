@@ -1,7 +1,6 @@
 """URL routes of the REST API (``/api/v1/``)."""
 
 from django.urls import include, path
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from agents.views import AgentViewSet
@@ -12,8 +11,8 @@ from results.views import (
     ExperimentResultsView,
     JobResultsView,
 )
+from ruckus_server.auth_api import MeView, SessionView, TokenLoginView, TokenLogoutAllView, TokenLogoutView
 from ruckus_server.catalog_api import CatalogView
-from ruckus_server.session_api import SessionView
 from scheduling.views import AgentWorkViewSet, JobCallbackViewSet
 
 router = DefaultRouter()
@@ -25,7 +24,10 @@ router.register("jobs", JobCallbackViewSet, basename="job-callback")
 router.register("agents", AgentWorkViewSet, basename="agent-work")
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="auth-token"),
+    path("auth/token/", TokenLoginView.as_view(), name="auth-token"),
+    path("auth/token/logout/", TokenLogoutView.as_view(), name="auth-token-logout"),
+    path("auth/token/logoutall/", TokenLogoutAllView.as_view(), name="auth-token-logoutall"),
+    path("auth/me/", MeView.as_view(), name="auth-me"),
     path("auth/session/", SessionView.as_view(), name="auth-session"),
     path("catalog/", CatalogView.as_view(), name="catalog"),
     path("experiments/<int:pk>/results/", ExperimentResultsView.as_view(), name="experiment-results"),

@@ -19,6 +19,8 @@ from common.catalog import MODELS, NO_MODEL_NAME, RUNTIMES, TASKS, runtime_task_
 from common.metrics import BENCHMARK_METRIC_RE, METRIC_SPECS
 from common.protocol import AccessMode
 from core.api_schemas import ResponseShape
+from core.permissions import Rule
+from core.roles import VIEW_EXPERIMENTS
 
 
 class CatalogTask(ResponseShape):
@@ -152,6 +154,8 @@ def catalog() -> dict[str, Any]:
 
 class CatalogView(APIView):
     """What experiments may use: tasks, runtimes (with parameter schemas), catalogue models and metrics."""
+
+    access_rules = {"GET": Rule(VIEW_EXPERIMENTS)}
 
     @extend_schema(responses=Catalog)
     def get(self, request: Request) -> Response:

@@ -28,6 +28,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from agents.models import Agent
+from core import roles
 from core.events import (
     AGENT_UPDATED,
     AGENTS_GROUP,
@@ -90,11 +91,11 @@ def _state(kind: str, object_id: Any, *, with_jobs: bool = False) -> list[dict[s
             return None
         events = [{"type": EXPERIMENT_UPDATED, "data": payload(EXPERIMENT_UPDATED, exp)}]
         if with_jobs:
-            jobs = Job.objects.select_related("agent", "experiment").filter(experiment=exp).order_by("id")
+            jobs = Job.objects.select_related("agent", "experiment__owner").filter(experiment=exp).order_by("id")
             events += [{"type": JOB_UPDATED, "data": payload(JOB_UPDATED, j)} for j in jobs]
         return events
     if kind == "job":
-        job = Job.objects.select_related("agent").filter(pk=object_id).first()
+        job = Job.objects.select_related("agent", "experiment__owner").filter(pk=object_id).first()
         return None if job is None else [{"type": JOB_UPDATED, "data": payload(JOB_UPDATED, job)}]
     agents = Agent.objects.select_related("latest_benchmark")
     return [{"type": AGENT_UPDATED, "data": payload(AGENT_UPDATED, a)} for a in agents]
@@ -110,6 +111,19 @@ def _poll_state(targets: list[tuple[str, Any]]) -> list[dict[str, Any]]:
     for kind, object_id in targets:
         events += _state(kind, object_id, with_jobs=True) or []
     return events
+
+
+@database_sync_to_async
+def _access(user: Any) -> dict[str, Any]:
+    """What a connection's user may see and do: the view permissions and how ``can_manage`` is decided."""
+    return {
+        "experiment": user.has_perm(roles.VIEW_EXPERIMENTS),
+        "job": user.has_perm(roles.VIEW_JOBS),
+        "agents": user.has_perm(roles.VIEW_AGENTS),
+        "manage_any": user.has_perm(roles.MANAGE_ANY_EXPERIMENT),
+        "manage_own": user.has_perm(roles.CHANGE_EXPERIMENT),
+        "username": user.get_username(),
+    }
 
 
 def _key(event: dict[str, Any]) -> tuple[str, Any]:
@@ -134,6 +148,8 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        # Read once: a role change applies to connections opened after it (the UI reconnects on reload).
+        self.access = await _access(user)
         if not layer_spans_processes():
             self.poller = asyncio.create_task(self._poll())
 
@@ -160,8 +176,23 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             for event in events:
                 await self._forward(event)
 
+    def _personal(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The event as this user sees it: ``can_manage`` of experiments and jobs decided for the user.
+
+        Events are built once for every subscriber, without a request, so the field is filled in here by the rule
+        of :func:`core.roles.may_manage`, from the owner's name the payload carries.
+        """
+        if event["type"] not in (EXPERIMENT_UPDATED, JOB_UPDATED) or "can_manage" not in event["data"]:
+            return event
+        owner = event["data"].get("owner")
+        allowed = self.access["manage_any"] or (
+            owner is not None and owner == self.access["username"] and self.access["manage_own"]
+        )
+        return {**event, "data": {**event["data"], "can_manage": allowed}}
+
     async def _forward(self, event: dict[str, Any]) -> None:
         """Send an event unless the client already has exactly this state of the object."""
+        event = self._personal(event)
         key = _key(event)
         if self.sent.get(key) == event["data"]:
             return
@@ -235,6 +266,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             return
         name, object_id, group = target
         echo = {name: object_id}
+        if kind == "subscribe" and not self.access[name]:
+            await self._error(f"your role does not allow reading {name}; ask a fleet admin for the viewer role")
+            return
         if kind == "unsubscribe":
             await self.channel_layer.group_discard(group, self.channel_name)
             self.groups_joined.discard(group)
@@ -254,11 +288,13 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined.add(group)
         await self.send_json({"type": "subscribed", **echo})
         for event in snapshot:
+            event = self._personal(event)
             self.sent[_key(event)] = event["data"]
             await self.send_json(event)
         if self.poller is not None:
             # Polling reports changes from now on: what the client fetched before subscribing is the baseline.
             for event in await _poll_state([(name, object_id)]):
+                event = self._personal(event)
                 self.sent.setdefault(_key(event), event["data"])
         self.targets[group] = (name, object_id)
 

@@ -6,6 +6,7 @@ layer. Production: ``DATABASE_URL`` pointing at Postgres and ``REDIS_URL`` for t
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -26,6 +27,29 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (set SECRET_KEY or DEBUG=1)")
     SECRET_KEY = "ruckus-development-only-insecure-key"  # noqa: S105 - only reachable with DEBUG on
 
+#: The example env files' placeholders: a server started with one of them left in place refuses to start.
+PLACEHOLDER_SECRET_MARK = "change-me"  # noqa: S105 - the placeholder we refuse, not a secret
+
+
+def refuse_placeholder(name: str, value: str) -> None:
+    """Stop at start-up when a secret still holds the example files' placeholder (DEBUG off only).
+
+    Args:
+        name: The setting's name (in the error).
+        value: Its value.
+
+    Raises:
+        ImproperlyConfigured: The value contains ``change-me``.
+    """
+    if not DEBUG and PLACEHOLDER_SECRET_MARK in value.lower():
+        raise ImproperlyConfigured(
+            f"{name} still holds the example placeholder ({PLACEHOLDER_SECRET_MARK!r}); set a real secret, e.g. "
+            'python -c "import secrets; print(secrets.token_urlsafe(50))"'
+        )
+
+
+refuse_placeholder("SECRET_KEY", SECRET_KEY)
+
 ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -33,7 +57,8 @@ RUCKUS_DATA_DIR = Path(env.str("RUCKUS_DATA_DIR", default=str(BASE_DIR / "data" 
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    # The admin with login throttling (ruckus_server.admin_site).
+    "ruckus_server.admin_site.RuckusAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -41,7 +66,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "channels",
@@ -148,29 +173,68 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_MANIFEST_STRICT = False
 
+# --- Cache (login throttles) -------------------------------------------------------------------
+# Shared by every server process, or a limit would be multiplied by the number of processes: Redis when there is
+# one, else a table in the database (created by the core app's migration).
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "ruckus"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "ruckus_cache"}}
+
+# --- Production security (``manage.py check --deploy`` passes with the defaults when DEBUG is off) ------------
 if not DEBUG:
-    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
-    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+    # Behind TLS: the HTTPS redirect, secure cookies and HSTS. A plain-HTTP set-up (a private network without TLS)
+    # must turn these off explicitly; the health checks are never redirected (probes speak plain HTTP).
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+# Behind a TLS-terminating proxy, RUCKUS_BEHIND_PROXY (below) makes Django trust its X-Forwarded-Proto.
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- API tokens (django-rest-knox): only a hash is stored; they expire and can be revoked ----------------------
+RUCKUS_TOKEN_TTL_HOURS: float = env.float("RUCKUS_TOKEN_TTL_HOURS", default=168.0)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=RUCKUS_TOKEN_TTL_HOURS) if RUCKUS_TOKEN_TTL_HOURS > 0 else None,
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+
+# --- Login throttles (core.throttling): per client address and per user name, in the shared cache ------------
+RUCKUS_LOGIN_THROTTLE: str = env.str("RUCKUS_LOGIN_THROTTLE", default="20/min")
+RUCKUS_LOGIN_USER_THROTTLE: str = env.str("RUCKUS_LOGIN_USER_THROTTLE", default="10/min")
 
 # --- REST framework ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its WWW-Authenticate header turns refusals into proper 401s for API clients.
-        "rest_framework.authentication.TokenAuthentication",
+        "core.auth.KnoxTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Each view declares who may call each of its actions (core.permissions); an endpoint without a rule is closed.
+    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.RolePermission"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
         "rest_framework.filters.SearchFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Bodies nested deeper than RUCKUS_MAX_JSON_DEPTH, or with NUL characters or lone surrogates, are a 400
+    # naming the field (core.parsers): the database could not store them.
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser", "core.parsers.FormParser", "core.parsers.MultiPartParser"],
+    # limit/offset checked (400 naming the parameter), limit capped at RUCKUS_MAX_PAGE_SIZE.
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "PAGE_SIZE": env.int("RUCKUS_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # ``?format=`` selects the export format (csv|json), not a DRF renderer.
     "URL_FORMAT_OVERRIDE": None,
-    "DEFAULT_THROTTLE_RATES": {"login": env.str("RUCKUS_LOGIN_THROTTLE", default="20/min")},
+    # Client addresses for throttles: how many proxies' X-Forwarded-For hops to trust. 0 (no proxy) means the
+    # socket's address only, so a client cannot pick its own address by sending that header.
+    "NUM_PROXIES": env.int("RUCKUS_NUM_PROXIES", default=1 if env.bool("RUCKUS_BEHIND_PROXY", default=False) else 0),
 }
 
 SPECTACULAR_SETTINGS = {
@@ -204,11 +268,15 @@ RUCKUS_DISPATCH_STALE_S: float = env.float("RUCKUS_DISPATCH_STALE_S", default=30
 # A running attempt with no news for this long is checked directly on the agent (pull fallback).
 RUCKUS_PULL_AFTER_S: float = env.float("RUCKUS_PULL_AFTER_S", default=20.0)
 RUCKUS_AGENT_HTTP_TIMEOUT_S: float = env.float("RUCKUS_AGENT_HTTP_TIMEOUT_S", default=10.0)
+# Networks the server may call agents in. Loopback only with DEBUG (the demo runs its agent there): in production
+# a user registering http://127.0.0.1:PORT would otherwise reach the server host's own services.
 RUCKUS_AGENT_ALLOWED_NETWORKS: list[str] = env.list(
     "RUCKUS_AGENT_ALLOWED_NETWORKS",
-    default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+    default=[*(["127.0.0.0/8", "::1/128"] if DEBUG else []), "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+             "fc00::/7"],
 )
 RUCKUS_REGISTRATION_KEY: str = env.str("RUCKUS_REGISTRATION_KEY", default="")
+refuse_placeholder("RUCKUS_REGISTRATION_KEY", RUCKUS_REGISTRATION_KEY)
 # Where agents call the server. Unset: the address that reached the server when the agent was registered (the
 # registration request's scheme and host), which is right whenever agents and users reach the server alike.
 RUCKUS_PUBLIC_URL: str = env.str("RUCKUS_PUBLIC_URL", default="").rstrip("/")
@@ -226,6 +294,10 @@ RUCKUS_PULL_CHECK_S: float = env.float("RUCKUS_PULL_CHECK_S", default=0.5)
 # Timeout of the scheduler's direct check of a push agent that went silent (is it alive, and why are its
 # heartbeats not arriving?). Short: a cut link must not stall the scheduler's pass.
 RUCKUS_AGENT_PROBE_TIMEOUT_S: float = env.float("RUCKUS_AGENT_PROBE_TIMEOUT_S", default=2.0)
+# The most items one page of a list holds (a larger ``?limit=`` is lowered to it).
+RUCKUS_MAX_PAGE_SIZE: int = env.int("RUCKUS_MAX_PAGE_SIZE", default=1000)
+# The deepest nesting of objects and arrays a JSON request body may have (deeper: 400 naming the field).
+RUCKUS_MAX_JSON_DEPTH: int = env.int("RUCKUS_MAX_JSON_DEPTH", default=32)
 
 # --- Logging (structlog) -------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -1,7 +1,8 @@
 """Websocket authentication for non-browser clients: ``/ws/events/?token=<API token>``.
 
 Browsers are authenticated by their Django session (``AuthMiddlewareStack``); scripts and the CLI pass their
-DRF token in the query string because websocket clients cannot always set headers. The token is never logged.
+API token (knox) in the query string because websocket clients cannot always set headers. The token is never
+logged.
 """
 
 from __future__ import annotations
@@ -12,20 +13,22 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
+from rest_framework import exceptions
+
+from core.auth import KnoxTokenAuthentication, plausible_token
 
 
 @database_sync_to_async
 def _user_for_token(key: str) -> Any:
-    """The active user owning a DRF token, or AnonymousUser."""
-    from rest_framework.authtoken.models import Token
-
-    # Keys are at most 40 characters; anything else (or a NUL, which Postgres rejects) cannot match a token.
-    if len(key) > Token._meta.get_field("key").max_length or "\x00" in key:
+    """The active user owning an unexpired, unrevoked API token, or AnonymousUser."""
+    token = plausible_token(key)
+    if token is None:
         return AnonymousUser()
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
+    try:
+        user, _token = KnoxTokenAuthentication().authenticate_credentials(token.encode("ascii"))
+    except exceptions.AuthenticationFailed:
         return AnonymousUser()
-    return token.user
+    return user
 
 
 class TokenAuthMiddleware(BaseMiddleware):

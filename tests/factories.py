@@ -66,7 +66,7 @@ def agent_info(
 
 
 class UserFactory(factory.django.DjangoModelFactory):
-    """A user with the password ``correct horse battery staple``."""
+    """A user with the password ``correct horse battery staple`` and, with ``role=...``, that role's group."""
 
     class Meta:
         model = get_user_model()
@@ -80,6 +80,26 @@ class UserFactory(factory.django.DjangoModelFactory):
         self.set_password(extracted or "correct horse battery staple")
         if create:
             self.save()
+
+    @factory.post_generation
+    def role(self, create: bool, extracted: str | None, **kwargs: object) -> None:
+        """Put the user in a role's group (``viewer``, ``operator`` or ``fleet-admin``)."""
+        if extracted:
+            set_role(self, extracted)
+
+
+def set_role(user: object, role: str) -> None:
+    """Give a user exactly one role, as ``manage.py ruckus_user`` does."""
+    from core.roles import assign_role
+
+    assign_role(user, role)
+
+
+def api_token(user: object) -> str:
+    """A new API token (knox) for a user."""
+    from knox.models import AuthToken
+
+    return AuthToken.objects.create(user=user)[1]
 
 
 class AgentFactory(factory.django.DjangoModelFactory):

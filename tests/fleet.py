@@ -332,8 +332,6 @@ def create_fleet_database(pg: PgServer, name: str) -> None:
 
 def create_api_token(env: dict[str, str]) -> str:
     """Create a user with an API token in the fleet's database and return the token."""
-    code = ("from django.contrib.auth import get_user_model; from rest_framework.authtoken.models import Token; "
-            "u, _ = get_user_model().objects.get_or_create(username='fleet-operator'); "
-            "print('TOKEN=' + Token.objects.get_or_create(user=u)[0].key)")
-    out = _manage(env, "shell", "-c", code, timeout=120)
+    out = _manage(env, "ruckus_user", "fleet-operator", "--role", "fleet-admin", "--no-password", "--token",
+                  timeout=120)
     return next(line[6:] for line in out.splitlines() if line.startswith("TOKEN="))

@@ -26,7 +26,9 @@ def ruckus(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.
 def cli_env(stack: Stack, tmp_path: Path, transactional_db) -> dict[str, str]:
     from django.contrib.auth import get_user_model
 
-    get_user_model().objects.create_user("cli-user", password="cli-password-123")
+    from tests.factories import set_role
+
+    set_role(get_user_model().objects.create_user("cli-user", password="cli-password-123"), "fleet-admin")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUCKUS_")}
     env.update({"RUCKUS_CONFIG": str(tmp_path / "config.toml"), "COLUMNS": "200"})
     return env

@@ -164,9 +164,11 @@ def stack(tmp_path: Path, transactional_db: Any) -> Iterator[Stack]:
 def user_api(stack: Stack, transactional_db: Any) -> httpx.Client:
     """An API client for the running server, authenticated with a real user token."""
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+
+    from tests.factories import api_token, set_role
 
     user = get_user_model().objects.create_user("operator", password="operator-password-123")
-    token = Token.objects.create(user=user)
-    return httpx.Client(base_url=f"{stack.base}/api/v1", headers={"Authorization": f"Token {token.key}"},
+    set_role(user, "fleet-admin")
+    token = api_token(user)
+    return httpx.Client(base_url=f"{stack.base}/api/v1", headers={"Authorization": f"Token {token}"},
                         timeout=60)

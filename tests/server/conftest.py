@@ -5,24 +5,26 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from tests.factories import UserFactory
+from tests.factories import UserFactory, api_token
 
 
 @pytest.fixture
 def user(db):
-    """A regular user."""
-    return UserFactory(username="alice")
+    """A fleet admin (may do everything; the role tests use each role)."""
+    return UserFactory(username="alice", role="fleet-admin")
+
+
+def client_for(user) -> APIClient:
+    """An API client authenticated as ``user`` with a real API token (the CLI's way)."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(user)}")
+    return client
 
 
 @pytest.fixture
 def api(user) -> APIClient:
     """An API client authenticated with a real token (the CLI's way)."""
-    from rest_framework.authtoken.models import Token
-
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
+    return client_for(user)
 
 
 @pytest.fixture

@@ -18,20 +18,18 @@ ONE_TARGET = 'give exactly one of "experiment": ID, "job": ID or "agents": true'
 
 @database_sync_to_async
 def make_world():
-    from rest_framework.authtoken.models import Token
-
     from experiments.services import experiment_create
-    from tests.factories import AgentFactory, UserFactory
+    from tests.factories import AgentFactory, UserFactory, api_token
 
-    user = UserFactory(username="watcher")
-    token = Token.objects.create(user=user)
+    user = UserFactory(username="watcher", role="viewer")
+    token = api_token(user)
     agent = AgentFactory(name="ws-agent")
     exp = experiment_create(
         name="ws", task_name="wikipedia_summarization", task_params=task_params("wikipedia_summarization", {}),
         models=[{"name": "smollm2-135m-instruct"}], runtimes=[{"name": "transformers", "params": {}}],
         agents={"all": True}, runs_per_job=2,
     )
-    return token.key, agent, exp, exp.jobs.get()
+    return token, agent, exp, exp.jobs.get()
 
 
 async def connect(path: str, headers=None) -> tuple[WebsocketCommunicator, bool, int | None]:
@@ -118,7 +116,7 @@ def session_cookie(username: str) -> bytes:
     from tests.factories import UserFactory
 
     client = Client()
-    client.force_login(UserFactory(username=username))
+    client.force_login(UserFactory(username=username, role="viewer"))
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 

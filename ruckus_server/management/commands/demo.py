@@ -20,6 +20,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from knox.models import AuthToken
 from rich.console import Console
 from rich.table import Table
 
@@ -111,9 +112,7 @@ class Command(BaseCommand):
         user, _ = User.objects.get_or_create(username=DEMO_USER, defaults={"is_staff": True, "is_superuser": True})
         user.set_password(password)
         user.save()
-        from rest_framework.authtoken.models import Token
-
-        token, _ = Token.objects.get_or_create(user=user)
+        token = AuthToken.objects.create(user=user)[1]
 
         port = options["port"]
         base = f"http://127.0.0.1:{port}"
@@ -139,7 +138,7 @@ class Command(BaseCommand):
         wait_http(supervisor, agent, f"http://127.0.0.1:{agent_port}/api/v1/health", STARTUP_TIMEOUT_S, console)
         console.print(f"Server {base}, scheduler and agent on port {agent_port} are up (logs in {log_dir}).")
 
-        api = httpx.Client(base_url=f"{base}/api/v1", headers={"Authorization": f"Token {token.key}"}, timeout=60)
+        api = httpx.Client(base_url=f"{base}/api/v1", headers={"Authorization": f"Token {token}"}, timeout=60)
         reg = api.post("/agents/", json={"url": f"http://127.0.0.1:{agent_port}", "token": agent_token})
         if reg.status_code != 201:
             raise CommandError(f"registering the agent failed: {reg.status_code} {reg.text}")

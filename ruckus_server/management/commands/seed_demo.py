@@ -31,6 +31,7 @@ from common.protocol import (
     SingleRunResult,
     SystemInfo,
 )
+from core.roles import FLEET_ADMIN, assign_role
 from experiments.models import Experiment, JobStatus
 from experiments.services import experiment_create
 from results.services import job_result_store
@@ -132,9 +133,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         """Create the demo objects."""
         User = get_user_model()
-        user, _ = User.objects.get_or_create(username="demo", defaults={"is_staff": True})
+        user, _ = User.objects.get_or_create(username="demo")
         user.set_password(options["password"])
         user.save()
+        assign_role(user, FLEET_ADMIN)
         Experiment.objects.filter(name__startswith="[demo]").delete()
         Agent.objects.filter(url__contains=".invalid").delete()
         rng = random.Random(42)
