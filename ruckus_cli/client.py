@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
-from ruckus_cli.config import Config
+from ruckus_cli.config import Config, parse_time
 from ruckus_cli.config import load as load_config
 from ruckus_cli.errors import api_error_lines
 
@@ -18,6 +21,10 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_AUTH = 4
 
+#: What a refused token means for the user, and what to do.
+EXPIRED_OR_REVOKED = "your token expired or was revoked; run `ruckus login`"
+NOT_LOGGED_IN = "not logged in: run `ruckus login` or set RUCKUS_TOKEN"
+
 
 class CliError(Exception):
     """A failure to report to the user.
@@ -26,12 +33,15 @@ class CliError(Exception):
         message: What went wrong, in words.
         code: Process exit code.
         details: Optional structured details (API error body).
+        status: HTTP status of the server's refusal, when there was one.
     """
 
-    def __init__(self, message: str, code: int = EXIT_API_ERROR, details: Any = None) -> None:
+    def __init__(self, message: str, code: int = EXIT_API_ERROR, details: Any = None,
+                 status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.details = details
+        self.status = status
 
 
 class Api:
@@ -60,17 +70,28 @@ class Api:
             The successful response.
         """
         if auth and not self.config.token:
-            raise CliError("not logged in: run `ruckus login` or set RUCKUS_TOKEN", EXIT_AUTH)
+            raise CliError(NOT_LOGGED_IN, EXIT_AUTH)
+        if auth and self.config.expired():
+            raise CliError(f"your token expired at {utc_text(self.config.expiry)}; run `ruckus login`", EXIT_AUTH)
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise CliError(f"cannot reach the server at {self.config.server}: {exc}", EXIT_UNREACHABLE) from exc
-        if response.status_code in (401, 403):
-            raise CliError(f"refused ({response.status_code}): {error_summary(response)}", EXIT_AUTH,
-                           response_body(response))
+        if response.status_code == 401:
+            message = EXPIRED_OR_REVOKED if self.config.token else NOT_LOGGED_IN
+            raise CliError(f"{message} (server: {error_summary(response) or '401'})", EXIT_AUTH,
+                           response_body(response), 401)
+        if response.status_code == 403:
+            raise CliError(f"not allowed: {error_summary(response) or 'forbidden (403)'}", EXIT_AUTH,
+                           response_body(response), 403)
+        if response.status_code == 429:
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            when = f"wait {wait} s and try again" if wait is not None else "wait a while and try again"
+            raise CliError(f"too many requests: {when} (server: {error_summary(response) or '429'})",
+                           EXIT_API_ERROR, response_body(response), 429)
         if response.status_code >= 400:
             raise CliError(f"{method} {path} failed ({response.status_code}): {error_summary(response)}",
-                           EXIT_API_ERROR, response_body(response))
+                           EXIT_API_ERROR, response_body(response), response.status_code)
         return response
 
     def stream(self, method: str, path: str, **kwargs: Any) -> AbstractContextManager[httpx.Response]:
@@ -111,6 +132,45 @@ class Api:
             if not page.get("next"):
                 return items
             query["offset"] += limit
+
+
+def utc_text(value: str | None) -> str:
+    """An ISO 8601 time as ``2026-12-07 08:00:00 UTC`` (the text unchanged when it is not a time).
+
+    Args:
+        value: The time, or None.
+
+    Returns:
+        The time in UTC to the second; ``never`` for None.
+    """
+    moment = parse_time(value)
+    if moment is None:
+        return value or "never"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> int | None:
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP date).
+
+    Args:
+        value: The header, or None.
+        now: The current time (default: now), for a date.
+
+    Returns:
+        The seconds (0 for a date in the past), or None when absent or unreadable.
+    """
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0, math.ceil((moment - (now or datetime.now(UTC))).total_seconds()))
 
 
 def response_body(response: httpx.Response) -> Any:
