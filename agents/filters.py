@@ -6,13 +6,14 @@ import django_filters
 from django.db.models import QuerySet
 
 from agents.models import Agent
+from core.filters import UTCDateTimeFilter
 
 
 class AgentFilter(django_filters.FilterSet):
     """Filters: ``status``, ``activity``, ``label`` (agents carrying it), ``updated_after``."""
 
     label = django_filters.CharFilter(method="filter_label")
-    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gt")
+    updated_after = UTCDateTimeFilter(field_name="updated_at", lookup_expr="gt")
 
     class Meta:
         model = Agent

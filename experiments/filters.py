@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters
 
+from core.filters import UTCDateTimeFilter
 from experiments.models import Experiment, ExperimentStatus, Job, JobStatus
 
 
@@ -15,7 +16,7 @@ class JobFilter(django_filters.FilterSet):
     """Filters: ``experiment``, ``status`` (comma list), ``agent``, ``updated_after``, model/runtime names."""
 
     status = _CharInFilter(field_name="status", help_text=f"One or more of: {', '.join(JobStatus)}")
-    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gt")
+    updated_after = UTCDateTimeFilter(field_name="updated_at", lookup_expr="gt")
     model = django_filters.CharFilter(field_name="model_name")
     runtime = django_filters.CharFilter(field_name="runtime_name")
 
@@ -28,7 +29,7 @@ class ExperimentFilter(django_filters.FilterSet):
     """Filters: ``status`` (comma list), ``updated_after``, ``owner`` (username)."""
 
     status = _CharInFilter(field_name="status", help_text=f"One or more of: {', '.join(ExperimentStatus)}")
-    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gt")
+    updated_after = UTCDateTimeFilter(field_name="updated_at", lookup_expr="gt")
     owner = django_filters.CharFilter(field_name="owner__username")
 
     class Meta:

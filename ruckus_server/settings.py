@@ -89,6 +89,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
+    # A query parameter with a NUL character is a 400 naming it, not a database error.
+    "core.middleware.QueryParamGuardMiddleware",
 ]
 
 ROOT_URLCONF = "ruckus_server.urls"

@@ -237,10 +237,11 @@ class AgentInfo(ProtocolModel):
     """
 
     type: Literal["agent.info"] = "agent.info"
-    protocol_version: str = PROTOCOL_VERSION
+    # Bounded by the server's columns (a longer value could not be stored).
+    protocol_version: str = Field(default=PROTOCOL_VERSION, max_length=20)
     agent_id: str | None = None
-    name: str = ""
-    agent_version: str = ""
+    name: str = Field(default="", max_length=200)
+    agent_version: str = Field(default="", max_length=50)
     system: SystemInfo = Field(default_factory=SystemInfo)
     cpu: CpuInfo = Field(default_factory=CpuInfo)
     memory: MemoryInfo = Field(default_factory=MemoryInfo)
@@ -282,6 +283,10 @@ def memory_class_gib(total_bytes: int) -> int:
     return cls
 
 
+#: Longest hardware fingerprint: a longer one (many kinds of GPU, long names) ends in a hash of the whole.
+MAX_FINGERPRINT_CHARS = 500
+
+
 def hardware_fingerprint(info: AgentInfo) -> str:
     """Fingerprint of the hardware a job measures: CPU model, GPU model x count x memory, memory class.
 
@@ -301,4 +306,9 @@ def hardware_fingerprint(info: AgentInfo) -> str:
             key = (g.name, round((g.memory_total_bytes or 0) / 2**30))
             groups[key] = groups.get(key, 0) + 1
         gpu_part = ",".join(f"{count}x {name} ({gib} GiB)" for (name, gib), count in sorted(groups.items()))
-    return f"cpu={info.cpu.model.strip()}|gpu={gpu_part}|mem={memory_class_gib(info.memory.total_bytes)}GiB"
+    text = f"cpu={info.cpu.model.strip()}|gpu={gpu_part}|mem={memory_class_gib(info.memory.total_bytes)}GiB"
+    if len(text) <= MAX_FINGERPRINT_CHARS:
+        return text
+    # Still one fingerprint per configuration, within what the server stores.
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{text[:MAX_FINGERPRINT_CHARS - 20]}...#{digest}"

@@ -12,6 +12,9 @@ from common.protocol.benchmarks import HardwareBenchmarkResult
 from common.protocol.enums import AccessMode, AgentJobState
 from common.protocol.statistics import MetricStatistics
 
+#: Longest metric name a run may report (the server's statistics are stored per metric name).
+MAX_METRIC_NAME_CHARS = 100
+
 
 class SampleResult(ProtocolModel):
     """One request of a run: the model's output, the reference, and per-request timings.
@@ -32,7 +35,8 @@ class SampleResult(ProtocolModel):
         error: Error text when this request failed.
     """
 
-    id: str
+    # Bounded by the server's columns (a longer value could not be stored).
+    id: str = Field(max_length=200)
     title: str | None = None
     output: str = ""
     reference: str | None = None
@@ -43,7 +47,7 @@ class SampleResult(ProtocolModel):
     first_token_at: float | None = None
     finished_at: float | None = None
     inter_token_gaps_s: list[float] = Field(default_factory=list)
-    finish_reason: str | None = None
+    finish_reason: str | None = Field(default=None, max_length=50)
     error: str | None = None
 
 
@@ -75,6 +79,15 @@ class SingleRunResult(ProtocolModel):
     telemetry: dict[str, list[float]] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
     benchmark: HardwareBenchmarkResult | None = None
+
+    @field_validator("metrics", "unavailable_metrics")
+    @classmethod
+    def _metric_names_fit(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Metric names are at most :data:`MAX_METRIC_NAME_CHARS` characters (the server stores them so)."""
+        long = [name for name in value if len(name) > MAX_METRIC_NAME_CHARS]
+        if long:
+            raise ValueError(f"metric name longer than {MAX_METRIC_NAME_CHARS} characters: {long[0][:40]!r}...")
+        return value
 
 
 class ExecutionInfo(ProtocolModel):
