@@ -4,7 +4,7 @@ import { useMutation, useQuery, useQueryClient, type QueryClient } from "@tansta
 import { api, PAGE_LIMIT, unwrap } from "./client";
 import { events, type ServerEvent, type SocketState, type Subscription } from "./events";
 import { keepCanManage, permissionsOf } from "../lib/permissions";
-import type { Agent, Experiment, ExperimentRequest, Job, JobDetail, Plan, SessionUser } from "./models";
+import type { Agent, Experiment, ExperimentRequest, Job, Plan, SessionUser } from "./models";
 
 /** Query keys of the cache (websocket events update these entries). */
 export const keys = {
@@ -29,7 +29,7 @@ export function useMe() {
     queryFn: async (): Promise<SessionUser | null> => {
       const result = await api.GET("/api/v1/auth/session/");
       if (result.response.status === 401) return null;
-      return unwrap(Promise.resolve(result)) as Promise<SessionUser>;
+      return unwrap(Promise.resolve(result));
     },
     staleTime: 60_000,
     retry: false,
@@ -43,7 +43,7 @@ export function useLogin() {
     mutationFn: async (body: { username: string; password: string }) => {
       // Make sure the CSRF cookie exists before the first write.
       await api.GET("/api/v1/auth/session/");
-      return unwrap(api.POST("/api/v1/auth/session/", { body })) as Promise<SessionUser>;
+      return unwrap(api.POST("/api/v1/auth/session/", { body }));
     },
     onSuccess: (user) => qc.setQueryData(keys.me, user),
   });
@@ -209,10 +209,10 @@ export function useCatalog() {
 export function useExperiments() {
   return useQuery({
     queryKey: keys.experiments,
-    queryFn: async (): Promise<Experiment[]> =>
+    queryFn: async () =>
       (await unwrap(api.GET("/api/v1/experiments/", {
         params: { query: { limit: PAGE_LIMIT, ordering: "-created_at" } },
-      }))).results as Experiment[],
+      }))).results,
   });
 }
 
@@ -220,7 +220,7 @@ export function useExperiments() {
 export function useExperiment(id: number) {
   return useQuery({
     queryKey: keys.experiment(id),
-    queryFn: () => unwrap(api.GET("/api/v1/experiments/{id}/", { params: { path: { id } } })) as Promise<Experiment>,
+    queryFn: () => unwrap(api.GET("/api/v1/experiments/{id}/", { params: { path: { id } } })),
   });
 }
 
@@ -228,10 +228,10 @@ export function useExperiment(id: number) {
 export function useJobs(experiment: number) {
   return useQuery({
     queryKey: keys.jobs(experiment),
-    queryFn: async (): Promise<Job[]> =>
+    queryFn: async () =>
       (await unwrap(api.GET("/api/v1/jobs/", {
         params: { query: { experiment, limit: PAGE_LIMIT, ordering: "id" } },
-      }))).results as Job[],
+      }))).results,
   });
 }
 
@@ -240,7 +240,7 @@ export function useJob(id: number | null) {
   return useQuery({
     queryKey: keys.job(id ?? 0),
     enabled: id !== null,
-    queryFn: () => unwrap(api.GET("/api/v1/jobs/{id}/", { params: { path: { id: id ?? 0 } } })) as Promise<JobDetail>,
+    queryFn: () => unwrap(api.GET("/api/v1/jobs/{id}/", { params: { path: { id: id ?? 0 } } })),
   });
 }
 
@@ -248,7 +248,7 @@ export function useJob(id: number | null) {
 export function useCreateExperiment() {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: (body: ExperimentRequest) => unwrap(api.POST("/api/v1/experiments/", { body })) as Promise<Experiment>,
+    mutationFn: (body: ExperimentRequest) => unwrap(api.POST("/api/v1/experiments/", { body })),
     onSuccess: (exp) => {
       qc.setQueryData(keys.experiment(exp.id), exp);
       void qc.invalidateQueries({ queryKey: keys.experiments });
@@ -272,14 +272,12 @@ export function useExperimentActions(experiment: number) {
   return {
     rename: useMutation({
       mutationFn: (body: { name: string; description: string }) =>
-        unwrap(api.PATCH("/api/v1/experiments/{id}/", { params: { path: { id: experiment } }, body })) as
-          Promise<Experiment>,
+        unwrap(api.PATCH("/api/v1/experiments/{id}/", { params: { path: { id: experiment } }, body })),
       onSuccess: putExperiment,
     }),
     cancel: useMutation({
       mutationFn: () =>
-        unwrap(api.POST("/api/v1/experiments/{id}/cancel/", { params: { path: { id: experiment } } })) as
-          Promise<Experiment>,
+        unwrap(api.POST("/api/v1/experiments/{id}/cancel/", { params: { path: { id: experiment } } })),
       onSuccess: (exp) => {
         putExperiment(exp);
         void qc.invalidateQueries({ queryKey: keys.jobs(experiment) });
@@ -294,13 +292,11 @@ export function useExperimentActions(experiment: number) {
       },
     }),
     cancelJob: useMutation({
-      mutationFn: (id: number) =>
-        unwrap(api.POST("/api/v1/jobs/{id}/cancel/", { params: { path: { id } } })) as Promise<Job>,
+      mutationFn: (id: number) => unwrap(api.POST("/api/v1/jobs/{id}/cancel/", { params: { path: { id } } })),
       onSuccess: (job) => { putJob(job); void qc.invalidateQueries({ queryKey: keys.job(job.id) }); },
     }),
     retryJob: useMutation({
-      mutationFn: (id: number) =>
-        unwrap(api.POST("/api/v1/jobs/{id}/retry/", { params: { path: { id } } })) as Promise<Job>,
+      mutationFn: (id: number) => unwrap(api.POST("/api/v1/jobs/{id}/retry/", { params: { path: { id } } })),
       onSuccess: (job) => { putJob(job); void qc.invalidateQueries({ queryKey: keys.job(job.id) }); },
     }),
   };

@@ -197,6 +197,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/me/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Who am I, and what may I do. */
+        get: operations["v1_auth_me_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/session/": {
         parameters: {
             query?: never;
@@ -207,7 +224,7 @@ export interface paths {
         /** @description The current user, or 401; sets the ``csrftoken`` cookie either way. */
         get: operations["v1_auth_session_retrieve"];
         put?: never;
-        /** @description Log in with a username and password (400 with a message when they are wrong). */
+        /** @description Log in with a username and password (400 with a message when they are wrong, 429 when throttled). */
         post: operations["v1_auth_session_create"];
         /** @description Log out (also when nobody was logged in). */
         delete: operations["v1_auth_session_destroy"];
@@ -225,7 +242,42 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** @description Log in with a user name and password (anonymous); 400 when they are wrong, 429 when throttled. */
         post: operations["v1_auth_token_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/token/logout/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Revoke this token. */
+        post: operations["v1_auth_token_logout_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/token/logoutall/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Revoke all of this user's tokens. */
+        post: operations["v1_auth_token_logoutall_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -842,13 +894,6 @@ export interface components {
          * @enum {string}
          */
         AttemptStatusEnum: "dispatching" | "running" | "completed" | "failed" | "lost" | "cancelled" | "timed_out" | "interrupted";
-        AuthToken: {
-            readonly token: string;
-        };
-        AuthTokenRequest: {
-            username: string;
-            password: string;
-        };
         /**
          * @description One measured hardware figure (a bandwidth or a matrix-multiply throughput) or why it is missing.
          *
@@ -1158,6 +1203,8 @@ export interface components {
                 [key: string]: number;
             };
             readonly owner: string | null;
+            /** @description Whether the requesting user may edit, cancel or delete the experiment and cancel or retry its jobs. */
+            readonly can_manage: boolean;
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
@@ -1492,6 +1539,10 @@ export interface components {
             /** Format: date-time */
             readonly not_before: string | null;
             readonly cancel_requested: boolean;
+            /** @description Owner of the job's experiment. */
+            readonly owner: string | null;
+            /** @description Whether the requesting user may cancel or retry the job (it owns the experiment, or is a fleet admin). */
+            readonly can_manage: boolean;
             readonly progress: components["schemas"]["JobProgress"] | null;
             /** Format: date-time */
             readonly created_at: string;
@@ -1521,6 +1572,10 @@ export interface components {
             /** Format: date-time */
             readonly not_before: string | null;
             readonly cancel_requested: boolean;
+            /** @description Owner of the job's experiment. */
+            readonly owner: string | null;
+            /** @description Whether the requesting user may cancel or retry the job (it owns the experiment, or is a fleet admin). */
+            readonly can_manage: boolean;
             readonly progress: components["schemas"]["JobProgress"] | null;
             /** Format: date-time */
             readonly created_at: string;
@@ -1754,6 +1809,17 @@ export interface components {
         JobStatusEnum: "pending" | "assigned" | "running" | "completed" | "failed" | "cancelled" | "timed_out";
         /** @enum {string} */
         JobTypeEnum: "job.request";
+        LoginRefused: {
+            non_field_errors: string[];
+        };
+        /** @description Credentials of a login (token or session). */
+        LoginRequest: {
+            username: string;
+            password: string;
+        };
+        LoginThrottled: {
+            detail: string;
+        };
         /** @description System memory in bytes. */
         MemoryInfo: {
             /** @default 0 */
@@ -2047,6 +2113,17 @@ export interface components {
             value: number;
             unit: string;
         };
+        /** @description What the user may do (the UI and the CLI offer only these actions). */
+        Permissions: {
+            /** @description Read experiments, jobs, results and agents. */
+            view: boolean;
+            /** @description Create experiments (and act on one's own). */
+            create_experiments: boolean;
+            /** @description Act on anyone's experiments. */
+            manage_all_experiments: boolean;
+            /** @description Register, edit, refresh, (de)activate and remove agents. */
+            manage_agents: boolean;
+        };
         /**
          * @description What an experiment runs and why the rest cannot run.
          *
@@ -2147,6 +2224,13 @@ export interface components {
             stored: boolean;
             status: components["schemas"]["JobStatusEnum"];
         };
+        /**
+         * @description * `viewer` - viewer
+         *     * `operator` - operator
+         *     * `fleet-admin` - fleet-admin
+         * @enum {string}
+         */
+        RoleEnum: "viewer" | "operator" | "fleet-admin";
         /**
          * @description One run of a job (run 1 is the cold run).
          *
@@ -2273,22 +2357,8 @@ export interface components {
             /** @default null */
             error?: string | null;
         };
-        /** @description Credentials of a session login. */
-        SessionLoginRequest: {
-            username: string;
-            password: string;
-        };
         SessionNotLoggedIn: {
             detail: string;
-        };
-        /** @description The logged-in user as the UI shows it. */
-        SessionUser: {
-            id: number;
-            username: string;
-            first_name: string;
-            last_name: string;
-            email: string;
-            is_staff: boolean;
         };
         /**
          * @description One run of a job over all of its samples.
@@ -2378,6 +2448,17 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /** @description A new API token: shown once, stored only as a hash on the server. */
+        TokenAnswer: {
+            /** @description Send as 'Authorization: Token <token>'. */
+            token: string;
+            /**
+             * Format: date-time
+             * @description When the token stops working.
+             */
+            expiry: string | null;
+            user: components["schemas"]["User"];
+        };
         /** @description One entry of the transition log. */
         Transition: {
             entity: components["schemas"]["EntityEnum"];
@@ -2404,6 +2485,24 @@ export interface components {
             runtime: string;
             reason: string;
             agents: components["schemas"]["AgentRefusal"][];
+        };
+        /** @description The user with its role, as the UI and the CLI show it. */
+        User: {
+            id: number;
+            username: string;
+            first_name: string;
+            last_name: string;
+            email: string;
+            is_staff: boolean;
+            /**
+             * @description Strongest role of the user; null without one (every call is then 403).
+             *
+             *     * `viewer` - viewer
+             *     * `operator` - operator
+             *     * `fleet-admin` - fleet-admin
+             */
+            role: (components["schemas"]["RoleEnum"] | components["schemas"]["NullEnum"]) | null;
+            permissions: components["schemas"]["Permissions"];
         };
         /**
          * @description Server -> pull agent answer to a :class:`WorkRequest`.
@@ -2471,7 +2570,7 @@ export interface operations {
                  */
                 activity?: "busy" | "idle";
                 label?: string;
-                /** @description Number of results to return per page. */
+                /** @description Number of results to return per page (at most 1000; a larger value is lowered to it). */
                 limit?: number;
                 /**
                  * @description * `push` - Push
@@ -2836,6 +2935,25 @@ export interface operations {
             };
         };
     };
+    v1_auth_me_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+        };
+    };
     v1_auth_session_retrieve: {
         parameters: {
             query?: never;
@@ -2850,7 +2968,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SessionUser"];
+                    "application/json": components["schemas"]["User"];
                 };
             };
             401: {
@@ -2872,9 +2990,9 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["SessionLoginRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["SessionLoginRequest"];
-                "multipart/form-data": components["schemas"]["SessionLoginRequest"];
+                "application/json": components["schemas"]["LoginRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["LoginRequest"];
+                "multipart/form-data": components["schemas"]["LoginRequest"];
             };
         };
         responses: {
@@ -2883,7 +3001,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SessionUser"];
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginRefused"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginThrottled"];
                 };
             };
         };
@@ -2915,9 +3049,9 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/x-www-form-urlencoded": components["schemas"]["AuthTokenRequest"];
-                "multipart/form-data": components["schemas"]["AuthTokenRequest"];
-                "application/json": components["schemas"]["AuthTokenRequest"];
+                "application/json": components["schemas"]["LoginRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["LoginRequest"];
+                "multipart/form-data": components["schemas"]["LoginRequest"];
             };
         };
         responses: {
@@ -2926,8 +3060,60 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AuthToken"];
+                    "application/json": components["schemas"]["TokenAnswer"];
                 };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginRefused"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginThrottled"];
+                };
+            };
+        };
+    };
+    v1_auth_token_logout_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_auth_token_logoutall_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2953,7 +3139,7 @@ export interface operations {
     v1_experiments_list: {
         parameters: {
             query?: {
-                /** @description Number of results to return per page. */
+                /** @description Number of results to return per page (at most 1000; a larger value is lowered to it). */
                 limit?: number;
                 /** @description The initial index from which to return the results. */
                 offset?: number;
@@ -3249,7 +3435,7 @@ export interface operations {
             query?: {
                 agent?: string;
                 experiment?: number;
-                /** @description Number of results to return per page. */
+                /** @description Number of results to return per page (at most 1000; a larger value is lowered to it). */
                 limit?: number;
                 model?: string;
                 /** @description The initial index from which to return the results. */

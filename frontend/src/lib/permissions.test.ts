@@ -84,11 +84,13 @@ describe("agent actions", () => {
 });
 
 describe("live updates keep can_manage", () => {
+  type Item = { id: number; can_manage?: boolean };
+  const cached: Item = { id: 1, can_manage: true };
   it("when the update does not carry it", () => {
-    expect(keepCanManage({ id: 1, can_manage: true }, { id: 1 })).toEqual({ id: 1, can_manage: true });
+    expect(keepCanManage<Item>(cached, { id: 1 })).toEqual({ id: 1, can_manage: true });
   });
   it("but take the update's own value", () => {
-    expect(keepCanManage({ id: 1, can_manage: true }, { id: 1, can_manage: false })).toEqual({ id: 1, can_manage: false });
-    expect(keepCanManage(undefined, { id: 1 })).toEqual({ id: 1 });
+    expect(keepCanManage<Item>(cached, { id: 1, can_manage: false })).toEqual({ id: 1, can_manage: false });
+    expect(keepCanManage<Item>(undefined, { id: 1 })).toEqual({ id: 1 });
   });
 });
