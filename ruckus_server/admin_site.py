@@ -1,14 +1,32 @@
-"""The admin site, with its login form throttled like every other login (:mod:`core.throttling`)."""
+"""The HTML login forms (the admin's, the API browser's), throttled like every other login (:mod:`core.throttling`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.admin import apps as admin_apps
+from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 
 from core.throttling import login_wait
+
+
+def throttled(request: HttpRequest) -> HttpResponse | None:
+    """Count a login attempt (POST) against the shared limits; the 429 answer when a limit is reached.
+
+    Args:
+        request: The login form's request.
+    """
+    if request.method != "POST":
+        return None
+    wait = login_wait(request)
+    if wait is None:
+        return None
+    seconds = int(wait) + 1
+    response = HttpResponse(f"Too many login attempts; try again in {seconds} seconds.", status=429,
+                            content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(seconds)
+    return response
 
 
 class RuckusAdminSite(admin.AdminSite):
@@ -18,20 +36,15 @@ class RuckusAdminSite(admin.AdminSite):
     site_title = "RUCKUS admin"
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        """Count a login attempt (POST) against the shared limits, then show or process the form."""
-        if request.method == "POST":
-            wait = login_wait(request)
-            if wait is not None:
-                response = HttpResponse(
-                    f"Too many login attempts; try again in {int(wait) + 1} seconds.",
-                    status=429, content_type="text/plain; charset=utf-8",
-                )
-                response["Retry-After"] = str(int(wait) + 1)
-                return response
-        return super().login(request, extra_context)
+        """Count a login attempt against the shared limits, then show or process the form."""
+        return throttled(request) or super().login(request, extra_context)
 
 
-class RuckusAdminConfig(admin_apps.AdminConfig):
-    """Django's admin app, serving :class:`RuckusAdminSite` (listed in ``INSTALLED_APPS`` instead of the admin)."""
+class ThrottledLoginView(LoginView):
+    """The API browser's and API docs' session login form (``/api-auth/login/``), throttled."""
 
-    default_site = "ruckus_server.admin_site.RuckusAdminSite"
+    template_name = "rest_framework/login.html"
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """Count the attempt, then log in as Django's view does."""
+        return throttled(request) or super().post(request, *args, **kwargs)

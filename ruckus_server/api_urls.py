@@ -1,7 +1,8 @@
 """URL routes of the REST API (``/api/v1/``)."""
 
 from django.urls import include, path
-from rest_framework.routers import DefaultRouter
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.routers import APIRootView, DefaultRouter
 
 from agents.views import AgentViewSet
 from experiments.views import ExperimentViewSet, JobViewSet
@@ -15,7 +16,20 @@ from ruckus_server.auth_api import MeView, SessionView, TokenLoginView, TokenLog
 from ruckus_server.catalog_api import CatalogView
 from scheduling.views import AgentWorkViewSet, JobCallbackViewSet
 
-router = DefaultRouter()
+
+class ApiRootView(APIRootView):
+    """The API's index (links to the collections), for any logged-in user."""
+
+    permission_classes = [IsAuthenticated]
+
+
+class Router(DefaultRouter):
+    """The default router, with an index open to every logged-in user (the views' rules guard the rest)."""
+
+    APIRootView = ApiRootView
+
+
+router = Router()
 router.register("experiments", ExperimentViewSet, basename="experiment")
 router.register("jobs", JobViewSet, basename="job")
 router.register("agents", AgentViewSet, basename="agent")

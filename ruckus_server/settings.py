@@ -58,7 +58,7 @@ RUCKUS_DATA_DIR = Path(env.str("RUCKUS_DATA_DIR", default=str(BASE_DIR / "data" 
 INSTALLED_APPS = [
     "daphne",
     # The admin with login throttling (ruckus_server.admin_site).
-    "ruckus_server.admin_site.RuckusAdminConfig",
+    "ruckus_server.admin_apps.RuckusAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
