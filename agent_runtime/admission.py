@@ -1,30 +1,39 @@
 """Admission of a job: is it well formed, known to the catalogue, and runnable on this agent?
 
 Used by the API (a push agent's ``POST /jobs``) and by the pull loop (a job received in a work answer), so both
-modes refuse the same jobs with the same field-naming messages.
+modes refuse the same jobs with the same field-naming messages. The agent's policy is applied here first: a key
+variable, an endpoint or a file the operator did not allow is refused before the job is accepted (and again where
+it is used).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from agent_runtime.policy import AgentPolicy
 from agent_runtime.runtimes import RUNTIME_REGISTRY, make_runtime
 from agent_runtime.spool import is_safe_job_id
-from agent_runtime.tasks import TASK_REGISTRY
+from agent_runtime.tasks import TASK_REGISTRY, make_task
 from common.catalog import RUNTIMES, TASKS, validate_model_name, validation_errors
 from common.protocol import AgentInfo, JobRequest
 
 
 def check_job_request(
-    job: JobRequest, info: AgentInfo | None, *, data_dir: Path, model_dirs: tuple[Path, ...]
+    job: JobRequest,
+    info: AgentInfo | None,
+    *,
+    data_dir: Path,
+    model_dirs: tuple[Path, ...],
+    policy: AgentPolicy | None = None,
 ) -> dict[str, str]:
-    """Validate a job against the catalogue and this agent's abilities.
+    """Validate a job against the catalogue, this agent's abilities and what its operator allows.
 
     Args:
         job: The parsed request.
         info: The agent's current description (runtime availability).
         data_dir: The agent's data directory.
         model_dirs: Extra model directories.
+        policy: What the operator allows (default: nothing beyond the agent's own directories).
 
     Returns:
         ``{dotted.field: problem}``; empty when the job can run here.
@@ -52,5 +61,9 @@ def check_job_request(
         errors["model.name"] = problem
     if errors:
         return errors
-    runtime = make_runtime(job, data_dir=data_dir, model_dirs=model_dirs)
-    return runtime.check()
+    policy = policy or AgentPolicy.strict(data_dir, model_dirs)
+    task = make_task(job.task.name, job.task.params, data_dir=data_dir, paths=policy.paths)
+    errors.update(task.check())
+    runtime = make_runtime(job, data_dir=data_dir, model_dirs=model_dirs, policy=policy)
+    errors.update(runtime.check())
+    return errors

@@ -1,7 +1,9 @@
-"""The agent's HTTP API under ``/api/v1`` (OpenAPI at ``/docs``).
+"""The agent's HTTP API under ``/api/v1`` (OpenAPI at ``/docs`` when the agent runs with ``--debug``).
 
-Every endpoint except ``/api/v1/health`` needs ``Authorization: Bearer <agent token>``. Bad input gets a
-422 whose ``errors`` map names each field (``task.params.num_samples``) and says what is wrong.
+Every endpoint except ``/api/v1/health`` needs ``Authorization: Bearer <agent token>``, checked by
+:class:`~agent_runtime.http_guard.RequestGuard` before the body is read, as is the body's size
+(``max_body_bytes``). Bad input gets a 422 whose ``errors`` map names each field (``task.params.num_samples``)
+and says what is wrong.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from agent_runtime import __version__
 from agent_runtime.admission import check_job_request
 from agent_runtime.engine import BusyError, JobActiveError, JobEngine, JobRecord, UnknownJobError
+from agent_runtime.http_guard import RequestGuard
 from agent_runtime.service import AgentService, ServerUnreachable
 from agent_runtime.settings import Settings
 from common.protocol import (
@@ -169,7 +172,7 @@ async def register(body: RegisterRequest, service: ServiceDep) -> AgentInfo | JS
 def submit_job(job: JobRequest, service: ServiceDep, engine: EngineDep) -> AgentJobReport:
     """Accept a job (202); 409 when another job runs; 422 naming the field on bad input."""
     errors = check_job_request(job, service.info, data_dir=service.data_dir,
-                               model_dirs=tuple(service.settings.model_dirs))
+                               model_dirs=tuple(service.settings.model_dirs), policy=service.policy)
     if errors:
         raise FieldErrors(errors)
     try:
@@ -248,11 +251,24 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         finally:
             await service.stop()
 
+    docs = settings.debug  # the API's description is for developers: off unless the agent runs with --debug
     app = FastAPI(
         title="RUCKUS agent",
         version=__version__,
         description="Runs benchmark jobs on this host and reports results to the RUCKUS server.",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    public_paths = {"/api/v1/health"}
+    if docs:
+        public_paths |= {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+    app.add_middleware(
+        RequestGuard,
+        token=lambda: settings.token.get_secret_value() if settings.token else None,
+        max_body_bytes=settings.max_body_bytes,
+        public_paths=public_paths,
     )
 
     @app.exception_handler(RequestValidationError)

@@ -16,13 +16,14 @@ from typing import Annotated, Any
 import typer
 from pydantic import SecretStr, ValidationError
 
+from agent_runtime.egress import KeyEnvPolicy
 from agent_runtime.logging import configure_logging
+from agent_runtime.paths import LOCAL_TOKEN_FILE
 from agent_runtime.settings import Settings
 from common.files import atomic_write_bytes
 from common.validation import field_errors
 
-#: File in the data directory holding the local API token of a pull agent started without one.
-LOCAL_TOKEN_FILE = "local-token"  # noqa: S105 - the name of the file, not a secret
+__all__ = ["LOCAL_TOKEN_FILE", "app", "is_loopback", "local_token"]
 
 app = typer.Typer(name="ruckus-agent", help="RUCKUS agent: benchmark models on this host.", no_args_is_help=True)
 
@@ -86,6 +87,24 @@ def serve(
         typer.Option("--pull/--push", help="Pull mode: open no port to the network and ask the server for work "
                      "(needs --server and --registration-key; the local API stays on loopback)."),
     ] = None,
+    allow_key_env: Annotated[
+        list[str] | None,
+        typer.Option(help="Environment variable a job may name as its API key (api_key_env); repeatable. "
+                     "RUCKUS_* variables are never allowed."),
+    ] = None,
+    allow_endpoint: Annotated[
+        list[str] | None,
+        typer.Option(help="Endpoint a job's runtime may reach: a URL prefix (https://api.openai.com/v1) or a "
+                     "network (10.0.0.0/8); repeatable. vllm may always reach loopback."),
+    ] = None,
+    allow_path: Annotated[
+        list[Path] | None,
+        typer.Option(help="Directory a job may name files in (JSONL data, model paths), besides the data and "
+                     "model directories; repeatable."),
+    ] = None,
+    debug: Annotated[
+        bool | None, typer.Option("--debug/--no-debug", help="Serve the API documentation at /docs.")
+    ] = None,
 ) -> None:
     """Run the agent's HTTP API (uvicorn); in pull mode, also the loop that asks the server for work."""
     import uvicorn
@@ -102,7 +121,15 @@ def serve(
         name=name,
         public_url=public_url,
         pull=pull,
+        # A repeatable flag not given arrives as an empty list: the environment decides then.
+        allowed_key_envs=allow_key_env or None,
+        allowed_endpoints=allow_endpoint or None,
+        allowed_paths=allow_path or None,
+        debug=debug,
     )
+    for refused in KeyEnvPolicy.from_names(settings.allowed_key_envs).refused:
+        typer.echo(f"warning: key variable {refused}: RUCKUS_* variables hold the agent's own settings and "
+                   "secrets; no job may read them (ignored)", err=True)
     if bool(settings.server) != bool(settings.registration_key):
         typer.echo("error: --server and --registration-key go together", err=True)
         raise typer.Exit(code=2)

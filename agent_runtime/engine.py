@@ -26,9 +26,12 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from agent_runtime.constants import TELEMETRY_INTERVAL_S
+from agent_runtime.egress import EgressRefused
 from agent_runtime.logging import get_logger
 from agent_runtime.measure import add_model_load, build_result, merge_metrics, run_metrics, sample_result
 from agent_runtime.models import ModelNotFoundError
+from agent_runtime.paths import PathRefused
+from agent_runtime.policy import AgentPolicy
 from agent_runtime.runtimes import RequestError, Runtime, RuntimeFailure, make_runtime
 from agent_runtime.runtimes.hardware_runtime import HardwareRuntime
 from agent_runtime.spool import Spool
@@ -118,6 +121,7 @@ class JobEngine:
         listener: Receives progress and completion events.
         runtime_factory: Builds a job's runtime (tests may substitute one).
         telemetry_interval_s: Seconds between two telemetry samples during a run.
+        policy: What the agent's operator allows a job to name (default: nothing beyond its own directories).
     """
 
     def __init__(
@@ -130,6 +134,7 @@ class JobEngine:
         listener: EngineListener | None = None,
         runtime_factory: Callable[..., Runtime] = make_runtime,
         telemetry_interval_s: float = TELEMETRY_INTERVAL_S,
+        policy: AgentPolicy | None = None,
     ) -> None:
         self.spool = spool
         self.data_dir = Path(data_dir)
@@ -138,6 +143,7 @@ class JobEngine:
         self.listener = listener
         self.runtime_factory = runtime_factory
         self.telemetry_interval_s = telemetry_interval_s
+        self.policy = policy or AgentPolicy.strict(self.data_dir, model_dirs)
         self._jobs: dict[str, JobRecord] = {}
         self._lock = threading.RLock()
 
@@ -360,14 +366,16 @@ class JobEngine:
         error: str | None = None
         self._progress(record, status=AgentJobState.RUNNING, stage=JobStage.PREPARING)
         try:
-            task = make_task(req.task.name, req.task.params, data_dir=self.data_dir)
+            task = make_task(req.task.name, req.task.params, data_dir=self.data_dir, paths=self.policy.paths)
             samples: list[Sample] = []
             if isinstance(task, Task):
                 self._progress(record, stage=JobStage.LOADING_DATA)
                 samples = task.load_samples()
                 if not samples:
                     raise TaskDataError("the task produced no samples")
-            runtime = self.runtime_factory(req, data_dir=self.data_dir, model_dirs=self.model_dirs)
+            runtime = self.runtime_factory(
+                req, data_dir=self.data_dir, model_dirs=self.model_dirs, policy=self.policy
+            )
             runtime.telemetry_interval_s = self.telemetry_interval_s
             if isinstance(task, MeasurementTask) and not isinstance(runtime, HardwareRuntime):
                 raise RuntimeFailure(f"task {task.name} runs with the 'hardware' runtime, not {req.runtime.name!r}")
@@ -397,7 +405,9 @@ class JobEngine:
                 AgentJobState.INTERRUPTED: "the agent shut down while the job was running",
             }.get(status, status.value)
             error += f"; {len(record.runs)} finished run(s) kept"
-        except (TaskDataError, RuntimeFailure, ModelNotFoundError, ValidationError, KeyError) as exc:
+        except (
+            TaskDataError, RuntimeFailure, ModelNotFoundError, PathRefused, EgressRefused, ValidationError, KeyError
+        ) as exc:
             status, error = AgentJobState.FAILED, str(exc)
             log.error("job.failed", job_id=req.job_id, error=error)
         except Exception as exc:

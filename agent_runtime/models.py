@@ -2,7 +2,9 @@
 
 Resolution order for the white-box ``transformers`` runtime:
 
-1. ``ModelSpec.path``: a local directory in Hugging Face format, or a ``.gguf`` file.
+1. ``ModelSpec.path``: a local directory in Hugging Face format, or a ``.gguf`` file; it must lie inside the
+   agent's data directory, its model directories or a directory its operator allowed
+   (:class:`agent_runtime.paths.PathPolicy`), else it is refused before anything is looked at.
 2. A directory named after the model under one of the agent's ``model_dirs``.
 3. The catalogue name ``smollm2-135m-instruct`` (or its alias): the packaged GGUF, converted once into
    plain Hugging Face format under :func:`agent_runtime.paths.converted_model_dir` (loading a GGUF
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent_runtime.logging import get_logger
-from agent_runtime.paths import SMOLLM2_NAME, converted_model_dir, packaged_smollm2_gguf
+from agent_runtime.paths import SMOLLM2_NAME, PathPolicy, converted_model_dir, packaged_smollm2_gguf
 from common.catalog import HF_REPO_ID_RE, find_model
 
 log = get_logger(__name__)
@@ -133,6 +135,7 @@ def resolve_model(
     revision: str | None = None,
     model_dirs: tuple[Path, ...] = (),
     convert: bool = True,
+    paths: PathPolicy | None = None,
 ) -> ResolvedModel:
     """Find local weights for a model (see the module docstring for the order).
 
@@ -143,23 +146,29 @@ def resolve_model(
         revision: Hugging Face revision for cache lookups.
         model_dirs: Extra directories holding ``<name>/config.json`` model folders.
         convert: Convert the packaged GGUF when no converted copy exists yet.
+        paths: Where ``path`` may lie (default: the data directory and ``model_dirs``).
 
     Returns:
         Where to load from.
 
     Raises:
         ModelNotFoundError: When no local copy exists; the message lists where the agent looked.
+        agent_runtime.paths.PathRefused: ``path`` lies outside the allowed directories (nothing was looked at).
     """
     looked: list[str] = []
     if path:
-        p = Path(path).expanduser()
+        policy = paths or PathPolicy.for_agent(Path(data_dir), model_dirs)
+        p = policy.resolve(path, field="model.path")
         if p.is_file() and p.suffix == ".gguf":
             return ResolvedModel(name, str(p.parent), p.name, "path")
         if _is_hf_dir(p):
             return ResolvedModel(name, str(p), None, "path")
         raise ModelNotFoundError(f"model.path {path!r} is neither a model directory (config.json) nor a .gguf")
-    for base in model_dirs:
-        candidate = Path(base) / name
+    relative = Path(name)
+    # A model's name is a folder under each model directory, never a way out of it.
+    by_name = not relative.is_absolute() and ".." not in relative.parts and name.strip() == name
+    for base in model_dirs if by_name else ():
+        candidate = Path(base) / relative
         looked.append(str(candidate))
         if _is_hf_dir(candidate):
             return ResolvedModel(name, str(candidate), None, "model_dir")

@@ -19,6 +19,7 @@ from tenacity.wait import wait_base
 
 from agent_runtime.constants import BACKOFF_INITIAL_S, BACKOFF_JITTER_S, BACKOFF_MAX_S, SERVER_REQUEST_TIMEOUT_S
 from agent_runtime.logging import get_logger
+from agent_runtime.paths import REGISTRATION_FILE
 from common.files import atomic_write_json
 from common.protocol import (
     MAX_WORK_WAIT_S,
@@ -37,8 +38,6 @@ from common.protocol import (
 )
 
 log = get_logger(__name__)
-
-REGISTRATION_FILE = "registration.json"
 
 
 class Registration(BaseModel):

@@ -30,6 +30,7 @@ from agent_runtime.engine import BusyError, JobEngine, UnknownJobError
 from agent_runtime.info import gather_agent_info
 from agent_runtime.logging import get_logger
 from agent_runtime.paths import spool_dir
+from agent_runtime.policy import AgentPolicy
 from agent_runtime.server_client import (
     ContactRecord,
     Delivery,
@@ -96,6 +97,9 @@ class AgentService:
         self.registration: Registration | None = load_registration(self.data_dir)
         self.client: ServerClient | None = None
         self.spool = Spool(spool_dir(self.data_dir))
+        #: What a job may name (key variables, endpoints, files); no request to a job's endpoint carries the
+        #: agent's own secrets.
+        self.policy = AgentPolicy.from_settings(settings, secrets=self.own_secrets)
         self.engine = JobEngine(
             self.spool,
             data_dir=self.data_dir,
@@ -103,6 +107,7 @@ class AgentService:
             info_provider=lambda: self.info,
             listener=self,
             telemetry_interval_s=settings.telemetry_interval_s,
+            policy=self.policy,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._outbox_wake = asyncio.Event()
@@ -115,6 +120,13 @@ class AgentService:
         self._rejected: list[JobRejection] = []
         self._redeliver_now = False
         self._pull_wake = asyncio.Event()
+
+    def own_secrets(self) -> tuple[str, ...]:
+        """The agent's secrets: its API token, its registration key and its current server credential."""
+        values = [self.settings.token, self.settings.registration_key]
+        if self.registration is not None:
+            values.append(self.registration.credential)
+        return tuple(v.get_secret_value() for v in values if v is not None and v.get_secret_value())
 
     # -- engine listener (worker thread) ---------------------------------------------------------------
 
@@ -188,7 +200,13 @@ class AgentService:
             mode=self.mode.value,
             registered=self.registration is not None,
             url=None if self.mode == AgentMode.PULL else self.settings.advertised_url(),
+            allowed_key_envs=list(self.policy.key_envs.allowed),
+            allowed_endpoints=self.policy.endpoints.describe("openai"),
+            allowed_paths=[str(p) for p in self.policy.paths.roots],
         )
+        for name in self.policy.key_envs.refused:
+            log.warning("policy.key_env_refused", name=name,
+                        reason="RUCKUS_* variables hold the agent's own settings and secrets; no job may read them")
 
     async def stop(self) -> None:
         """Cancel the background tasks, stop a running job as interrupted, close clients."""
@@ -514,7 +532,8 @@ class AgentService:
             job: The job.
         """
         errors = await asyncio.to_thread(
-            check_job_request, job, self.info, data_dir=self.data_dir, model_dirs=tuple(self.settings.model_dirs)
+            check_job_request, job, self.info, data_dir=self.data_dir, model_dirs=tuple(self.settings.model_dirs),
+            policy=self.policy,
         )
         if errors:
             reason = "; ".join(f"{field}: {problem}" for field, problem in errors.items())

@@ -6,20 +6,42 @@ with a message naming the setting, instead of running with a silently ignored ty
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agent_runtime import constants
+from agent_runtime.egress import parse_endpoint
 
 ENV_PREFIX = "RUCKUS_AGENT_"
 #: Variables with our prefix that belong to the server (DESIGN section 7), not to the agent.
 # Server settings that share the prefix (a compose file may give both processes one environment).
 _SERVER_VARIABLES = frozenset(
-    {"RUCKUS_AGENT_ALLOWED_NETWORKS", "RUCKUS_AGENT_LOST_AFTER_S", "RUCKUS_AGENT_HTTP_TIMEOUT_S"}
+    {
+        "RUCKUS_AGENT_ALLOWED_NETWORKS",
+        "RUCKUS_AGENT_LOST_AFTER_S",
+        "RUCKUS_AGENT_HTTP_TIMEOUT_S",
+        "RUCKUS_AGENT_PROBE_TIMEOUT_S",
+    }
 )
+#: Largest request body the agent's API reads, by default (a job request is a few kilobytes).
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _list_value(value: Any) -> Any:
+    """A list setting from the environment: a comma-separated list, or a JSON list."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
 
 
 class Settings(BaseSettings):
@@ -43,6 +65,13 @@ class Settings(BaseSettings):
         telemetry_interval_s: Seconds between two telemetry samples during a run (RSS, CPU, GPU).
         log_level: Log level.
         log_json: Log JSON lines.
+        allowed_key_envs: Environment variables a job may name as its API key (``api_key_env``); ``RUCKUS_*``
+            names are never allowed.
+        allowed_endpoints: URL prefixes (``https://api.openai.com/v1``) and networks (``10.0.0.0/8``) a job's
+            runtime may reach; the ``vllm`` runtime may also reach loopback.
+        allowed_paths: Directories, besides the data and model directories, a job may name files in.
+        max_body_bytes: Largest request body the API accepts (413 beyond, before it is read).
+        debug: Serve the OpenAPI documentation (``/docs``, ``/redoc``, ``/openapi.json``).
     """
 
     model_config = SettingsConfigDict(
@@ -67,6 +96,34 @@ class Settings(BaseSettings):
     telemetry_interval_s: float = Field(default=constants.TELEMETRY_INTERVAL_S, ge=0.01, le=60)
     log_level: str = "info"
     log_json: bool = False
+    allowed_key_envs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_endpoints: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_paths: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=1024**3)
+    debug: bool = False
+
+    @field_validator("allowed_key_envs", "allowed_endpoints", "allowed_paths", mode="before")
+    @classmethod
+    def _split_list(cls, v: Any) -> Any:
+        """Read ``A,B`` (or a JSON list) from the environment."""
+        return _list_value(v)
+
+    @field_validator("allowed_key_envs")
+    @classmethod
+    def _env_names(cls, v: list[str]) -> list[str]:
+        """Only valid variable names (``RUCKUS_*`` ones are kept here and refused by the policy, with a warning)."""
+        bad = [n for n in v if not _ENV_NAME.match(n)]
+        if bad:
+            raise ValueError(f"not an environment variable name: {', '.join(bad)}")
+        return v
+
+    @field_validator("allowed_endpoints")
+    @classmethod
+    def _endpoints(cls, v: list[str]) -> list[str]:
+        """Each entry is a URL prefix or a network."""
+        for value in v:
+            parse_endpoint(value)  # raises ValueError naming the value
+        return [value.strip() for value in v]
 
     @field_validator("token")
     @classmethod

@@ -177,8 +177,9 @@ class Fleet:
             name=name, host=host, mode=mode, port=free_port(), token=secrets.token_urlsafe(16),
             data_dir=self.workdir / f"agent-{name}")
         self.agents[name] = agent
+        # The tiny model is built beside the work directory (tmp_path_factory, or the benchmarks' temp dir).
         argv = [str(BIN / "ruckus-agent"), "serve", "--port", str(agent.port), "--data-dir", str(agent.data_dir),
-                "--token", agent.token, "--name", name]
+                "--token", agent.token, "--name", name, "--allow-path", str(self.workdir.parent)]
         if mode == "pull":
             self.lab.block_inbound(host)
             argv += ["--pull", "--host", "127.0.0.1", "--server", self.base, "--registration-key", REGISTRATION_KEY]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agent_runtime.policy import AgentPolicy
 from agent_runtime.runtimes.base import (
     Generation,
     RequestError,
@@ -44,13 +45,16 @@ def describe_runtimes(info: AgentInfo) -> list[RuntimeCapability]:
     return [cls.capability(info) for cls in RUNTIME_REGISTRY.values()]
 
 
-def make_runtime(request: JobRequest, *, data_dir: Path, model_dirs: tuple[Path, ...] = ()) -> Runtime:
+def make_runtime(
+    request: JobRequest, *, data_dir: Path, model_dirs: tuple[Path, ...] = (), policy: AgentPolicy | None = None
+) -> Runtime:
     """Build the runtime a job asks for.
 
     Args:
         request: The job.
         data_dir: The agent's data directory.
         model_dirs: Extra model directories.
+        policy: What the agent's operator allows a job to name (default: nothing beyond its own directories).
 
     Returns:
         The runtime (nothing loaded yet).
@@ -61,7 +65,7 @@ def make_runtime(request: JobRequest, *, data_dir: Path, model_dirs: tuple[Path,
     """
     cls = RUNTIME_REGISTRY[request.runtime.name]
     params = runtime_params(request.runtime.name, request.runtime.params)
-    return cls(request, params, data_dir=data_dir, model_dirs=model_dirs)
+    return cls(request, params, data_dir=data_dir, model_dirs=model_dirs, policy=policy)
 
 
 __all__ = [

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from agent_runtime.constants import TELEMETRY_INTERVAL_S
+from agent_runtime.policy import AgentPolicy
 from agent_runtime.tasks.base import GenerationSettings, Sample, Task
 from common.catalog import RUNTIMES, RuntimeDef
 from common.protocol import AccessMode, AgentInfo, ExecutionInfo, JobRequest, RuntimeCapability
@@ -82,6 +83,7 @@ class Runtime(ABC):
         params: Validated runtime params (the catalogue's params model).
         data_dir: The agent's data directory.
         model_dirs: Extra model directories.
+        policy: What the agent's operator allows a job to name (default: :meth:`AgentPolicy.strict`).
     """
 
     name: ClassVar[str]
@@ -89,12 +91,19 @@ class Runtime(ABC):
     telemetry_interval_s: float = TELEMETRY_INTERVAL_S
 
     def __init__(
-        self, request: JobRequest, params: BaseModel, *, data_dir: Path, model_dirs: tuple[Path, ...] = ()
+        self,
+        request: JobRequest,
+        params: BaseModel,
+        *,
+        data_dir: Path,
+        model_dirs: tuple[Path, ...] = (),
+        policy: AgentPolicy | None = None,
     ) -> None:
         self.request = request
         self.params = params
         self.data_dir = Path(data_dir)
         self.model_dirs = model_dirs
+        self.policy = policy or AgentPolicy.strict(self.data_dir, model_dirs)
 
     @classmethod
     def definition(cls) -> RuntimeDef:

@@ -2,20 +2,22 @@
 
 Token counts come from the final usage chunk (``stream_options.include_usage``); an endpoint that sends
 no usage gets its output tokens counted as non-empty streamed chunks, and the run says so in its notes.
-API keys are read from the agent's own environment variable named by ``api_key_env``; they are never
-stored, logged or sent anywhere but to the endpoint.
+API keys are read from the agent's own environment variable named by ``api_key_env``, which the operator must
+have allowed; they are never stored, logged or sent anywhere but to the endpoint. The endpoint must be one the
+operator allowed (:mod:`agent_runtime.egress`): requests go through a client pinned to the checked address that
+follows no redirect, and errors carry the status code or a fixed message, never what the endpoint sent.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any
 
 import httpx
 
-from agent_runtime.runtimes.base import Generation, RequestError, Runtime, StopCheck
+from agent_runtime.egress import CONNECTION_FAILED, EgressRefused, pinned_client
+from agent_runtime.runtimes.base import Generation, RequestError, Runtime, RuntimeFailure, StopCheck
 from agent_runtime.tasks.base import GenerationSettings, Sample, Task
 from common.catalog import OpenAIParams
 from common.metrics import Metric
@@ -23,6 +25,47 @@ from common.protocol import AgentInfo, RuntimeCapability
 
 #: Note recorded when the endpoint sends no usage chunk.
 CHUNK_COUNT_NOTE = "the endpoint sent no usage: output_tokens counts non-empty streamed chunks"
+#: Error of a stream line that is not a JSON object (what it held is not repeated).
+MALFORMED_CHUNK = "the endpoint sent a malformed stream chunk"
+
+
+def check_status(resp: httpx.Response) -> None:
+    """Refuse anything but a 2xx answer, by its status code alone (the body is not read).
+
+    Args:
+        resp: The endpoint's response.
+
+    Raises:
+        RequestError: A redirect (never followed) or an error status.
+    """
+    if 300 <= resp.status_code < 400:
+        raise RequestError(f"endpoint answered HTTP {resp.status_code}; redirects are not followed")
+    if not resp.is_success:
+        raise RequestError(f"endpoint answered HTTP {resp.status_code}")
+
+
+def _chunk(data: str) -> dict[str, Any]:
+    """One streamed chunk as a JSON object.
+
+    Raises:
+        RequestError: Not a JSON object.
+    """
+    try:
+        chunk = json.loads(data)
+    except ValueError as exc:
+        raise RequestError(MALFORMED_CHUNK) from exc
+    if not isinstance(chunk, dict):
+        raise RequestError(MALFORMED_CHUNK)
+    return chunk
+
+
+def _count(value: Any) -> int | None:
+    """A token count from the endpoint's usage, or None when it is not a non-negative integer."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
 
 
 class OpenAIRuntime(Runtime):
@@ -55,25 +98,47 @@ class OpenAIRuntime(Runtime):
             },
         )
 
+    def endpoint_urls(self) -> list[tuple[str, str]]:
+        """The URLs this runtime will call, each with the request field it comes from."""
+        return [("runtime.params.base_url", self.params.base_url)]
+
     def check(self) -> dict[str, str]:
-        """The API key variable, when named, must be set in the agent's environment."""
+        """The key variable must be one the operator allowed (and set), every endpoint one the operator allowed."""
+        errors: dict[str, str] = {}
         env = self.params.api_key_env
-        if env and not os.environ.get(env):
-            return {"runtime.params.api_key_env": f"environment variable {env!r} is not set on this agent"}
-        return {}
+        if env:
+            problem = self.policy.key_envs.problem(env)
+            if problem is not None:
+                errors["runtime.params.api_key_env"] = problem
+        for field, url in self.endpoint_urls():
+            try:
+                self.policy.endpoints.check(url, self.name, field=field)
+            except EgressRefused as exc:
+                errors.setdefault(exc.field, exc.problem)
+        return errors
 
     def _headers(self) -> dict[str, str]:
-        """Request headers, with the API key read from the environment at call time."""
+        """Request headers, with the API key read from its allowed variable at call time.
+
+        Raises:
+            RuntimeFailure: The variable is not allowed or not set (any more).
+        """
         headers = {"Accept": "text/event-stream"}
         env = self.params.api_key_env
-        if env and os.environ.get(env):
-            headers["Authorization"] = f"Bearer {os.environ[env]}"
+        if env:
+            try:
+                headers["Authorization"] = f"Bearer {self.policy.key_envs.read(env)}"
+            except EgressRefused as exc:
+                raise RuntimeFailure(str(exc)) from exc
         return headers
 
     def load(self) -> None:
         """Open the HTTP client; the endpoint owns the model, so there is no load to time."""
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(self.params.timeout_s, connect=min(10.0, self.params.timeout_s))
+        self._client = pinned_client(
+            self.policy.endpoints,
+            self.name,
+            timeout=httpx.Timeout(self.params.timeout_s, connect=min(10.0, self.params.timeout_s)),
+            secrets=self.policy.secrets,
         )
 
     def model_load_unavailable_reason(self) -> str | None:
@@ -100,6 +165,7 @@ class OpenAIRuntime(Runtime):
         """Stream one completion and time every non-empty chunk."""
         assert self._client is not None, "load() must run before generate()"
         url, body = self._url_and_body(task, sample, settings)
+        headers = self._headers()
         parts: list[str] = []
         times: list[float] = []
         usage: dict[str, Any] | None = None
@@ -108,10 +174,8 @@ class OpenAIRuntime(Runtime):
         sent_at = time.time()
         sent = time.perf_counter()
         try:
-            with self._client.stream("POST", url, json=body, headers=self._headers()) as resp:
-                if resp.status_code >= 400:
-                    detail = resp.read().decode(errors="replace")[:300]
-                    raise RequestError(f"endpoint answered HTTP {resp.status_code}: {detail}")
+            with self._client.stream("POST", url, json=body, headers=headers) as resp:
+                check_status(resp)
                 for line in resp.iter_lines():
                     if not line.startswith("data:"):
                         continue  # SSE comments, event names and keep-alives
@@ -119,34 +183,36 @@ class OpenAIRuntime(Runtime):
                     if data == "[DONE]":
                         break
                     now = time.perf_counter()
-                    try:
-                        chunk = json.loads(data)
-                    except json.JSONDecodeError as exc:
-                        raise RequestError(f"endpoint sent a malformed stream chunk: {data[:120]!r}") from exc
-                    if chunk.get("usage"):
+                    chunk = _chunk(data)
+                    if isinstance(chunk.get("usage"), dict):
                         usage = chunk["usage"]
                     for choice in chunk.get("choices") or []:
-                        content = (choice.get("delta") or {}).get("content") or choice.get("text") or ""
-                        if content:
+                        if not isinstance(choice, dict):
+                            raise RequestError(MALFORMED_CHUNK)
+                        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+                        content = delta.get("content") or choice.get("text") or ""
+                        if content and isinstance(content, str):
                             parts.append(content)
                             times.append(now)
-                        finish = choice.get("finish_reason") or finish
+                        reason = choice.get("finish_reason")
+                        finish = reason if isinstance(reason, str) and reason else finish
                     if should_stop():
                         stopped = True
                         break
+        except EgressRefused as exc:
+            raise RuntimeFailure(str(exc)) from exc
         except httpx.HTTPError as exc:
-            raise RequestError(f"request to {url} failed: {type(exc).__name__}: {exc}") from exc
+            # One message for every way the connection fails: nothing about the far side leaks into results.
+            raise RequestError(CONNECTION_FAILED) from exc
         notes: list[str] = []
-        if usage and usage.get("completion_tokens") is not None:
-            output_tokens: int | None = int(usage["completion_tokens"])
-            prompt_tokens = usage.get("prompt_tokens")
-        else:
+        output_tokens = _count(usage.get("completion_tokens")) if usage else None
+        prompt_tokens = _count(usage.get("prompt_tokens")) if usage and output_tokens is not None else None
+        if output_tokens is None:
             output_tokens = len(times)
-            prompt_tokens = None
             notes.append(CHUNK_COUNT_NOTE)
         return Generation(
             text="".join(parts).strip(),
-            prompt_tokens=int(prompt_tokens) if prompt_tokens is not None else None,
+            prompt_tokens=prompt_tokens,
             output_tokens=output_tokens,
             sent_at=sent_at,
             sent=sent,

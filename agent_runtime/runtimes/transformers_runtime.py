@@ -15,7 +15,7 @@ from typing import Any
 
 from agent_runtime.constants import GENERATION_JOIN_TIMEOUT_S
 from agent_runtime.models import ModelNotFoundError, ResolvedModel, resolve_model
-from agent_runtime.paths import SMOLLM2_NAME, packaged_smollm2_gguf
+from agent_runtime.paths import SMOLLM2_NAME, PathRefused, packaged_smollm2_gguf
 from agent_runtime.runtimes.base import (
     Generation,
     RunMeasurement,
@@ -198,7 +198,10 @@ class TransformersRuntime(Runtime):
                 revision=spec.revision,
                 model_dirs=self.model_dirs,
                 convert=False,
+                paths=self.policy.paths,
             )
+        except PathRefused as exc:
+            return {exc.field: exc.problem}
         except ModelNotFoundError as exc:
 
             entry = find_model(spec.name)
@@ -217,8 +220,9 @@ class TransformersRuntime(Runtime):
                 path=spec.path,
                 revision=spec.revision,
                 model_dirs=self.model_dirs,
+                paths=self.policy.paths,
             )
-        except ModelNotFoundError as exc:
+        except (ModelNotFoundError, PathRefused) as exc:
             raise RuntimeFailure(str(exc)) from exc
         self.device = pick_device(self.params.device)
         requested = self.params.dtype

@@ -2,7 +2,8 @@
 
 Requests go through the same streaming client as the black-box runtime; in addition the server's
 Prometheus ``/metrics`` are read before and after every run (server-side TTFT, latency, token counters),
-and the host's GPUs are sampled through NVML.
+and the host's GPUs are sampled through NVML. Both URLs must be allowed endpoints: loopback always is for this
+runtime (a server on the agent's own host), anything else only when the operator allowed it.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from typing import Any
 
 import httpx
 
+from agent_runtime.egress import CONNECTION_FAILED, EgressRefused
 from agent_runtime.logging import get_logger
-from agent_runtime.runtimes.base import RunMeasurement
+from agent_runtime.runtimes.base import RunMeasurement, RuntimeFailure
 from agent_runtime.runtimes.openai_runtime import OpenAIRuntime
 from agent_runtime.telemetry import RunMonitor, nvml_status
 from agent_runtime.vllm_metrics import parse_vllm_metrics, vllm_metrics_delta
@@ -65,16 +67,31 @@ class VllmRuntime(OpenAIRuntime):
             return self.params.metrics_url
         return self.params.base_url.rstrip("/").removesuffix("/v1") + "/metrics"
 
+    def endpoint_urls(self) -> list[tuple[str, str]]:
+        """The API and the metrics URL (derived from the API's when not given), with their request fields."""
+        field = "runtime.params.metrics_url" if self.params.metrics_url else "runtime.params.base_url"
+        return [("runtime.params.base_url", self.params.base_url), (field, self._metrics_url())]
+
     def _scrape(self) -> dict[str, float] | None:
-        """Read and parse ``/metrics``; on failure remember why and return None."""
+        """Read and parse ``/metrics``; on failure remember why (in fixed words) and return None."""
         assert self._client is not None
         try:
             resp = self._client.get(self._metrics_url(), headers=self._headers())
-            resp.raise_for_status()
-        except httpx.HTTPError as exc:
-            self._metrics_problem = f"cannot read {self._metrics_url()}: {exc}"
+        except (EgressRefused, RuntimeFailure) as exc:
+            self._metrics_problem = f"server metrics not read: {exc}"
             return None
-        return parse_vllm_metrics(resp.text)
+        except httpx.HTTPError:
+            self._metrics_problem = f"server metrics not read: {CONNECTION_FAILED}"
+            return None
+        if resp.status_code != 200:
+            self._metrics_problem = f"server metrics not read: the metrics URL answered HTTP {resp.status_code}"
+            return None
+        try:
+            return parse_vllm_metrics(resp.text)
+        except (ValueError, TypeError, IndexError):
+            # The parser's messages quote the offending line: what the endpoint sent is not repeated.
+            self._metrics_problem = "server metrics not read: the answer is not Prometheus text"
+            return None
 
     def start_run(self, cold: bool) -> None:
         """Scrape ``/metrics`` and start GPU sampling."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from agent_runtime.paths import PathPolicy
 from agent_runtime.tasks.base import (
     GenerationSettings,
     Measurement,
@@ -30,7 +31,12 @@ TASK_REGISTRY: dict[str, type[Task] | type[MeasurementTask]] = {
 
 
 def make_task(
-    name: str, params: dict, *, data_dir: Path, http_client: httpx.Client | None = None
+    name: str,
+    params: dict,
+    *,
+    data_dir: Path,
+    http_client: httpx.Client | None = None,
+    paths: PathPolicy | None = None,
 ) -> Task | MeasurementTask:
     """Build the task ``name`` with validated params.
 
@@ -39,6 +45,7 @@ def make_task(
         params: Raw params (validated with ``common.catalog``).
         data_dir: The agent's data directory.
         http_client: Optional HTTP client for online sources.
+        paths: Where files the params name may lie (default: the data directory only).
 
     Returns:
         The task: a :class:`Task` (samples and prompts) or a :class:`MeasurementTask` (measures the host).
@@ -48,7 +55,7 @@ def make_task(
         pydantic.ValidationError: Bad params.
     """
     cls = TASK_REGISTRY[name]
-    return cls(task_params(name, params), data_dir=data_dir, http_client=http_client)
+    return cls(task_params(name, params), data_dir=data_dir, http_client=http_client, paths=paths)
 
 
 __all__ = [

@@ -11,6 +11,8 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel
 
+from agent_runtime.paths import PathPolicy
+
 
 class TaskDataError(ValueError):
     """The task's data could not be loaded (missing file, bad line, unknown title ...).
@@ -66,14 +68,31 @@ class Task(ABC):
         params: Validated task params (the catalogue's params model).
         data_dir: The agent's data directory (for caches).
         http_client: Client for online sources (tests inject a mock transport).
+        paths: Where files the params name may lie (default: the data directory only).
     """
 
     name: ClassVar[str]
 
-    def __init__(self, params: BaseModel, *, data_dir: Path, http_client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        params: BaseModel,
+        *,
+        data_dir: Path,
+        http_client: httpx.Client | None = None,
+        paths: PathPolicy | None = None,
+    ) -> None:
         self.params = params
         self.data_dir = Path(data_dir)
         self.http_client = http_client
+        self.paths = paths or PathPolicy.for_agent(self.data_dir)
+
+    def check(self) -> dict[str, str]:
+        """Check the params can be used on this agent before the job is accepted (cheap, nothing read).
+
+        Returns:
+            ``{dotted.field: problem}``; empty when fine.
+        """
+        return {}
 
     @abstractmethod
     def load_samples(self) -> list[Sample]:
@@ -129,14 +148,31 @@ class MeasurementTask(ABC):
         params: Validated task params.
         data_dir: The agent's data directory.
         http_client: Unused; accepted so every task is built the same way.
+        paths: Unused (no file is named); accepted so every task is built the same way.
     """
 
     name: ClassVar[str]
 
-    def __init__(self, params: BaseModel, *, data_dir: Path, http_client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        params: BaseModel,
+        *,
+        data_dir: Path,
+        http_client: httpx.Client | None = None,
+        paths: PathPolicy | None = None,
+    ) -> None:
         self.params = params
         self.data_dir = Path(data_dir)
         self.http_client = http_client
+        self.paths = paths or PathPolicy.for_agent(self.data_dir)
+
+    def check(self) -> dict[str, str]:
+        """Check the params can be used on this agent before the job is accepted.
+
+        Returns:
+            ``{dotted.field: problem}``; empty when fine.
+        """
+        return {}
 
     @abstractmethod
     def measure(self, *, device: str, should_stop: Callable[[], bool], telemetry_interval_s: float) -> Measurement:

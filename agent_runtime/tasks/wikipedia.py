@@ -12,7 +12,9 @@ Choice of document and reference (so that ROUGE measures summarization, not copy
 * **Wikipedia REST API** (online, cached on disk): the page summary (``/api/rest_v1/page/summary``) is
   the lead = reference; the full plain-text article (``action=query&prop=extracts&explaintext``) minus
   its lead is the document.
-* **JSONL** file on the agent: ``{id, title, document, reference}`` per line, used as given.
+* **JSONL** file on the agent: ``{id, title, document, reference}`` per line, used as given. The file must
+  lie inside the agent's data directory, its model directories or a directory its operator allowed
+  (``--allow-path``); a relative path is taken from the data directory.
 
 Sampling is seeded and spread across document-length buckets, so the same seed gives the same articles
 on every agent and a run mixes short and long documents. Outputs and references go back to the server,
@@ -32,13 +34,14 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent_runtime.constants import LENGTH_BUCKETS, WIKIPEDIA_TIMEOUT_S, WIKIPEDIA_USER_AGENT
-from agent_runtime.paths import packaged_wiki_summaries
+from agent_runtime.paths import PathRefused, packaged_wiki_summaries
 from agent_runtime.tasks.base import GenerationSettings, Sample, Task, TaskDataError
 from common.catalog import WikipediaSummarizationParams
 from common.files import atomic_write_json
 from common.validation import field_errors
 
 SYSTEM_PROMPT = "You are a precise assistant that summarizes encyclopedia articles."
+JSONL_FIELD = "task.params.jsonl_path"
 
 #: Words ending with a period that do not end a sentence.
 _ABBREVIATIONS = frozenset(
@@ -330,9 +333,21 @@ class WikipediaSummarization(Task):
             )
         return out
 
+    def check(self) -> dict[str, str]:
+        """A JSONL file must lie where the operator allows (checked before anything is opened)."""
+        if self.params.source == "jsonl":
+            try:
+                self.paths.resolve(self.params.jsonl_path or "", field=JSONL_FIELD)
+            except PathRefused as exc:
+                return {exc.field: exc.problem}
+        return {}
+
     def _jsonl(self) -> list[Sample]:
         """All samples of the user's JSONL file."""
-        path = Path(self.params.jsonl_path or "").expanduser()
+        try:
+            path = self.paths.resolve(self.params.jsonl_path or "", field=JSONL_FIELD)
+        except PathRefused as exc:
+            raise TaskDataError(str(exc), field=JSONL_FIELD) from exc
         if not path.is_file():
             raise TaskDataError(
                 f"JSONL file {str(path)!r} does not exist on this agent", field="task.params.jsonl_path"

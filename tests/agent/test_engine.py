@@ -12,12 +12,13 @@ from common.catalog import RUNTIMES
 from common.protocol import AgentJobState, ExecutionInfo, JobRequest
 from tests.helpers import wait_for
 
-from .conftest import job_payload
+from .conftest import allowing, job_payload
 
 
 @pytest.fixture
-def engine(tmp_path):
-    eng = JobEngine(Spool(tmp_path / "spool"), data_dir=tmp_path)
+def engine(tmp_path, tiny_model_dir):
+    eng = JobEngine(Spool(tmp_path / "spool"), data_dir=tmp_path,
+                    policy=allowing(tmp_path, paths=(tiny_model_dir.parent,)))
     yield eng
     eng.shutdown(10)
 
@@ -43,9 +44,9 @@ class FakeRuntime(Runtime):
 
     name = "transformers"
 
-    def __init__(self, request, *, data_dir, model_dirs=(), fail_samples=()) -> None:
+    def __init__(self, request, *, data_dir, model_dirs=(), policy=None, fail_samples=()) -> None:
         params = RUNTIMES[self.name].params_model.model_validate(request.runtime.params)
-        super().__init__(request, params, data_dir=data_dir, model_dirs=model_dirs)
+        super().__init__(request, params, data_dir=data_dir, model_dirs=model_dirs, policy=policy)
         self.calls: list[str] = []
         self.fail_samples = set(fail_samples)
 
@@ -105,8 +106,8 @@ def _fake_engine(tmp_path, **runtime_kw):
     """An engine whose runtime factory builds a :class:`FakeRuntime`; the runtimes it built are returned too."""
     built: list[FakeRuntime] = []
 
-    def factory(request, *, data_dir, model_dirs):
-        built.append(FakeRuntime(request, data_dir=data_dir, model_dirs=model_dirs, **runtime_kw))
+    def factory(request, *, data_dir, model_dirs, policy):
+        built.append(FakeRuntime(request, data_dir=data_dir, model_dirs=model_dirs, policy=policy, **runtime_kw))
         return built[-1]
 
     return JobEngine(Spool(tmp_path / "spool"), data_dir=tmp_path, runtime_factory=factory), built

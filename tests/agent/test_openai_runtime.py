@@ -16,6 +16,8 @@ from agent_runtime.tasks.base import GenerationSettings, Sample
 from common.protocol import AgentJobState, JobRequest
 from tests.helpers import free_port, wait_for
 
+from .conftest import allowing
+
 SAMPLE = Sample("s1", "Title", "Some document text.", "Reference.")
 TASK_PARAMS = {"name": "wikipedia_summarization", "params": {"num_samples": 1, "max_new_tokens": 16}}
 
@@ -43,8 +45,9 @@ def _sse(chunks, usage=True):
     return "".join(f"data: {json.dumps(x)}\n\n" for x in lines) + "data: [DONE]\n\n"
 
 
-def _runtime(tmp_path, handler, request=None, env=None):
-    rt = make_runtime(request or _request(), data_dir=tmp_path)
+def _runtime(tmp_path, handler, request=None, key_envs=()):
+    policy = allowing(tmp_path, key_envs=key_envs, endpoints=("http://endpoint.test/v1",))
+    rt = make_runtime(request or _request(), data_dir=tmp_path, policy=policy)
     rt.load()
     rt._client = httpx.Client(transport=httpx.MockTransport(handler))
     task = make_task("wikipedia_summarization", {"num_samples": 1}, data_dir=tmp_path)
@@ -61,9 +64,9 @@ def test_streaming_with_usage(tmp_path, monkeypatch):
             200, text=_sse(["Hello", "", " world", "!"]), headers={"content-type": "text/event-stream"}
         )
 
-    monkeypatch.setenv("RUCKUS_TEST_KEY", "sk-secret")
-    req = _request(params={"base_url": "http://endpoint.test/v1", "api_key_env": "RUCKUS_TEST_KEY"})
-    rt, task = _runtime(tmp_path, handler, req)
+    monkeypatch.setenv("ENDPOINT_TEST_KEY", "sk-secret")
+    req = _request(params={"base_url": "http://endpoint.test/v1", "api_key_env": "ENDPOINT_TEST_KEY"})
+    rt, task = _runtime(tmp_path, handler, req, key_envs=("ENDPOINT_TEST_KEY",))
     gen = rt.generate(task, SAMPLE, GenerationSettings(16, 0.0), lambda: False)
     assert gen.text == "Hello world!"
     assert gen.output_tokens == 7 and gen.prompt_tokens == 11 and not gen.notes
@@ -167,7 +170,8 @@ def transformers_serve(smollm2_dir: Path):
 @pytest.mark.slow
 def test_openai_runtime_against_transformers_serve(tmp_path, transformers_serve):
     url, served = transformers_serve
-    engine = JobEngine(Spool(tmp_path / "spool"), data_dir=tmp_path)
+    # The operator allows the local endpoint (black-box endpoints are refused until allowed).
+    engine = JobEngine(Spool(tmp_path / "spool"), data_dir=tmp_path, policy=allowing(tmp_path, endpoints=(url,)))
     request = JobRequest(
         job_id="serve-1",
         attempt_token="token-123456",

@@ -71,7 +71,8 @@ def test_status_reports_failing_calls_to_the_server(tmp_path):
 def test_pull_agent_announces_polls_runs_and_is_cancelled(tmp_path, tiny_model_dir):
     fake = FakeServer()
     with UvicornThread(fake.app) as server:
-        settings = _settings(tmp_path, server=server.url, registration_key="join-key-1", pull=True)
+        settings = _settings(tmp_path, server=server.url, registration_key="join-key-1", pull=True,
+                             allowed_paths=[tiny_model_dir.parent])
         with UvicornThread(create_app(settings)):
             wait_for(lambda: fake.of("work"), 60, what="the first work request")
             [announce] = fake.of("announce")[:1]

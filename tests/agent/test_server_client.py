@@ -30,7 +30,8 @@ def test_announce_register_heartbeat_progress_result(tmp_path, tiny_model_dir):
     fake.result_statuses = [503, 200]  # first delivery fails: the outbox must retry
     with UvicornThread(fake.app) as server:
         port = free_port()
-        settings = _agent_settings(tmp_path, server.url, public_url=f"http://127.0.0.1:{port}")
+        settings = _agent_settings(tmp_path, server.url, public_url=f"http://127.0.0.1:{port}",
+                                   allowed_paths=[tiny_model_dir.parent])
         agent_app = create_app(settings)
         with UvicornThread(agent_app, port) as agent:
             wait_for(lambda: fake.registered_info, 20)
@@ -76,7 +77,7 @@ def test_stale_result_is_dropped(tmp_path, tiny_model_dir):
     fake.result_statuses = [409]
     with (
         UvicornThread(fake.app) as server,
-        UvicornThread(create_app(_agent_settings(tmp_path))) as agent,
+        UvicornThread(create_app(_agent_settings(tmp_path, allowed_paths=[tiny_model_dir.parent]))) as agent,
         httpx.Client(base_url=agent.url, headers=AUTH) as c,
     ):
         reg = {"agent_id": "agent-1", "server_url": server.url, "credential": fake.credential}

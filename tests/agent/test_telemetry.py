@@ -18,7 +18,7 @@ from agent_runtime.telemetry import Nvml, RunMonitor, nvml_status
 from common.protocol import AgentJobState, JobRequest
 from tests.helpers import wait_for
 
-from .conftest import job_payload
+from .conftest import allowing, job_payload
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "telemetry"
 
@@ -238,7 +238,8 @@ def test_setting_telemetry_interval(monkeypatch):
 
 
 def test_transformers_job_carries_telemetry(tmp_path, tiny_model_dir):
-    engine = JobEngine(Spool(tmp_path / "spool"), data_dir=tmp_path, telemetry_interval_s=0.02)
+    engine = JobEngine(Spool(tmp_path / "spool"), data_dir=tmp_path, telemetry_interval_s=0.02,
+                       policy=allowing(tmp_path, paths=(tiny_model_dir.parent,)))
     try:
         record, _ = engine.submit(JobRequest.model_validate(job_payload(tiny_model_dir, runs_per_job=2)))
         record.thread.join(60)

@@ -115,9 +115,11 @@ class Stack:
             link.symlink_to(convert_packaged_smollm2(MODEL_CACHE), target_is_directory=True)
         self.agent_ports[name] = port or self.agent_ports.get(name) or free_port()
         self.agent_tokens.setdefault(name, secrets.token_urlsafe(16))
+        # Test models (tmp_path_factory) live beside this test's directory: the agent may read them.
         self.spawn(name, [str(BIN / "ruckus-agent"), "serve", "--host", "127.0.0.1", "--port",
                           str(self.agent_ports[name]), "--data-dir", str(data_dir), "--token",
-                          self.agent_tokens[name], "--name", name, *(extra or [])])
+                          self.agent_tokens[name], "--name", name, "--allow-path", str(self.tmp.parent),
+                          *(extra or [])])
         wait_for(lambda: self._ok(f"{self.agent_url(name)}/api/v1/health"), 120, interval=0.2, what=f"agent {name}")
 
     def agent_url(self, name: str) -> str:
