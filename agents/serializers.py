@@ -19,7 +19,7 @@ class AgentSerializer(serializers.ModelSerializer):
     """An agent with its capabilities and a short hardware summary."""
 
     summary = serializers.SerializerMethodField()
-    labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=50)
     capabilities = ModelJSONField(AgentInfo)
 
     class Meta:
@@ -99,7 +99,7 @@ class AgentRegisterSerializer(serializers.Serializer):
     url = serializers.CharField(max_length=500)
     token = serializers.CharField(max_length=500, write_only=True)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=50)
     cost_per_hour = serializers.DecimalField(max_digits=10, decimal_places=4, required=False, allow_null=True,
                                              min_value=0)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
 
@@ -24,6 +24,27 @@ def _networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(n.strip(), strict=False) for n in settings.RUCKUS_AGENT_ALLOWED_NETWORKS if n.strip()]
 
 
+def _split(url: str) -> SplitResult:
+    """Split a URL whose host name the resolver and the HTTP client will both take, or say why not.
+
+    Non-ASCII hosts are refused (``①②⑦.0.0.1`` resolves as ``127.0.0.1`` but no HTTP client calls it; a name
+    with non-ASCII letters is written in its ``xn--`` form), and so are empty or over-long labels.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+    except ValueError as exc:
+        raise UnsafeURL(f"URL is malformed: {exc}") from exc
+    if not host.isascii():
+        raise UnsafeURL("URL host must be ASCII: write an internationalised name in its xn-- form")
+    if host and ":" not in host:
+        try:
+            host.encode("idna")
+        except UnicodeError as exc:
+            raise UnsafeURL(f"URL host {host[:80]!r} is not a valid host name ({exc.__cause__ or exc})") from exc
+    return parts
+
+
 def check_agent_url(url: str) -> str:
     """Validate an agent URL and return it normalized (no trailing slash).
 
@@ -36,7 +57,7 @@ def check_agent_url(url: str) -> str:
     Raises:
         UnsafeURL: With the reason, when the URL is malformed or points somewhere the server must not call.
     """
-    parts = urlsplit(url.strip())
+    parts = _split(url)
     if parts.scheme not in ("http", "https"):
         raise UnsafeURL("URL must start with http:// or https://")
     if not parts.hostname:

@@ -85,9 +85,9 @@ class AgentSelectionSerializer(serializers.Serializer):
     """Exactly one of ``{"all": true}``, ``{"ids": [...]}``, ``{"labels": [...]}``."""
 
     all = serializers.BooleanField(required=False)
-    ids = serializers.ListField(child=serializers.UUIDField(), required=False, allow_empty=False)
+    ids = serializers.ListField(child=serializers.UUIDField(), required=False, allow_empty=False, max_length=1000)
     labels = serializers.ListField(
-        child=serializers.CharField(max_length=100), required=False, allow_empty=False
+        child=serializers.CharField(max_length=100), required=False, allow_empty=False, max_length=50
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +121,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
     models = serializers.ListField(
         child=ModelInputSerializer(), source="model_specs", required=False, max_length=50
     )
-    runtimes = RuntimeInputSerializer(many=True, source="runtime_specs")
+    runtimes = RuntimeInputSerializer(many=True, source="runtime_specs", max_length=20)
     agents = AgentSelectionSerializer(source="agent_selection")
     runs_per_job = serializers.IntegerField(
         min_value=MIN_RUNS_PER_JOB,
@@ -132,7 +132,9 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "max_value": f"runs_per_job must be between {MIN_RUNS_PER_JOB} and {MAX_RUNS_PER_JOB}",
         },
     )
-    requested_metrics = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    requested_metrics = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, default=list, max_length=100
+    )
     owner = serializers.CharField(source="owner.username", read_only=True, default=None)
     can_manage = serializers.SerializerMethodField(
         help_text="Whether the requesting user may edit, cancel or delete the experiment and cancel or retry its jobs."
@@ -162,6 +164,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "finished_at",
         ]
         read_only_fields = ["status", "plan", "created_at", "updated_at", "started_at", "finished_at"]
+        extra_kwargs = {"description": {"max_length": 10_000}}
 
     def get_can_manage(self, obj: Experiment) -> bool:
         """Whether the requesting user may act on the experiment (False without a request, e.g. in events)."""

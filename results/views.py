@@ -36,7 +36,7 @@ class JobResultsView(APIView):
     def get(self, request: Request, pk: int) -> Response:
         """Return the job's results."""
         job = get_object_or_404(Job.objects.select_related("experiment"), pk=pk)
-        include = request.query_params.get("samples", "true").lower() not in ("0", "false", "no")
+        include = _flag(request, "samples", default=True)
         return Response(selectors.job_results(job, include_samples=include))
 
 
@@ -86,6 +86,43 @@ class ExperimentComparisonView(APIView):
         return Response(selectors.experiment_comparison(experiment, metric))
 
 
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def _flag(request: Request, name: str, *, default: bool) -> bool:
+    """A yes/no query parameter (``true``/``false``, ``1``/``0``, ``yes``/``no``); anything else is a 400 naming it."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ValidationError({name: [f"{name} must be true or false, not {raw[:40]!r}"]})
+
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell that a spreadsheet shows as text, never runs as a formula.
+
+    A text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'`` (the
+    OWASP rule; agent and model names, fingerprints and metric names come from agents and users). Numbers are
+    written as numbers and are safe, so a negative measurement stays ``-3.5``.
+
+    Args:
+        value: The cell's value.
+
+    Returns:
+        The value to write.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 class _Echo:
     """File-like object whose ``write`` returns what it was given (streams CSV rows without buffering)."""
 
@@ -125,10 +162,10 @@ class ExperimentExportView(APIView):
         """CSV rows: run columns, then one column per metric (empty when absent)."""
         metrics = selectors.export_metric_names(experiment)
         writer = csv.writer(_Echo())
-        yield writer.writerow([*selectors.EXPORT_BASE_COLUMNS, *metrics])
+        yield writer.writerow([csv_cell(c) for c in (*selectors.EXPORT_BASE_COLUMNS, *metrics)])
         for run in selectors.export_runs(experiment):
             base = [run[c] for c in selectors.EXPORT_BASE_COLUMNS]
-            yield writer.writerow([*base, *(run["metrics"].get(m, "") for m in metrics)])
+            yield writer.writerow([csv_cell(v) for v in (*base, *(run["metrics"].get(m, "") for m in metrics))])
 
     @staticmethod
     def _json(experiment: Experiment) -> Iterator[str]:

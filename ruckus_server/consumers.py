@@ -26,6 +26,7 @@ import structlog
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from rest_framework.exceptions import ParseError, ValidationError
 
 from agents.models import Agent
 from core import roles
@@ -38,6 +39,7 @@ from core.events import (
     job_group,
     payload,
 )
+from core.parsers import loads
 from experiments.models import Experiment, Job
 
 log = structlog.get_logger(__name__)
@@ -201,13 +203,17 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
 
     @classmethod
     async def decode_json(cls, text_data: str) -> Any:
-        """Decode JSON; malformed text becomes a marker handled in :meth:`receive_json`."""
-        import json
+        """Decode JSON; malformed text (or nested too deep, or with NUL characters) becomes a marker.
 
+        The marker is handled in :meth:`receive_json`.
+        """
         try:
-            return json.loads(text_data)
-        except ValueError as exc:
-            return {"__invalid__": f"message is not valid JSON: {exc}"}
+            return loads(text_data)
+        except ParseError as exc:
+            return {"__invalid__": f"message is not valid JSON: {exc.detail}"}
+        except ValidationError as exc:
+            problems = "; ".join(f"{field}: {' '.join(map(str, errors))}" for field, errors in exc.detail.items())
+            return {"__invalid__": f"message refused: {problems}"}
 
     async def _error(self, message: str) -> None:
         await self.send_json({"type": "error", "message": message})
