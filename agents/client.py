@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import structlog
 from django.conf import settings
 
-from agents.urlguard import check_agent_url
+from agents.urlguard import resolve_agent_url
 from common.protocol import AgentInfo, AgentStatusReport, JobRequest, RegisterRequest
+
+log = structlog.get_logger(__name__)
 
 
 class AgentCallError(Exception):
@@ -27,40 +30,55 @@ class AgentCallError(Exception):
 
 
 class AgentClient:
-    """Calls one agent's API (``/api/v1/...``).
+    """Calls one agent's API (``/api/v1/...``) at the address its URL was checked at.
+
+    The URL is checked and its host resolved once, when the client is made; every request then connects to that
+    address, with the registered name in the ``Host`` header and as the TLS server name, so a name that resolves
+    elsewhere later (DNS rebinding) changes nothing. Answers are never echoed: a failure says what happened (no
+    answer, a redirect, an HTTP status), not what the remote end sent, so the server cannot be used to read other
+    services' pages or to tell their open ports from closed ones.
 
     Args:
-        url: The agent's base URL (checked by the URL guard on every client creation).
+        url: The agent's base URL.
         token: Bearer token of the agent.
         timeout: Seconds per request.
+
+    Raises:
+        UnsafeURL: The URL may not be called.
     """
 
     def __init__(self, url: str, token: str, timeout: float | None = None) -> None:
-        self.base_url = check_agent_url(url)
+        self._target = resolve_agent_url(url)
+        self.base_url = self._target.url
         self._token = token
         self._timeout = timeout or settings.RUCKUS_AGENT_HTTP_TIMEOUT_S
 
     def _request(
         self, method: str, path: str, json: dict[str, Any] | None = None, timeout: float | None = None
     ) -> httpx.Response:
-        """Send one request; redirects are never followed (a redirect could lead past the URL guard)."""
+        """Send one request to the checked address; redirects are never followed."""
+        target = self._target
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else None
         try:
             with httpx.Client(timeout=timeout or self._timeout, follow_redirects=False) as client:
                 response = client.request(
                     method,
-                    f"{self.base_url}/api/v1{path}",
+                    target.pinned(f"/api/v1{path}"),
                     json=json,
-                    headers={"Authorization": f"Bearer {self._token}"},
+                    headers={"Authorization": f"Bearer {self._token}", "Host": target.host_header},
+                    extensions=extensions,
                 )
         except httpx.HTTPError as exc:
-            raise AgentCallError(f"agent at {self.base_url} did not answer: {exc.__class__.__name__}: {exc}") from exc
+            # One message for refused, reset, timed out and TLS failures alike; the kind goes to the log only.
+            log.info("agent_call_failed", agent=self.base_url, method=method, path=path, error=type(exc).__name__)
+            raise AgentCallError(f"agent at {self.base_url} did not answer") from exc
         if response.is_redirect:
             raise AgentCallError(f"agent at {self.base_url} answered with a redirect; redirects are not followed",
                                  response.status_code)
         if response.status_code >= 400:
-            detail = response.text[:300]
             raise AgentCallError(
-                f"agent at {self.base_url} answered {response.status_code} to {method} {path}: {detail}",
+                f"agent at {self.base_url} answered {response.status_code} to {method} {path}"
+                + (" (the agent refused the token)" if response.status_code in (401, 403) else ""),
                 response.status_code,
                 reach_error=_reach_error(response),
             )
@@ -104,7 +122,11 @@ class AgentClient:
 
 
 def _reach_error(response: httpx.Response) -> str | None:
-    """The agent's account of why it could not reach the server, from a 502 answer to ``/register``."""
+    """The agent's account of why it could not reach the server, from a 502 answer to ``/register``.
+
+    The one part of an answer that is passed on: a RUCKUS agent's structured refusal (a JSON object with a
+    ``reach_error`` string), cut short, printable characters only.
+    """
     if response.status_code != 502:
         return None
     try:
@@ -112,4 +134,6 @@ def _reach_error(response: httpx.Response) -> str | None:
     except ValueError:
         return None
     error = body.get("reach_error") if isinstance(body, dict) else None
-    return str(error)[:500] if error else None
+    if not isinstance(error, str) or not error:
+        return None
+    return "".join(ch for ch in error[:300] if ch.isprintable())

@@ -11,10 +11,12 @@ from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from pydantic import ValidationError as PydanticValidationError
 
 from agents.client import AgentCallError, AgentClient
 from agents.models import Agent
 from agents.signals import heartbeat_received
+from agents.urlguard import UnsafeURL
 from common.protocol import (
     PROTOCOL_VERSION,
     AgentInfo,
@@ -177,8 +179,10 @@ def agent_register(
                 "RUCKUS_PUBLIC_URL to an address of this server that the agent can reach"
             ) from exc
         raise RegistrationError(str(exc)) from exc
+    except UnsafeURL as exc:  # the name resolves elsewhere than when the URL was checked
+        raise RegistrationError(str(exc)) from exc
     except ValueError as exc:  # the answer is not a valid AgentInfo
-        raise RegistrationError(f"the agent's answer does not follow the agent protocol: {exc}") from exc
+        raise RegistrationError(protocol_problem(exc)) from exc
     _check_protocol(info)
     with transaction.atomic():
         agent.set_capabilities(info)
@@ -288,11 +292,27 @@ def agent_refresh_capabilities(agent: Agent) -> Agent:
     """
     try:
         info = AgentClient(agent.url, agent.token).refresh_info()
-    except AgentCallError as exc:
+    except (AgentCallError, UnsafeURL) as exc:
         raise RegistrationError(str(exc)) from exc
     except ValueError as exc:  # the answer is not a valid AgentInfo
-        raise RegistrationError(f"the agent's answer does not follow the agent protocol: {exc}") from exc
+        raise RegistrationError(protocol_problem(exc)) from exc
     return agent_update_capabilities(agent, info)
+
+
+def protocol_problem(exc: ValueError) -> str:
+    """Why an agent's answer is not a valid description, naming fields but never quoting what was sent.
+
+    The answer may come from something other than an agent (a user can register any URL the guard allows): its
+    content must not reach the user through the error.
+
+    Args:
+        exc: The JSON decoding or validation error.
+    """
+    if isinstance(exc, PydanticValidationError):
+        fields = sorted({".".join(str(p) for p in error["loc"]) or "(body)" for error in exc.errors()})
+        shown = ", ".join(fields[:10]) + (f" and {len(fields) - 10} more" if len(fields) > 10 else "")
+        return f"the agent's answer does not follow the agent protocol (missing or invalid: {shown})"
+    return "the agent's answer does not follow the agent protocol (not a JSON description of an agent)"
 
 
 def agent_update_capabilities(agent: Agent, info: AgentInfo) -> Agent:
