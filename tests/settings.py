@@ -16,6 +16,10 @@ import tempfile
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("LOG_FORMAT", "console")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# Many tests (and the servers they start, which inherit this environment) log in from 127.0.0.1 within a minute;
+# the throttle tests set their own low limits.
+os.environ.setdefault("RUCKUS_LOGIN_THROTTLE", "10000/min")
+os.environ.setdefault("RUCKUS_LOGIN_USER_THROTTLE", "10000/min")
 
 
 def _start_embedded_postgres() -> str:
