@@ -132,14 +132,20 @@ class OpenAIRuntime(Runtime):
                 raise RuntimeFailure(str(exc)) from exc
         return headers
 
+    def _http(self) -> httpx.Client:
+        """The HTTP client (pinned to checked addresses), opened on first use."""
+        if self._client is None:
+            self._client = pinned_client(
+                self.policy.endpoints,
+                self.name,
+                timeout=httpx.Timeout(self.params.timeout_s, connect=min(10.0, self.params.timeout_s)),
+                secrets=self.policy.secrets,
+            )
+        return self._client
+
     def load(self) -> None:
         """Open the HTTP client; the endpoint owns the model, so there is no load to time."""
-        self._client = pinned_client(
-            self.policy.endpoints,
-            self.name,
-            timeout=httpx.Timeout(self.params.timeout_s, connect=min(10.0, self.params.timeout_s)),
-            secrets=self.policy.secrets,
-        )
+        self._http()
 
     def model_load_unavailable_reason(self) -> str | None:
         """The endpoint loads the model, out of the agent's sight."""
@@ -163,7 +169,7 @@ class OpenAIRuntime(Runtime):
 
     def generate(self, task: Task, sample: Sample, settings: GenerationSettings, should_stop: StopCheck) -> Generation:
         """Stream one completion and time every non-empty chunk."""
-        assert self._client is not None, "load() must run before generate()"
+        client = self._http()
         url, body = self._url_and_body(task, sample, settings)
         headers = self._headers()
         parts: list[str] = []
@@ -174,7 +180,7 @@ class OpenAIRuntime(Runtime):
         sent_at = time.time()
         sent = time.perf_counter()
         try:
-            with self._client.stream("POST", url, json=body, headers=headers) as resp:
+            with client.stream("POST", url, json=body, headers=headers) as resp:
                 check_status(resp)
                 for line in resp.iter_lines():
                     if not line.startswith("data:"):

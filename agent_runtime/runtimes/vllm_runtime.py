@@ -74,9 +74,9 @@ class VllmRuntime(OpenAIRuntime):
 
     def _scrape(self) -> dict[str, float] | None:
         """Read and parse ``/metrics``; on failure remember why (in fixed words) and return None."""
-        assert self._client is not None
         try:
-            resp = self._client.get(self._metrics_url(), headers=self._headers())
+            # The engine starts the cold run's measurement before load(): the client may not be open yet.
+            resp = self._http().get(self._metrics_url(), headers=self._headers())
         except (EgressRefused, RuntimeFailure) as exc:
             self._metrics_problem = f"server metrics not read: {exc}"
             return None
