@@ -61,8 +61,10 @@ export function useLogout() {
     mutationFn: () => unwrap(api.DELETE("/api/v1/auth/session/")),
     onSuccess: () => {
       events.close();
-      qc.clear();
+      // The user first (the app, observing it, shows the login form), then everything the user had loaded. Clearing
+      // the whole cache would drop the observed entry too, and the app would not notice the logout.
       qc.setQueryData(keys.me, null);
+      qc.removeQueries({ predicate: (query) => query.queryKey[0] !== keys.me[0] });
     },
   });
 }

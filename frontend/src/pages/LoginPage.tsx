@@ -1,4 +1,4 @@
-import { useEffect, useState, type FormEvent } from "react";
+import { useEffect, useMemo, useState, type FormEvent } from "react";
 import { useLogin, useLogout } from "../api/queries";
 import { describeError, errorMessage, isThrottled } from "../api/errors";
 import type { SessionUser } from "../api/models";
@@ -6,18 +6,16 @@ import { Field } from "../components/ui";
 
 /** Seconds left until `until` (epoch ms), updated every second; 0 once it has passed or without a time. */
 export function useSecondsLeft(until: number | null): number {
-  const [seconds, setSeconds] = useState(() => secondsUntil(until));
+  const [, tick] = useState(0);
   useEffect(() => {
-    setSeconds(secondsUntil(until));
     if (until === null) return undefined;
     const timer = setInterval(() => {
-      const s = secondsUntil(until);
-      setSeconds(s);
-      if (s === 0) clearInterval(timer);
+      tick((n) => n + 1);
+      if (secondsUntil(until) === 0) clearInterval(timer);
     }, 1000);
     return () => clearInterval(timer);
   }, [until]);
-  return seconds;
+  return secondsUntil(until);
 }
 
 function secondsUntil(until: number | null): number {
@@ -35,14 +33,12 @@ export function LoginPage() {
   const login = useLogin();
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
-  const [blockedUntil, setBlockedUntil] = useState<number | null>(null);
   const throttled = isThrottled(login.error) ? login.error : null;
   const { fields, general } = describeError(throttled ? null : login.error);
+  // Counted from when the refusal arrived (the same error object until the next attempt).
+  const blockedUntil = useMemo(
+    () => (throttled?.retryAfter != null ? Date.now() + throttled.retryAfter * 1000 : null), [throttled]);
   const secondsLeft = useSecondsLeft(blockedUntil);
-
-  useEffect(() => {
-    setBlockedUntil(throttled?.retryAfter != null ? Date.now() + throttled.retryAfter * 1000 : null);
-  }, [throttled]);
 
   const submit = (e: FormEvent) => {
     e.preventDefault();

@@ -15,6 +15,7 @@ import { ExperimentDetailPage } from "./ExperimentDetailPage";
 import { ExperimentsPage } from "./ExperimentsPage";
 import { NewExperimentPage } from "./NewExperimentPage";
 import { LoginPage, NoAccessPage } from "./LoginPage";
+import { App } from "../App";
 
 vi.mock("../api/events", () => ({
   events: { subscribe: () => () => {}, onEvent: () => () => {}, onState: () => () => {}, close: () => {},
@@ -101,6 +102,17 @@ describe("the header", () => {
     renderAt("/experiments", user("fleet-admin", "fiona"), [[keys.experiments, []]]);
     expect(screen.getByTestId("user-name")).toHaveTextContent("fiona");
     expect(screen.getByTestId("user-role")).toHaveTextContent("fleet admin");
+  });
+  it("logs out to the login form", async () => {
+    vi.spyOn(api, "DELETE").mockResolvedValue({ response: new Response(null, { status: 204 }) } as never);
+    const qc = new QueryClient({ defaultOptions: { queries: { staleTime: Infinity, retry: false } } });
+    qc.setQueryData(keys.me, user("viewer"));
+    qc.setQueryData(keys.experiments, [experiment()]);
+    render(<QueryClientProvider client={qc}><MemoryRouter initialEntries={["/experiments"]}><App /></MemoryRouter></QueryClientProvider>);
+    expect(screen.getByTestId("user-role")).toHaveTextContent("viewer");
+    fireEvent.click(screen.getByRole("button", { name: "Log out" }));
+    expect(await screen.findByRole("form", { name: "Log in" })).toBeInTheDocument();
+    expect(qc.getQueryData(keys.experiments)).toBeUndefined();
   });
 });
 
