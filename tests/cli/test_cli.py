@@ -47,9 +47,10 @@ def test_cli_end_to_end(stack: Stack, cli_env: dict[str, str], tmp_path: Path):
     assert r.returncode == 3 and "cannot reach" in r.stderr
 
     r = ruckus("login", "--server", stack.base, "--username", "cli-user", "--password", "wrong", env=env)
-    assert r.returncode == 1 and "Unable to log in" in r.stderr
+    assert r.returncode == 1 and "wrong username or password" in r.stderr
     r = ruckus("login", "--server", stack.base, "--username", "cli-user", "--password", "cli-password-123", env=env)
     assert r.returncode == 0, r.stderr
+    assert "as cli-user (fleet-admin)" in r.stdout and "Token expires: " in r.stdout
     config = Path(env["RUCKUS_CONFIG"])
     assert stat.S_IMODE(config.stat().st_mode) == 0o600 and stack.base in config.read_text()
 
