@@ -19,6 +19,8 @@ class AgentSerializer(serializers.ModelSerializer):
     """An agent with its capabilities and a short hardware summary."""
 
     summary = serializers.SerializerMethodField()
+    # Not a "uri" in the schema: a pull agent has none (empty).
+    url = serializers.CharField(read_only=True, help_text="Where the server calls the agent (empty for a pull agent).")
     labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=50)
     capabilities = ModelJSONField(AgentInfo)
 

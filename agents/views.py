@@ -33,6 +33,7 @@ from common.protocol import (
 from common.statuses import JOB_ACTIVE_STATUSES
 from core import roles
 from core.api import parse_protocol
+from core.openapi import ErrorSerializer
 from core.permissions import Rule
 
 
@@ -95,7 +96,7 @@ class AgentViewSet(
         """Registration takes {url, token, name?, labels?, cost_per_hour?}."""
         return AgentRegisterSerializer if self.action == "create" else AgentSerializer
 
-    @extend_schema(request=AgentRegisterSerializer, responses={201: AgentSerializer})
+    @extend_schema(request=AgentRegisterSerializer, responses={201: AgentSerializer, 502: ErrorSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Register an agent by URL: the server calls the agent's /register and stores its AgentInfo."""
         serializer = AgentRegisterSerializer(data=request.data)
@@ -110,7 +111,7 @@ class AgentViewSet(
             return Response({"detail": f"registration failed: {exc}"}, status=status.HTTP_502_BAD_GATEWAY)
         return Response(AgentSerializer(agent).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=AnnounceRequest, responses={201: AnnounceAnswer})
+    @extend_schema(request=AnnounceRequest, responses={201: AnnounceAnswer, 502: ErrorSerializer})
     @action(detail=False, methods=["post"], authentication_classes=[], permission_classes=[AllowAny])
     def announce(self, request: Request) -> Response:
         """Self-announce with the registration key.
@@ -181,6 +182,7 @@ class AgentViewSet(
         agent = services.agent_update_capabilities(agent, info)
         return Response({"capabilities_hash": agent.capabilities_hash})
 
+    @extend_schema(responses={204: None, 409: ErrorSerializer})
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Remove an agent; refused while it runs jobs (deactivate it and wait, or cancel them)."""
         agent = self.get_object()
@@ -198,7 +200,7 @@ class AgentViewSet(
         agent = services.agent_deactivate(self.get_object().pk)
         return Response(self.get_serializer(agent).data)
 
-    @extend_schema(request=None, responses=AgentSerializer)
+    @extend_schema(request=None, responses={200: AgentSerializer, 409: ErrorSerializer, 502: ErrorSerializer})
     @action(detail=True, methods=["post"])
     def refresh(self, request: Request, pk: str | None = None) -> Response:
         """Ask the agent to detect its host again now and store its new capabilities (502 if it cannot).

@@ -19,7 +19,9 @@ class UTCDateTimeField(IsoDateTimeField):
     """
 
     def to_python(self, value: Any) -> datetime | None:
-        """Parse the value and express it in UTC."""
+        """Parse the value and express it in UTC (a parameter given empty is refused: leave it out instead)."""
+        if value == "":
+            raise ValidationError("Enter a valid date/time (or leave the parameter out).", code="invalid")
         parsed = super().to_python(value)
         if parsed is None:
             return None

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from common.statuses import JOB_ACTIVE_STATUSES
 from core import roles
+from core.openapi import ErrorSerializer
 from core.permissions import Rule
 from experiments import services
 from experiments.filters import ExperimentFilter, JobFilter
@@ -49,6 +50,7 @@ class ExperimentViewSet(viewsets.ModelViewSet):
         """Create through the service (expansion into jobs), owned by the requesting user (never the body)."""
         serializer.instance = services.experiment_create(**serializer.creation_arguments(), owner=self.request.user)
 
+    @extend_schema(responses={204: None, 409: ErrorSerializer})
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Delete an experiment; one with jobs still on agents must be cancelled first."""
         experiment = self.get_object()
@@ -83,7 +85,7 @@ class ExperimentViewSet(viewsets.ModelViewSet):
         """
         return Response(experiment_plan(self.get_object()).as_json())
 
-    @extend_schema(request=None, responses=ExperimentSerializer)
+    @extend_schema(request=None, responses={200: ExperimentSerializer, 409: ErrorSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Cancel every unfinished job of the experiment."""
@@ -113,7 +115,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         """Detail view shows attempts and the transition log."""
         return JobDetailSerializer if self.action == "retrieve" else JobSerializer
 
-    @extend_schema(request=None, responses=JobSerializer)
+    @extend_schema(request=None, responses={200: JobSerializer, 409: ErrorSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Cancel the job (the agent is told when it is running there)."""
@@ -124,7 +126,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             return _conflict(exc)
         return Response(JobSerializer(job).data)
 
-    @extend_schema(request=None, responses=JobSerializer)
+    @extend_schema(request=None, responses={200: JobSerializer, 409: ErrorSerializer})
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str | None = None) -> Response:
         """Send a failed, cancelled or timed-out job back to pending."""

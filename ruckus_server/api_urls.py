@@ -1,6 +1,8 @@
 """URL routes of the REST API (``/api/v1/``)."""
 
-from django.urls import include, path
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import APIRootView, DefaultRouter
 
@@ -15,6 +17,12 @@ from results.views import (
 from ruckus_server.auth_api import MeView, SessionView, TokenLoginView, TokenLogoutAllView, TokenLogoutView
 from ruckus_server.catalog_api import CatalogView
 from scheduling.views import AgentWorkViewSet, JobCallbackViewSet
+
+
+@csrf_exempt  # changes nothing: a POST there is a 404 like any other, not a CSRF refusal
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """``{"detail": "Not found."}`` with 404, whatever the method."""
+    return JsonResponse({"detail": "Not found."}, status=404)
 
 
 class ApiRootView(APIRootView):
@@ -49,4 +57,7 @@ urlpatterns = [
     path("experiments/<int:pk>/export/", ExperimentExportView.as_view(), name="experiment-export"),
     path("jobs/<int:pk>/results/", JobResultsView.as_view(), name="job-results"),
     path("", include(router.urls)),
+    # Last: an unknown API path (an id that is not one, such as /experiments/1.5/) answers 404 in the API's error
+    # format, not with Django's HTML page. Only paths ending in "/": the others keep the trailing-slash redirect.
+    re_path(r"^.*/$", api_not_found),
 ]

@@ -79,8 +79,9 @@ class TokenAnswerSerializer(serializers.Serializer):
 
 _NOT_LOGGED_IN = inline_serializer("SessionNotLoggedIn", {"detail": serializers.CharField()})
 _THROTTLED = inline_serializer("LoginThrottled", {"detail": serializers.CharField()})
+# A missing user name or password is named like any other field, so non_field_errors is not always there.
 _LOGIN_REFUSED = inline_serializer("LoginRefused", {"non_field_errors": serializers.ListField(
-    child=serializers.CharField())})
+    child=serializers.CharField(), required=False)})
 
 
 def user_data(user: Any) -> dict[str, Any]:

@@ -247,6 +247,8 @@ SPECTACULAR_SETTINGS = {
     # Only the health endpoints are anonymous; the docs need a login (session via /api-auth/login/).
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation's common error answers (400/401/403/404) are declared once (core.openapi).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.openapi.add_error_responses"],
     "ENUM_NAME_OVERRIDES": {
         # The status vocabulary is defined once (common.statuses); the UI's generated types name these enums.
         "JobStatusEnum": "common.statuses.JobStatus.choices",

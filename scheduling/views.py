@@ -22,6 +22,7 @@ from agents.models import Agent
 from common.protocol import JobProgress, MultiRunJobResult, WorkAnswer, WorkRequest
 from common.statuses import JobStatus
 from core.api import parse_protocol
+from core.openapi import ErrorSerializer
 from experiments.models import Job
 from scheduling.callbacks import CallbackRejected, handle_progress, handle_result
 from scheduling.locking import job_pk
@@ -49,7 +50,7 @@ class JobCallbackViewSet(viewsets.GenericViewSet):
     permission_classes = [IsAgent]
     queryset = Job.objects.none()  # only gives the schema the type of the job id
 
-    @extend_schema(request=JobProgress, responses=_ProgressAnswer)
+    @extend_schema(request=JobProgress, responses={200: _ProgressAnswer, 409: ErrorSerializer})
     @action(detail=True, methods=["post"])
     def progress(self, request: Request, pk: str | None = None) -> Response:
         """Agent callback: progress of the current attempt."""
@@ -60,7 +61,7 @@ class JobCallbackViewSet(viewsets.GenericViewSet):
             return Response({"detail": str(exc)}, status=exc.status)
         return Response({"accepted": True})
 
-    @extend_schema(request=MultiRunJobResult, responses=_ResultAnswer)
+    @extend_schema(request=MultiRunJobResult, responses={200: _ResultAnswer, 409: ErrorSerializer})
     @action(detail=True, methods=["post"])
     def result(self, request: Request, pk: str | None = None) -> Response:
         """Agent callback: the attempt's result, stored once (replays answer 200 without storing again)."""
@@ -79,7 +80,7 @@ class AgentWorkViewSet(viewsets.GenericViewSet):
     permission_classes = [IsAgent]
     queryset = Agent.objects.none()  # only gives the schema the type of the agent id
 
-    @extend_schema(request=WorkRequest, responses=WorkAnswer)
+    @extend_schema(request=WorkRequest, responses={200: WorkAnswer, 409: ErrorSerializer})
     @action(detail=True, methods=["post"])
     def work(self, request: Request, pk: str | None = None) -> Response:
         """Answer at once when there is a job or a cancellation for the agent; else hold up to ``wait_s``.

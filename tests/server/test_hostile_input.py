@@ -170,6 +170,7 @@ def test_check_json_value_names_the_field():
         ("updated_after=2024-01-01T00:00:00%2B99:00", "updated_after"),
         ("updated_after=0001-01-01T00:00:00%2B23:00", "updated_after"),
         ("updated_after=9999-12-31T23:59:59-23:00", "updated_after"),
+        ("updated_after=", "updated_after"),
         ("updated_after=yesterday", "updated_after"),
         ("search=a%00b", "search"),
         ("status=a%00b", "status"),
@@ -326,3 +327,13 @@ def test_result_and_export_query_parameters_are_checked(api):
     assert r.status_code == 400 and "metric" in r.json()
     r = api.get(f"/api/v1/experiments/{exp.pk}/comparison/?metric=no_such_metric")
     assert r.status_code == 400 and "metric" in r.json()
+
+
+def test_an_unknown_api_path_is_a_json_404(api):
+    for path in ("/api/v1/experiments/1.5/", "/api/v1/experiments/null,null/export/", "/api/v1/nothing/"):
+        r = api.delete(path)
+        assert r.status_code == 404 and r.json() == {"detail": "Not found."}, path
+    assert api.get("/api/v1/experiments").status_code == 301  # the trailing-slash redirect stays
+    session = APIClient(enforce_csrf_checks=True)
+    r = session.post("/api/v1/agents/0.5/activate/")
+    assert r.status_code == 404 and r.json() == {"detail": "Not found."}
