@@ -192,7 +192,10 @@ class OpenAIRuntime(Runtime):
                     chunk = _chunk(data)
                     if isinstance(chunk.get("usage"), dict):
                         usage = chunk["usage"]
-                    for choice in chunk.get("choices") or []:
+                    choices = chunk.get("choices") or []
+                    if not isinstance(choices, list):
+                        raise RequestError(MALFORMED_CHUNK)
+                    for choice in choices:
                         if not isinstance(choice, dict):
                             raise RequestError(MALFORMED_CHUNK)
                         delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
