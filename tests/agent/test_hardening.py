@@ -729,3 +729,24 @@ def test_agent_token_never_leaves_the_agent(tmp_path, endpoint, monkeypatch):
         assert auth == (None if name == "reach" else f"Bearer {fake.credential}"), name
         assert TOKEN not in json.dumps(body), name
     assert {"reach", "heartbeat", "progress", "result"} <= {name for name, _, _ in fake.calls}
+
+
+@pytest.mark.parametrize("line", ['[1, 2]', '{"choices": 5}', '{"choices": ["x"]}', '"text"', "{not json"])
+def test_malformed_stream_chunks_are_refused_without_quoting_them(tmp_path, line):
+    rt, task = _loaded(tmp_path, "openai", {"base_url": "http://10.0.0.1/v1"},
+                       allowing(tmp_path, endpoints=("10.0.0.0/8",)))
+    rt._client = httpx.Client(transport=httpx.MockTransport(
+        lambda r: httpx.Response(200, text=f"data: {line}\n\ndata: [DONE]\n\n")))
+    with pytest.raises(RequestError) as exc:
+        rt.generate(task, SAMPLE, GEN, lambda: False)
+    assert str(exc.value) == "the endpoint sent a malformed stream chunk"
+
+
+def test_odd_usage_figures_fall_back_to_counting_chunks(tmp_path):
+    rt, task = _loaded(tmp_path, "openai", {"base_url": "http://10.0.0.1/v1"},
+                       allowing(tmp_path, endpoints=("10.0.0.0/8",)))
+    chunk = {"choices": [{"delta": {"content": "hi"}}], "usage": {"completion_tokens": "lots", "prompt_tokens": 1}}
+    rt._client = httpx.Client(transport=httpx.MockTransport(
+        lambda r: httpx.Response(200, text=f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n")))
+    gen = rt.generate(task, SAMPLE, GEN, lambda: False)
+    assert gen.output_tokens == 1 and gen.prompt_tokens is None and gen.text == "hi"
