@@ -136,10 +136,26 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels ------------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+
+
+def redis_channel_layer(url: str) -> dict[str, object]:
+    """The Redis channel layer's settings for a Redis URL.
+
+    The layer waits for messages with BZPOPMIN blocking for 5 s; redis-py 8 also defaults its socket read timeout to
+    5 s, so an idle connection's read timed out just as Redis answered and the consumer died (the websocket closed
+    with 1011). The read timeout must exceed the blocking time.
+
+    Args:
+        url: ``redis://host:port/db``.
+    """
+    return {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [{"address": url, "socket_timeout": 30, "socket_connect_timeout": 5}]},
     }
+
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL)}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
@@ -230,6 +246,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser", "core.parsers.FormParser", "core.parsers.MultiPartParser"],
     # limit/offset checked (400 naming the parameter), limit capped at RUCKUS_MAX_PAGE_SIZE.
     "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
+    # A body Django refuses to read (too many fields, too large, malformed multipart) is a 400 in the API's format.
+    "EXCEPTION_HANDLER": "core.exceptions.exception_handler",
     "PAGE_SIZE": env.int("RUCKUS_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # ``?format=`` selects the export format (csv|json), not a DRF renderer.

@@ -258,3 +258,22 @@ async def test_changes_from_other_processes_arrive_by_polling_without_redis(chan
         assert await comm.receive_nothing(timeout=1.5)  # each sent once
     finally:
         await comm.disconnect()
+
+
+@pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
+async def test_an_idle_redis_layer_waits_past_the_client_read_timeout(channel_layer):
+    """A receive idle longer than redis-py's default 5 s read timeout keeps waiting (it used to raise, closing 1011)."""
+    import asyncio
+
+    from channels.layers import get_channel_layer
+
+    from ruckus_server.settings import redis_channel_layer
+
+    config = redis_channel_layer("redis://127.0.0.1:6379/0")
+    channel_layer(config["BACKEND"], **config["CONFIG"], prefix="ruckus-idle-test")
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    with pytest.raises(asyncio.TimeoutError):  # our own deadline, not redis.exceptions.TimeoutError
+        await asyncio.wait_for(layer.receive(channel), timeout=12)
+    await layer.send(channel, {"type": "still.alive"})
+    assert (await asyncio.wait_for(layer.receive(channel), timeout=5))["type"] == "still.alive"
