@@ -58,16 +58,17 @@ class PlannedJob(ResponseShape):
     Attributes:
         model: The model spec, as given.
         runtime: The runtime spec, as given.
-        agent_id: The agent's id.
-        agent_name: The agent's name (null once the agent was removed).
+        agent_id: The agent's id (absent once the agent was removed).
+        agent_name: The agent's name (absent once the agent was removed).
         hardware_fingerprint: The agent's hardware fingerprint.
-        job: The job's id, once the experiment has made it (null in a dry run).
+        job: The job's id, once the experiment has made it (absent in a dry run).
     """
 
     model: ModelSpec
     runtime: RuntimeSpec
-    agent_id: str
-    agent_name: str | None
+    # Optional: the plan is shown without its null fields (as_json), and a removed agent leaves both null.
+    agent_id: str | None = None
+    agent_name: str | None = None
     hardware_fingerprint: str
     job: int | None = None
 
@@ -108,7 +109,7 @@ def experiment_plan(experiment: Experiment) -> Plan:
         PlannedJob(
             model=ModelSpec.model_validate(job.model_spec),
             runtime=RuntimeSpec.model_validate(job.runtime_spec),
-            agent_id=str(job.agent_id),
+            agent_id=str(job.agent_id) if job.agent_id else None,
             agent_name=job.agent.name if job.agent else None,
             hardware_fingerprint=job.hardware_fingerprint,
             job=job.pk,

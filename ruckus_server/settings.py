@@ -248,6 +248,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     # A body Django refuses to read (too many fields, too large, malformed multipart) is a 400 in the API's format.
     "EXCEPTION_HANDLER": "core.exceptions.exception_handler",
+    # OPTIONS on a view without a serializer (the agents' callbacks) describes it instead of failing.
+    "DEFAULT_METADATA_CLASS": "core.metadata.Metadata",
     "PAGE_SIZE": env.int("RUCKUS_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # ``?format=`` selects the export format (csv|json), not a DRF renderer.

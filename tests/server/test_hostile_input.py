@@ -337,3 +337,38 @@ def test_an_unknown_api_path_is_a_json_404(api):
     session = APIClient(enforce_csrf_checks=True)
     r = session.post("/api/v1/agents/0.5/activate/")
     assert r.status_code == 404 and r.json() == {"detail": "Not found."}
+
+
+def test_the_plan_of_an_experiment_whose_agent_was_removed_matches_its_schema(api):
+    from experiments.planning import Plan
+
+    agent = AgentFactory()
+    exp = experiment_create(
+        name="plan", task_name="wikipedia_summarization",
+        task_params=task_params("wikipedia_summarization", {"num_samples": 1}),
+        models=[{"name": "smollm2-135m-instruct"}], runtimes=[{"name": "transformers", "params": {}}],
+        agents={"ids": [str(agent.pk)]}, runs_per_job=1,
+    )
+    agent.delete()
+    r = api.get(f"/api/v1/experiments/{exp.pk}/plan/")
+    assert r.status_code == 200
+    (job,) = r.json()["jobs"]
+    assert "agent_id" not in job and "agent_name" not in job  # not the text "None"
+    Plan.model_validate(r.json())
+
+
+def test_a_body_django_refuses_to_read_is_a_json_400(api, settings):
+    fields = "&".join(f"ids={i}" for i in range(1200))
+    r = api.generic("POST", "/api/v1/experiments/", fields, content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 400 and "malformed request" in r.json()["detail"]
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    r = api.post("/api/v1/experiments/", experiment_body(description="d" * 2000), format="json")
+    assert r.status_code == 400 and r.json() == {"detail": "request body too large"}
+
+
+def test_options_on_the_agents_callbacks_is_answered():
+    agent = AgentFactory(mode="pull", url="")
+    client = agent_client(agent)
+    r = client.options(f"/api/v1/agents/{agent.pk}/work/")
+    assert r.status_code == 200 and r.json()["name"]
+    assert client.options("/api/v1/jobs/1/result/").status_code == 200

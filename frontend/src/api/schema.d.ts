@@ -2152,16 +2152,18 @@ export interface components {
          *     Attributes:
          *         model: The model spec, as given.
          *         runtime: The runtime spec, as given.
-         *         agent_id: The agent's id.
-         *         agent_name: The agent's name (null once the agent was removed).
+         *         agent_id: The agent's id (absent once the agent was removed).
+         *         agent_name: The agent's name (absent once the agent was removed).
          *         hardware_fingerprint: The agent's hardware fingerprint.
-         *         job: The job's id, once the experiment has made it (null in a dry run).
+         *         job: The job's id, once the experiment has made it (absent in a dry run).
          */
         PlannedJob: {
             model: components["schemas"]["ModelSpec"];
             runtime: components["schemas"]["RuntimeSpec"];
-            agent_id: string;
-            agent_name: string | null;
+            /** @default null */
+            agent_id?: string | null;
+            /** @default null */
+            agent_name?: string | null;
             hardware_fingerprint: string;
             /** @default null */
             job?: number | null;
