@@ -22,45 +22,32 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 import httpx
 
+from common.netguard import (
+    IPAddress,
+    IPNetwork,
+    always_refused,
+    in_networks,
+    resolve_host,
+)
+
 #: Prefix of the agent's own variables (settings, token, registration key): never readable by a job.
 RESERVED_ENV_PREFIX = "RUCKUS_"
 #: The one message for every way a connection can fail (refused, unreachable, reset, timed out, TLS, ...).
 CONNECTION_FAILED = "no answer from the endpoint (the connection failed or timed out)"
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: ``(host, port) -> addresses``: how host names are resolved (tests substitute their own).
 Resolver = Callable[[str, int], list[str]]
 
-#: Never reachable, whatever the operator allows: link-local (cloud metadata at 169.254.169.254), the other
-#: metadata services' addresses, unspecified, multicast and broadcast addresses.
-ALWAYS_REFUSED: tuple[IPNetwork, ...] = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "169.254.0.0/16",
-        "fe80::/10",
-        "fd00:ec2::254/128",  # AWS metadata over IPv6
-        "100.100.100.200/32",  # Alibaba Cloud metadata
-        "0.0.0.0/8",
-        "::/128",
-        "224.0.0.0/4",
-        "255.255.255.255/32",
-        "ff00::/8",
-    )
-)
 LOOPBACK: tuple[IPNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 #: Networks a runtime may reach without the operator's list: the gray-box runtime talks to a server on the
 #: agent's own host.
 RUNTIME_DEFAULT_NETWORKS: dict[str, tuple[IPNetwork, ...]] = {"vllm": LOOPBACK}
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -165,63 +152,6 @@ class KeyEnvPolicy:
 
 
 # -- endpoints ------------------------------------------------------------------------------------------
-
-
-def _embedded_ipv4(addr: IPAddress) -> list[ipaddress.IPv4Address]:
-    """IPv4 addresses an IPv6 address carries (mapped, NAT64, 6to4, Teredo, IPv4-compatible)."""
-    if isinstance(addr, ipaddress.IPv4Address):
-        return []
-    found = [a for a in (addr.ipv4_mapped, addr.sixtofour) if a is not None]
-    if addr.teredo is not None:
-        found.extend(addr.teredo)
-    if addr in _NAT64 or (addr in _IPV4_COMPATIBLE and int(addr) > 1):
-        found.append(ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF))
-    return found
-
-
-def _plain(addr: IPAddress) -> IPAddress:
-    """An IPv4-mapped IPv6 address as the IPv4 address it is; anything else unchanged."""
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped
-    return addr
-
-
-def always_refused(addr: IPAddress) -> bool:
-    """True for link-local, metadata and other never-reachable addresses, in any IPv6 wrapping.
-
-    Args:
-        addr: The address.
-    """
-    forms = (_plain(addr), *_embedded_ipv4(addr))
-    return any(a.version == net.version and a in net for a in forms for net in ALWAYS_REFUSED)
-
-
-def in_networks(addr: IPAddress, networks: Iterable[IPNetwork]) -> bool:
-    """True when ``addr`` (an IPv4-mapped address as its IPv4 form) lies in one of ``networks``.
-
-    Args:
-        addr: The address.
-        networks: The networks.
-    """
-    plain = _plain(addr)
-    return any(plain.version == net.version and plain in net for net in networks)
-
-
-def resolve_host(host: str, port: int) -> list[str]:
-    """Every address a host name resolves to, in the resolver's order.
-
-    Args:
-        host: Host name.
-        port: Port (for ``getaddrinfo``).
-
-    Returns:
-        The addresses.
-
-    Raises:
-        OSError: The name does not resolve.
-    """
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
 
 
 @dataclass(frozen=True)

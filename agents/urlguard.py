@@ -1,8 +1,8 @@
 """Guard for URLs that users supply and the server then calls (DESIGN section 7).
 
-Link-local and cloud-metadata addresses (169.254.0.0/16, fe80::/10 and others, :data:`ALWAYS_REFUSED`) are refused
-always; otherwise every address the host name resolves to must lie in ``RUCKUS_AGENT_ALLOWED_NETWORKS`` (default:
-private ranges, plus loopback with ``DEBUG``). The check yields the address to connect to (:class:`CheckedURL`),
+Link-local and cloud-metadata addresses (169.254.0.0/16, fe80::/10 and others, in any IPv6 wrapping:
+:func:`common.netguard.always_refused`) are refused always; otherwise every address the host name resolves to must
+lie in ``RUCKUS_AGENT_ALLOWED_NETWORKS`` (default: private ranges, plus loopback with ``DEBUG``). The check yields the address to connect to (:class:`CheckedURL`),
 and :class:`agents.client.AgentClient` connects there and nowhere else. URLs are ``scheme://host[:port][/prefix]``:
 no user name, query or fragment.
 """
@@ -17,13 +17,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
 
-#: Never called, whatever the allowed networks say: link-local (cloud metadata at 169.254.169.254), the AWS
-#: metadata service's IPv6 address (inside the private fc00::/7), "this host" (0.0.0.0 reaches the server's own
-#: ports) and multicast.
-ALWAYS_REFUSED = tuple(ipaddress.ip_network(n) for n in (
-    "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "0.0.0.0/8", "::/128", "224.0.0.0/4", "ff00::/8",
-))
-
+from common.netguard import always_refused, in_networks, plain_address
 
 _PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)*")
 
@@ -146,12 +140,10 @@ def resolve_agent_url(url: str) -> CheckedURL:
     allowed = _networks()
     addresses = []
     for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if any(address in net for net in ALWAYS_REFUSED):
+        address = plain_address(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))
+        if always_refused(address):
             raise UnsafeURL(f"{address} is a link-local, metadata or unspecified address; the server never calls those")
-        if not any(address in net for net in allowed):
+        if not in_networks(address, allowed):
             raise UnsafeURL(
                 f"{address} is outside the allowed agent networks ({', '.join(str(n) for n in allowed)}); "
                 "set RUCKUS_AGENT_ALLOWED_NETWORKS to allow it"

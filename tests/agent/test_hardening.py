@@ -26,7 +26,6 @@ from agent_runtime.egress import (
     KeyEnvPolicy,
     KeyEnvRefused,
     SecretRefused,
-    always_refused,
     pinned_client,
 )
 from agent_runtime.engine import JobEngine
@@ -38,6 +37,7 @@ from agent_runtime.settings import Settings
 from agent_runtime.spool import Spool
 from agent_runtime.tasks import TaskDataError, make_task
 from agent_runtime.tasks.base import GenerationSettings, Sample
+from common.netguard import always_refused
 from common.protocol import AgentJobState, JobRequest
 from tests.helpers import free_port, wait_for
 
