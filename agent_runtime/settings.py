@@ -44,6 +44,9 @@ def _list_value(value: Any) -> Any:
     return value
 
 
+#: What the example env files hold in place of secrets; an agent does not start with it.
+PLACEHOLDER_MARK = "change-me"
+
 class Settings(BaseSettings):
     """Configuration of one agent process.
 
@@ -131,6 +134,17 @@ class Settings(BaseSettings):
         """Refuse guessable tokens: the token is the only thing guarding the agent's API."""
         if v is not None and len(v.get_secret_value()) < 8:
             raise ValueError("token must be at least 8 characters")
+        return v
+
+    @field_validator("token", "registration_key")
+    @classmethod
+    def _not_a_placeholder(cls, v: SecretStr | None) -> SecretStr | None:
+        """Refuse the example env files' placeholders: an agent started with one would be open to anyone."""
+        if v is not None and PLACEHOLDER_MARK in v.get_secret_value().lower():
+            raise ValueError(
+                f"still holds the example placeholder ({PLACEHOLDER_MARK!r}); set a real secret, e.g. "
+                '"$(openssl rand -hex 24)"'
+            )
         return v
 
     @model_validator(mode="after")

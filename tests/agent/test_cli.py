@@ -52,3 +52,10 @@ def test_prepare_models_is_idempotent(smollm2_dir):
     result = runner.invoke(app, ["prepare-models", "--data-dir", str(MODEL_CACHE)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["path"] == str(smollm2_dir)
+
+
+@pytest.mark.parametrize("variable", ["RUCKUS_AGENT_TOKEN", "RUCKUS_AGENT_REGISTRATION_KEY"])
+def test_example_placeholders_are_refused_at_start_up(variable, monkeypatch):
+    monkeypatch.setenv(variable, "change-me-agent-token")
+    with pytest.raises(ValueError, match="example placeholder"):
+        Settings()
