@@ -108,7 +108,7 @@ def send_now(event: str, object_id: Any) -> None:
         try:
             async_to_sync(layer.group_send)(group, message)
         except Exception:  # the change is committed; losing a push is recoverable by polling
-            log.warning("event_send_failed", group=group, event=event, exc_info=True)
+            log.warning("event_send_failed", group=group, event_name=event, exc_info=True)
 
 
 def emit(event: str, object_id: Any) -> None:

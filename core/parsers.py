@@ -1,17 +1,19 @@
 r"""Request bodies that can be stored: JSON no deeper than a limit, strings without NUL or lone surrogates.
 
-Postgres refuses a NUL character (``\\u0000``) in text and jsonb, and a lone UTF-16 surrogate (``\\ud800``)
+Postgres refuses a NUL character (``\u0000``) in text and jsonb, and a lone UTF-16 surrogate (``\ud800``)
 cannot be encoded as UTF-8 at all; Python's JSON parser accepts both, and recurses until it fails on deeply nested
-input. These parsers (``DEFAULT_PARSER_CLASSES``) refuse such bodies with a 400 that names the field, before any
-view sees them, so nothing downstream meets an input it cannot store. :func:`check_json_value` is the same check
-for a value from elsewhere (an agent's protocol message, a JSON field), and :func:`query_param_problem` the one
-for query parameters.
+input. Numbers must be finite (``1e400`` reads as infinity, which no JSON column stores) and integers 64-bit (the
+event layer's encoding fails on larger ones). These parsers (``DEFAULT_PARSER_CLASSES``) refuse such bodies with a
+400 that names the field, before any view sees them, so nothing downstream meets an input it cannot store.
+:func:`check_json_value` is the same check for a value from elsewhere (an agent's protocol message, a JSON field),
+and :func:`query_param_problem` the one for query parameters.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -25,6 +27,9 @@ from rest_framework.utils import json as drf_json
 
 #: Default of ``RUCKUS_MAX_JSON_DEPTH``: the deepest nesting of objects and arrays a request body may have.
 DEFAULT_MAX_JSON_DEPTH = 32
+
+#: Integers a body may hold: 64-bit (what the database's integers and the event layer's encoding carry).
+MIN_INTEGER, MAX_INTEGER = -(2**63), 2**63 - 1
 
 #: Tokens of JSON text that matter for its nesting: strings (skipped) and the structural characters.
 _JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}:,]', re.DOTALL)
@@ -94,6 +99,10 @@ def json_problem(value: Any, field: str = "", *, limit: int | None = None) -> tu
             if problem:
                 return path or "body", problem
             continue
+        if isinstance(node, float) and not math.isfinite(node):
+            return path or "body", "number out of range (not a finite number)"
+        if isinstance(node, int) and not isinstance(node, bool) and not MIN_INTEGER <= node <= MAX_INTEGER:
+            return path or "body", f"number out of range (integers are between {MIN_INTEGER} and {MAX_INTEGER})"
         if not isinstance(node, (dict, list)):
             continue
         if depth + 1 > limit:

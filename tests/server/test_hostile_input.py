@@ -372,3 +372,40 @@ def test_options_on_the_agents_callbacks_is_answered():
     r = client.options(f"/api/v1/agents/{agent.pk}/work/")
     assert r.status_code == 200 and r.json()["name"]
     assert client.options("/api/v1/jobs/1/result/").status_code == 200
+
+
+@pytest.mark.parametrize(("number", "problem"), [("1e400", "not a finite number"), ("-1e400", "not a finite number"),
+                                                 ("9223372036854775808", "integers are between"),
+                                                 ("-99999999999999999999999", "integers are between")])
+def test_numbers_that_cannot_be_stored_or_sent_are_a_400_naming_the_field(api, number, problem):
+    agent = AgentFactory()
+    client = agent_client(agent)
+    exp = experiment_create(
+        name="n", task_name="wikipedia_summarization",
+        task_params=task_params("wikipedia_summarization", {"num_samples": 2}),
+        models=[{"name": "smollm2-135m-instruct"}], runtimes=[{"name": "transformers", "params": {}}],
+        agents={"ids": [str(agent.pk)]}, runs_per_job=3,
+    )
+    job = exp.jobs.get()
+    text = json.dumps({"job_id": str(job.pk), "attempt_token": "t" * 16, "samples_done": 0})
+    r = post_raw(client, f"/api/v1/jobs/{job.pk}/progress/", text.replace('"samples_done": 0',
+                                                                          f'"samples_done": {number}'))
+    assert r.status_code == 400 and problem in r.json()["samples_done"][0]
+    r = post_raw(api, "/api/v1/experiments/", json.dumps(experiment_body()).replace('"num_samples": 1',
+                                                                                     f'"num_samples": {number}'))
+    assert r.status_code == 400 and problem in r.json()["task.params.num_samples"][0]
+
+
+def test_a_failed_event_push_does_not_fail_the_request(api, monkeypatch, django_capture_on_commit_callbacks):
+    """The change is committed before the push; a push the layer refuses is logged, never a 500."""
+    import core.events
+
+    class RefusingLayer:
+        async def group_send(self, group: str, message: dict) -> None:
+            raise OverflowError("Integer value out of range")
+
+    monkeypatch.setattr(core.events, "get_channel_layer", lambda: RefusingLayer())
+    agent = AgentFactory()
+    with django_capture_on_commit_callbacks(execute=True) as pushed:
+        r = api.post(f"/api/v1/agents/{agent.pk}/deactivate/")
+    assert pushed and r.status_code == 200 and r.json()["status"] == "deactivated"
