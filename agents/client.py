@@ -7,9 +7,11 @@ from typing import Any
 import httpx
 import structlog
 from django.conf import settings
+from rest_framework.exceptions import ParseError, ValidationError
 
 from agents.urlguard import resolve_agent_url
 from common.protocol import AgentInfo, AgentStatusReport, JobRequest, RegisterRequest
+from core.parsers import loads
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +29,10 @@ class AgentCallError(Exception):
         super().__init__(message)
         self.status = status
         self.reach_error = reach_error
+
+
+class AgentAnswerError(AgentCallError, ValueError):
+    """The agent answered, but with a body the server cannot use (caught as a failed call or a bad answer)."""
 
 
 class AgentClient:
@@ -84,9 +90,25 @@ class AgentClient:
             )
         return response
 
+    def _json(self, response: httpx.Response) -> Any:
+        """The answer's JSON, checked like a request body (``core.parsers``): it may end up stored.
+
+        Raises:
+            AgentAnswerError: Not JSON, or JSON the server cannot store (nested too deep, NUL characters ...).
+        """
+        try:
+            return loads(response.text)
+        except ParseError as exc:
+            reason = str(exc.detail)
+        except ValidationError as exc:
+            field, messages = next(iter(exc.detail.items()))
+            reason = f"{str(field)[:80]}: {messages[0]}"
+        raise AgentAnswerError(f"the agent's answer does not follow the agent protocol ({reason})",
+                               response.status_code)
+
     def register(self, request: RegisterRequest) -> AgentInfo:
         """Hand the agent its id, the server URL and its credential; get its full description back."""
-        return AgentInfo.model_validate(self._request("POST", "/register", request.model_dump(mode="json")).json())
+        return AgentInfo.model_validate(self._json(self._request("POST", "/register", request.model_dump(mode="json"))))
 
     def status(self, timeout: float | None = None) -> AgentStatusReport:
         """The agent's own account of its activity and of its calls to the server (a direct liveness check).
@@ -94,27 +116,27 @@ class AgentClient:
         Args:
             timeout: Seconds for this call (short when checking an agent that went silent).
         """
-        return AgentStatusReport.model_validate(self._request("GET", "/status", timeout=timeout).json())
+        return AgentStatusReport.model_validate(self._json(self._request("GET", "/status", timeout=timeout)))
 
     def info(self) -> AgentInfo:
         """Fetch the agent's current description."""
-        return AgentInfo.model_validate(self._request("GET", "/info").json())
+        return AgentInfo.model_validate(self._json(self._request("GET", "/info")))
 
     def refresh_info(self) -> AgentInfo:
         """Ask the agent to detect its host again and return the new description."""
-        return AgentInfo.model_validate(self._request("POST", "/info/refresh").json())
+        return AgentInfo.model_validate(self._json(self._request("POST", "/info/refresh")))
 
     def submit_job(self, request: JobRequest) -> dict[str, Any]:
         """Submit a job (the agent answers 202, or 409 when busy)."""
-        return self._request("POST", "/jobs", request.model_dump(mode="json")).json()
+        return self._json(self._request("POST", "/jobs", request.model_dump(mode="json")))
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         """Status, progress and (when done) result of a job on the agent (the pull fallback)."""
-        return self._request("GET", f"/jobs/{job_id}").json()
+        return self._json(self._request("GET", f"/jobs/{job_id}"))
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         """Ask the agent to cancel a job."""
-        return self._request("POST", f"/jobs/{job_id}/cancel").json()
+        return self._json(self._request("POST", f"/jobs/{job_id}/cancel"))
 
     def ack_job(self, job_id: str) -> None:
         """Tell the agent the server has the job's result (it may clean up its spool)."""

@@ -409,3 +409,57 @@ def test_a_failed_event_push_does_not_fail_the_request(api, monkeypatch, django_
     with django_capture_on_commit_callbacks(execute=True) as pushed:
         r = api.post(f"/api/v1/agents/{agent.pk}/deactivate/")
     assert pushed and r.status_code == 200 and r.json()["status"] == "deactivated"
+
+
+# --- what agents answer the server -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_agent():
+    """An HTTP server answering every request with ``handler.body`` (200)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        body = b"{}"
+
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(self.body)))
+            self.end_headers()
+            self.wfile.write(self.body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            """Quiet."""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield Handler, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (lambda info: info.replace('"agent_version":"0.1.0"', '"agent_version":"0.1\\u0000"'),
+         "agent_version: contains a NUL character"),
+        (lambda info: info.replace('"name":"host"', '"name":"h\\udc00"'), "name: contains a lone surrogate"),
+        (lambda info: '{"name": ' + "[" * 5000 + "]" * 5000 + "}", "name: JSON nested deeper than 32 levels"),
+    ],
+)
+def test_an_agent_answer_the_server_could_not_store_fails_the_registration(api, fake_agent, body, problem):
+    from tests.factories import agent_info
+
+    handler, port = fake_agent
+    handler.body = body(agent_info().model_dump_json()).encode()
+    r = api.post("/api/v1/agents/", {"url": f"http://127.0.0.1:{port}", "token": "tok"}, format="json")
+    assert r.status_code == 502, r.content
+    assert "does not follow the agent protocol" in r.json()["detail"] and problem in r.json()["detail"]
+    assert not Agent.objects.exists()
