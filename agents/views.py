@@ -130,7 +130,7 @@ class AgentViewSet(
         registration = None
         try:
             if message.mode == AgentMode.PULL:
-                assert message.info is not None  # the protocol model requires it for pull agents
+                assert message.info is not None  # nosec B101  # narrowing: the protocol model requires it for pull agents
                 agent, registration = services.agent_register_pull(
                     info=message.info, server_url=server_url, name=message.name or ""
                 )

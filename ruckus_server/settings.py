@@ -25,10 +25,10 @@ SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (set SECRET_KEY or DEBUG=1)")
-    SECRET_KEY = "ruckus-development-only-insecure-key"  # noqa: S105 - only reachable with DEBUG on
+    SECRET_KEY = "ruckus-development-only-insecure-key"  # noqa: S105  # nosec B105  # only with DEBUG on
 
 #: The example env files' placeholders: a server started with one of them left in place refuses to start.
-PLACEHOLDER_SECRET_MARK = "change-me"  # noqa: S105 - the placeholder we refuse, not a secret
+PLACEHOLDER_SECRET_MARK = "change-me"  # noqa: S105  # nosec B105  # the placeholder we refuse, not a secret
 
 
 def refuse_placeholder(name: str, value: str) -> None:

@@ -139,7 +139,7 @@ class Command(BaseCommand):
         assign_role(user, FLEET_ADMIN)
         Experiment.objects.filter(name__startswith="[demo]").delete()
         Agent.objects.filter(url__contains=".invalid").delete()
-        rng = random.Random(42)
+        rng = random.Random(42)  # nosec B311  # made-up demo figures, not a secret
         agents = []
         for name, cpu, cores, mem, gpus, cost, scale, watts, arch in HOSTS:
             agent = Agent(name=name, url=f"http://{name}.invalid:8100", status=AgentStatus.ONLINE,
