@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.test import Client, override_settings
 from django.utils import timezone
 from knox.models import AuthToken
@@ -18,12 +18,22 @@ pytestmark = pytest.mark.django_db
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture(autouse=True)
-def _empty_cache():
-    """Throttle counters live in the shared cache: each test starts from none."""
-    cache.clear()
-    yield
-    cache.clear()
+@pytest.fixture
+def fresh():
+    """Names and client addresses no other test run used: the counters live in the shared cache (Redis in CI),
+    which outlives the test database, and clearing it would disturb anything else using it."""
+    tag = secrets.token_hex(3)
+    base = f"10.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}"
+
+    class Fresh:
+        victim = f"victim-{tag}"
+        bystander = f"bystander-{tag}"
+
+        @staticmethod
+        def ip(n: int) -> str:
+            return f"{base}.{n}"
+
+    return Fresh
 
 
 def login(client: APIClient, username: str, password: str = PASSWORD, address: str = "198.18.0.10", **extra):
@@ -83,46 +93,47 @@ def test_malformed_tokens_are_a_plain_401(token):
 
 
 @override_settings(RUCKUS_LOGIN_THROTTLE="5/min", RUCKUS_LOGIN_USER_THROTTLE="1000/min")
-def test_token_login_is_throttled_per_address_and_forwarded_for_changes_nothing():
-    UserFactory(username="victim", role="viewer")
+def test_token_login_is_throttled_per_address_and_forwarded_for_changes_nothing(fresh):
+    UserFactory(username=fresh.victim, role="viewer")
     client = APIClient()
-    codes = [login(client, "victim", "wrong", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}").status_code for i in range(7)]
+    codes = [login(client, fresh.victim, "wrong", address=fresh.ip(1), HTTP_X_FORWARDED_FOR=f"203.0.113.{i}")
+             .status_code for i in range(7)]
     assert codes[:5] == [400] * 5
     assert codes[5:] == [429, 429]
-    throttled = login(client, "victim")  # even the right password waits
+    throttled = login(client, fresh.victim, address=fresh.ip(1))  # even the right password waits
     assert throttled.status_code == 429
     assert int(throttled["Retry-After"]) > 0
     # Another address is not affected by this one's attempts.
-    assert login(client, "victim", address="198.18.0.11").status_code == 200
+    assert login(client, fresh.victim, address=fresh.ip(2)).status_code == 200
 
 
 @override_settings(RUCKUS_LOGIN_THROTTLE="1000/min", RUCKUS_LOGIN_USER_THROTTLE="4/min")
-def test_token_login_is_throttled_per_user_name_across_addresses():
-    UserFactory(username="victim", role="viewer")
-    UserFactory(username="bystander", role="viewer")
+def test_token_login_is_throttled_per_user_name_across_addresses(fresh):
+    UserFactory(username=fresh.victim, role="viewer")
+    UserFactory(username=fresh.bystander, role="viewer")
     client = APIClient()
-    codes = [login(client, "victim", "wrong", address=f"198.18.1.{i}").status_code for i in range(6)]
+    codes = [login(client, fresh.victim, "wrong", address=fresh.ip(i + 1)).status_code for i in range(6)]
     assert codes == [400, 400, 400, 400, 429, 429]
     # The same name in other letter case is the same account name for the counter.
-    assert login(client, "VICTIM", "wrong", address="198.18.2.1").status_code == 429
-    assert login(client, "bystander", address="198.18.1.1").status_code == 200
+    assert login(client, fresh.victim.upper(), "wrong", address=fresh.ip(100)).status_code == 429
+    assert login(client, fresh.bystander, address=fresh.ip(1)).status_code == 200
 
 
 @override_settings(RUCKUS_LOGIN_THROTTLE="3/min", RUCKUS_LOGIN_USER_THROTTLE="1000/min")
-def test_session_login_is_throttled():
-    UserFactory(username="victim", role="viewer")
+def test_session_login_is_throttled(fresh):
+    UserFactory(username=fresh.victim, role="viewer")
     client = APIClient(enforce_csrf_checks=False)
-    codes = [client.post("/api/v1/auth/session/", {"username": "victim", "password": "wrong"}, format="json",
-                         REMOTE_ADDR="198.18.0.20").status_code for _ in range(4)]
+    codes = [client.post("/api/v1/auth/session/", {"username": fresh.victim, "password": "wrong"}, format="json",
+                         REMOTE_ADDR=fresh.ip(1)).status_code for _ in range(4)]
     assert codes == [400, 400, 400, 429]
 
 
 @override_settings(RUCKUS_LOGIN_THROTTLE="3/min", RUCKUS_LOGIN_USER_THROTTLE="1000/min")
 @pytest.mark.parametrize("path", ["/admin/login/", "/api-auth/login/"])
-def test_html_login_forms_are_throttled(path):
-    UserFactory(username="victim", role="fleet-admin")
+def test_html_login_forms_are_throttled(path, fresh):
+    UserFactory(username=fresh.victim, role="fleet-admin")
     client = Client()
-    codes = [client.post(path, {"username": "victim", "password": "wrong"}, REMOTE_ADDR="198.18.0.30").status_code
+    codes = [client.post(path, {"username": fresh.victim, "password": "wrong"}, REMOTE_ADDR=fresh.ip(1)).status_code
              for _ in range(4)]
     assert codes[:3] == [200, 200, 200]  # the form again, with an error
     assert codes[3] == 429
