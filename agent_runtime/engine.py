@@ -384,7 +384,7 @@ class JobEngine:
                 if should_stop():
                     raise _Stopped
                 if isinstance(task, MeasurementTask):
-                    assert isinstance(runtime, HardwareRuntime)
+                    assert isinstance(runtime, HardwareRuntime)  # nosec B101  # narrowing: measurement tasks run there
                     run = self._measurement_run(record, runtime, task, index, should_stop)
                 else:
                     run = self._one_run(record, runtime, task, samples, index, should_stop)

@@ -93,10 +93,14 @@ def convert_packaged_smollm2(data_dir: Path, *, force: bool = False) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         try:
             # Dequantize explicitly: a model that keeps GGUF blocks cannot be saved in plain format.
-            model = AutoModelForCausalLM.from_pretrained(
-                str(gguf.parent), gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True)
+            # Bandit B615: the packaged GGUF's directory, read locally only: nothing is downloaded.
+            model = AutoModelForCausalLM.from_pretrained(  # nosec B615
+                str(gguf.parent), gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True),
+                local_files_only=True,
             )
-            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            tokenizer = AutoTokenizer.from_pretrained(  # nosec B615
+                str(gguf.parent), gguf_file=gguf.name, local_files_only=True
+            )
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
             if force and target.exists():

@@ -80,7 +80,7 @@ def spool_dir(data_dir: Path) -> Path:
 # -- what a job may name: files inside the agent's own directories only -------------------------------------
 
 #: File in the data directory holding the local API token of a pull agent started without one.
-LOCAL_TOKEN_FILE = "local-token"  # noqa: S105 - the name of the file, not a secret
+LOCAL_TOKEN_FILE = "local-token"  # noqa: S105  # nosec B105  # the name of the file, not a secret
 #: File in the data directory holding the server registration (with the agent's server credential).
 REGISTRATION_FILE = "registration.json"
 #: Data-directory entries a job never reads: secrets and other jobs' spooled specs and results.

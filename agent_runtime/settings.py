@@ -174,7 +174,8 @@ class Settings(BaseSettings):
         if self.public_url:
             return self.public_url
         host = self.host
-        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - comparing, not binding
+        any_ipv4 = "0.0.0.0"  # noqa: S104  # nosec B104  # compared with, not bound to
+        if host in (any_ipv4, "::", ""):
             import socket
 
             host = socket.gethostname()

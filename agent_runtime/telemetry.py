@@ -227,7 +227,7 @@ class RunMonitor:
 
     def _energy_j(self) -> float | None:
         """Energy counter since start, in joules."""
-        assert self._nvml is not None
+        assert self._nvml is not None  # nosec B101  # narrowing: only called with NVML
         now = self._nvml.energy_mj()
         if now is None or self._energy_start is None:
             return None

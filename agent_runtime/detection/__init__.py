@@ -241,7 +241,7 @@ def collect_agent_info(
         for probe in ("nvml", "nvidia_smi", "rocm_smi", "system_profiler"):
             rec.add(probe, False, "skipped: GPUs come from the recorded report")
     else:
-        assert nvml_bg is not None
+        assert nvml_bg is not None  # nosec B101  # narrowing: set on the branch above
         nvml_report = nvml_bg.record(rec, deadline, empty_reason="NVML reports no GPU")
         nvml_error = rec.probes[-1].reason
         if nvml_report is not None and nvml_report.gpus:

@@ -17,15 +17,13 @@ from collections.abc import Callable
 from typing import Any
 from xml.etree.ElementTree import Element
 
+# defusedxml refuses entity-expansion tricks in files handed to `ruckus-agent info` (a dependency of the agent).
+from defusedxml.ElementTree import fromstring as _xml_fromstring
+
 from common.protocol import GpuInfo
 
 from .tensor_cores import describe_nvidia_gpu
 from .values import clean, parse_bytes, parse_float
-
-try:  # defusedxml refuses entity-expansion tricks in files handed to `ruckus-agent info`.
-    from defusedxml.ElementTree import fromstring as _xml_fromstring
-except ImportError:  # pragma: no cover - defusedxml is a dependency of the agent; the stdlib is a fallback
-    from xml.etree.ElementTree import fromstring as _xml_fromstring
 
 #: Wall-clock limit of a live ``nvidia-smi`` call; it normally answers in ~100 ms, a hung driver never.
 NVIDIA_SMI_TIMEOUT_S = 1.5
@@ -62,9 +60,7 @@ def parse_nvidia_smi_xml(text: str | bytes) -> list[GpuInfo]:
         ValueError: The text is not an nvidia-smi XML report.
     """
     try:
-        # The stdlib fallback is only reached without defusedxml; expat never fetches the external
-        # DTD that nvidia-smi names, and the input is a local tool's output or an operator's file.
-        root = _xml_fromstring(text)  # noqa: S314
+        root = _xml_fromstring(text)
     except Exception as exc:  # ParseError, or defusedxml's refusals
         raise ValueError(f"not a readable XML document: {exc}") from exc
     if root.tag != "nvidia_smi_log":

@@ -102,7 +102,7 @@ class VllmRuntime(OpenAIRuntime):
 
     def finish_run(self) -> RunMeasurement:
         """Stop sampling, scrape ``/metrics`` again and add the server-side deltas."""
-        assert self._monitor is not None
+        assert self._monitor is not None  # nosec B101  # narrowing: start() set it
         report = self._monitor.stop()
         metrics = {k: v for k, v in report.metrics.items() if k != Metric.PEAK_RSS_BYTES}
         out = RunMeasurement(metrics, dict(report.unavailable), report.series)
