@@ -76,7 +76,9 @@ def _join(path: str, part: str | int) -> str:
     return f"{path}.{part}" if path else str(part)
 
 
-def json_problem(value: Any, field: str = "", *, limit: int | None = None) -> tuple[str, str] | None:
+def json_problem(
+    value: Any, field: str = "", *, limit: int | None = None, contents: bool = True
+) -> tuple[str, str] | None:
     """The first reason a decoded JSON value cannot be accepted, with the dotted path of the field.
 
     The walk is iterative: no input makes it recurse.
@@ -85,6 +87,7 @@ def json_problem(value: Any, field: str = "", *, limit: int | None = None) -> tu
         value: Decoded JSON (dicts, lists, strings, numbers, booleans, None).
         field: Dotted path of ``value`` itself (empty for a whole request body).
         limit: Deepest nesting allowed (default ``RUCKUS_MAX_JSON_DEPTH``); a top-level object is level 1.
+        contents: Also check strings, keys and numbers (False: the nesting only, for what is never stored).
 
     Returns:
         ``(path, message)``, or None when the value is fine. For too deep a value, the path is the field at the
@@ -94,6 +97,8 @@ def json_problem(value: Any, field: str = "", *, limit: int | None = None) -> tu
     stack: list[tuple[Any, str, int]] = [(value, field, 0)]
     while stack:
         node, path, depth = stack.pop()
+        if not contents and not isinstance(node, (dict, list)):
+            continue
         if isinstance(node, str):
             problem = string_problem(node)
             if problem:
@@ -111,7 +116,7 @@ def json_problem(value: Any, field: str = "", *, limit: int | None = None) -> tu
             return top or "body", depth_message(limit)
         items: Iterator[tuple[str | int, Any]] = iter(node.items()) if isinstance(node, dict) else enumerate(node)
         for key, child in items:
-            if isinstance(key, str):
+            if contents and isinstance(key, str):
                 problem = string_problem(key)
                 if problem:
                     return _join(path, printable(key)), f"key {problem}"
@@ -179,12 +184,13 @@ def _deep_key(text: str, limit: int) -> str | None:
     return key
 
 
-def loads(text: str, *, strict_constants: bool = True) -> Any:
+def loads(text: str, *, strict_constants: bool = True, storable: bool = True) -> Any:
     """Parse JSON text into a value that can be stored.
 
     Args:
         text: The JSON document.
         strict_constants: Refuse ``NaN`` and ``Infinity`` (not JSON).
+        storable: Check strings and numbers too (False: only the nesting, for a message that is never stored).
 
     Returns:
         The decoded value.
@@ -203,7 +209,7 @@ def loads(text: str, *, strict_constants: bool = True) -> Any:
         raise ParseError(depth_message(limit)) from None
     except ValueError as exc:
         raise ParseError(f"JSON parse error - {exc}") from exc
-    found = json_problem(data, limit=limit)
+    found = json_problem(data, limit=limit, contents=storable)
     if found is not None:
         if found[0] == "body":
             raise ParseError(found[1])

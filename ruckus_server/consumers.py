@@ -203,12 +203,13 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
 
     @classmethod
     async def decode_json(cls, text_data: str) -> Any:
-        """Decode JSON; malformed text (or nested too deep, or with NUL characters) becomes a marker.
+        """Decode JSON; malformed text, or text nested too deep for the parser, becomes a marker.
 
-        The marker is handled in :meth:`receive_json`.
+        The marker is handled in :meth:`receive_json`. Only the nesting is checked: nothing a client sends here
+        is stored, and each field is checked where it is used.
         """
         try:
-            return loads(text_data)
+            return loads(text_data, storable=False)
         except ParseError as exc:
             return {"__invalid__": f"message is not valid JSON: {exc.detail}"}
         except ValidationError as exc:
