@@ -152,8 +152,9 @@ class Agent(models.Model):
         self.capabilities = info.model_dump(mode="json")
         self.capabilities_hash = info.capabilities_hash()
         self.hardware_fingerprint = hardware_fingerprint(info)
-        self.protocol_version = info.protocol_version
-        self.agent_version = info.agent_version
+        # Cut to the columns' widths: an agent's description must never make its registration fail.
+        self.protocol_version = info.protocol_version[:20]
+        self.agent_version = info.agent_version[:50]
 
     def set_credential(self) -> str:
         """Issue a new credential, store its hash and return the plaintext (shown once).

@@ -186,7 +186,7 @@ def agent_register(
     _check_protocol(info)
     with transaction.atomic():
         agent.set_capabilities(info)
-        agent.name = name or (existing.name if existing else "") or info.name or info.system.hostname or url
+        agent.name = (name or (existing.name if existing else "") or info.name or info.system.hostname or url)[:200]
         if labels is not None:
             agent.labels = labels
         if cost_per_hour is not None:
@@ -236,7 +236,7 @@ def agent_register_pull(*, info: AgentInfo, server_url: str, name: str = "") -> 
     credential = agent.set_credential()
     with transaction.atomic():
         agent.set_capabilities(info)
-        agent.name = name or info.name or info.system.hostname or f"pull agent {agent.pk}"
+        agent.name = (name or info.name or info.system.hostname or f"pull agent {agent.pk}")[:200]
         agent.last_seen = timezone.now()
         agent.status = AgentStatus.ONLINE
         agent.status_reason = "registered (pull mode)"

@@ -76,7 +76,7 @@ def _store_run(job: Job, attempt: JobAttempt | None, run: SingleRunResult) -> Ru
         [
             SampleResult(
                 run=row,
-                sample_id=sample.id,
+                sample_id=sample.id[:200],  # the column's width (ids are article titles: a few are longer)
                 title=(sample.title or "")[:500],
                 output=sample.output,
                 reference=sample.reference or "",
@@ -92,7 +92,7 @@ def _store_run(job: Job, attempt: JobAttempt | None, run: SingleRunResult) -> Ru
                     "finished_at": sample.finished_at,
                     "inter_token_gaps_s": sample.inter_token_gaps_s,
                 },
-                finish_reason=sample.finish_reason or "",
+                finish_reason=(sample.finish_reason or "")[:50],
                 error=sample.error or "",
             )
             for sample, scores in zip(run.samples, per_sample, strict=True)

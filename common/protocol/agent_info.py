@@ -237,11 +237,10 @@ class AgentInfo(ProtocolModel):
     """
 
     type: Literal["agent.info"] = "agent.info"
-    # Bounded by the server's columns (a longer value could not be stored).
-    protocol_version: str = Field(default=PROTOCOL_VERSION, max_length=20)
+    protocol_version: str = PROTOCOL_VERSION
     agent_id: str | None = None
-    name: str = Field(default="", max_length=200)
-    agent_version: str = Field(default="", max_length=50)
+    name: str = ""
+    agent_version: str = ""
     system: SystemInfo = Field(default_factory=SystemInfo)
     cpu: CpuInfo = Field(default_factory=CpuInfo)
     memory: MemoryInfo = Field(default_factory=MemoryInfo)

@@ -35,8 +35,7 @@ class SampleResult(ProtocolModel):
         error: Error text when this request failed.
     """
 
-    # Bounded by the server's columns (a longer value could not be stored).
-    id: str = Field(max_length=200)
+    id: str
     title: str | None = None
     output: str = ""
     reference: str | None = None
@@ -47,7 +46,7 @@ class SampleResult(ProtocolModel):
     first_token_at: float | None = None
     finished_at: float | None = None
     inter_token_gaps_s: list[float] = Field(default_factory=list)
-    finish_reason: str | None = Field(default=None, max_length=50)
+    finish_reason: str | None = None
     error: str | None = None
 
 
