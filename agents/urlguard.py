@@ -2,9 +2,9 @@
 
 Link-local and cloud-metadata addresses (169.254.0.0/16, fe80::/10 and others, in any IPv6 wrapping:
 :func:`common.netguard.always_refused`) are refused always; otherwise every address the host name resolves to must
-lie in ``RUCKUS_AGENT_ALLOWED_NETWORKS`` (default: private ranges, plus loopback with ``DEBUG``). The check yields the address to connect to (:class:`CheckedURL`),
-and :class:`agents.client.AgentClient` connects there and nowhere else. URLs are ``scheme://host[:port][/prefix]``:
-no user name, query or fragment.
+lie in ``RUCKUS_AGENT_ALLOWED_NETWORKS`` (default: private ranges, plus loopback with ``DEBUG``). The check yields
+the address to connect to (:class:`CheckedURL`), and :class:`agents.client.AgentClient` connects there and nowhere
+else. URLs are ``scheme://host[:port][/prefix]``: no user name, query or fragment.
 """
 
 from __future__ import annotations
