@@ -42,6 +42,8 @@ class TaskInputSerializer(serializers.Serializer):
 
         The params are stored normalized (every default the agents will use filled in).
         """
+        if "name" not in attrs:  # a partial update (PATCH) does not require it: name it here instead of failing
+            raise serializers.ValidationError({"name": ["This field is required."]})
         params, errors = parse_params(TASKS[attrs["name"]].params_model, attrs.get("params") or {})
         if params is None:
             raise serializers.ValidationError({"params": errors})
@@ -64,6 +66,8 @@ class RuntimeInputSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """Validate the params against the runtime's schema, naming each bad parameter."""
+        if "name" not in attrs:  # a partial update (PATCH) does not require it: name it here instead of failing
+            raise serializers.ValidationError({"name": ["This field is required."]})
         _, errors = parse_params(RUNTIMES[attrs["name"]].params_model, attrs.get("params") or {})
         if errors:
             raise serializers.ValidationError({"params": errors})

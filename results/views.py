@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 
 from django.http import StreamingHttpResponse
@@ -16,13 +17,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.metrics import METRIC_SPECS, Metric, is_known_metric
+from common.metrics import BENCHMARK_METRIC_RE, METRIC_SPECS, Metric, is_known_metric
 from core.permissions import Rule
 from core.roles import VIEW_EXPERIMENTS
 from experiments.models import Experiment, Job
 from results import selectors
 from results.api_schemas import Comparison, ExperimentResults, ExportRuns, JobResults
 
+#: What ``?metric=`` accepts, as the schema's pattern (JavaScript syntax): a canonical metric or a benchmark figure.
+METRIC_PATTERN = (
+    "^(?:" + "|".join(re.escape(name) for name in METRIC_SPECS) + ")$|"
+    + re.sub(r"\?P<\w+>", "?:", BENCHMARK_METRIC_RE.pattern)
+)
 
 class JobResultsView(APIView):
     """``GET /api/v1/jobs/{id}/results/``: statistics, cold run and every run of one job."""
@@ -63,6 +69,7 @@ class ExperimentComparisonView(APIView):
             OpenApiParameter(
                 "metric",
                 OpenApiTypes.STR,
+                pattern=METRIC_PATTERN,
                 description=(
                     "Metric shown in the cells: a canonical metric ("
                     + ", ".join(sorted(METRIC_SPECS))

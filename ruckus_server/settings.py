@@ -269,6 +269,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Every operation's common error answers (400/401/403/404) are declared once (core.openapi).
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.openapi.add_error_responses"],
+    # The API speaks JSON; the form parsers stay for DRF's browsable API but are not part of the API's contract.
+    "PARSER_WHITELIST": ["core.parsers.JSONParser"],
     "ENUM_NAME_OVERRIDES": {
         # The status vocabulary is defined once (common.statuses); the UI's generated types name these enums.
         "JobStatusEnum": "common.statuses.JobStatus.choices",

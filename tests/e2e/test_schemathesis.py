@@ -13,10 +13,9 @@ schema does not describe, and any failure of the authorization and resource chec
 ``ST201``/``ST202``, requests the schema allows but the server refuses (or the reverse) for rules beyond the schema:
 an unknown task name, a multipart body that cannot carry a nested object.
 
-The token logout operations are left out: they would revoke the credentials the run uses. Request bodies are
-generated as JSON and as form fields, not as multipart: the HTTP server (Twisted, under daphne) parses a multipart
-body itself and answers a malformed one with a bare 400 before the application sees it (a client error all the
-same, but outside the API's schema), and no client of RUCKUS sends multipart.
+The token logout operations are left out: they would revoke the credentials the run uses. Request bodies are JSON,
+the only format the schema advertises (the form parsers serve DRF's browsable API; a malformed multipart body is
+answered by the HTTP server itself, Twisted under daphne, with a bare 400 before the application sees it).
 """
 
 from __future__ import annotations
@@ -114,15 +113,6 @@ def seed(owners: list[str]) -> Seeded:
     running.transition(JobStatus.ASSIGNED, reason="seed", attempt=1)
     running.transition(JobStatus.RUNNING, reason="seed")
     return Seeded(agent_id=str(agent.pk), credential=credential, job_id=running.pk)
-
-
-def without_multipart(schema: dict[str, Any]) -> dict[str, Any]:
-    """The schema without multipart request bodies (see the module)."""
-    for item in schema["paths"].values():
-        for operation in item.values():
-            if isinstance(operation, dict):
-                operation.get("requestBody", {}).get("content", {}).pop("multipart/form-data", None)
-    return schema
 
 
 def user_config(tmp: Path, tokens: dict[str, str]) -> Path:
@@ -228,7 +218,7 @@ def test_schemathesis_finds_no_server_error_schema_violation_or_auth_hole(stack:
     schema = httpx.get(f"{stack.base}/api/schema/", headers={"Authorization": f"Token {tokens['alice']}"}, timeout=60)
     assert schema.status_code == 200, schema.text
     schema_path = tmp_path / "openapi.json"
-    schema_path.write_text(json.dumps(without_multipart(yaml.safe_load(schema.text))))
+    schema_path.write_text(json.dumps(yaml.safe_load(schema.text)))
 
     print()
     # The agent first: the users' run may cancel its job and remove it.

@@ -477,3 +477,11 @@ def test_an_agent_answer_the_server_could_not_store_fails_the_registration(api, 
     assert r.status_code == 502, r.content
     assert "does not follow the agent protocol" in r.json()["detail"] and problem in r.json()["detail"]
     assert not Agent.objects.exists()
+
+
+@pytest.mark.parametrize("body", [{"runtimes": [{"params": {}}]}, {"task": {"params": {}}}])
+def test_a_partial_update_with_nested_specs_missing_their_name_is_a_400(api, body):
+    exp = Experiment.objects.create(name="e", task_name="wikipedia_summarization")
+    r = api.patch(f"/api/v1/experiments/{exp.pk}/", body, format="json")
+    assert r.status_code == 400, r.content
+    assert "name" in json.dumps(r.json())

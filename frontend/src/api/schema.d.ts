@@ -2655,8 +2655,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["AgentRegisterRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["AgentRegisterRequest"];
-                "multipart/form-data": components["schemas"]["AgentRegisterRequest"];
             };
         };
         responses: {
@@ -2767,8 +2765,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["AgentRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["AgentRequest"];
-                "multipart/form-data": components["schemas"]["AgentRequest"];
             };
         };
         responses: {
@@ -2887,8 +2883,6 @@ export interface operations {
         requestBody?: {
             content: {
                 "application/json": components["schemas"]["PatchedAgentRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["PatchedAgentRequest"];
-                "multipart/form-data": components["schemas"]["PatchedAgentRequest"];
             };
         };
         responses: {
@@ -3000,8 +2994,6 @@ export interface operations {
         requestBody?: {
             content: {
                 "application/json": components["schemas"]["AgentInfoRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["AgentInfoRequest"];
-                "multipart/form-data": components["schemas"]["AgentInfoRequest"];
             };
         };
         responses: {
@@ -3113,8 +3105,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["HeartbeatRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["HeartbeatRequest"];
-                "multipart/form-data": components["schemas"]["HeartbeatRequest"];
             };
         };
         responses: {
@@ -3177,8 +3167,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["ReachRequestRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["ReachRequestRequest"];
-                "multipart/form-data": components["schemas"]["ReachRequestRequest"];
             };
         };
         responses: {
@@ -3297,8 +3285,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["WorkRequestRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["WorkRequestRequest"];
-                "multipart/form-data": components["schemas"]["WorkRequestRequest"];
             };
         };
         responses: {
@@ -3366,8 +3352,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["AnnounceRequestRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["AnnounceRequestRequest"];
-                "multipart/form-data": components["schemas"]["AnnounceRequestRequest"];
             };
         };
         responses: {
@@ -3490,8 +3474,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["LoginRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["LoginRequest"];
-                "multipart/form-data": components["schemas"]["LoginRequest"];
             };
         };
         responses: {
@@ -3576,8 +3558,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["LoginRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["LoginRequest"];
-                "multipart/form-data": components["schemas"]["LoginRequest"];
             };
         };
         responses: {
@@ -3794,8 +3774,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["ExperimentRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["ExperimentRequest"];
-                "multipart/form-data": components["schemas"]["ExperimentRequest"];
             };
         };
         responses: {
@@ -3898,8 +3876,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["ExperimentRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["ExperimentRequest"];
-                "multipart/form-data": components["schemas"]["ExperimentRequest"];
             };
         };
         responses: {
@@ -4018,8 +3994,6 @@ export interface operations {
         requestBody?: {
             content: {
                 "application/json": components["schemas"]["PatchedExperimentRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["PatchedExperimentRequest"];
-                "multipart/form-data": components["schemas"]["PatchedExperimentRequest"];
             };
         };
         responses: {
@@ -4353,8 +4327,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["ExperimentRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["ExperimentRequest"];
-                "multipart/form-data": components["schemas"]["ExperimentRequest"];
             };
         };
         responses: {
@@ -4576,8 +4548,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["JobProgressRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["JobProgressRequest"];
-                "multipart/form-data": components["schemas"]["JobProgressRequest"];
             };
         };
         responses: {
@@ -4648,8 +4618,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["MultiRunJobResultRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["MultiRunJobResultRequest"];
-                "multipart/form-data": components["schemas"]["MultiRunJobResultRequest"];
             };
         };
         responses: {
