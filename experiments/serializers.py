@@ -21,6 +21,7 @@ from common.metrics import is_known_metric
 from common.protocol import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB, JobProgress, ModelSpec, RuntimeSpec
 from core.api_schemas import ModelJSONField
 from core.models import StateTransition
+from core.parsers import StorableJSONValidator
 from core.roles import may_manage
 from experiments.models import Experiment, Job, JobAttempt
 
@@ -29,7 +30,7 @@ class TaskInputSerializer(serializers.Serializer):
     """``{"name": ..., "params": {...}}`` of a task."""
 
     name = serializers.CharField(max_length=100)
-    params = serializers.DictField(required=False, default=dict)
+    params = serializers.DictField(required=False, default=dict, validators=[StorableJSONValidator()])
 
     def validate_name(self, value: str) -> str:
         """Refuse tasks the catalogue does not know."""
@@ -54,7 +55,7 @@ class RuntimeInputSerializer(serializers.Serializer):
     """``{"name": ..., "params": {...}}`` of a runtime."""
 
     name = serializers.CharField(max_length=100)
-    params = serializers.DictField(required=False, default=dict)
+    params = serializers.DictField(required=False, default=dict, validators=[StorableJSONValidator()])
 
     def validate_name(self, value: str) -> str:
         """Refuse runtimes the catalogue does not know."""

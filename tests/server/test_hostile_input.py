@@ -485,3 +485,17 @@ def test_a_partial_update_with_nested_specs_missing_their_name_is_a_400(api, bod
     r = api.patch(f"/api/v1/experiments/{exp.pk}/", body, format="json")
     assert r.status_code == 400, r.content
     assert "name" in json.dumps(r.json())
+
+
+def test_params_are_checked_by_the_serializer_too_whatever_parser_read_them():
+    from experiments.serializers import ExperimentSerializer
+
+    deep: object = "x"
+    for _ in range(40):
+        deep = [deep]
+    body = experiment_body(runtimes=[{"name": "transformers", "params": {"device": "c\x00pu"}}])
+    body["task"]["params"]["titles"] = deep
+    serializer = ExperimentSerializer(data=body)
+    assert not serializer.is_valid()
+    assert serializer.errors["task"]["params"] == ["titles: JSON nested deeper than 32 levels"]
+    assert "device: contains a NUL character" in serializer.errors["runtimes"][0]["params"][0]
