@@ -11,7 +11,7 @@ TORCH_SPEC := torch==2.13.0
 help:
 	@echo "make demo   - set up, then run the server, scheduler and a local agent on a real benchmark"
 	@echo "make test   - set up, then run every test (Postgres: DATABASE_URL or an embedded one)"
-	@echo "make lint   - ruff, import contracts, migration check, OpenAPI schema validation, UI client in sync"
+	@echo "make lint   - ruff, bandit, import contracts, migration check, OpenAPI schema validation, UI client in sync"
 	@echo "make setup  - create $(VENV) and install everything (idempotent)"
 	@echo "make docker-validate - check docker/ (compose config + Dockerfile lint; needs docker-compose)"
 	@echo "make ui     - build the web UI into frontend/dist (needs Node 20 + npm)"
