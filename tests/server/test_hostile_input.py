@@ -499,3 +499,8 @@ def test_params_are_checked_by_the_serializer_too_whatever_parser_read_them():
     assert not serializer.is_valid()
     assert serializer.errors["task"]["params"] == ["titles: JSON nested deeper than 32 levels"]
     assert "device: contains a NUL character" in serializer.errors["runtimes"][0]["params"][0]
+
+
+def test_too_many_query_parameters_is_a_json_400(api):
+    r = api.get("/api/v1/experiments/?" + "&".join(f"x{i}=1" for i in range(1200)))
+    assert r.status_code == 400 and "malformed request" in r.json()["detail"]
