@@ -6,6 +6,7 @@ with a message naming the setting, instead of running with a silently ignored ty
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -174,9 +175,16 @@ class Settings(BaseSettings):
         if self.public_url:
             return self.public_url
         host = self.host
-        any_ipv4 = "0.0.0.0"  # noqa: S104  # nosec B104  # compared with, not bound to
-        if host in (any_ipv4, "::", ""):
+        if _is_wildcard(host):
             import socket
 
             host = socket.gethostname()
         return f"http://{host}:{self.port}"
+
+
+def _is_wildcard(host: str) -> bool:
+    """Whether a listen address means "every interface" (empty, or the unspecified IPv4 or IPv6 address)."""
+    try:
+        return not host or ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a host name
+        return False

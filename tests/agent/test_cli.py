@@ -59,3 +59,13 @@ def test_example_placeholders_are_refused_at_start_up(variable, monkeypatch):
     monkeypatch.setenv(variable, "change-me-agent-token")
     with pytest.raises(ValueError, match="example placeholder"):
         Settings()
+
+
+@pytest.mark.parametrize(("host", "wildcard"), [("0.0.0.0", True), ("::", True), ("", True),
+                                                ("127.0.0.1", False), ("agent.lan", False)])
+def test_advertised_url_names_the_host_for_a_wildcard_listen_address(host, wildcard):
+    import socket
+
+    url = Settings(host=host, port=8100).advertised_url()
+    expected_host = socket.gethostname() if wildcard else host
+    assert url == f"http://{expected_host}:8100"
