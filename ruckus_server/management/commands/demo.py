@@ -194,7 +194,7 @@ class Command(BaseCommand):
         console.rule()
         ui = f"UI: {base}/  " if index_path().is_file() else "UI: not built (make ui)  "
         console.print(f"{ui}API: {base}/api/v1/  docs: {base}/api/docs/  admin: {base}/admin/")
-        console.print(f"Login: [bold]{DEMO_USER}[/bold] / [bold]{password}[/bold]   API token: {token.key}")
+        console.print(f"Login: [bold]{DEMO_USER}[/bold] / [bold]{password}[/bold]   API token: {token}")
         if options["exit"]:
             return
         console.print("Everything keeps running; press Ctrl-C to stop.")
