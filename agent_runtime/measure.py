@@ -2,8 +2,11 @@
 
 Pure functions over plain values (no threads, no I/O), following the metric definitions of DESIGN section 6:
 
-* ``e2e_latency_s``: request sent -> last streamed chunk; ``ttft_s``: request sent -> first non-empty token.
-* ``tpot_s``: ``(e2e - ttft) / (output_tokens - 1)``, only when more than one token came.
+* ``e2e_latency_s``: request sent -> the last generation step (the last streamed chunk, or the final chunk without
+  text that an endpoint stopping on EOS sends after it); ``ttft_s``: request sent -> first non-empty token.
+* ``tpot_s``: ``(e2e - ttft) / (output_tokens - 1)``, only when more than one token came; ``output_tokens`` is the
+  endpoint's own count when it gives one, which includes that EOS step, so e2e must include it too (the
+  definitions of ``vllm bench serve``).
 * ``inter_token_gaps_s``: every gap between consecutive chunks (a sample's metric is their mean; the run's
   metric is the mean over every gap of every request, so long answers weigh more).
 * ``output_tokens_per_s``: total output tokens of the run / wall time of the run.
@@ -46,7 +49,7 @@ def sample_result(sample: Sample, gen: Generation) -> SampleResult:
     Returns:
         The sample result.
     """
-    last = gen.chunk_times[-1] if gen.chunk_times else None
+    last = gen.last_step if gen.last_step is not None else (gen.chunk_times[-1] if gen.chunk_times else None)
     e2e = (last - gen.sent) if last is not None else None
     ttft = (gen.first_token - gen.sent) if gen.first_token is not None else None
     metrics: dict[str, float | None] = {}

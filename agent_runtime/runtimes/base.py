@@ -40,6 +40,9 @@ class Generation:
         sent: ``time.perf_counter()`` when the request was sent.
         first_token: ``perf_counter`` of the first non-empty token/chunk (None when nothing came).
         chunk_times: ``perf_counter`` of every streamed token/chunk, in order.
+        last_step: ``perf_counter`` of the request's last generation step when it came after the last chunk with
+            text: an endpoint that stops on EOS streams that step as a chunk without text (and counts its token in
+            ``usage.completion_tokens``). None when the last text chunk was the last step.
         finish_reason: ``stop``, ``length``, ``cancelled`` ...
         stopped: True when the stop check ended the request early.
         notes: Caveats about how a figure was obtained (e.g. token counts from chunks).
@@ -52,6 +55,7 @@ class Generation:
     sent: float
     first_token: float | None
     chunk_times: list[float] = field(default_factory=list)
+    last_step: float | None = None
     finish_reason: str | None = None
     stopped: bool = False
     notes: list[str] = field(default_factory=list)

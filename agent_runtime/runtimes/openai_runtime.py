@@ -174,6 +174,10 @@ class OpenAIRuntime(Runtime):
         headers = self._headers()
         parts: list[str] = []
         times: list[float] = []
+        # Time of the latest chunk carrying a choice, with or without text: the final (EOS) step of vLLM and other
+        # OpenAI-compatible servers is a chunk without text, and the request lasts until it (vllm bench serve's
+        # latency ends there too).
+        last_step: float | None = None
         usage: dict[str, Any] | None = None
         finish: str | None = None
         stopped = False
@@ -195,6 +199,8 @@ class OpenAIRuntime(Runtime):
                     choices = chunk.get("choices") or []
                     if not isinstance(choices, list):
                         raise RequestError(MALFORMED_CHUNK)
+                    if choices and times:
+                        last_step = now
                     for choice in choices:
                         if not isinstance(choice, dict):
                             raise RequestError(MALFORMED_CHUNK)
@@ -227,6 +233,7 @@ class OpenAIRuntime(Runtime):
             sent=sent,
             first_token=times[0] if times else None,
             chunk_times=times,
+            last_step=last_step if times and last_step is not None and last_step > times[-1] else None,
             finish_reason="cancelled" if stopped else finish,
             stopped=stopped,
             notes=notes,

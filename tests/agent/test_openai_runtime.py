@@ -192,3 +192,96 @@ def test_openai_runtime_against_transformers_serve(tmp_path, transformers_serve)
             assert s.inter_token_gaps_s and all(g >= 0 for g in s.inter_token_gaps_s)
     assert "model_load_s" in result.unavailable_metrics
     assert result.statistics == {}  # raw runs only: the server computes statistics
+
+
+class _TimedStream:
+    """A loopback endpoint streaming 5 text chunks 20 ms apart, then, 40 ms later, the final EOS step as a chunk
+    without text; ``usage.completion_tokens`` counts 6 tokens, the EOS one included (as vLLM does)."""
+
+    GAP_S = 0.020
+    EOS_GAP_S = 0.040
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+        import time
+
+        stream = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+
+                def send(obj):
+                    self.wfile.write(f"data: {json.dumps(obj)}\n\n".encode())
+                    self.wfile.flush()
+
+                for i in range(5):
+                    if i:
+                        time.sleep(stream.GAP_S)
+                    send({"choices": [{"index": 0, "delta": {"content": f"t{i} "}}]})
+                time.sleep(stream.EOS_GAP_S)
+                send({"choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}]})
+                send({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 6}})
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_e2e_ends_at_the_eos_step_so_tpot_uses_the_servers_token_count(tmp_path):
+    from agent_runtime.measure import sample_result
+    from common.metrics import Metric
+
+    stream = _TimedStream()
+    try:
+        base = f"http://127.0.0.1:{stream.port}/v1"
+        policy = allowing(tmp_path, endpoints=(base,))
+        rt = make_runtime(_request(params={"base_url": base}), data_dir=tmp_path, policy=policy)
+        rt.load()
+        task = make_task("wikipedia_summarization", {"num_samples": 1}, data_dir=tmp_path)
+        gen = rt.generate(task, SAMPLE, GenerationSettings(16, 0.0), lambda: False)
+        rt.close()
+    finally:
+        stream.close()
+    assert gen.output_tokens == 6 and len(gen.chunk_times) == 5
+    assert gen.last_step is not None and gen.last_step - gen.chunk_times[-1] >= stream.EOS_GAP_S * 0.9
+    metrics = sample_result(SAMPLE, gen).metrics
+    # The EOS step is a decode step the server counted: TPOT = (e2e - ttft) / (6 - 1) over 4 gaps of 20 ms and the
+    # 40 ms EOS step: 24 ms. Ending e2e at the last text chunk would give 80 / 5 = 16 ms (a third low).
+    expected = (4 * stream.GAP_S + stream.EOS_GAP_S) / 5
+    assert metrics[Metric.TPOT_S] == pytest.approx(expected, abs=0.004)
+    assert metrics[Metric.E2E_LATENCY_S] == pytest.approx(gen.last_step - gen.sent)
+    # The gaps between tokens with text are unchanged (they match the server's inter-token latency).
+    assert metrics[Metric.INTER_TOKEN_GAPS_S] == pytest.approx(stream.GAP_S, abs=0.004)
+
+
+def test_e2e_ends_at_the_last_step_when_there_is_one_else_at_the_last_chunk():
+    from agent_runtime.measure import sample_result
+    from agent_runtime.runtimes.base import Generation
+    from common.metrics import Metric
+
+    base = {"text": "x", "prompt_tokens": 3, "output_tokens": 3, "sent_at": 1000.0, "sent": 10.0,
+            "first_token": 10.1, "chunk_times": [10.1, 10.2, 10.3]}
+    plain = sample_result(SAMPLE, Generation(**base)).metrics
+    assert plain[Metric.E2E_LATENCY_S] == pytest.approx(0.3)
+    assert plain[Metric.TPOT_S] == pytest.approx(0.1)
+    with_eos = sample_result(SAMPLE, Generation(**base, last_step=10.5)).metrics
+    assert with_eos[Metric.E2E_LATENCY_S] == pytest.approx(0.5)
+    assert with_eos[Metric.TPOT_S] == pytest.approx(0.2)
+    assert with_eos[Metric.INTER_TOKEN_GAPS_S] == pytest.approx(0.1)
