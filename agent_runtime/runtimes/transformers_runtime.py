@@ -149,17 +149,26 @@ class TransformersRuntime(Runtime):
         """Available when torch and transformers are installed; GPU metrics need CUDA and NVML."""
         rdef = cls.definition()
         frameworks = {f.name: f for f in info.frameworks}
-        missing = [
-            n
-            for n in ("torch", "transformers")
-            if not (frameworks[n].available if n in frameworks else importlib.util.find_spec(n) is not None)
-        ]
-        if missing:
+        problems: list[str] = []
+        not_installed = False
+        for name in ("torch", "transformers"):
+            framework = frameworks.get(name)
+            if framework is None:
+                if importlib.util.find_spec(name) is None:
+                    problems.append(f"{name} is not installed")
+                    not_installed = True
+            elif not framework.available:
+                # Detection's own reason: not installed, not importable, or an import still running past its
+                # deadline on a busy host (which is no reason to tell the operator to install anything).
+                problems.append(framework.reason or f"{name} is unavailable")
+                not_installed = not_installed or framework.version is None
+        if problems:
+            hint = " (pip install 'ruckus[transformers]')" if not_installed else ""
             return RuntimeCapability(
                 name=cls.name,
                 access_mode=rdef.access_mode,
                 available=False,
-                reason=f"not installed: {', '.join(missing)} (pip install 'ruckus[transformers]')",
+                reason="; ".join(problems) + hint,
                 unavailable_metrics={m: "runtime unavailable" for m in (*rdef.metrics, *rdef.gpu_metrics)},
             )
         torch_fw = frameworks.get("torch")

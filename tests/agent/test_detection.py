@@ -501,3 +501,23 @@ def test_capabilities_settle_once_a_slow_torch_import_finishes(tmp_path, monkeyp
     assert settled.capabilities_hash() != first.capabilities_hash()  # the heartbeat pushes the change
     # Nothing pending any more: the current description stands.
     assert service.detect_settled(1.0) is None
+
+
+def test_transformers_unavailable_reason_is_detections_own():
+    from agent_runtime.runtimes.transformers_runtime import TransformersRuntime
+    from common.protocol import AgentInfo, FrameworkInfo
+
+    slow = AgentInfo(name="busy", frameworks=[
+        FrameworkInfo(name="torch", available=False, version="2.13.0",
+                      reason="no answer within 1.8 s (left running in the background)"),
+        FrameworkInfo(name="transformers", available=True, version="4.57.0"),
+    ])
+    capability = TransformersRuntime.capability(slow)
+    assert not capability.available
+    assert capability.reason == "no answer within 1.8 s (left running in the background)"  # no install advice
+    missing = AgentInfo(name="bare", frameworks=[
+        FrameworkInfo(name="torch", available=False, reason="torch is not installed"),
+        FrameworkInfo(name="transformers", available=False, reason="transformers is not installed"),
+    ])
+    reason = TransformersRuntime.capability(missing).reason
+    assert reason == ("torch is not installed; transformers is not installed (pip install 'ruckus[transformers]')")
