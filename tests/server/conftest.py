@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
+from collections.abc import Iterator
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -31,3 +35,42 @@ def api(user) -> APIClient:
 def anon() -> APIClient:
     """An unauthenticated API client."""
     return APIClient()
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers every request with the configured status and body; records paths and Host headers."""
+
+    status = 200
+    body = b"{}"
+    seen: list[tuple[str, str]] = []
+
+    def _answer(self) -> None:
+        type(self).seen.append((self.path, self.headers.get("Host", "")))
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def fake_agent() -> Iterator[tuple[type[Recorder], int]]:
+    """An HTTP server on loopback standing in for an agent (or any service a URL may name): answers every request
+    with ``handler.status`` and ``handler.body`` and records each request's path and Host header in ``handler.seen``."""
+    handler = type("R", (Recorder,), {"seen": [], "status": 200, "body": b"{}"})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield handler, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()

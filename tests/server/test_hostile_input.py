@@ -428,37 +428,6 @@ def test_a_failed_event_push_does_not_fail_the_request(api, monkeypatch, django_
 # --- what agents answer the server -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def fake_agent():
-    """An HTTP server answering every request with ``handler.body`` (200)."""
-    import http.server
-    import threading
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        body = b"{}"
-
-        def _answer(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(self.body)))
-            self.end_headers()
-            self.wfile.write(self.body)
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, *args: object) -> None:
-            """Quiet."""
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield Handler, server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.mark.parametrize(
     ("body", "problem"),
     [

@@ -6,13 +6,11 @@ Also the production settings: loopback agents only with DEBUG, ``check --deploy`
 from __future__ import annotations
 
 import contextlib
-import http.server
 import os
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,43 +23,6 @@ from tests.factories import AgentFactory
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET_PAGE = "INTERNAL-SERVICE-PAGE-a1b2c3"
-
-
-class Recorder(http.server.BaseHTTPRequestHandler):
-    """Answers every request with the configured status and body; records paths and Host headers."""
-
-    status = 200
-    body = b"{}"
-    seen: list[tuple[str, str]] = []
-
-    def _answer(self) -> None:
-        type(self).seen.append((self.path, self.headers.get("Host", "")))
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        self.send_response(self.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args: object) -> None:
-        """Quiet."""
-
-
-@pytest.fixture
-def recorder() -> Iterator[tuple[type[Recorder], int]]:
-    handler = type("R", (Recorder,), {"seen": [], "status": 200, "body": b"{}"})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield handler, server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
@@ -81,8 +42,8 @@ def rebinding_dns(monkeypatch):
     return answers
 
 
-def test_calls_go_to_the_checked_address_even_when_the_name_moves(recorder, rebinding_dns):
-    handler, port = recorder
+def test_calls_go_to_the_checked_address_even_when_the_name_moves(fake_agent, rebinding_dns):
+    handler, port = fake_agent
     client = AgentClient(f"http://agent.example:{port}", "agent-token")
     assert rebinding_dns["n"] == 1
     for _ in range(3):
@@ -116,8 +77,8 @@ def test_agent_urls_that_could_steer_the_server_are_refused(url, problem):
         check_agent_url(url)
 
 
-def test_a_path_prefix_given_at_registration_is_kept(recorder):
-    handler, port = recorder
+def test_a_path_prefix_given_at_registration_is_kept(fake_agent):
+    handler, port = fake_agent
     with contextlib.suppress(ValueError):  # what the recorder answers does not matter here
         AgentClient(f"http://127.0.0.1:{port}/agents/a7/", "t").info()
     assert handler.seen[-1][0] == "/agents/a7/api/v1/info"
@@ -160,8 +121,8 @@ def test_connection_failures_all_read_the_same():
     (200, f'{{"name": "{SECRET_PAGE}", "protocol_version": 7}}'.encode()),
     (404, f'{{"detail": "{SECRET_PAGE}"}}'.encode()),
 ])
-def test_what_another_service_answers_is_never_reflected(recorder, status, body):
-    handler, port = recorder
+def test_what_another_service_answers_is_never_reflected(fake_agent, status, body):
+    handler, port = fake_agent
     handler.status, handler.body = status, body
     with pytest.raises(RegistrationError) as caught:
         agent_register(url=f"http://127.0.0.1:{port}", token="t", server_url="http://127.0.0.1:8000")
@@ -173,8 +134,8 @@ def test_what_another_service_answers_is_never_reflected(recorder, status, body)
 
 
 @pytest.mark.django_db
-def test_register_endpoint_does_not_reflect_the_remote_body(api, recorder):
-    handler, port = recorder
+def test_register_endpoint_does_not_reflect_the_remote_body(api, fake_agent):
+    handler, port = fake_agent
     handler.status, handler.body = 200, f"<html>{SECRET_PAGE}</html>".encode()
     response = api.post("/api/v1/agents/", {"url": f"http://127.0.0.1:{port}", "token": "t"}, format="json")
     assert response.status_code == 502
