@@ -58,16 +58,13 @@ class GenerationSettings:
     temperature: float
 
 
-class Task(ABC):
-    """Base class of tasks.
-
-    Subclasses set :attr:`name` (a key of ``common.catalog.TASKS``) and implement :meth:`load_samples`
-    and :meth:`messages`.
+class TaskBase(ABC):
+    """What every task is built from: its params, the agent's data directory, an HTTP client, the path policy.
 
     Args:
         params: Validated task params (the catalogue's params model).
         data_dir: The agent's data directory (for caches).
-        http_client: Client for online sources (tests inject a mock transport).
+        http_client: Client for online sources (tests inject a mock transport); unused by most tasks.
         paths: Where files the params name may lie (default: the data directory only).
     """
 
@@ -93,6 +90,20 @@ class Task(ABC):
             ``{dotted.field: problem}``; empty when fine.
         """
         return {}
+
+
+class Task(TaskBase):
+    """Base class of tasks.
+
+    Subclasses set :attr:`name` (a key of ``common.catalog.TASKS``) and implement :meth:`load_samples`
+    and :meth:`messages`.
+
+    Args:
+        params: Validated task params (the catalogue's params model).
+        data_dir: The agent's data directory (for caches).
+        http_client: Client for online sources (tests inject a mock transport).
+        paths: Where files the params name may lie (default: the data directory only).
+    """
 
     @abstractmethod
     def load_samples(self) -> list[Sample]:
@@ -138,7 +149,7 @@ class Measurement:
     payload: BaseModel | None = None
 
 
-class MeasurementTask(ABC):
+class MeasurementTask(TaskBase):
     """Base class of tasks that measure the host itself instead of prompting a model.
 
     They have no samples and no model: the engine calls :meth:`measure` once per run, with the device
@@ -150,29 +161,6 @@ class MeasurementTask(ABC):
         http_client: Unused; accepted so every task is built the same way.
         paths: Unused (no file is named); accepted so every task is built the same way.
     """
-
-    name: ClassVar[str]
-
-    def __init__(
-        self,
-        params: BaseModel,
-        *,
-        data_dir: Path,
-        http_client: httpx.Client | None = None,
-        paths: PathPolicy | None = None,
-    ) -> None:
-        self.params = params
-        self.data_dir = Path(data_dir)
-        self.http_client = http_client
-        self.paths = paths or PathPolicy.for_agent(self.data_dir)
-
-    def check(self) -> dict[str, str]:
-        """Check the params can be used on this agent before the job is accepted.
-
-        Returns:
-            ``{dotted.field: problem}``; empty when fine.
-        """
-        return {}
 
     @abstractmethod
     def measure(self, *, device: str, should_stop: Callable[[], bool], telemetry_interval_s: float) -> Measurement:
