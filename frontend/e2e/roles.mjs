@@ -2,15 +2,8 @@
 // A viewer gets a read-only UI; an operator may act on his own experiment but not on another's, and may not manage
 // agents; a throttled login says how long to wait.
 // Env: BASE_URL, PASSWORD, VIEWER, OPERATOR, OWN_EXPERIMENT, OTHER_EXPERIMENT, THROTTLED_USER, ARTIFACTS_DIR.
-import { mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { chromium } from "playwright-core";
+import { env, openBrowser } from "./browser.mjs";
 
-const env = (name, fallback) => {
-  const v = process.env[name] ?? fallback;
-  if (v === undefined) throw new Error(`missing environment variable ${name}`);
-  return v;
-};
 const BASE_URL = env("BASE_URL").replace(/\/$/, "");
 const PASSWORD = env("PASSWORD");
 const VIEWER = env("VIEWER");
@@ -18,26 +11,8 @@ const OPERATOR = env("OPERATOR");
 const OWN = env("OWN_EXPERIMENT");
 const OTHER = env("OTHER_EXPERIMENT");
 const THROTTLED_USER = env("THROTTLED_USER");
-const ARTIFACTS = resolve(env("ARTIFACTS_DIR", "test-artifacts/ui"));
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-mkdirSync(ARTIFACTS, { recursive: true });
 
-const step = (msg) => console.log(`[ui-roles] ${msg}`);
-
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
-const problems = [];
-page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-page.on("console", (m) => { if (m.type() === "error") console.log(`[browser] ${m.text()}`); });
-const shot = async (name) => {
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
-  step(`screenshot ${name}.png`);
-};
+const { browser, page, problems, shot, step } = await openBrowser("ui-roles");
 
 /** Fail when any of these buttons (or links) is on the page. */
 const absent = async (what, names, role = "button") => {

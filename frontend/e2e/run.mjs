@@ -1,40 +1,15 @@
 // End-to-end walk through the UI in headless Chromium (playwright-core, system chromium; nothing downloaded).
 // Env: BASE_URL, USERNAME, PASSWORD, AGENT_URL, AGENT_TOKEN, ARTIFACTS_DIR (default test-artifacts/ui).
-import { mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
+import { env, openBrowser } from "./browser.mjs";
 
-const env = (name, fallback) => {
-  const v = process.env[name] ?? fallback;
-  if (v === undefined) throw new Error(`missing environment variable ${name}`);
-  return v;
-};
 const BASE_URL = env("BASE_URL").replace(/\/$/, "");
 const USERNAME = env("USERNAME");
 const PASSWORD = env("PASSWORD");
 const AGENT_URL = env("AGENT_URL");
 const AGENT_TOKEN = env("AGENT_TOKEN");
-const ARTIFACTS = resolve(env("ARTIFACTS_DIR", "test-artifacts/ui"));
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-mkdirSync(ARTIFACTS, { recursive: true });
 
-const step = (msg) => console.log(`[ui-e2e] ${msg}`);
-
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
-const problems = [];
-page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-page.on("console", (m) => { if (m.type() === "error") console.log(`[browser] ${m.text()}`); });
-const shot = async (name) => {
-  // Full-page shots of a scrolled page would paint the sticky top bar mid-page.
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
-  step(`screenshot ${name}.png`);
-};
+const { browser, page, problems, shot, step, artifacts } = await openBrowser("ui-e2e");
 
 /** Poll the experiment page's job cards until all completed (fails on a failed job or after `timeoutMs`). */
 const watchJobs = async (label, timeoutMs) => {
@@ -173,7 +148,7 @@ try {
   step(`measured peaks: ${figures.map((t) => t.replace(/\s+/g, " ")).join("; ")}`);
   await page.waitForTimeout(300);
   await shot("06-agent-peaks");
-  await page.getByTestId("measured-peaks").screenshot({ path: join(ARTIFACTS, "06-agent-peaks-panel.png") });
+  await page.getByTestId("measured-peaks").screenshot({ path: join(artifacts, "06-agent-peaks-panel.png") });
 
   // 8. The benchmark's results compare figures with their units; runs carry telemetry.
   await page.goto(`${benchmarkUrl}/results`);
@@ -195,7 +170,7 @@ try {
   await eff.scrollIntoViewIfNeeded();
   await page.waitForTimeout(500);
   await shot("08-results-efficiency");
-  await page.locator(".card.efficiency").screenshot({ path: join(ARTIFACTS, "08-efficiency-panel.png") });
+  await page.locator(".card.efficiency").screenshot({ path: join(artifacts, "08-efficiency-panel.png") });
 
   if (problems.length) throw new Error(problems.join("\n"));
   step("all good");
