@@ -153,7 +153,7 @@ def run_st(tmp: Path, name: str, config: Path, schema: Path, base: str, *args: s
     command = [
         str(BIN / "st"), "--config-file", str(config), "run", str(schema), "--url", base, "--checks", "all",
         "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED),
-        "--generation-database", "none", "--request-timeout", "30", "--workers", "2", "--no-color",
+        "--generation-database", "none", "--request-timeout", "30", "--workers", "1", "--no-color",
         "--report", "json", "--report-json-path", str(report_path), *args,
     ]
     started = time.monotonic()
