@@ -126,6 +126,8 @@ class JobMetricStatistics(models.Model):
         n: Number of values.
         ci_low: Lower bound of the 95% CI of the mean.
         ci_high: Upper bound.
+        ci_method: How the interval was computed (``common.stats.CI_METHODS``); rows stored before the
+            method was recorded hold ``student_t``.
         outliers: Indices into ``values``.
         values: Raw per-run values.
     """
@@ -145,6 +147,7 @@ class JobMetricStatistics(models.Model):
     cv = models.FloatField(null=True, blank=True)
     ci_low = models.FloatField(null=True, blank=True)
     ci_high = models.FloatField(null=True, blank=True)
+    ci_method = models.CharField(max_length=30, blank=True)
     outliers = models.JSONField(default=list, blank=True)
     outlier_rule = models.CharField(max_length=50, blank=True, default="")
     values = models.JSONField(default=list)
@@ -172,6 +175,7 @@ class JobMetricStatistics(models.Model):
             "p99": self.p99,
             "cv": self.cv,
             "ci95": [self.ci_low, self.ci_high] if self.ci_low is not None else None,
+            "ci_method": self.ci_method if self.ci_low is not None else None,
             "outliers": self.outliers,
             "outlier_rule": self.outlier_rule,
             "values": self.values,
