@@ -85,6 +85,10 @@ METRIC_SPECS: dict[str, MetricSpec] = {
 
 ROUGE_METRICS: tuple[str, ...] = (Metric.ROUGE1, Metric.ROUGE2, Metric.ROUGEL, Metric.ROUGELSUM)
 
+#: Latency metrics that also get statistics over every warm request (``scope = "request"``), next to those over
+#: run means: what ``vllm bench serve``, GuideLLM and AIPerf report as p95. ITL pools every gap of every request.
+PER_REQUEST_METRICS: tuple[str, ...] = (Metric.TTFT_S, Metric.TPOT_S, Metric.INTER_TOKEN_GAPS_S, Metric.E2E_LATENCY_S)
+
 
 #: Hardware benchmark figures, flattened: ``bandwidth_gbps.<device>.<kind>``, ``tflops.<device>.<precision>``,
 #: ``gflops.cpu.<precision>`` (see ``common.protocol.BenchmarkFigure``).

@@ -3,9 +3,13 @@
 import json
 
 from django.contrib import admin
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.html import format_html
 
 from results.models import JobMetricStatistics, JobResult, RunResult, SampleResult
+from results.services import job_statistics_recompute
 
 
 def _pretty(value: object) -> str:
@@ -22,6 +26,17 @@ class JobResultAdmin(admin.ModelAdmin):
     raw_id_fields = ["job", "attempt"]
     readonly_fields = ["cold_start_pretty", "unavailable_pretty"]
     exclude = ["cold_start", "unavailable_metrics", "raw"]
+    actions = ["recompute_statistics"]
+
+    @admin.action(description="Recompute statistics (per run and per request) from the stored runs")
+    def recompute_statistics(self, request: HttpRequest, queryset: QuerySet[JobResult]) -> None:
+        """Recompute the selected jobs' statistics, e.g. for results stored before per-request statistics."""
+        count = 0
+        for result in queryset.select_related("job"):
+            with transaction.atomic():
+                job_statistics_recompute(result.job)
+            count += 1
+        self.message_user(request, f"Recomputed the statistics of {count} job(s).")
 
     @admin.display(description="cold start")
     def cold_start_pretty(self, obj: JobResult) -> str:
@@ -65,7 +80,7 @@ class RunResultAdmin(admin.ModelAdmin):
 class JobMetricStatisticsAdmin(admin.ModelAdmin):
     """Per-job statistics."""
 
-    list_display = ["job", "metric", "source", "n", "mean", "std", "median", "p95", "cv"]
-    list_filter = ["metric", "source"]
+    list_display = ["job", "metric", "scope", "source", "n", "mean", "std", "median", "p95", "cv"]
+    list_filter = ["metric", "scope", "source"]
     search_fields = ["metric"]
     raw_id_fields = ["job"]

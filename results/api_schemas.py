@@ -8,7 +8,7 @@ them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NotRequired
+from typing import Any, Literal, NotRequired
 
 from pydantic import Field, RootModel
 from typing_extensions import TypedDict
@@ -24,11 +24,28 @@ class JobMetricStatistics(MetricStatistics):
 
     Attributes:
         source: ``warm`` (the warm runs) or ``cold`` (the single run of a one-run job).
+        scope: ``run``: one value per run (for a latency, that run's mean over its requests), so ``p95`` is the
+            95th percentile of run means; ``request``: one value per request of those runs pooled (per
+            inter-token gap for ``inter_token_gaps_s``), so ``p95`` is the 95th percentile over requests, as
+            ``vllm bench serve`` reports it. Per-request statistics carry no ``ci95`` and no outliers.
     """
 
     model_config = ResponseShape.model_config | {"json_schema_serialization_defaults_required": True}
 
     source: str
+    scope: Literal["run", "request"]
+
+
+class RequestStatistics(JobMetricStatistics):
+    """Statistics of one latency of one job over every request (``scope`` is ``request``).
+
+    Attributes:
+        values: One value per request (per gap for ITL), in run then request order; null where the response
+            leaves them out (an experiment's results and the export: ITL has one per streamed chunk), and in
+            full in the job's own results (``GET /api/v1/jobs/{id}/results/``).
+    """
+
+    values: list[float] | None  # type: ignore[assignment]
 
 
 class MetricDescription(ResponseShape):
@@ -121,7 +138,11 @@ class JobResults(ResponseShape):
 
     Attributes:
         statistics_source: ``warm`` or ``cold`` (null before a result).
-        statistics: Metric -> statistics.
+        statistics: Metric -> statistics over runs (``scope`` ``run``: one value per run, a latency's being the
+            run's mean).
+        request_statistics: Latency metric (``ttft_s``, ``tpot_s``, ``inter_token_gaps_s``, ``e2e_latency_s``)
+            -> statistics over every request of the same runs pooled (``scope`` ``request``; every gap for ITL),
+            raw values included.
         efficiency: Fractions of the agent's peaks (null for jobs without a model or a result).
         execution: Where the runtime held the model (white-box runtimes).
         cold_start: The cold run's metrics (``model_load_s`` ...).
@@ -137,6 +158,7 @@ class JobResults(ResponseShape):
     hardware_fingerprint: str
     statistics_source: str | None
     statistics: dict[str, JobMetricStatistics]
+    request_statistics: dict[str, RequestStatistics]
     efficiency: Efficiency | None
     execution: ExecutionInfo | None
     cold_start: dict[str, float | None] | None
@@ -147,7 +169,13 @@ class JobResults(ResponseShape):
 
 
 class ExperimentJobResults(ResponseShape):
-    """One job in an experiment's aggregated results."""
+    """One job in an experiment's aggregated results.
+
+    Attributes:
+        statistics: Metric -> statistics over runs (``scope`` ``run``).
+        request_statistics: Latency metric -> statistics over every request (``scope`` ``request``), without
+            the raw values (``values`` null: they are in the job's results).
+    """
 
     job: int
     status: JobStatus
@@ -157,6 +185,7 @@ class ExperimentJobResults(ResponseShape):
     agent_name: str | None
     hardware_fingerprint: str
     statistics: dict[str, JobMetricStatistics]
+    request_statistics: dict[str, RequestStatistics]
     efficiency: Efficiency | None
     cold_start: dict[str, float | None] | None
     unavailable_metrics: dict[str, str]
@@ -240,7 +269,13 @@ class ExportSample(SampleOutput):
 
 
 class ExportRun(ResponseShape):
-    """One raw run in the JSON export."""
+    """One raw run in the JSON export.
+
+    Attributes:
+        metrics: The run's own metrics (a latency's being the mean over the run's requests).
+        request_statistics: The job's per-request latency statistics (over all its warm requests, so the same in
+            every run of the job), without raw values (the samples' metrics and timings hold them).
+    """
 
     experiment: int
     job: int
@@ -256,6 +291,7 @@ class ExportRun(ResponseShape):
     finished_at: datetime | None
     metrics: dict[str, float | None]
     unavailable_metrics: dict[str, str]
+    request_statistics: dict[str, RequestStatistics]
     samples: list[ExportSample]
 
 

@@ -116,24 +116,41 @@ class SampleResult(models.Model):
         return f"sample {self.sample_id} of {self.run}"
 
 
+class StatisticsScope(models.TextChoices):
+    """What one value of a job's statistics is.
+
+    ``run``: one run's figure (for latencies, the mean over that run's requests), so the p95 is the p95 of run
+    means. ``request``: one request (one inter-token gap for ITL), every warm run's requests pooled, so the p95 is
+    the p95 over requests, as ``vllm bench serve``, GuideLLM and AIPerf report it.
+    """
+
+    RUN = "run", "per run (mean of each run)"
+    REQUEST = "request", "per request (all warm requests pooled)"
+
+
 class JobMetricStatistics(models.Model):
     """Statistics of one metric of one job (``common.protocol.MetricStatistics`` in columns).
+
+    Every metric has statistics over runs (``scope = run``); the latency metrics
+    (``common.metrics.PER_REQUEST_METRICS``) also have them over requests (``scope = request``).
 
     Attributes:
         job: The job.
         metric: Metric name.
+        scope: ``run`` (one value per run) or ``request`` (one value per request; per gap for ITL).
         source: ``warm`` or ``cold``.
         n: Number of values.
-        ci_low: Lower bound of the 95% CI of the mean.
+        ci_low: Lower bound of the 95% CI of the mean (runs only).
         ci_high: Upper bound.
         ci_method: How the interval was computed (``common.stats.CI_METHODS``); rows stored before the
             method was recorded hold ``student_t``.
-        outliers: Indices into ``values``.
-        values: Raw per-run values.
+        outliers: Indices into ``values`` (runs only).
+        values: Raw values: one per run, or one per request (per gap for ITL) in run then request order.
     """
 
     job = models.ForeignKey("experiments.Job", on_delete=models.CASCADE, related_name="statistics")
     metric = models.CharField(max_length=100)
+    scope = models.CharField(max_length=10, choices=StatisticsScope.choices, default=StatisticsScope.RUN)
     source = models.CharField(max_length=10, default="warm")
     n = models.PositiveIntegerField()
     mean = models.FloatField()
@@ -154,15 +171,25 @@ class JobMetricStatistics(models.Model):
     unit = models.CharField(max_length=20, blank=True, default="")
 
     class Meta:
-        ordering = ["job_id", "metric"]
-        constraints = [models.UniqueConstraint(fields=["job", "metric"], name="stat_job_metric_unique")]
+        ordering = ["job_id", "metric", "scope"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "metric", "scope"], name="stat_job_metric_scope_unique")
+        ]
         indexes = [models.Index(fields=["metric", "job"], name="stat_metric_job_idx")]
 
     def __str__(self) -> str:
-        return f"{self.metric} of job #{self.job_id}: {self.mean:.4g} ± {self.std:.4g}"
+        return f"{self.metric} ({self.scope}) of job #{self.job_id}: {self.mean:.4g} ± {self.std:.4g}"
 
-    def as_dict(self) -> dict:
-        """Return the statistics in the protocol's ``MetricStatistics`` shape."""
+    def as_dict(self, *, values: bool = True) -> dict:
+        """Return the statistics in the protocol's ``MetricStatistics`` shape, with ``source`` and ``scope``.
+
+        Args:
+            values: Include the raw values; without them ``values`` is None (a job's per-request ITL holds one
+                value per streamed chunk, too many to repeat in every job of an experiment's results).
+
+        Returns:
+            A JSON-ready dict.
+        """
         return {
             "n": self.n,
             "mean": self.mean,
@@ -178,7 +205,8 @@ class JobMetricStatistics(models.Model):
             "ci_method": self.ci_method if self.ci_low is not None else None,
             "outliers": self.outliers,
             "outlier_rule": self.outlier_rule,
-            "values": self.values,
+            "values": self.values if values else None,
             "unit": self.unit,
             "source": self.source,
+            "scope": self.scope,
         }

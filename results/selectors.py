@@ -8,10 +8,10 @@ from typing import Any
 
 from agents.models import Agent
 from agents.peaks import agent_benchmark
-from common.metrics import METRIC_SPECS, Metric, metric_spec
+from common.metrics import METRIC_SPECS, PER_REQUEST_METRICS, Metric, metric_spec
 from experiments.models import Experiment, Job
 from results.efficiency import job_efficiency
-from results.models import JobMetricStatistics, RunResult, SampleResult
+from results.models import JobMetricStatistics, RunResult, SampleResult, StatisticsScope
 
 
 def sample_dict(sample: SampleResult, *, timings: bool = False) -> dict[str, Any]:
@@ -32,9 +32,27 @@ def sample_dict(sample: SampleResult, *, timings: bool = False) -> dict[str, Any
     return data
 
 
-def job_statistics(job: Job) -> dict[str, dict[str, Any]]:
-    """Metric -> statistics dict of a job."""
-    return {s.metric: s.as_dict() for s in job.statistics.all()}
+def split_statistics(
+    rows: Iterable[JobMetricStatistics], *, request_values: bool = True
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Split a job's statistics rows into ``(per_run, per_request)`` dicts keyed by metric.
+
+    Args:
+        rows: The job's statistics rows (both scopes).
+        request_values: Keep the per-request raw values (one per request, one per gap for ITL); without them
+            ``values`` is None.
+
+    Returns:
+        Metric -> statistics over runs, and metric -> statistics over requests.
+    """
+    per_run: dict[str, dict[str, Any]] = {}
+    per_request: dict[str, dict[str, Any]] = {}
+    for s in rows:
+        if s.scope == StatisticsScope.REQUEST:
+            per_request[s.metric] = s.as_dict(values=request_values)
+        else:
+            per_run[s.metric] = s.as_dict()
+    return per_run, per_request
 
 
 def ordered_metric_names(names: Iterable[str]) -> list[str]:
@@ -77,7 +95,7 @@ def job_results(job: Job, *, include_samples: bool = True) -> dict[str, Any]:
         A JSON-ready dict.
     """
     result = getattr(job, "result", None)
-    statistics = job_statistics(job)
+    statistics, request_statistics = split_statistics(job.statistics.all())
     runs = RunResult.objects.filter(job=job).order_by("run_index")
     if include_samples:
         runs = runs.prefetch_related("samples")
@@ -91,6 +109,7 @@ def job_results(job: Job, *, include_samples: bool = True) -> dict[str, Any]:
         "hardware_fingerprint": job.hardware_fingerprint,
         "statistics_source": result.statistics_source if result else None,
         "statistics": statistics,
+        "request_statistics": request_statistics,
         "efficiency": job_efficiency(job, _means(statistics), agent_benchmark(job.agent)),
         "execution": result.execution if result else None,
         "cold_start": result.cold_start if result else None,
@@ -148,7 +167,8 @@ def experiment_results(experiment: Experiment) -> dict[str, Any]:
     entries = []
     names: set[str] = set()
     for j in jobs:
-        statistics = {s.metric: s.as_dict() for s in j.statistics.all()}
+        # Per-request raw values stay in the job's own results: ITL alone has one per streamed chunk.
+        statistics, request_statistics = split_statistics(j.statistics.all(), request_values=False)
         names.update(statistics)
         result = getattr(j, "result", None)
         entries.append(
@@ -161,6 +181,7 @@ def experiment_results(experiment: Experiment) -> dict[str, Any]:
                 "agent_name": j.agent.name if j.agent else None,
                 "hardware_fingerprint": j.hardware_fingerprint,
                 "statistics": statistics,
+                "request_statistics": request_statistics,
                 "efficiency": job_efficiency(j, _means(statistics), benchmarks.get(j.agent_id)),
                 "cold_start": result.cold_start if result else None,
                 "unavailable_metrics": result.unavailable_metrics if result else {},
@@ -196,7 +217,9 @@ def experiment_comparison(experiment: Experiment, metric: str = Metric.OUTPUT_TO
     stats: dict[tuple[int, str], JobMetricStatistics] = {
         (s.job_id, s.metric): s
         for s in JobMetricStatistics.objects.filter(
-            job__in=jobs, metric__in=[metric, Metric.OUTPUT_TOKENS_PER_S, Metric.GPU_POWER_W, Metric.TPOT_S]
+            job__in=jobs,
+            scope=StatisticsScope.RUN,  # the matrix compares run means (± std over runs, the CI over runs)
+            metric__in=[metric, Metric.OUTPUT_TOKENS_PER_S, Metric.GPU_POWER_W, Metric.TPOT_S],
         )
     }
     benchmarks = _benchmarks_by_agent(jobs)
@@ -270,8 +293,46 @@ def export_metric_names(experiment: Experiment) -> list[str]:
     return ordered_metric_names(names)
 
 
+#: Statistics of each per-request latency in the CSV export, as ``<metric>.per_request.<statistic>`` columns.
+EXPORT_REQUEST_STATISTICS = ("n", "mean", "median", "p90", "p95", "p99", "std", "min", "max")
+
+
+def export_request_columns(experiment: Experiment) -> list[tuple[str, str, str]]:
+    """The CSV export's per-request columns: ``(column, metric, statistic)`` for each latency some job has.
+
+    Args:
+        experiment: The experiment.
+
+    Returns:
+        ``("ttft_s.per_request.p95", "ttft_s", "p95")`` ..., metrics in ``PER_REQUEST_METRICS`` order.
+    """
+    present = set(
+        JobMetricStatistics.objects.filter(job__experiment=experiment, scope=StatisticsScope.REQUEST)
+        .values_list("metric", flat=True)
+        .distinct()
+    )
+    return [
+        (f"{metric}.per_request.{stat}", metric, stat)
+        for metric in PER_REQUEST_METRICS
+        if metric in present
+        for stat in EXPORT_REQUEST_STATISTICS
+    ]
+
+
+def _request_statistics_by_job(experiment: Experiment) -> dict[int, dict[str, dict[str, Any]]]:
+    """Job id -> metric -> per-request statistics (without raw values: the export's samples hold them)."""
+    out: dict[int, dict[str, dict[str, Any]]] = {}
+    rows = JobMetricStatistics.objects.filter(job__experiment=experiment, scope=StatisticsScope.REQUEST).defer("values")
+    for s in rows:
+        out.setdefault(s.job_id, {})[s.metric] = s.as_dict(values=False)
+    return out
+
+
 def export_runs(experiment: Experiment) -> Iterator[dict[str, Any]]:
     """Yield every raw run of an experiment (with samples), in job and run order, a chunk at a time.
+
+    Each run carries its job's per-request statistics (``request_statistics``: over all of the job's warm
+    requests, so the same for every run of a job), next to its own run-level ``metrics``.
 
     Args:
         experiment: The experiment.
@@ -279,6 +340,7 @@ def export_runs(experiment: Experiment) -> Iterator[dict[str, Any]]:
     Yields:
         One dict per run.
     """
+    request_statistics = _request_statistics_by_job(experiment)
     qs = (
         RunResult.objects.filter(job__experiment=experiment)
         .select_related("job", "job__agent", "attempt")
@@ -302,5 +364,6 @@ def export_runs(experiment: Experiment) -> Iterator[dict[str, Any]]:
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
             "metrics": run.metrics,
             "unavailable_metrics": run.unavailable_metrics,
+            "request_statistics": request_statistics.get(job.pk, {}),
             "samples": [sample_dict(s, timings=True) for s in run.samples.all()],
         }

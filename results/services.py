@@ -7,6 +7,7 @@ number of times stores it once (DESIGN section 3, flow 4).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,12 +16,13 @@ from django.db import transaction
 
 from agents.models import Agent
 from common.catalog import measurement_tasks
-from common.metrics import ROUGE_METRICS, metric_spec
-from common.protocol import AgentJobState, MultiRunJobResult, SingleRunResult
+from common.descriptive import summarize
+from common.metrics import PER_REQUEST_METRICS, ROUGE_METRICS, Metric, metric_spec
+from common.protocol import AgentJobState, MetricStatistics, MultiRunJobResult, SingleRunResult
 from common.stats import describe_runs
 from core import events
 from experiments.models import Job, JobAttempt
-from results.models import JobMetricStatistics, JobResult, RunResult, SampleResult
+from results.models import JobMetricStatistics, JobResult, RunResult, SampleResult, StatisticsScope
 from results.rouge import rouge_scores
 
 log = structlog.get_logger(__name__)
@@ -101,45 +103,110 @@ def _store_run(job: Job, attempt: JobAttempt | None, run: SingleRunResult) -> Ru
     return row
 
 
+def request_series(samples: Iterable[SampleResult]) -> dict[str, list[float]]:
+    """Per-request values of each latency metric in ``common.metrics.PER_REQUEST_METRICS``, pooled.
+
+    TTFT, TPOT and e2e latency give one value per request (the sample's own metric); ITL gives every gap of
+    every request (the raw ``inter_token_gaps_s`` timings, so a long answer weighs as many gaps as it has, as in
+    ``vllm bench serve``). Failed requests (with an error) and absent or non-finite values are skipped.
+
+    Args:
+        samples: The requests, in run then request order.
+
+    Returns:
+        Metric -> values in that order; a metric no request produced is absent.
+    """
+    series: dict[str, list[float]] = {}
+    for sample in samples:
+        if sample.error:
+            continue
+        for name in PER_REQUEST_METRICS:
+            if name == Metric.INTER_TOKEN_GAPS_S:
+                raw = (sample.timings or {}).get(Metric.INTER_TOKEN_GAPS_S) or []
+                values = [v for v in map(_finite, raw) if v is not None]
+            else:
+                value = _finite((sample.metrics or {}).get(name))
+                values = [] if value is None else [value]
+            if values:
+                series.setdefault(name, []).extend(values)
+    return series
+
+
+def describe_requests(values: Sequence[float], unit: str = "") -> MetricStatistics:
+    """Statistics over requests: n, mean, std, min, max, median, p90, p95, p99, CV and the raw values.
+
+    No confidence interval and no outlier flags: requests of one run share the server's state, so they are not
+    the independent draws a t interval assumes (over thousands of ITL gaps it would be far too narrow), and the
+    tail the percentiles describe is what the robust rule would flag. The interval over runs is the one to quote.
+
+    Args:
+        values: Non-empty sequence of finite numbers.
+        unit: Unit symbol.
+
+    Returns:
+        The statistics, ``ci95`` unset and ``outliers`` empty.
+    """
+    return summarize(values, unit).model_copy(update={"outliers": [], "outlier_rule": ""})
+
+
+def _statistics_row(
+    job: Job, name: str, s: MetricStatistics, *, source: str, scope: StatisticsScope
+) -> JobMetricStatistics:
+    """One unsaved statistics row of ``job`` from a computed :class:`MetricStatistics`."""
+    return JobMetricStatistics(
+        job=job,
+        metric=name,
+        scope=scope,
+        source=source,
+        n=s.n,
+        mean=s.mean,
+        std=s.std,
+        min=s.min,
+        max=s.max,
+        median=s.median,
+        p90=s.p90,
+        p95=s.p95,
+        p99=s.p99,
+        cv=s.cv,
+        ci_low=s.ci95[0] if s.ci95 else None,
+        ci_high=s.ci95[1] if s.ci95 else None,
+        outliers=s.outliers,
+        outlier_rule=s.outlier_rule,
+        values=s.values,
+        unit=spec.unit if (spec := metric_spec(name)) else "",
+    )
+
+
 def job_statistics_recompute(job: Job) -> list[JobMetricStatistics]:
-    """(Re)compute per-metric statistics of a job from its stored runs.
+    """(Re)compute a job's statistics from its stored runs and samples: per run, and per request for latencies.
 
     Warm runs are used; when there is none (``runs_per_job`` = 1) the cold run is used and flagged ``cold``.
+    Every run metric gets statistics over the runs (``scope = run``: one value per run, for a latency the run's
+    mean). The latency metrics (``PER_REQUEST_METRICS``) also get statistics over every request of those same
+    runs pooled (``scope = request``; every gap for ITL), which is what peer tools mean by a p95.
 
     Args:
         job: The job.
 
     Returns:
-        The statistics rows.
+        The statistics rows: the per-run ones first, then the per-request ones.
     """
     runs = list(job.runs.order_by("run_index"))
     warm = [r for r in runs if not r.cold_start]
     source_runs, source = (warm, "warm") if warm else ([r for r in runs if r.cold_start], "cold")
     stats = describe_runs([r.metrics for r in source_runs])
+    samples = (
+        SampleResult.objects.filter(run__in=source_runs)
+        .order_by("run__run_index", "id")
+        .only("metrics", "timings", "error")
+    )
+    per_request = request_series(samples.iterator(chunk_size=500))
     JobMetricStatistics.objects.filter(job=job).delete()
-    rows = [
-        JobMetricStatistics(
-            job=job,
-            metric=name,
-            source=source,
-            n=s.n,
-            mean=s.mean,
-            std=s.std,
-            min=s.min,
-            max=s.max,
-            median=s.median,
-            p90=s.p90,
-            p95=s.p95,
-            p99=s.p99,
-            cv=s.cv,
-            ci_low=s.ci95[0] if s.ci95 else None,
-            ci_high=s.ci95[1] if s.ci95 else None,
-            outliers=s.outliers,
-            outlier_rule=s.outlier_rule,
-            values=s.values,
-            unit=spec.unit if (spec := metric_spec(name)) else "",
-        )
-        for name, s in stats.items()
+    rows = [_statistics_row(job, name, s, source=source, scope=StatisticsScope.RUN) for name, s in stats.items()]
+    rows += [
+        _statistics_row(job, name, describe_requests(per_request[name]), source=source, scope=StatisticsScope.REQUEST)
+        for name in PER_REQUEST_METRICS
+        if name in per_request
     ]
     return JobMetricStatistics.objects.bulk_create(rows)
 

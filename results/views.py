@@ -166,13 +166,25 @@ class ExperimentExportView(APIView):
 
     @staticmethod
     def _csv(experiment: Experiment) -> Iterator[str]:
-        """CSV rows: run columns, then one column per metric (empty when absent)."""
+        """CSV rows: run columns, one column per run metric, then the job's per-request latency statistics.
+
+        A metric column (``ttft_s``) holds the run's own value (for a latency, the mean over the run's requests);
+        a ``<metric>.per_request.<statistic>`` column (``ttft_s.per_request.p95``) holds the job's statistic over
+        all its warm requests, the same on each of the job's rows. Cells are empty when absent.
+        """
         metrics = selectors.export_metric_names(experiment)
+        request_columns = selectors.export_request_columns(experiment)
         writer = csv.writer(_Echo())
-        yield writer.writerow([csv_cell(c) for c in (*selectors.EXPORT_BASE_COLUMNS, *metrics)])
+        header = (*selectors.EXPORT_BASE_COLUMNS, *metrics, *(column for column, _, _ in request_columns))
+        yield writer.writerow([csv_cell(c) for c in header])
         for run in selectors.export_runs(experiment):
             base = [run[c] for c in selectors.EXPORT_BASE_COLUMNS]
-            yield writer.writerow([csv_cell(v) for v in (*base, *(run["metrics"].get(m, "") for m in metrics))])
+            per_request = [
+                run["request_statistics"].get(metric, {}).get(stat, "") for _, metric, stat in request_columns
+            ]
+            yield writer.writerow(
+                [csv_cell(v) for v in (*base, *(run["metrics"].get(m, "") for m in metrics), *per_request)]
+            )
 
     @staticmethod
     def _json(experiment: Experiment) -> Iterator[str]:

@@ -20,6 +20,20 @@ app = typer.Typer(help="Results: show, export.", no_args_is_help=True)
 BENCHMARK_KINDS = ("bandwidth_gbps", "tflops", "gflops")
 
 
+#: Per-request statistics of a latency in ``--format csv``, as ``<metric>.per_request.<statistic>`` columns (the
+#: names of the server's CSV export).
+REQUEST_STATISTICS = ("n", "mean", "median", "p90", "p95", "p99")
+
+
+def _percentiles_cell(row: dict[str, Any], metric: str) -> str:
+    """``median / p95 / p99 (n=...)`` of a latency over requests, or a dash without them."""
+    values = [row[f"{metric}.per_request.{stat}"] for stat in ("median", "p95", "p99", "n")]
+    if any(v is None for v in values):
+        return "—"
+    median, p95, p99, n = values
+    return f"{median:.4g} / {p95:.4g} / {p99:.4g} (n={n})"
+
+
 @app.command("show")
 @exits_on_error
 def results_show(
@@ -28,7 +42,12 @@ def results_show(
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
     server: ServerOpt = None, token: TokenOpt = None,
 ) -> None:
-    """Per-job statistics (warm runs: mean ± std, n) with the cold run apart."""
+    """Per-job statistics with the cold run apart.
+
+    Per run: mean ± std over the warm runs (n runs), a latency's value being the run's mean. Per request (latency
+    metrics): median / p95 / p99 over every warm request pooled (n requests; every gap for ITL), as peer tools
+    report them.
+    """
     if fmt not in ("table", "json", "csv"):
         raise CliError(f"--format must be table, json or csv, not {fmt!r}", EXIT_USAGE)
     data = connect(server, token).get(f"/api/v1/experiments/{exp_id}/results/")
@@ -40,6 +59,8 @@ def results_show(
     if fmt == "json":
         print_json(data)
         return
+    # A server without per-request statistics sends no request_statistics: those columns are then left out.
+    per_request = [m for m in metrics if any(m in (job.get("request_statistics") or {}) for job in data["jobs"])]
     rows = []
     for job in data["jobs"]:
         row: dict[str, Any] = {"job": job["job"], "model": job["model"], "runtime": job["runtime"],
@@ -47,6 +68,10 @@ def results_show(
         for m in metrics:
             s = job["statistics"].get(m)
             row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = (s["mean"], s["std"], s["n"]) if s else (None,) * 3
+            if m in per_request:
+                r = (job.get("request_statistics") or {}).get(m) or {}
+                for stat in REQUEST_STATISTICS:
+                    row[f"{m}.per_request.{stat}"] = r.get(stat)
         row["cold_model_load_s"] = (job.get("cold_start") or {}).get("model_load_s")
         eff = job.get("efficiency") or {}
         row["peak_bandwidth_fraction"] = eff.get("bandwidth_fraction")
@@ -60,15 +85,25 @@ def results_show(
         return
     table_rows = []
     for r in rows:
-        cells = [f"{r[f'{m}_mean']:.4g} ± {r[f'{m}_std']:.2g} ({r[f'{m}_n']})" if r[f"{m}_mean"] is not None else "—"
-                 for m in metrics]
+        cells = []
+        for m in metrics:
+            cells.append(f"{r[f'{m}_mean']:.4g} ± {r[f'{m}_std']:.2g} ({r[f'{m}_n']})"
+                         if r[f"{m}_mean"] is not None else "—")
+            if m in per_request:
+                cells.append(_percentiles_cell(r, m))
         load, frac = r["cold_model_load_s"], r["peak_bandwidth_fraction"]
         table_rows.append([r["job"], f"{r['model']} / {r['runtime']} / {r['agent']}", r["status"], *cells,
                            f"{load:.2f}" if load is not None else "—",
                            f"{frac:.1%}" if frac is not None else "—"])
-    headers = [f"{m} ({units[m]})" if units.get(m) else m for m in metrics]
-    print_table(f"Experiment #{exp_id} (warm runs; cold run apart)",
-                ["job", "model / runtime / agent", "status", *headers, "cold load (s)", "of peak BW"], table_rows)
+    headers = []
+    for m in metrics:
+        name = f"{m} ({units[m]})" if units.get(m) else m
+        headers += [f"{name} per run", f"{name} per request p50 / p95 / p99"] if m in per_request else [name]
+    title = f"Experiment #{exp_id}: warm runs, cold run apart; mean ± std (n runs) of each run's value"
+    if per_request:
+        title += " (a latency's: the run's mean); per request: percentiles over all warm requests"
+    print_table(title, ["job", "model / runtime / agent", "status", *headers, "cold load (s)", "of peak BW"],
+                table_rows)
     for item in data.get("unrunnable", []):
         console.print(f"[yellow]not run[/yellow] {item['model']} / {item['runtime']}: {item['reason']}")
 
