@@ -11,6 +11,8 @@ from __future__ import annotations
 HEARTBEAT_INTERVAL_S = 5.0
 #: Seconds between two capability re-detections (a changed hash is pushed to the server).
 CAPABILITIES_REFRESH_S = 300.0
+#: Seconds between checks of the inference servers on the agent's host (cheap: three loopback requests each).
+SERVER_CHECK_INTERVAL_S = 15.0
 #: How long a pull agent asks the server to hold its work request when there is nothing for it (the server
 #: caps it with its own ``RUCKUS_PULL_WAIT_S``); short enough for proxies' idle timeouts (often 30-60 s).
 PULL_WAIT_S = 25.0

@@ -10,8 +10,9 @@ untrusted (DESIGN section 7):
 * **Endpoints.** A runtime's ``base_url`` or ``metrics_url`` must match the operator's list
   (``--allow-endpoint``, ``RUCKUS_AGENT_ALLOWED_ENDPOINTS``): a URL prefix (scheme, host, port and a path prefix
   ending at a segment boundary) or a network (CIDR) holding every address the host name resolves to. The
-  gray-box ``vllm`` runtime may also reach loopback (a server on the agent's own host). Link-local and cloud
-  metadata addresses are refused whatever the list says, as are URLs with a user name or password.
+  gray-box runtimes (``vllm``, ``llamacpp_server``) may also reach loopback (a server on the agent's own host),
+  and every runtime the servers the operator named (``--endpoint``). Link-local and cloud metadata addresses are
+  refused whatever the list says, as are URLs with a user name or password.
 * **Pinning.** :class:`PinnedTransport` checks every request it sends, then connects to the address it checked
   (the URL is rewritten to the IP; ``Host`` and the TLS server name stay the host name), so a name that resolves
   differently a moment later (DNS rebinding) cannot lead elsewhere. It also refuses any request that would carry
@@ -47,7 +48,7 @@ Resolver = Callable[[str, int], list[str]]
 LOOPBACK: tuple[IPNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 #: Networks a runtime may reach without the operator's list: the gray-box runtime talks to a server on the
 #: agent's own host.
-RUNTIME_DEFAULT_NETWORKS: dict[str, tuple[IPNetwork, ...]] = {"vllm": LOOPBACK}
+RUNTIME_DEFAULT_NETWORKS: dict[str, tuple[IPNetwork, ...]] = {"vllm": LOOPBACK, "llamacpp_server": LOOPBACK}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 

@@ -1,4 +1,4 @@
-"""Everything a job may make this agent use, in one object: key variables, endpoints and file locations.
+"""Everything a job may make this agent use, in one object: key variables, endpoints, file locations and servers.
 
 Built once from the settings (:meth:`AgentPolicy.from_settings`) and handed to admission, the engine, the
 runtimes and the tasks. Without one they apply :meth:`AgentPolicy.strict`: no key variable, no endpoint but the
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent_runtime.egress import EndpointPolicy, KeyEnvPolicy
+from agent_runtime.local_servers import ServerSpec
 from agent_runtime.paths import PathPolicy
 from agent_runtime.settings import Settings
 
@@ -31,12 +32,15 @@ class AgentPolicy:
         paths: Where files a job names may lie.
         secrets: Returns the agent's own secrets (its token, registration key and server credential): no request
             to a job's endpoint may carry them.
+        servers: Inference servers on the agent's host to check (configured, then the usual loopback ports); a
+            gray-box job that names no ``base_url`` uses the one serving its model.
     """
 
     key_envs: KeyEnvPolicy
     endpoints: EndpointPolicy
     paths: PathPolicy
     secrets: Callable[[], tuple[str, ...]] = field(default=_no_secrets, compare=False)
+    servers: tuple[ServerSpec, ...] = ()
 
     @classmethod
     def strict(cls, data_dir: Path, model_dirs: Iterable[Path] = ()) -> AgentPolicy:
@@ -69,9 +73,13 @@ class AgentPolicy:
             """The token and the registration key from the settings."""
             return tuple(s.get_secret_value() for s in (settings.token, settings.registration_key) if s is not None)
 
+        servers = tuple(settings.local_servers())
+        # The servers the operator named are endpoints the operator allows (they may be on another host).
+        named = [url for s in servers if s.source == "configured" for url in (s.url, s.prometheus_url)]
         return cls(
             key_envs=KeyEnvPolicy.from_names(settings.allowed_key_envs),
-            endpoints=EndpointPolicy.from_values(settings.allowed_endpoints),
+            endpoints=EndpointPolicy.from_values([*settings.allowed_endpoints, *named]),
             paths=PathPolicy.for_agent(settings.data_dir, settings.model_dirs, settings.allowed_paths),
             secrets=secrets or own_secrets,
+            servers=servers,
         )

@@ -27,7 +27,7 @@ from agent_runtime.constants import (
 )
 from agent_runtime.detection import probes_pending, wait_for_pending_probes
 from agent_runtime.engine import BusyError, JobEngine, UnknownJobError
-from agent_runtime.info import gather_agent_info
+from agent_runtime.info import gather_agent_info, with_servers
 from agent_runtime.logging import get_logger
 from agent_runtime.paths import spool_dir
 from agent_runtime.policy import AgentPolicy
@@ -164,6 +164,7 @@ class AgentService:
             model_dirs=tuple(self.settings.model_dirs),
             name=self.settings.name,
             agent_id=self.registration.agent_id if self.registration else None,
+            servers=self.policy.servers,
         )
 
     async def start(self) -> None:
@@ -186,6 +187,7 @@ class AgentService:
             asyncio.create_task(self._outbox_loop(), name="outbox"),
             asyncio.create_task(self._progress_loop(), name="progress"),
             asyncio.create_task(self._refresh_loop(), name="capabilities"),
+            asyncio.create_task(self._servers_loop(), name="local-servers"),
             # A torch import slower even than the start-up wait would leave the white-box runtimes
             # unavailable until the next refresh: detect again as soon as it is done.
             asyncio.create_task(self._settle_detection(), name="settle-detection"),
@@ -344,6 +346,31 @@ class AgentService:
                 self.info = await asyncio.to_thread(self.detect)
             except Exception as exc:
                 log.warning("capabilities.refresh_failed", error=str(exc))
+
+    async def _servers_loop(self) -> None:
+        """Check the local inference servers often, and take a change into the description.
+
+        A server that starts, stops or loads another model changes what this agent can run; the next heartbeat
+        carries the change (its capabilities hash moves).
+        """
+        if not self.policy.servers:
+            return
+        while True:
+            await asyncio.sleep(self.settings.server_check_interval_s)
+            current = self.info
+            if current is None:
+                continue
+            try:
+                updated = await asyncio.to_thread(with_servers, current, self.policy.servers)
+            except Exception as exc:
+                log.warning("local_servers.check_failed", error=str(exc))
+                continue
+            # A full re-detection may have replaced the description meanwhile: it checked the servers too.
+            if self.info is current and updated.capabilities_hash() != current.capabilities_hash():
+                self.info = updated
+                log.info("local_servers.changed", servers=[
+                    {"runtime": s.runtime, "url": s.url, "available": s.available, "models": s.models}
+                    for s in updated.local_servers])
 
     def _contact_restored(self) -> None:
         """The server answers again after an outage or a partition: deliver waiting results and ask for work now.

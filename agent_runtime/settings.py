@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agent_runtime import constants
 from agent_runtime.egress import parse_endpoint
+from agent_runtime.local_servers import ServerSpec, load_servers_file, parse_server_spec, usual_servers
 
 ENV_PREFIX = "RUCKUS_AGENT_"
 #: Variables with our prefix that belong to the server (DESIGN section 7), not to the agent.
@@ -75,6 +76,13 @@ class Settings(BaseSettings):
             runtime may reach; the ``vllm`` runtime may also reach loopback.
         allowed_paths: Directories, besides the data and model directories, a job may name files in.
         max_body_bytes: Largest request body the API accepts (413 beyond, before it is read).
+        endpoints: Inference servers on this host, ``RUNTIME=URL`` (``vllm=http://127.0.0.1:8000``); a gray-box
+            runtime is available only while one of its servers answers.
+        endpoints_file: TOML file with more servers (``[[server]]`` tables: runtime, url, metrics_url, api_key_env).
+        probe_local_servers: Also look for servers on the usual loopback ports (vLLM 8000, llama.cpp 8080,
+            Ollama 11434).
+        server_check_interval_s: Seconds between two checks of the local servers (what they serve, whether they
+            answer); a change reaches the server with the next heartbeat.
         debug: Serve the OpenAPI documentation (``/docs``, ``/redoc``, ``/openapi.json``).
     """
 
@@ -104,9 +112,13 @@ class Settings(BaseSettings):
     allowed_endpoints: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_paths: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=1024**3)
+    endpoints: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    endpoints_file: Path | None = None
+    probe_local_servers: bool = True
+    server_check_interval_s: float = Field(default=constants.SERVER_CHECK_INTERVAL_S, ge=1, le=3600)
     debug: bool = False
 
-    @field_validator("allowed_key_envs", "allowed_endpoints", "allowed_paths", mode="before")
+    @field_validator("allowed_key_envs", "allowed_endpoints", "allowed_paths", "endpoints", mode="before")
     @classmethod
     def _split_list(cls, v: Any) -> Any:
         """Read ``A,B`` (or a JSON list) from the environment."""
@@ -128,6 +140,22 @@ class Settings(BaseSettings):
         for value in v:
             parse_endpoint(value)  # raises ValueError naming the value
         return [value.strip() for value in v]
+
+    @field_validator("endpoints")
+    @classmethod
+    def _servers(cls, v: list[str]) -> list[str]:
+        """Each entry is ``RUNTIME=URL`` for a gray-box runtime."""
+        for value in v:
+            parse_server_spec(value)  # raises ValueError naming the value
+        return [value.strip() for value in v]
+
+    @field_validator("endpoints_file")
+    @classmethod
+    def _servers_file(cls, v: Path | None) -> Path | None:
+        """The file must exist and hold valid entries (it is read at start; a change needs a restart)."""
+        if v is not None:
+            load_servers_file(v)  # raises ValueError naming the file and the entry
+        return v
 
     @field_validator("token")
     @classmethod
@@ -164,6 +192,28 @@ class Settings(BaseSettings):
     def _strip_slash(cls, v: str | None) -> str | None:
         """Store URLs without a trailing slash so paths can be appended."""
         return v.rstrip("/") if v else v
+
+    def configured_servers(self) -> list[ServerSpec]:
+        """The servers the operator named (flags or environment, then the file), without duplicates.
+
+        Raises:
+            ValueError: The servers file became unreadable or invalid since start.
+        """
+        specs = [parse_server_spec(v) for v in self.endpoints]
+        if self.endpoints_file is not None:
+            specs += load_servers_file(self.endpoints_file)
+        seen: set[tuple[str, str]] = set()
+        unique = []
+        for spec in specs:
+            if (spec.runtime, spec.url) not in seen:
+                seen.add((spec.runtime, spec.url))
+                unique.append(spec)
+        return unique
+
+    def local_servers(self) -> list[ServerSpec]:
+        """Servers to check: the configured ones, then the usual loopback ports (when probing is on)."""
+        configured = self.configured_servers()
+        return configured + (usual_servers(configured) if self.probe_local_servers else [])
 
     def advertised_url(self) -> str:
         """URL the server should call this agent at.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents.models import Agent, AgentStatus
-from common.catalog import DTYPE_BYTES, RUNTIMES, TASKS, find_model
+from common.catalog import DTYPE_BYTES, RUNTIMES, TASKS, find_model, model_names
 from common.protocol import AgentInfo, ModelInfo
 
 #: Multiplier on weight bytes for activations, KV cache and framework overhead when loading a model.
@@ -22,10 +22,7 @@ _GIB = 2**30
 
 def _agent_model(info: AgentInfo, name: str) -> ModelInfo | None:
     """Find the agent's local copy of a model by catalogue name, alias or repo id."""
-    wanted = {name.lower()}
-    catalog = find_model(name)
-    if catalog is not None:
-        wanted |= {catalog.name.lower(), catalog.repo_id.lower(), *(a.lower() for a in catalog.aliases)}
+    wanted = model_names(name)
     for model in info.models:
         names = {model.name.lower()}
         if model.repo_id:
@@ -95,6 +92,9 @@ def unmet_requirement(
             return f"metric {metric!r} cannot be measured with {runtime_name!r} here: {why}"
         if metric not in _server_metrics():
             return f"runtime {runtime_name!r} does not produce metric {metric!r}"
+    served = _unserved(cap.served_models, runtime_name, model_spec, runtime_spec)
+    if served:
+        return served
     if rdef.needs_local_model:
         model_name = model_spec.get("name", "")
         local = None if model_spec.get("path") else _agent_model(info, model_name)
@@ -106,6 +106,24 @@ def unmet_requirement(
             if reason:
                 return reason
     return None
+
+
+def _unserved(
+    served_models: list[str] | None, runtime_name: str, model_spec: dict[str, Any], runtime_spec: dict[str, Any]
+) -> str | None:
+    """For a runtime that measures the agent's local servers: why none of them serves the job's model.
+
+    A job that names its own server (``base_url``) is not checked: the agent's list covers only its servers.
+    """
+    params = runtime_spec.get("params") or {}
+    if served_models is None or params.get("base_url"):
+        return None
+    wanted = str(params.get("served_model") or model_spec.get("name", ""))
+    names = model_names(wanted)
+    if any(m.lower() in names for m in served_models):
+        return None
+    listed = ", ".join(served_models[:10]) + (" ..." if len(served_models) > 10 else "")
+    return f"no local {runtime_name} server on this agent serves model {wanted!r} (served: {listed or 'none'})"
 
 
 def _server_metrics() -> set[str]:

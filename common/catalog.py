@@ -173,14 +173,15 @@ class VllmParams(_Params):
     """Parameters of the gray-box ``vllm`` runtime (a vLLM server on the agent's host).
 
     Attributes:
-        base_url: OpenAI-compatible API of the local server.
-        metrics_url: Prometheus endpoint (default: ``<base_url without /v1>/metrics``).
+        base_url: OpenAI-compatible API of the server; default: the agent picks the local server of this runtime
+            that serves the job's model (the servers its operator named or it found on the usual ports).
+        metrics_url: Prometheus endpoint (default: the picked server's, or ``<base_url without /v1>/metrics``).
         api_key_env: Environment variable on the agent holding the server's API key, if any.
         served_model: Model name the server serves (default: the job's model name).
         timeout_s: Per-request timeout.
     """
 
-    base_url: str = Field(default="http://127.0.0.1:8000/v1", pattern=r"^https?://")
+    base_url: str | None = Field(default=None, pattern=r"^https?://")
     metrics_url: str | None = Field(default=None, pattern=r"^https?://")
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     served_model: str | None = None
@@ -255,6 +256,16 @@ RUNTIMES: dict[str, RuntimeDef] = {
         framework=None,
         metrics=_CLIENT_METRICS,
         gpu_metrics=(*_GPU_HOST_METRICS, Metric.PEAK_GPU_MEMORY_BYTES),
+    ),
+    "llamacpp_server": RuntimeDef(
+        name="llamacpp_server",
+        access_mode=AccessMode.GRAY_BOX,
+        description="A llama.cpp server (llama-server, llama-cpp-python's server, Ollama) on the agent's host, "
+        "via its OpenAI-compatible API and, where it has one, its /metrics.",
+        params_model=VllmParams,
+        framework=None,
+        metrics=_CLIENT_METRICS,
+        gpu_metrics=_GPU_HOST_METRICS,
     ),
     "openai": RuntimeDef(
         name="openai",
@@ -348,6 +359,22 @@ def find_model(name: str) -> CatalogModel | None:
         if key == model.name or key in (a.lower() for a in model.aliases):
             return model
     return None
+
+
+def model_names(name: str) -> set[str]:
+    """Every lower-cased name a model goes by: the name itself and its catalogue name, repo id and aliases.
+
+    Args:
+        name: A model name (catalogue name, alias, repo id or any name a server uses).
+
+    Returns:
+        The names, lower case.
+    """
+    names = {name.strip().lower()}
+    catalog = find_model(name)
+    if catalog is not None:
+        names |= {catalog.name.lower(), catalog.repo_id.lower(), *(a.lower() for a in catalog.aliases)}
+    return names
 
 
 def validate_model_name(name: str, runtime: str | None = None) -> str | None:

@@ -98,9 +98,17 @@ class OpenAIRuntime(Runtime):
             },
         )
 
+    def api_base(self) -> str:
+        """The OpenAI-compatible API base URL the requests go to."""
+        return self.params.base_url
+
+    def model_id(self) -> str:
+        """The model name sent in each request."""
+        return self.params.served_model or self.request.model.name
+
     def endpoint_urls(self) -> list[tuple[str, str]]:
         """The URLs this runtime will call, each with the request field it comes from."""
-        return [("runtime.params.base_url", self.params.base_url)]
+        return [("runtime.params.base_url", self.api_base())]
 
     def check(self) -> dict[str, str]:
         """The key variable must be one the operator allowed (and set), every endpoint one the operator allowed."""
@@ -153,9 +161,9 @@ class OpenAIRuntime(Runtime):
 
     def _url_and_body(self, task: Task, sample: Sample, settings: GenerationSettings) -> tuple[str, dict]:
         """Build the endpoint URL and request body."""
-        base = self.params.base_url.rstrip("/")
+        base = self.api_base().rstrip("/")
         body: dict[str, Any] = {
-            "model": self.params.served_model or self.request.model.name,
+            "model": self.model_id(),
             "stream": True,
             "stream_options": {"include_usage": True},
             "max_tokens": settings.max_new_tokens,
@@ -247,7 +255,8 @@ class OpenAIRuntime(Runtime):
 
     def describe(self) -> dict[str, Any]:
         """The endpoint (never the key)."""
-        return {
-            "base_url": self.params.base_url,
-            "served_model": self.params.served_model or self.request.model.name,
-        }
+        try:
+            base = self.api_base()
+        except RuntimeFailure:
+            base = None
+        return {"base_url": base, "served_model": self.model_id()}

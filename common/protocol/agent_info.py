@@ -174,6 +174,9 @@ class RuntimeCapability(ProtocolModel):
         reason: Why not, in words.
         metrics: Metric names it produces on this host.
         unavailable_metrics: Metric name -> reason it cannot be produced here.
+        served_models: For a runtime that reaches a server on the agent's host (gray box): the model names its
+            answering servers serve (``GET /v1/models``); a job for another model cannot run here. None for
+            runtimes that load models themselves or reach remote endpoints.
     """
 
     name: str
@@ -182,6 +185,40 @@ class RuntimeCapability(ProtocolModel):
     reason: str | None = None
     metrics: list[str] = Field(default_factory=list)
     unavailable_metrics: dict[str, str] = Field(default_factory=dict)
+    served_models: list[str] | None = None
+
+
+class LocalServer(ProtocolModel):
+    """An inference server on (or next to) the agent's host, as the agent last found it.
+
+    The operator names servers (``--endpoint vllm=http://127.0.0.1:8000``) or lets the agent probe the usual
+    loopback ports; the gray-box runtime with the same name is available only while one of its servers answers.
+
+    Attributes:
+        runtime: Runtime that reaches it (``vllm``, ``llamacpp_server``).
+        url: The server's root URL (its OpenAI-compatible API is ``<url>/v1``).
+        metrics_url: Its Prometheus endpoint.
+        source: ``configured`` (named by the operator) or ``probed`` (found on a usual loopback port).
+        available: Whether it answered ``GET /v1/models`` with a model list at the last check.
+        reason: Why not, in words.
+        engine: The engine it identified itself as (``vllm``, ``llama.cpp``, ``ollama``), when it says.
+        engine_version: Its version, when it says.
+        models: Model names it serves.
+        metrics_available: Whether ``/metrics`` answered with Prometheus text at the last check.
+        metrics_reason: Why not, in words.
+    """
+
+    runtime: str
+    url: str
+    metrics_url: str | None = None
+    source: Literal["configured", "probed"] = "configured"
+    available: bool = False
+    reason: str | None = None
+    engine: str | None = None
+    engine_version: str | None = None
+    models: list[str] = Field(default_factory=list)
+    metrics_available: bool = False
+    metrics_reason: str | None = None
 
 
 class ModelInfo(ProtocolModel):
@@ -228,6 +265,8 @@ class AgentInfo(ProtocolModel):
         runtimes: Runtimes and the metrics each can produce.
         monitoring: Measurements available.
         models: Locally available models.
+        local_servers: Inference servers on the agent's host (configured or found on the usual ports) and whether
+            they answer; only answering ones and, for probed ports, ones that were found are listed.
         probes: Outcome of every detection probe.
         detected_at: When detection ran.
 
@@ -250,6 +289,7 @@ class AgentInfo(ProtocolModel):
     runtimes: list[RuntimeCapability] = Field(default_factory=list)
     monitoring: list[MonitoringCapability] = Field(default_factory=list)
     models: list[ModelInfo] = Field(default_factory=list)
+    local_servers: list[LocalServer] = Field(default_factory=list)
     probes: list[ProbeStatus] = Field(default_factory=list)
     detected_at: datetime = Field(default_factory=utcnow)
 
