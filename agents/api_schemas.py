@@ -11,19 +11,31 @@ __all__ = ["AgentPeaks", "AgentSummary", "GpuSummary", "PeakFigure"]
 
 
 class PeakFigure(ResponseShape):
-    """One measured peak: the median of a hardware benchmark figure."""
+    """One measured peak: the best repeat of a hardware benchmark figure (best-of-N, as STREAM reports it).
+
+    Attributes:
+        value: The peak: the best repeat (the highest rate).
+        unit: Unit symbol.
+        mean: Mean over the repeats, shown next to the peak.
+        cv: Coefficient of variation of the repeats; above ``common.descriptive.UNSTABLE_CV`` the host was
+            busy or unsteady while it was measured.
+        n: Number of timed repeats.
+    """
 
     value: float
     unit: str
+    mean: float | None = None
+    cv: float | None = None
+    n: int | None = None
 
 
 class AgentPeaks(ResponseShape):
-    """An agent's measured peaks: the medians of its latest hardware benchmark.
+    """An agent's measured peaks: the best repeats of its latest hardware benchmark, with their means.
 
     Attributes:
         measured_at: When the benchmark finished.
         quick: True for a quick (fewer repeats) benchmark.
-        figures: Figure name (``bandwidth_gbps.cuda.d2d`` ...) -> median and unit.
+        figures: Figure name (``bandwidth_gbps.cuda.d2d`` ...) -> peak, unit, mean, CV and repeats.
         unsupported: Figure name -> why it was not measured.
     """
 

@@ -29,15 +29,28 @@ def agent_peaks(agent: Agent) -> dict[str, Any] | None:
         agent: The agent.
 
     Returns:
-        None before the agent ran a hardware benchmark; otherwise each supported figure's median and unit,
+        None before the agent ran a hardware benchmark; otherwise each supported figure's peak (its best repeat,
+        best-of-N as STREAM reports it), unit, and the mean, coefficient of variation and count of its repeats;
         and each unsupported figure's reason.
     """
     bench = agent_benchmark(agent)
     if bench is None:
         return None
-    values, unsupported = bench.flatten()
-    units = {fig.metric_name: fig.unit for fig in bench.figures}
-    figures = {name: {"value": value, "unit": units[name]} for name, value in values.items()}
+    figures: dict[str, dict[str, Any]] = {}
+    unsupported: dict[str, str] = {}
+    for fig in bench.figures:
+        peak = fig.peak if fig.supported else None
+        if peak is None:
+            unsupported[fig.metric_name] = fig.reason or "not measured"
+            continue
+        st = fig.statistics
+        figures[fig.metric_name] = {
+            "value": peak,
+            "unit": fig.unit,
+            "mean": st.mean if st else None,
+            "cv": st.cv if st else None,
+            "n": st.n if st else None,
+        }
     return {
         "measured_at": bench.finished_at.isoformat() if bench.finished_at else None,
         "quick": bench.quick,

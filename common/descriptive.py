@@ -10,7 +10,11 @@ Conventions:
     * Percentiles interpolate linearly between closest ranks: ``statistics.quantiles(method="inclusive")``,
       which is NumPy's default "linear" method.
     * Outliers use the robust modified z-score (Iglewicz & Hoaglin): ``0.6745 * |x - median| / MAD``
-      greater than 3.5. A mean/2-sigma rule cannot flag anything at n <= 5, this one can.
+      greater than 3.5. A mean/2-sigma rule cannot flag anything at n <= 5, this one can. For a best-of-N
+      peak (a hardware benchmark figure) only the **low** side is flagged: a busy machine can slow a repeat
+      down but not speed it past the hardware, so a low repeat is the disturbance and the high one the peak.
+    * A series whose coefficient of variation exceeds :data:`UNSTABLE_CV` is *unstable*: its mean says
+      little, and the UI and CLI say so next to it (``unstable: CV 48%``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import Literal
 
 from common.protocol import MetricStatistics
 
@@ -26,6 +31,11 @@ from common.protocol import MetricStatistics
 MODIFIED_Z_THRESHOLD = 3.5
 #: Name of that rule, as :class:`~common.protocol.MetricStatistics` reports it.
 OUTLIER_RULE = "modified_z_mad>3.5"
+#: The same rule flagging only values below the median: the rule of best-of-N peaks.
+OUTLIER_RULE_LOW = "modified_z_mad>3.5,low"
+#: Coefficient of variation above which a series is flagged unstable. pyperf warns at the same 10%
+#: ("the standard deviation is N% of the mean"); the UI's copy is ``UNSTABLE_CV`` in frontend/src/lib/stats.ts.
+UNSTABLE_CV = 0.10
 #: 0.6745 is the 0.75 quantile of the standard normal: it makes the MAD consistent with sigma.
 _MAD_CONSISTENCY = 0.6745
 #: Scale used when the MAD is zero: mean absolute deviation * sqrt(pi/2) estimates sigma.
@@ -110,7 +120,9 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-def outlier_indices(values: Sequence[float], threshold: float = MODIFIED_Z_THRESHOLD) -> list[int]:
+def outlier_indices(
+    values: Sequence[float], threshold: float = MODIFIED_Z_THRESHOLD, *, side: Literal["both", "low"] = "both"
+) -> list[int]:
     """Indices of outliers by the modified z-score rule (median/MAD).
 
     When more than half of the values are identical the MAD is zero; the mean absolute deviation
@@ -119,6 +131,7 @@ def outlier_indices(values: Sequence[float], threshold: float = MODIFIED_Z_THRES
     Args:
         values: Sequence of numbers.
         threshold: Modified z-score above which a value is flagged.
+        side: ``both``, or ``low`` to flag only values below the median (best-of-N peaks).
 
     Returns:
         Sorted indices (into ``values``) of the flagged values; empty for fewer than three values.
@@ -135,7 +148,25 @@ def outlier_indices(values: Sequence[float], threshold: float = MODIFIED_Z_THRES
         if meanad == 0:
             return []
         scale = meanad / _MEANAD_CONSISTENCY
-    return [i for i, dev in enumerate(deviations) if dev / scale > threshold]
+    return [
+        i
+        for i, dev in enumerate(deviations)
+        if dev / scale > threshold and (side == "both" or values[i] < med)
+    ]
+
+
+def cv_warning(cv: float | None) -> str | None:
+    """The instability note of a series with coefficient of variation ``cv``, or None when it is stable.
+
+    Args:
+        cv: Coefficient of variation (std / mean); None when the mean is 0.
+
+    Returns:
+        ``"unstable: CV 48%"`` above :data:`UNSTABLE_CV`, else None.
+    """
+    if cv is None or not math.isfinite(cv) or abs(cv) <= UNSTABLE_CV:
+        return None
+    return f"unstable: CV {abs(cv):.0%}"
 
 
 def finite_series(values: Sequence[float]) -> list[float]:
@@ -158,12 +189,15 @@ def finite_series(values: Sequence[float]) -> list[float]:
     return vals
 
 
-def summarize(values: Sequence[float], unit: str = "") -> MetricStatistics:
+def summarize(
+    values: Sequence[float], unit: str = "", *, outlier_side: Literal["both", "low"] = "both"
+) -> MetricStatistics:
     """Descriptive :class:`~common.protocol.MetricStatistics` of a series, without a confidence interval.
 
     Args:
         values: Non-empty sequence of finite numbers (raw values are kept in order).
         unit: Optional unit symbol carried along for display.
+        outlier_side: ``low`` for a best-of-N peak: only values below the median are outliers.
 
     Returns:
         The statistics, ``ci95`` left unset.
@@ -185,8 +219,8 @@ def summarize(values: Sequence[float], unit: str = "") -> MetricStatistics:
         p95=percentile(vals, 95),
         p99=percentile(vals, 99),
         cv=(s / m) if m != 0 else None,
-        outliers=outlier_indices(vals),
-        outlier_rule=OUTLIER_RULE,
+        outliers=outlier_indices(vals, side=outlier_side),
+        outlier_rule=OUTLIER_RULE if outlier_side == "both" else OUTLIER_RULE_LOW,
         values=vals,
         unit=unit,
     )

@@ -75,11 +75,15 @@ class Efficiency(ResponseShape):
         decode_tokens_per_s: Decode rate.
         decode_bandwidth_gbps: Memory bandwidth the decode sustained.
         peak_bandwidth_metric: Benchmark figure used as the bandwidth peak.
-        peak_bandwidth_gbps: That peak.
+        peak_bandwidth_gbps: That peak: the figure's best repeat (best-of-N, as STREAM reports it).
+        peak_bandwidth_mean_gbps: The mean over the figure's repeats, shown next to the peak.
+        peak_bandwidth_cv: Coefficient of variation of those repeats (a high one: a busy or unstable host).
         bandwidth_fraction: Sustained / peak bandwidth.
         decode_tflops: Compute the decode sustained.
         peak_tflops_metric: Benchmark figure used as the compute peak.
-        peak_tflops: That peak.
+        peak_tflops: That peak: the figure's best repeat, in TFLOP/s.
+        peak_tflops_mean: The mean over the figure's repeats, in TFLOP/s.
+        peak_tflops_cv: Coefficient of variation of those repeats.
         compute_fraction: Sustained / peak compute.
         peaks_measured_at: When the peaks were measured.
         unavailable: Figure (``bandwidth_fraction``, ``compute_fraction``) -> why it is missing.
@@ -93,10 +97,14 @@ class Efficiency(ResponseShape):
     decode_bandwidth_gbps: float | None
     peak_bandwidth_metric: str | None
     peak_bandwidth_gbps: float | None
+    peak_bandwidth_mean_gbps: float | None
+    peak_bandwidth_cv: float | None
     bandwidth_fraction: float | None
     decode_tflops: float | None
     peak_tflops_metric: str | None
     peak_tflops: float | None
+    peak_tflops_mean: float | None
+    peak_tflops_cv: float | None
     compute_fraction: float | None
     peaks_measured_at: datetime | None
     unavailable: dict[str, str]
@@ -225,6 +233,8 @@ class ComparisonCell(TypedDict):
         std: Its standard deviation.
         n: Number of values.
         ci95: 95% confidence interval of the mean (present with statistics; null for n < 2).
+        ci_method: How ``ci95`` was computed (``common.stats.CiMethod``).
+        cv: Coefficient of variation (std / mean; above ``common.descriptive.UNSTABLE_CV`` the figure is unstable).
         tokens_per_dollar: Output tokens per dollar (where the agent has a cost per hour).
         tokens_per_joule: Output tokens per joule (where GPU power was measured).
         bandwidth_fraction: Fraction of the agent's peak memory bandwidth the decode reached.
@@ -238,6 +248,8 @@ class ComparisonCell(TypedDict):
     std: float | None
     n: int
     ci95: NotRequired[tuple[float, float] | None]
+    ci_method: NotRequired[str | None]
+    cv: NotRequired[float | None]
     tokens_per_dollar: NotRequired[float]
     tokens_per_joule: NotRequired[float]
     bandwidth_fraction: NotRequired[float]

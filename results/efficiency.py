@@ -7,7 +7,9 @@ fast the hardware is. The same decode rate times two FLOPs per parameter gives t
 against the measured matmul peak of the weights' precision.
 
 The figures are lower bounds of the true traffic (KV-cache reads and activations are not counted), and the
-peaks are what a copy kernel and a dense matmul reach on that agent, not datasheet values.
+peaks are what a copy kernel and a dense matmul reach on that agent, not datasheet values. A peak is the
+figure's best repeat (best-of-N, as STREAM reports it: a busy host only slows repeats down), with the mean and
+the coefficient of variation of the repeats next to it so that a reader sees how steady the host was.
 """
 
 from __future__ import annotations
@@ -38,12 +40,16 @@ def peak_compute_metric(device: str, dtype: str | None) -> str | None:
     return f"gflops.cpu.{precision}" if device == "cpu" else f"tflops.{device}.{precision}"
 
 
-def _peak(bench: HardwareBenchmarkResult, metric: str) -> float | None:
-    """Median of a supported benchmark figure, or None."""
+def _peak(bench: HardwareBenchmarkResult, metric: str) -> tuple[float, float | None, float | None] | None:
+    """``(best, mean, cv)`` of a supported benchmark figure, or None.
+
+    The best repeat is the peak (older stored results without ``best``: the highest repeat).
+    """
     fig = bench.figure(metric)
-    if fig is None or not fig.supported or fig.statistics is None:
+    if fig is None or not fig.supported or (peak := fig.peak) is None:
         return None
-    return fig.statistics.median
+    st = fig.statistics
+    return peak, st.mean if st else None, st.cv if st else None
 
 
 def job_efficiency(
@@ -59,8 +65,10 @@ def job_efficiency(
     Returns:
         None for jobs whose task needs no model (a benchmark has nothing to normalize) or without a
         result; otherwise ``device``, ``dtype``, ``weight_bytes``, ``decode_tokens_per_s``,
-        ``decode_bandwidth_gbps``, ``peak_bandwidth_gbps``, ``bandwidth_fraction``, ``decode_tflops``,
-        ``peak_tflops``, ``compute_fraction`` (each None when unknown), the peak metrics used,
+        ``decode_bandwidth_gbps``, ``peak_bandwidth_gbps`` (best repeat), ``peak_bandwidth_mean_gbps``,
+        ``peak_bandwidth_cv``, ``bandwidth_fraction`` (of the best), ``decode_tflops``, ``peak_tflops``,
+        ``peak_tflops_mean``, ``peak_tflops_cv``, ``compute_fraction`` (each None when unknown), the peak
+        metrics used,
         ``peaks_measured_at``, and ``unavailable``: figure -> reason.
     """
     task = TASKS.get(job.experiment.task_name)
@@ -71,8 +79,9 @@ def job_efficiency(
         key: None
         for key in (
             "device", "dtype", "parameters", "weight_bytes", "decode_tokens_per_s", "decode_bandwidth_gbps",
-            "peak_bandwidth_metric", "peak_bandwidth_gbps", "bandwidth_fraction", "decode_tflops",
-            "peak_tflops_metric", "peak_tflops", "compute_fraction", "peaks_measured_at",
+            "peak_bandwidth_metric", "peak_bandwidth_gbps", "peak_bandwidth_mean_gbps", "peak_bandwidth_cv",
+            "bandwidth_fraction", "decode_tflops", "peak_tflops_metric", "peak_tflops", "peak_tflops_mean",
+            "peak_tflops_cv", "compute_fraction", "peaks_measured_at",
         )
     }
     unavailable: dict[str, str] = {}
@@ -110,27 +119,31 @@ def job_efficiency(
     out["peaks_measured_at"] = bench.finished_at.isoformat() if bench.finished_at else None
     bw_metric = PEAK_BANDWIDTH_METRIC.get(execution.device)
     out["peak_bandwidth_metric"] = bw_metric
-    peak_bw = _peak(bench, bw_metric) if bw_metric else None
-    if peak_bw is None:
+    found_bw = _peak(bench, bw_metric) if bw_metric else None
+    if found_bw is None:
         unavailable["bandwidth_fraction"] = (
             f"{agent_name}'s latest benchmark has no {bw_metric or execution.device + ' bandwidth'} figure"
         )
     else:
+        peak_bw, out["peak_bandwidth_mean_gbps"], out["peak_bandwidth_cv"] = found_bw
         out["peak_bandwidth_gbps"] = peak_bw
         if out["decode_bandwidth_gbps"] is not None and peak_bw > 0:
             out["bandwidth_fraction"] = out["decode_bandwidth_gbps"] / peak_bw
     flops_metric = peak_compute_metric(execution.device, execution.dtype)
     out["peak_tflops_metric"] = flops_metric
-    peak = _peak(bench, flops_metric) if flops_metric else None
-    if peak is None:
+    found = _peak(bench, flops_metric) if flops_metric else None
+    if found is None:
         unavailable["compute_fraction"] = (
             f"{agent_name}'s latest benchmark has no {flops_metric} figure"
             if flops_metric
             else f"no matmul benchmark for dtype {execution.dtype!r}"
         )
     else:
+        peak, peak_mean, out["peak_tflops_cv"] = found
         # CPU figures are GFLOP/s.
-        out["peak_tflops"] = peak / 1000.0 if flops_metric and flops_metric.startswith("gflops") else peak
+        scale = 1000.0 if flops_metric and flops_metric.startswith("gflops") else 1.0
+        out["peak_tflops"] = peak / scale
+        out["peak_tflops_mean"] = peak_mean / scale if peak_mean is not None else None
         if out["decode_tflops"] is not None and out["peak_tflops"] > 0:
             out["compute_fraction"] = out["decode_tflops"] / out["peak_tflops"]
     return out

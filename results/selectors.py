@@ -245,7 +245,8 @@ def experiment_comparison(experiment: Experiment, metric: str = Metric.OUTPUT_TO
         cell: dict[str, Any] = {"job": job.pk, "status": job.status, "mean": None, "std": None, "n": 0}
         s = stats.get((job.pk, metric))
         if s is not None:
-            cell.update(mean=s.mean, std=s.std, n=s.n, ci95=[s.ci_low, s.ci_high] if s.ci_low is not None else None)
+            cell.update(mean=s.mean, std=s.std, n=s.n, ci95=[s.ci_low, s.ci_high] if s.ci_low is not None else None,
+                        ci_method=s.ci_method if s.ci_low is not None else None, cv=s.cv)
         tps = stats.get((job.pk, Metric.OUTPUT_TOKENS_PER_S))
         cost = columns[col_key]["cost_per_hour"]
         if tps is not None and cost:

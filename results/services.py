@@ -170,6 +170,7 @@ def _statistics_row(
         cv=s.cv,
         ci_low=s.ci95[0] if s.ci95 else None,
         ci_high=s.ci95[1] if s.ci95 else None,
+        ci_method=s.ci_method or "",
         outliers=s.outliers,
         outlier_rule=s.outlier_rule,
         values=s.values,

@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from common.descriptive import cv_warning
 from ruckus_cli.client import CliError
 
 console = Console()
@@ -74,6 +75,28 @@ def format_time(value: str | None) -> str:
     if moment.tzinfo is None:
         return moment.strftime("%Y-%m-%d %H:%M:%S")
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_peak(fig: dict[str, Any]) -> str:
+    """A measured peak for people: ``73 GFLOP/s (best of 3; mean 40.67; unstable: CV 69%)``.
+
+    Args:
+        fig: A figure of ``summary.peaks.figures``: ``value`` (the best repeat), ``unit``, and from newer
+            servers ``mean``, ``cv`` and ``n`` of the repeats.
+
+    Returns:
+        The peak, then what the repeats say about it (their mean, and a warning when they varied a lot).
+    """
+    text = f"{fig['value']:.4g} {fig.get('unit') or ''}".rstrip()
+    notes = []
+    if fig.get("n"):
+        notes.append(f"best of {fig['n']}")
+    if fig.get("mean") is not None:
+        notes.append(f"mean {fig['mean']:.4g}")
+    warning = cv_warning(fig.get("cv"))
+    if warning:
+        notes.append(warning)
+    return f"{text} ({'; '.join(notes)})" if notes else text
 
 
 def fail(exc: CliError) -> NoReturn:

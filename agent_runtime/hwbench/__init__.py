@@ -10,7 +10,9 @@ Figures (see :class:`~common.protocol.BenchmarkFigure`), flattened into run metr
 * ``gflops.cpu.<precision>`` for fp32 and bf16.
 
 A figure the hardware or software cannot produce is reported unsupported with the reason, never as
-zero. Each supported figure carries statistics over its timed repeats (warm-up excluded). Entry points:
+zero. Each supported figure is a best-of-N peak, as STREAM reports it: its best repeat (``best``), with
+statistics over every timed repeat (warm-up excluded) next to it, whose outlier rule flags only the slow
+repeats (a busy host slows a repeat down; nothing speeds one past the hardware). Entry points:
 :func:`run_benchmark` (CLI ``ruckus-agent benchmark`` and the ``hardware_benchmark`` job task),
 :meth:`~common.protocol.HardwareBenchmarkResult.flatten` (run metrics), :func:`save_latest` /
 :func:`load_latest` (``AgentInfo.benchmarks``).

@@ -107,7 +107,9 @@ def run_benchmark(
         log.info(
             "hwbench.figure",
             figure=fig.metric_name,
-            median=fig.statistics.median if fig.statistics else None,
+            best=fig.peak,
+            mean=fig.statistics.mean if fig.statistics else None,
+            cv=fig.statistics.cv if fig.statistics else None,
             unit=fig.unit,
             reason=fig.reason,
         )

@@ -51,7 +51,8 @@ class HardwareBenchmark(MeasurementTask):
         for key, reason in result.telemetry_unavailable.items():
             unavailable.setdefault(key, reason)
         notes = [
-            f"each figure is the median of {result.repeats} timed repeats (warm-up excluded); "
+            f"each figure is the best of {result.repeats} timed repeats (warm-up excluded), as STREAM reports "
+            "it; the benchmark result keeps the mean and statistics of the repeats; "
             "bandwidth counts bytes read + written for copies, bytes moved once for host<->device transfers"
         ]
         return Measurement(

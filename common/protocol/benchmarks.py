@@ -1,4 +1,10 @@
-"""The agent's hardware benchmark: measured bandwidth and matrix-multiply throughput figures."""
+"""The agent's hardware benchmark: measured bandwidth and matrix-multiply throughput figures.
+
+A figure is a peak, reported best-of-N as STREAM does (STREAM keeps the best time of its repeats): interference
+on a busy host only ever slows a repeat down, so the fastest repeat is the closest to what the hardware can do.
+The mean and the other statistics over the repeats travel next to it, so a reader sees how far the typical
+repeat fell short.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +27,11 @@ class BenchmarkFigure(ProtocolModel):
         precision: Precision for throughput figures (``fp32``, ``tf32``, ``fp16``, ``bf16``, ``int8``,
             ``fp8``); the transfer kind for bandwidth figures (``d2d``, ``h2d``, ``d2h``, ``copy``).
         unit: Unit symbol of the statistics (``GB/s``, ``TFLOP/s``, ``TOP/s``, ``GFLOP/s``).
-        statistics: Statistics over the timed repeats (warm-up excluded); None when unsupported.
+        statistics: Statistics over the timed repeats (warm-up excluded); None when unsupported. Their
+            outliers are the repeats far *below* the median (``modified_z_mad>3.5,low``): for a peak, a
+            fast repeat is the measurement and a slow one the disturbance.
+        best: The best repeat (the highest rate), the figure's peak; None when unsupported. Results stored
+            before it was reported lack it: :attr:`peak` falls back to the highest value.
         supported: Whether the hardware and software here can produce this figure.
         reason: Why not, in words (absent when supported).
         params: How it was measured (sizes, bytes counted, inner iterations, timer ...).
@@ -32,9 +42,19 @@ class BenchmarkFigure(ProtocolModel):
     precision: str
     unit: str = ""
     statistics: MetricStatistics | None = None
+    best: float | None = None
     supported: bool = True
     reason: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def peak(self) -> float | None:
+        """The best-of-N peak: :attr:`best`, else (a result stored before ``best`` existed) the highest repeat."""
+        if self.best is not None:
+            return self.best
+        if self.statistics is None:
+            return None
+        return max(self.statistics.values) if self.statistics.values else self.statistics.max
 
     @property
     def metric_name(self) -> str:
@@ -76,10 +96,10 @@ class HardwareBenchmarkResult(ProtocolModel):
         return next((f for f in self.figures if f.metric_name == metric_name), None)
 
     def flatten(self) -> tuple[dict[str, float], dict[str, str]]:
-        """One value per figure (its median over the timed repeats), plus the unsupported ones with reasons.
+        """One value per figure (its best repeat: :attr:`BenchmarkFigure.peak`), plus the unsupported ones.
 
-        The median is robust against a single disturbed repeat, while statistics over runs still see the
-        spread between runs.
+        Each run reports its peak, as STREAM does; statistics over runs then show how much the peak itself
+        moved from run to run.
 
         Returns:
             ``(values, unavailable)`` keyed by flattened name (``bandwidth_gbps.<device>.<kind>``,
@@ -88,8 +108,9 @@ class HardwareBenchmarkResult(ProtocolModel):
         values: dict[str, float] = {}
         unavailable: dict[str, str] = {}
         for fig in self.figures:
-            if fig.supported and fig.statistics is not None:
-                values[fig.metric_name] = fig.statistics.median
+            peak = fig.peak if fig.supported else None
+            if peak is not None:
+                values[fig.metric_name] = peak
             else:
                 unavailable[fig.metric_name] = fig.reason or "not measured"
         return values, unavailable

@@ -23,8 +23,11 @@ class MetricStatistics(ProtocolModel):
         p95: 95th percentile.
         p99: 99th percentile.
         cv: Coefficient of variation (std / mean), None when the mean is 0.
-        ci95: 95% confidence interval of the mean (Student's t), None for n < 2 and in the agent's hardware
-            benchmark figures (the agent computes no confidence intervals).
+        ci95: 95% confidence interval of the (arithmetic) mean, None for n < 2 and in the agent's hardware
+            benchmark figures (the agent computes no confidence intervals). Never below zero for a series
+            without negative values (see ``common.stats``).
+        ci_method: How ``ci95`` was computed (``common.stats.CiMethod``: ``lognormal_cox``,
+            ``bootstrap_bca``, ``student_t_nonneg``, ``student_t``); None without an interval.
         outliers: Indices into ``values`` flagged by ``outlier_rule``.
         outlier_rule: The robust rule used.
         values: Raw values, in run order.
@@ -42,6 +45,7 @@ class MetricStatistics(ProtocolModel):
     p99: float
     cv: float | None = None
     ci95: tuple[float, float] | None = None
+    ci_method: str | None = None
     outliers: list[int] = Field(default_factory=list)
     outlier_rule: str = "modified_z_mad>3.5"
     values: list[float] = Field(default_factory=list)

@@ -9,7 +9,7 @@ import typer
 from common.statuses import ExperimentStatus
 from ruckus_cli.client import EXIT_API_ERROR, CliError, connect
 from ruckus_cli.options import JsonOpt, ServerOpt, TokenOpt
-from ruckus_cli.output import console, exits_on_error, format_time, print_json, print_table
+from ruckus_cli.output import console, exits_on_error, format_peak, format_time, print_json, print_table
 from ruckus_cli.watch import wait_for_experiment, watch_experiment
 
 app = typer.Typer(help="Agents: list, register, show, remove.", no_args_is_help=True)
@@ -127,7 +127,7 @@ def agents_show(agent_id: str, server: ServerOpt = None, token: TokenOpt = None,
         when = f"measured {peaks.get('measured_at')}" + (" (quick)" if peaks.get("quick") else "")
         rows.append(["measured peaks", when])
         for name, fig in peaks["figures"].items():
-            rows.append([f"  {name}", f"{fig['value']:.4g} {fig['unit']}"])
+            rows.append([f"  {name}", format_peak(fig)])
         for name, reason in peaks["unsupported"].items():
             rows.append([f"  {name}", f"not measured: {reason}"])
     print_table(f"Agent {agent['id']}", ["field", "value"], rows)
@@ -173,8 +173,8 @@ def agents_benchmark(
     else:
         console.print(f"Experiment #{exp['id']} {status}")
         if peaks:
-            print_table(f"Measured peaks of {agent['name']}", ["figure", "value"],
-                        [[name, f"{fig['value']:.4g} {fig['unit']}"] for name, fig in peaks["figures"].items()])
+            print_table(f"Measured peaks of {agent['name']} (best repeat of each figure)", ["figure", "peak"],
+                        [[name, format_peak(fig)] for name, fig in peaks["figures"].items()])
     if status != ExperimentStatus.COMPLETED:
         raise typer.Exit(EXIT_API_ERROR)
 

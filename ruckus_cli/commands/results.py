@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+from common.descriptive import cv_warning
+from common.stats import CI_METHOD_LABELS
 from ruckus_cli.client import EXIT_API_ERROR, EXIT_USAGE, CliError, connect, error_summary
 from ruckus_cli.options import ServerOpt, TokenOpt
 from ruckus_cli.output import console, exits_on_error, print_json, print_table
@@ -44,9 +46,10 @@ def results_show(
 ) -> None:
     """Per-job statistics with the cold run apart.
 
-    Per run: mean ± std over the warm runs (n runs), a latency's value being the run's mean. Per request (latency
-    metrics): median / p95 / p99 over every warm request pooled (n requests; every gap for ITL), as peer tools
-    report them.
+    Per run: mean ± std over the warm runs (n runs), a latency's value being the run's mean, with the 95% CI of the
+    mean (never below zero; its method named under the table) and ``unstable: CV 48%`` when the runs varied by more
+    than ``common.descriptive.UNSTABLE_CV``. Per request (latency metrics): median / p95 / p99 over every warm
+    request pooled (n requests; every gap for ITL), as peer tools report them.
     """
     if fmt not in ("table", "json", "csv"):
         raise CliError(f"--format must be table, json or csv, not {fmt!r}", EXIT_USAGE)
@@ -68,6 +71,9 @@ def results_show(
         for m in metrics:
             s = job["statistics"].get(m)
             row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = (s["mean"], s["std"], s["n"]) if s else (None,) * 3
+            ci = (s or {}).get("ci95") or (None, None)
+            row[f"{m}_cv"], row[f"{m}_ci_low"], row[f"{m}_ci_high"] = (s or {}).get("cv"), ci[0], ci[1]
+            row[f"{m}_ci_method"] = ((s or {}).get("ci_method") or "student_t") if ci[0] is not None else None
             if m in per_request:
                 r = (job.get("request_statistics") or {}).get(m) or {}
                 for stat in REQUEST_STATISTICS:
@@ -87,8 +93,7 @@ def results_show(
     for r in rows:
         cells = []
         for m in metrics:
-            cells.append(f"{r[f'{m}_mean']:.4g} ± {r[f'{m}_std']:.2g} ({r[f'{m}_n']})"
-                         if r[f"{m}_mean"] is not None else "—")
+            cells.append(_run_cell(r, m))
             if m in per_request:
                 cells.append(_percentiles_cell(r, m))
         load, frac = r["cold_model_load_s"], r["peak_bandwidth_fraction"]
@@ -104,8 +109,25 @@ def results_show(
         title += " (a latency's: the run's mean); per request: percentiles over all warm requests"
     print_table(title, ["job", "model / runtime / agent", "status", *headers, "cold load (s)", "of peak BW"],
                 table_rows)
+    methods = sorted({r[f"{m}_ci_method"] for r in rows for m in metrics if r[f"{m}_ci_method"]})
+    if methods:
+        console.print("95% CI of the mean (never below zero for a non-negative metric): "
+                      + "; ".join(CI_METHOD_LABELS.get(x, x) for x in methods), highlight=False)
     for item in data.get("unrunnable", []):
         console.print(f"[yellow]not run[/yellow] {item['model']} / {item['runtime']}: {item['reason']}")
+
+
+def _run_cell(row: dict[str, Any], metric: str) -> str:
+    """``mean ± std (n)`` over runs, then its 95% CI and ``unstable: CV 48%`` when the runs varied a lot."""
+    if row[f"{metric}_mean"] is None:
+        return "—"
+    lines = [f"{row[f'{metric}_mean']:.4g} ± {row[f'{metric}_std']:.2g} ({row[f'{metric}_n']})"]
+    if row[f"{metric}_ci_low"] is not None:
+        lines.append(f"CI [{row[f'{metric}_ci_low']:.4g}, {row[f'{metric}_ci_high']:.4g}]")
+    warning = cv_warning(row[f"{metric}_cv"])
+    if warning:
+        lines.append(warning)
+    return "\n".join(lines)
 
 
 @app.command("export")

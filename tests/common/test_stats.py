@@ -33,13 +33,88 @@ def test_t_quantiles_known_values(df, expected):
     assert stats.t_ppf(0.975, df) == pytest.approx(expected, abs=1e-7)
 
 
-def test_ci95_known_value():
-    values = [10.0, 12.0, 11.0, 13.0, 9.0]
-    low, high = stats.ci95(values)
+def test_ci95_student_t_known_value_for_a_series_that_can_be_negative():
+    values = [10.0, -2.0, 11.0, 13.0, 9.0]
+    (low, high), method = stats.ci95_with_method(values)
     half = 2.776445105 * stats.std(values) / math.sqrt(5)
-    assert low == pytest.approx(11.0 - half)
-    assert high == pytest.approx(11.0 + half)
-    assert stats.ci95([1.0]) is None
+    assert method == stats.CiMethod.STUDENT_T
+    assert low == pytest.approx(stats.mean(values) - half)
+    assert high == pytest.approx(stats.mean(values) + half)
+    assert stats.ci95([1.0]) is None and stats.ci95_with_method([1.0]) is None
+
+
+def test_busy_host_example_interval_is_not_negative():
+    """73, 22 and 27 GFLOP/s: Student's t read [-29, 111]; the log-normal interval of the mean stays above 0."""
+    values = [73.0, 22.0, 27.0]
+    t_low, _ = stats._student_t(values)
+    assert t_low < 0  # what the issue saw
+    (low, high), method = stats.ci95_with_method(values)
+    assert method == stats.CiMethod.LOGNORMAL_COX
+    assert 0 < low < stats.mean(values) < high
+    # Modified Cox (Olsson 2005) by hand: logs' mean and variance, t(0.975, 2) = 4.302652730.
+    logs = [math.log(v) for v in values]
+    ybar, var = stats.mean(logs), stats.std(logs) ** 2
+    half = 4.302652730 * math.sqrt(var / 3 + var**2 / 4)
+    assert low == pytest.approx(math.exp(ybar + var / 2 - half))
+    assert high == pytest.approx(math.exp(ybar + var / 2 + half))
+    d = stats.describe(values, unit="GFLOP/s")
+    assert d.ci95 == pytest.approx((low, high)) and d.ci_method == "lognormal_cox"
+
+
+def test_lognormal_interval_covers_the_mean_about_95_percent_of_the_time():
+    rng = np.random.default_rng(7)
+    sigma, n, trials = 0.6, 5, 2000
+    true_mean = math.exp(sigma**2 / 2)
+    hits = sum(
+        low <= true_mean <= high
+        for low, high in (stats.ci95(list(rng.lognormal(0.0, sigma, n))) for _ in range(trials))
+    )
+    assert 0.93 <= hits / trials <= 0.97
+
+
+def test_bootstrap_interval_from_twenty_values_is_reproducible_and_within_the_range():
+    rng = np.random.default_rng(3)
+    values = list(rng.exponential(2.0, stats.BOOTSTRAP_MIN_N))
+    (low, high), method = stats.ci95_with_method(values)
+    assert method == stats.CiMethod.BOOTSTRAP_BCA
+    assert min(values) <= low < stats.mean(values) < high <= max(values)
+    assert stats.ci95_with_method(values) == ((low, high), method)  # fixed seed: same values, same interval
+    # Below the threshold the log-normal interval is used.
+    assert stats.ci95_with_method(values[:-1])[1] == stats.CiMethod.LOGNORMAL_COX
+
+
+def test_zeros_and_long_series_use_the_t_interval_cut_at_zero():
+    (low, high), method = stats.ci95_with_method([0.0, 0.0, 35.0])
+    assert method == stats.CiMethod.STUDENT_T_NONNEG and low == 0.0 and high > 35.0
+    long = [0.0] * stats.BOOTSTRAP_MAX_N + [1000.0]
+    (low, high), method = stats.ci95_with_method(long)
+    assert method == stats.CiMethod.STUDENT_T_NONNEG and low == 0.0 < high
+
+
+def test_interval_of_a_series_without_spread_is_the_value():
+    assert stats.ci95_with_method([5.0, 5.0, 5.0]) == ((5.0, 5.0), stats.CiMethod.LOGNORMAL_COX)
+    assert stats.ci95([2.0] * 30) == (2.0, 2.0)
+
+
+def test_every_method_has_a_label():
+    assert set(stats.CI_METHOD_LABELS) == {m.value for m in stats.CiMethod}
+
+
+def test_peak_outliers_are_only_the_slow_repeats():
+    """For a best-of-N peak a fast repeat is the measurement; the robust rule flags only slow ones."""
+    assert stats.outlier_indices([73.0, 22.0, 27.0]) == [0]
+    assert stats.outlier_indices([73.0, 22.0, 27.0], side="low") == []
+    assert stats.outlier_indices([70.0, 71.0, 72.0, 70.5, 20.0], side="low") == [4]
+    peak = stats.describe([73.0, 22.0, 27.0], peak=True)
+    assert peak.outliers == [] and peak.outlier_rule == descriptive.OUTLIER_RULE_LOW
+    runs = stats.describe_runs([{"gflops.cpu.fp32": v, "run_wall_s": v} for v in (73.0, 22.0, 27.0)])
+    assert runs["gflops.cpu.fp32"].outliers == [] and runs["run_wall_s"].outliers == [0]
+
+
+@pytest.mark.parametrize(("cv", "text"), [(0.48, "unstable: CV 48%"), (0.1, None), (0.05, None), (None, None)])
+def test_cv_warning(cv, text):
+    assert stats.cv_warning(cv) == text
+    assert stats.UNSTABLE_CV == 0.10
 
 
 def test_outliers_robust_rule_flags_at_small_n():
@@ -104,5 +179,5 @@ def test_summary_without_scipy_matches_describe_but_for_the_interval():
     values = [1.0, 2.0, 3.0, 4.0, 100.0]
     summary = descriptive.summarize(values, unit="s")
     full = stats.describe(values, unit="s")
-    assert summary.ci95 is None and full.ci95 is not None
-    assert summary.model_dump(exclude={"ci95"}) == full.model_dump(exclude={"ci95"})
+    assert summary.ci95 is None and full.ci95 is not None and full.ci_method == "lognormal_cox"
+    assert summary.model_dump(exclude={"ci95", "ci_method"}) == full.model_dump(exclude={"ci95", "ci_method"})

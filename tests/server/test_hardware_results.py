@@ -24,8 +24,14 @@ from tests.factories import AgentFactory, agent_info, job_result, store_benchmar
 pytestmark = pytest.mark.django_db
 
 
-def benchmark(bandwidth: float = 20.0, gflops_fp32: float = 300.0) -> HardwareBenchmarkResult:
-    """A CPU benchmark with a copy bandwidth, an fp32 GFLOP/s figure and an unsupported fp16 one."""
+def benchmark(
+    bandwidth: float = 20.0, gflops_fp32: float = 300.0, fp32_repeats: list[float] | None = None
+) -> HardwareBenchmarkResult:
+    """A CPU benchmark with a copy bandwidth, an fp32 GFLOP/s figure and an unsupported fp16 one.
+
+    ``bandwidth`` and ``gflops_fp32`` are the peaks (best repeats); ``fp32_repeats`` replaces the fp32 repeats.
+    """
+    fp32 = fp32_repeats or [gflops_fp32] * 3
     return HardwareBenchmarkResult(
         device="cpu",
         repeats=3,
@@ -33,11 +39,12 @@ def benchmark(bandwidth: float = 20.0, gflops_fp32: float = 300.0) -> HardwareBe
         figures=[
             BenchmarkFigure(
                 name="bandwidth_gbps", device="cpu", precision="copy", unit="GB/s",
-                statistics=describe([bandwidth * 0.98, bandwidth, bandwidth * 1.02], unit="GB/s"),
+                statistics=describe([bandwidth * 0.96, bandwidth, bandwidth * 0.98], unit="GB/s", peak=True),
+                best=bandwidth,
             ),
             BenchmarkFigure(
                 name="gflops", device="cpu", precision="fp32", unit="GFLOP/s",
-                statistics=describe([gflops_fp32] * 3, unit="GFLOP/s"),
+                statistics=describe(fp32, unit="GFLOP/s", peak=True), best=max(fp32),
             ),
             BenchmarkFigure(
                 name="gflops", device="cpu", precision="fp16", unit="GFLOP/s", supported=False,
@@ -168,7 +175,10 @@ def test_agent_summary_shows_measured_peaks(api):
     plain = AgentFactory(name="never-benchmarked")
     summary = api.get(f"/api/v1/agents/{agent.pk}/").json()["summary"]
     peaks = summary["peaks"]
-    assert peaks["figures"]["bandwidth_gbps.cpu.copy"] == {"value": pytest.approx(20.0), "unit": "GB/s"}
+    assert peaks["figures"]["bandwidth_gbps.cpu.copy"] == {
+        "value": pytest.approx(20.0), "unit": "GB/s", "mean": pytest.approx(19.6),
+        "cv": pytest.approx(0.0204, abs=1e-3), "n": 3,
+    }
     assert peaks["unsupported"]["gflops.cpu.fp16"] == "no fp16 matmul kernel on this CPU"
     assert peaks["measured_at"].startswith("2026-11-01")
     assert api.get(f"/api/v1/agents/{plain.pk}/").json()["summary"]["peaks"] is None
@@ -304,3 +314,56 @@ def test_a_benchmark_attached_to_another_jobs_runs_does_not_become_the_peaks(api
     assert job.result.benchmark is None
     figures = api.get(f"/api/v1/agents/{agent.pk}/").json()["summary"]["peaks"]["figures"]
     assert figures["bandwidth_gbps.cpu.copy"]["value"] == pytest.approx(20.0)
+
+
+def test_busy_host_peak_is_the_best_repeat_and_efficiency_uses_it(api):
+    """fp32 matmul repeats of 73, 22 and 27 GFLOP/s on a busy host: the peak is 73, the mean sits next to it."""
+    benchmarked_agent(name="busy", bandwidth=20.0, fp32_repeats=[73.0, 22.0, 27.0])
+    exp = _llm_experiment()
+    job = exp.jobs.get()
+    result = job_result(job.pk, tokens_per_s=[5.0, 20.0, 22.0])
+    for run in result.runs:
+        run.metrics["tpot_s"] = 0.04  # 25 decode tokens/s
+    result.execution = ExecutionInfo(device="cpu", dtype="float32", parameters=134_515_008, weight_bytes=538_060_032)
+    job_result_store(job=job, result=result)
+
+    eff = api.get(f"/api/v1/experiments/{exp.pk}/results/").json()["jobs"][0]["efficiency"]
+    assert eff["peak_tflops"] == pytest.approx(0.073)
+    assert eff["peak_tflops_mean"] == pytest.approx(0.122 / 3)
+    assert eff["peak_tflops_cv"] > 0.5
+    assert eff["compute_fraction"] == pytest.approx(eff["decode_tflops"] / 0.073)
+    assert eff["peak_bandwidth_gbps"] == pytest.approx(20.0) and eff["peak_bandwidth_mean_gbps"] == pytest.approx(19.6)
+
+    fig = api.get(f"/api/v1/agents/{job.agent_id}/").json()["summary"]["peaks"]["figures"]["gflops.cpu.fp32"]
+    assert fig["value"] == pytest.approx(73.0) and fig["mean"] == pytest.approx(122.0 / 3) and fig["n"] == 3
+
+
+def test_a_benchmark_stored_before_best_existed_reads_its_highest_repeat(api):
+    """Stored results without ``best``: the peak falls back to the highest repeat, everywhere."""
+    old = benchmark().model_dump(mode="json")
+    for fig in old["figures"]:
+        fig.pop("best", None)
+    agent = store_benchmark(AgentFactory(name="old"), HardwareBenchmarkResult.model_validate(old))
+    figures = api.get(f"/api/v1/agents/{agent.pk}/").json()["summary"]["peaks"]["figures"]
+    assert figures["bandwidth_gbps.cpu.copy"]["value"] == pytest.approx(20.0)
+    assert figures["gflops.cpu.fp32"]["value"] == pytest.approx(300.0)
+
+
+def test_job_statistics_record_a_non_negative_interval_and_its_method(api):
+    AgentFactory(name="epyc", info=agent_info(runtimes=("hardware",)))
+    exp = experiment_create(
+        name="peaks", task_name="hardware_benchmark", task_params=task_params("hardware_benchmark", {}),
+        models=[{"name": "none"}], runtimes=[{"name": "hardware", "params": {}}], agents={"all": True}, runs_per_job=4,
+    )
+    job = exp.jobs.get()
+    job_result_store(job=job, result=_benchmark_result(job.pk, [80.0, 73.0, 22.0, 27.0]))
+    stat = JobMetricStatistics.objects.get(job=job, metric="bandwidth_gbps.cpu.copy")
+    assert stat.ci_method == "lognormal_cox" and 0 < stat.ci_low < 22.0 and stat.ci_high > 73.0
+    assert stat.outliers == [] and stat.outlier_rule == "modified_z_mad>3.5,low"  # the 73 is the peak, not noise
+
+    m = api.get(f"/api/v1/experiments/{exp.pk}/comparison/?metric=bandwidth_gbps.cpu.copy").json()
+    cell = next(iter(m["rows"][0]["cells"].values()))
+    assert cell["ci_method"] == "lognormal_cox" and cell["ci95"][0] > 0 and cell["cv"] > 0.5
+    detail = api.get(f"/api/v1/jobs/{job.pk}/results/").json()
+    assert detail["statistics"]["bandwidth_gbps.cpu.copy"]["ci_method"] == "lognormal_cox"
+

@@ -626,6 +626,8 @@ export interface components {
          *         runtimes: Runtimes and the metrics each can produce.
          *         monitoring: Measurements available.
          *         models: Locally available models.
+         *         local_servers: Inference servers on the agent's host (configured or found on the usual ports) and whether
+         *             they answer; only answering ones and, for probed ports, ones that were found are listed.
          *         probes: Outcome of every detection probe.
          *         detected_at: When detection ran.
          *
@@ -654,6 +656,7 @@ export interface components {
             runtimes?: components["schemas"]["RuntimeCapability"][];
             monitoring?: components["schemas"]["MonitoringCapability"][];
             models?: components["schemas"]["ModelInfo"][];
+            local_servers?: components["schemas"]["LocalServer"][];
             probes?: components["schemas"]["ProbeStatus"][];
             /** Format: date-time */
             detected_at?: string;
@@ -676,6 +679,8 @@ export interface components {
          *         runtimes: Runtimes and the metrics each can produce.
          *         monitoring: Measurements available.
          *         models: Locally available models.
+         *         local_servers: Inference servers on the agent's host (configured or found on the usual ports) and whether
+         *             they answer; only answering ones and, for probed ports, ones that were found are listed.
          *         probes: Outcome of every detection probe.
          *         detected_at: When detection ran.
          *
@@ -704,6 +709,7 @@ export interface components {
             runtimes?: components["schemas"]["RuntimeCapability"][];
             monitoring?: components["schemas"]["MonitoringCapability"][];
             models?: components["schemas"]["ModelInfo"][];
+            local_servers?: components["schemas"]["LocalServer"][];
             probes?: components["schemas"]["ProbeStatus"][];
             /** Format: date-time */
             detected_at?: string;
@@ -722,12 +728,12 @@ export interface components {
          */
         AgentModeEnum: "push" | "pull";
         /**
-         * @description An agent's measured peaks: the medians of its latest hardware benchmark.
+         * @description An agent's measured peaks: the best repeats of its latest hardware benchmark, with their means.
          *
          *     Attributes:
          *         measured_at: When the benchmark finished.
          *         quick: True for a quick (fewer repeats) benchmark.
-         *         figures: Figure name (``bandwidth_gbps.cuda.d2d`` ...) -> median and unit.
+         *         figures: Figure name (``bandwidth_gbps.cuda.d2d`` ...) -> peak, unit, mean, CV and repeats.
          *         unsupported: Figure name -> why it was not measured.
          */
         AgentPeaks: {
@@ -904,7 +910,11 @@ export interface components {
          *         precision: Precision for throughput figures (``fp32``, ``tf32``, ``fp16``, ``bf16``, ``int8``,
          *             ``fp8``); the transfer kind for bandwidth figures (``d2d``, ``h2d``, ``d2h``, ``copy``).
          *         unit: Unit symbol of the statistics (``GB/s``, ``TFLOP/s``, ``TOP/s``, ``GFLOP/s``).
-         *         statistics: Statistics over the timed repeats (warm-up excluded); None when unsupported.
+         *         statistics: Statistics over the timed repeats (warm-up excluded); None when unsupported. Their
+         *             outliers are the repeats far *below* the median (``modified_z_mad>3.5,low``): for a peak, a
+         *             fast repeat is the measurement and a slow one the disturbance.
+         *         best: The best repeat (the highest rate), the figure's peak; None when unsupported. Results stored
+         *             before it was reported lack it: :attr:`peak` falls back to the highest value.
          *         supported: Whether the hardware and software here can produce this figure.
          *         reason: Why not, in words (absent when supported).
          *         params: How it was measured (sizes, bytes counted, inner iterations, timer ...).
@@ -917,6 +927,8 @@ export interface components {
             unit?: string;
             /** @default null */
             statistics?: components["schemas"]["MetricStatistics"] | null;
+            /** @default null */
+            best?: number | null;
             /** @default true */
             supported?: boolean;
             /** @default null */
@@ -1030,6 +1042,8 @@ export interface components {
          *         std: Its standard deviation.
          *         n: Number of values.
          *         ci95: 95% confidence interval of the mean (present with statistics; null for n < 2).
+         *         ci_method: How ``ci95`` was computed (``common.stats.CiMethod``).
+         *         cv: Coefficient of variation (std / mean; above ``common.descriptive.UNSTABLE_CV`` the figure is unstable).
          *         tokens_per_dollar: Output tokens per dollar (where the agent has a cost per hour).
          *         tokens_per_joule: Output tokens per joule (where GPU power was measured).
          *         bandwidth_fraction: Fraction of the agent's peak memory bandwidth the decode reached.
@@ -1041,6 +1055,8 @@ export interface components {
             std: number | null;
             n: number;
             ci95?: number[] | null;
+            ci_method?: string | null;
+            cv?: number | null;
             tokens_per_dollar?: number;
             tokens_per_joule?: number;
             bandwidth_fraction?: number;
@@ -1121,11 +1137,15 @@ export interface components {
          *         decode_tokens_per_s: Decode rate.
          *         decode_bandwidth_gbps: Memory bandwidth the decode sustained.
          *         peak_bandwidth_metric: Benchmark figure used as the bandwidth peak.
-         *         peak_bandwidth_gbps: That peak.
+         *         peak_bandwidth_gbps: That peak: the figure's best repeat (best-of-N, as STREAM reports it).
+         *         peak_bandwidth_mean_gbps: The mean over the figure's repeats, shown next to the peak.
+         *         peak_bandwidth_cv: Coefficient of variation of those repeats (a high one: a busy or unstable host).
          *         bandwidth_fraction: Sustained / peak bandwidth.
          *         decode_tflops: Compute the decode sustained.
          *         peak_tflops_metric: Benchmark figure used as the compute peak.
-         *         peak_tflops: That peak.
+         *         peak_tflops: That peak: the figure's best repeat, in TFLOP/s.
+         *         peak_tflops_mean: The mean over the figure's repeats, in TFLOP/s.
+         *         peak_tflops_cv: Coefficient of variation of those repeats.
          *         compute_fraction: Sustained / peak compute.
          *         peaks_measured_at: When the peaks were measured.
          *         unavailable: Figure (``bandwidth_fraction``, ``compute_fraction``) -> why it is missing.
@@ -1139,10 +1159,14 @@ export interface components {
             decode_bandwidth_gbps: number | null;
             peak_bandwidth_metric: string | null;
             peak_bandwidth_gbps: number | null;
+            peak_bandwidth_mean_gbps: number | null;
+            peak_bandwidth_cv: number | null;
             bandwidth_fraction: number | null;
             decode_tflops: number | null;
             peak_tflops_metric: string | null;
             peak_tflops: number | null;
+            peak_tflops_mean: number | null;
+            peak_tflops_cv: number | null;
             compute_fraction: number | null;
             /** Format: date-time */
             peaks_measured_at: string | null;
@@ -1218,7 +1242,14 @@ export interface components {
             /** Format: date-time */
             readonly finished_at: string | null;
         };
-        /** @description One job in an experiment's aggregated results. */
+        /**
+         * @description One job in an experiment's aggregated results.
+         *
+         *     Attributes:
+         *         statistics: Metric -> statistics over runs (``scope`` ``run``).
+         *         request_statistics: Latency metric -> statistics over every request (``scope`` ``request``), without
+         *             the raw values (``values`` null: they are in the job's results).
+         */
         ExperimentJobResults: {
             job: number;
             status: components["schemas"]["JobStatusEnum"];
@@ -1229,6 +1260,9 @@ export interface components {
             hardware_fingerprint: string;
             statistics: {
                 [key: string]: components["schemas"]["JobMetricStatistics"];
+            };
+            request_statistics: {
+                [key: string]: components["schemas"]["RequestStatistics"];
             };
             efficiency: components["schemas"]["Efficiency"] | null;
             cold_start: {
@@ -1275,7 +1309,14 @@ export interface components {
          * @enum {string}
          */
         ExperimentStatusEnum: "pending" | "running" | "completed" | "partially_failed" | "failed" | "cancelled";
-        /** @description One raw run in the JSON export. */
+        /**
+         * @description One raw run in the JSON export.
+         *
+         *     Attributes:
+         *         metrics: The run's own metrics (a latency's being the mean over the run's requests).
+         *         request_statistics: The job's per-request latency statistics (over all its warm requests, so the same in
+         *             every run of the job), without raw values (the samples' metrics and timings hold them).
+         */
         ExportRun: {
             experiment: number;
             job: number;
@@ -1296,6 +1337,9 @@ export interface components {
             };
             unavailable_metrics: {
                 [key: string]: string;
+            };
+            request_statistics: {
+                [key: string]: components["schemas"]["RequestStatistics"];
             };
             samples: components["schemas"]["ExportSample"][];
         };
@@ -1598,6 +1642,10 @@ export interface components {
          *
          *     Attributes:
          *         source: ``warm`` (the warm runs) or ``cold`` (the single run of a one-run job).
+         *         scope: ``run``: one value per run (for a latency, that run's mean over its requests), so ``p95`` is the
+         *             95th percentile of run means; ``request``: one value per request of those runs pooled (per
+         *             inter-token gap for ``inter_token_gaps_s``), so ``p95`` is the 95th percentile over requests, as
+         *             ``vllm bench serve`` reports it. Per-request statistics carry no ``ci95`` and no outliers.
          */
         JobMetricStatistics: {
             n: number;
@@ -1613,6 +1661,8 @@ export interface components {
             cv: number | null;
             /** @default null */
             ci95: number[] | null;
+            /** @default null */
+            ci_method: string | null;
             outliers: number[];
             /** @default modified_z_mad>3.5 */
             outlier_rule: string;
@@ -1620,6 +1670,7 @@ export interface components {
             /** @default  */
             unit: string;
             source: string;
+            scope: components["schemas"]["ScopeEnum"];
         };
         /**
          * @description Progress of a job, sent agent -> server and returned by the agent's ``GET /jobs/{id}``.
@@ -1765,7 +1816,11 @@ export interface components {
          *
          *     Attributes:
          *         statistics_source: ``warm`` or ``cold`` (null before a result).
-         *         statistics: Metric -> statistics.
+         *         statistics: Metric -> statistics over runs (``scope`` ``run``: one value per run, a latency's being the
+         *             run's mean).
+         *         request_statistics: Latency metric (``ttft_s``, ``tpot_s``, ``inter_token_gaps_s``, ``e2e_latency_s``)
+         *             -> statistics over every request of the same runs pooled (``scope`` ``request``; every gap for ITL),
+         *             raw values included.
          *         efficiency: Fractions of the agent's peaks (null for jobs without a model or a result).
          *         execution: Where the runtime held the model (white-box runtimes).
          *         cold_start: The cold run's metrics (``model_load_s`` ...).
@@ -1782,6 +1837,9 @@ export interface components {
             statistics_source: string | null;
             statistics: {
                 [key: string]: components["schemas"]["JobMetricStatistics"];
+            };
+            request_statistics: {
+                [key: string]: components["schemas"]["RequestStatistics"];
             };
             efficiency: components["schemas"]["Efficiency"] | null;
             execution: components["schemas"]["ExecutionInfo"] | null;
@@ -1813,6 +1871,46 @@ export interface components {
         JobStatusEnum: "pending" | "assigned" | "running" | "completed" | "failed" | "cancelled" | "timed_out";
         /** @enum {string} */
         JobTypeEnum: "job.request";
+        /**
+         * @description An inference server on (or next to) the agent's host, as the agent last found it.
+         *
+         *     The operator names servers (``--endpoint vllm=http://127.0.0.1:8000``) or lets the agent probe the usual
+         *     loopback ports; the gray-box runtime with the same name is available only while one of its servers answers.
+         *
+         *     Attributes:
+         *         runtime: Runtime that reaches it (``vllm``, ``llamacpp_server``).
+         *         url: The server's root URL (its OpenAI-compatible API is ``<url>/v1``).
+         *         metrics_url: Its Prometheus endpoint.
+         *         source: ``configured`` (named by the operator) or ``probed`` (found on a usual loopback port).
+         *         available: Whether it answered ``GET /v1/models`` with a model list at the last check.
+         *         reason: Why not, in words.
+         *         engine: The engine it identified itself as (``vllm``, ``llama.cpp``, ``ollama``), when it says.
+         *         engine_version: Its version, when it says.
+         *         models: Model names it serves.
+         *         metrics_available: Whether ``/metrics`` answered with Prometheus text at the last check.
+         *         metrics_reason: Why not, in words.
+         */
+        LocalServer: {
+            runtime: string;
+            url: string;
+            /** @default null */
+            metrics_url?: string | null;
+            /** @default configured */
+            source?: components["schemas"]["SourceEnum"];
+            /** @default false */
+            available?: boolean;
+            /** @default null */
+            reason?: string | null;
+            /** @default null */
+            engine?: string | null;
+            /** @default null */
+            engine_version?: string | null;
+            models?: string[];
+            /** @default false */
+            metrics_available?: boolean;
+            /** @default null */
+            metrics_reason?: string | null;
+        };
         LoginRefused: {
             non_field_errors?: string[];
         };
@@ -1862,8 +1960,11 @@ export interface components {
          *         p95: 95th percentile.
          *         p99: 99th percentile.
          *         cv: Coefficient of variation (std / mean), None when the mean is 0.
-         *         ci95: 95% confidence interval of the mean (Student's t), None for n < 2 and in the agent's hardware
-         *             benchmark figures (the agent computes no confidence intervals).
+         *         ci95: 95% confidence interval of the (arithmetic) mean, None for n < 2 and in the agent's hardware
+         *             benchmark figures (the agent computes no confidence intervals). Never below zero for a series
+         *             without negative values (see ``common.stats``).
+         *         ci_method: How ``ci95`` was computed (``common.stats.CiMethod``: ``lognormal_cox``,
+         *             ``bootstrap_bca``, ``student_t_nonneg``, ``student_t``); None without an interval.
          *         outliers: Indices into ``values`` flagged by ``outlier_rule``.
          *         outlier_rule: The robust rule used.
          *         values: Raw values, in run order.
@@ -1883,6 +1984,8 @@ export interface components {
             cv?: number | null;
             /** @default null */
             ci95?: number[] | null;
+            /** @default null */
+            ci_method?: string | null;
             outliers?: number[];
             /** @default modified_z_mad>3.5 */
             outlier_rule?: string;
@@ -2112,10 +2215,26 @@ export interface components {
             runs_per_job?: number;
             requested_metrics?: string[];
         };
-        /** @description One measured peak: the median of a hardware benchmark figure. */
+        /**
+         * @description One measured peak: the best repeat of a hardware benchmark figure (best-of-N, as STREAM reports it).
+         *
+         *     Attributes:
+         *         value: The peak: the best repeat (the highest rate).
+         *         unit: Unit symbol.
+         *         mean: Mean over the repeats, shown next to the peak.
+         *         cv: Coefficient of variation of the repeats; above ``common.descriptive.UNSTABLE_CV`` the host was
+         *             busy or unsteady while it was measured.
+         *         n: Number of timed repeats.
+         */
         PeakFigure: {
             value: number;
             unit: string;
+            /** @default null */
+            mean?: number | null;
+            /** @default null */
+            cv?: number | null;
+            /** @default null */
+            n?: number | null;
         };
         /** @description What the user may do (the UI and the CLI offer only these actions). */
         Permissions: {
@@ -2226,6 +2345,39 @@ export interface components {
         };
         /** @enum {string} */
         ReachRequestTypeEnum: "agent.reach";
+        /**
+         * @description Statistics of one latency of one job over every request (``scope`` is ``request``).
+         *
+         *     Attributes:
+         *         values: One value per request (per gap for ITL), in run then request order; null where the response
+         *             leaves them out (an experiment's results and the export: ITL has one per streamed chunk), and in
+         *             full in the job's own results (``GET /api/v1/jobs/{id}/results/``).
+         */
+        RequestStatistics: {
+            n: number;
+            mean: number;
+            std: number;
+            min: number;
+            max: number;
+            median: number;
+            p90: number;
+            p95: number;
+            p99: number;
+            /** @default null */
+            cv: number | null;
+            /** @default null */
+            ci95: number[] | null;
+            /** @default null */
+            ci_method: string | null;
+            outliers: number[];
+            /** @default modified_z_mad>3.5 */
+            outlier_rule: string;
+            values: number[] | null;
+            /** @default  */
+            unit: string;
+            source: string;
+            scope: components["schemas"]["ScopeEnum"];
+        };
         ResultAccepted: {
             stored: boolean;
             status: components["schemas"]["JobStatusEnum"];
@@ -2271,6 +2423,9 @@ export interface components {
          *         reason: Why not, in words.
          *         metrics: Metric names it produces on this host.
          *         unavailable_metrics: Metric name -> reason it cannot be produced here.
+         *         served_models: For a runtime that reaches a server on the agent's host (gray box): the model names its
+         *             answering servers serve (``GET /v1/models``); a job for another model cannot run here. None for
+         *             runtimes that load models themselves or reach remote endpoints.
          */
         RuntimeCapability: {
             name: string;
@@ -2282,6 +2437,8 @@ export interface components {
             unavailable_metrics?: {
                 [key: string]: string;
             };
+            /** @default null */
+            served_models?: string[] | null;
         };
         /** @description ``{"name": ..., "params": {...}}`` of a runtime. */
         RuntimeInput: {
@@ -2363,6 +2520,8 @@ export interface components {
             /** @default null */
             error?: string | null;
         };
+        /** @enum {string} */
+        ScopeEnum: "run" | "request";
         SessionNotLoggedIn: {
             detail: string;
         };
@@ -2414,6 +2573,8 @@ export interface components {
         };
         /** @enum {string} */
         SingleRunResultTypeEnum: "run.result";
+        /** @enum {string} */
+        SourceEnum: "configured" | "probed";
         /** @enum {string} */
         StatisticsSourceEnum: "warm" | "cold" | "none";
         /** @description Operating system and interpreter of the agent host. */

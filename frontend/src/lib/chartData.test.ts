@@ -4,13 +4,13 @@ import { availableMetrics, coldVsWarm, comparisonToSeries, distributions, fiveNu
 
 const stats = (mean: number, values: number[], extra: Partial<MetricStatistics> = {}): MetricStatistics => ({
   n: values.length, mean, std: 1, min: Math.min(...values), max: Math.max(...values), median: mean, p90: mean, p95: mean,
-  p99: mean, cv: null, ci95: [mean - 2, mean + 2], outliers: [], outlier_rule: "modified_z_mad>3.5", values, unit: "",
-  source: "warm", ...extra,
+  p99: mean, cv: null, ci95: [mean - 2, mean + 2], ci_method: "student_t", outliers: [], outlier_rule: "modified_z_mad>3.5", values, unit: "",
+  source: "warm", scope: "run", ...extra,
 });
 
 const job = (id: number, agent: string, statistics: Record<string, MetricStatistics>, cold: Record<string, number | null> | null = null): ExperimentResultJob => ({
   job: id, status: "completed", model: "m", runtime: "transformers", agent: `a${id}`, agent_name: agent, hardware_fingerprint: "fp",
-  statistics, efficiency: null, cold_start: cold, unavailable_metrics: {},
+  statistics, request_statistics: {}, efficiency: null, cold_start: cold, unavailable_metrics: {},
 });
 
 const comparison: Comparison = {

@@ -1,7 +1,13 @@
-/** Efficiency against measured peaks: formatting of the server's per-job `efficiency` (pure: unit-tested). */
+/**
+ * Efficiency against measured peaks: formatting of the server's per-job `efficiency` (pure: unit-tested).
+ *
+ * The peak is the benchmark figure's best repeat (best-of-N, as STREAM reports it); the mean of its repeats is
+ * shown next to it, and a high CV of the repeats flags the peak as measured on an unsteady host.
+ */
 import type { Efficiency, ExperimentResultJob } from "../api/models";
 import { jobLabel } from "./chartData";
 import { formatNumber } from "./format";
+import { cvWarning } from "./stats";
 
 /** A fraction (0..1, possibly above 1) as a percentage with sensible precision: "42%", "4.2%", "0.42%". */
 export function formatPercent(fraction: number | null | undefined): string {
@@ -30,38 +36,56 @@ export interface FractionView {
   fraction: number | null;
   /** "42%" or "—". */
   text: string;
-  /** What was compared: "decode 3.1 GB/s of 12 GB/s peak (bandwidth_gbps.cpu.copy)"; empty when unknown. */
+  /**
+   * What was compared: "decode 3.1 GB/s of 12 GB/s peak (best repeat; mean 10 GB/s) (bandwidth_gbps.cpu.copy)";
+   * empty when unknown.
+   */
   detail: string;
+  /** `"unstable: CV 48%"` when the peak's repeats varied a lot, else null. */
+  warning: string | null;
   /** Why the fraction is missing (from `unavailable`), or null. */
   reason: string | null;
 }
 
 /** One fraction of a peak with what it compares: the decode figure against the measured peak. */
 function fractionView(
-  fraction: number | null, decode: number | null, peak: number | null, metric: string | null,
+  fraction: number | null, decode: number | null, peak: PeakView, metric: string | null,
   reason: string | undefined, format: (v: number) => string,
 ): FractionView {
   const parts: string[] = [];
   if (decode !== null) parts.push(`decode ${format(decode)}`);
-  if (peak !== null) parts.push(`${parts.length ? "of " : ""}${format(peak)} peak`);
+  if (peak.best !== null) {
+    parts.push(`${parts.length ? "of " : ""}${format(peak.best)} peak`);
+    if (peak.mean !== null) parts.push(`(best repeat; mean ${format(peak.mean)})`);
+  }
   if (parts.length && metric) parts.push(`(${metric})`);
   return {
     fraction,
     text: formatPercent(fraction),
     detail: parts.join(" "),
+    warning: peak.best !== null ? cvWarning(peak.cv) : null,
     reason: fraction === null ? reason ?? "not computable" : null,
   };
 }
 
+/** A measured peak as the efficiency reports it: the best repeat, with the mean and CV of the repeats. */
+interface PeakView {
+  best: number | null;
+  mean: number | null;
+  cv: number | null;
+}
+
 /** The fraction of the measured peak memory bandwidth a job's decode reached, with what it compares. */
 export function bandwidthView(e: Efficiency): FractionView {
-  return fractionView(e.bandwidth_fraction, e.decode_bandwidth_gbps, e.peak_bandwidth_gbps,
+  const peak = { best: e.peak_bandwidth_gbps, mean: e.peak_bandwidth_mean_gbps ?? null, cv: e.peak_bandwidth_cv ?? null };
+  return fractionView(e.bandwidth_fraction, e.decode_bandwidth_gbps, peak,
     e.peak_bandwidth_metric, e.unavailable.bandwidth_fraction, formatGbps);
 }
 
 /** The fraction of the measured matmul peak (of the weights' precision) a job's decode reached. */
 export function computeView(e: Efficiency): FractionView {
-  return fractionView(e.compute_fraction, e.decode_tflops, e.peak_tflops,
+  const peak = { best: e.peak_tflops, mean: e.peak_tflops_mean ?? null, cv: e.peak_tflops_cv ?? null };
+  return fractionView(e.compute_fraction, e.decode_tflops, peak,
     e.peak_tflops_metric, e.unavailable.compute_fraction, formatFlops);
 }
 

@@ -48,3 +48,25 @@ describe("groupPeaks", () => {
     expect(bestBandwidth({ ...peaks, figures: {} })).toBeNull();
   });
 });
+
+describe("best-of-N peaks", () => {
+  // A quick CPU benchmark on a busy host: fp32 matmul repeats of 73, 22 and 27 GFLOP/s.
+  const busy = {
+    measured_at: "2025-01-01T00:00:00Z",
+    quick: true,
+    figures: {
+      "gflops.cpu.fp32": { value: 73, unit: "GFLOP/s", mean: 40.67, cv: 0.6913, n: 3 },
+      "bandwidth_gbps.cpu.copy": { value: 12.5, unit: "GB/s", mean: 12.3, cv: 0.02, n: 3 },
+    },
+    unsupported: {},
+  };
+  it("shows the best repeat as the peak, the mean next to it, and flags a high CV", () => {
+    const g = groupPeaks(busy);
+    expect(g.compute[0]).toMatchObject({ value: 73, mean: 40.67, n: 3, warning: "unstable: CV 69%" });
+    expect(g.bandwidth[0]).toMatchObject({ value: 12.5, mean: 12.3, warning: null });
+  });
+  it("reads peaks from an older server without mean, CV or repeats", () => {
+    const g = groupPeaks({ ...busy, figures: { "gflops.cpu.fp32": { value: 73, unit: "GFLOP/s" } } });
+    expect(g.compute[0]).toMatchObject({ value: 73, mean: null, cv: null, n: null, warning: null });
+  });
+});

@@ -1,5 +1,11 @@
-/** Hardware benchmark figures (`bandwidth_gbps.cpu.copy`, `tflops.cuda.bf16` ...): names, labels and grouping. */
+/**
+ * Hardware benchmark figures (`bandwidth_gbps.cpu.copy`, `tflops.cuda.bf16` ...): names, labels and grouping.
+ *
+ * A peak is the figure's best repeat (best-of-N, as STREAM reports it: a busy host only slows repeats down);
+ * the mean and CV of the repeats come with it, and a high CV flags the measurement as unstable.
+ */
 import type { AgentPeaks } from "../api/models";
+import { cvWarning } from "./stats";
 
 /** Same shape as the catalog's `benchmark_metric_pattern`. */
 const BENCHMARK_RE = /^(bandwidth_gbps|tflops|gflops)\.(cpu|cuda|mps)\.([a-z0-9]+)$/;
@@ -61,8 +67,17 @@ export interface PeakRow {
   metric: string;
   label: string;
   device: string;
+  /** The peak: the best repeat. */
   value: number | null;
   unit: string;
+  /** Mean over the repeats (null from an older server). */
+  mean: number | null;
+  /** Coefficient of variation of the repeats. */
+  cv: number | null;
+  /** Timed repeats. */
+  n: number | null;
+  /** `"unstable: CV 48%"` when the repeats varied a lot, else null. */
+  warning: string | null;
 }
 
 export interface UnsupportedPeak {
@@ -89,7 +104,10 @@ export function groupPeaks(peaks: AgentPeaks): GroupedPeaks {
     const fig = peaks.figures[metric];
     if (!fig) continue;
     const f = parseFigureName(metric);
-    const row = { metric, label: figureLabel(metric), device: f?.device ?? "", value: fig.value, unit: fig.unit };
+    const row: PeakRow = {
+      metric, label: figureLabel(metric), device: f?.device ?? "", value: fig.value, unit: fig.unit,
+      mean: fig.mean ?? null, cv: fig.cv ?? null, n: fig.n ?? null, warning: cvWarning(fig.cv),
+    };
     (f?.kind === "bandwidth_gbps" ? bandwidth : compute).push(row);
   }
   const unsupported = Object.keys(peaks.unsupported).sort(compareFigures).map((metric) => ({

@@ -105,12 +105,17 @@ function PeakTable({ title, rows }: { title: string; rows: PeakRow[] }) {
   if (rows.length === 0) return null;
   return (
     <table className="table compact peaks-table" aria-label={`${title} peaks`}>
-      <thead><tr><th>{title}</th><th className="num">Median</th><th>Figure</th></tr></thead>
+      <thead><tr><th>{title}</th><th className="num" title="best repeat (best-of-N, as STREAM reports it)">Peak</th>
+        <th className="num" title="mean over the timed repeats">Mean</th><th>Figure</th></tr></thead>
       <tbody>
         {rows.map((r) => (
           <tr key={r.metric} data-figure={r.metric}>
             <td>{r.label}</td>
-            <td className="num"><strong>{formatNumber(r.value)}</strong> <span className="muted">{r.unit}</span></td>
+            <td className="num"><strong>{formatNumber(r.value)}</strong> <span className="muted">{r.unit}</span>
+              {r.n !== null && <div className="muted small">best of {r.n}</div>}</td>
+            <td className="num">{formatNumber(r.mean)}
+              {r.warning && <div className="small warn-text" data-testid="peak-unstable"
+                title="the repeats varied a lot: the host was busy or unsteady while it was measured">{r.warning}</div>}</td>
             <td className="mono small muted">{r.metric}</td>
           </tr>
         ))}
@@ -162,7 +167,8 @@ function MeasuredPeaks({ agent, mayBenchmark }: { agent: Agent; mayBenchmark: bo
         </div>
       ) : (
         <>
-          <p className="muted small">Medians of the latest hardware benchmark, measured {formatDate(peaks.measured_at)}
+          <p className="muted small">Best repeat of each figure (best-of-N, as STREAM reports it: a busy host only
+            slows repeats down), with the mean of the repeats, from the latest hardware benchmark, measured {formatDate(peaks.measured_at)}
             {peaks.measured_at && ` (${formatAgo(peaks.measured_at)})`}.</p>
           {grouped.bandwidth.length === 0 && grouped.compute.length === 0 && (
             <p className="muted">The benchmark produced no supported figure.</p>
