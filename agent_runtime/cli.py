@@ -20,6 +20,7 @@ from agent_runtime.egress import KeyEnvPolicy
 from agent_runtime.logging import configure_logging
 from agent_runtime.paths import LOCAL_TOKEN_FILE
 from agent_runtime.settings import Settings
+from common.descriptive import cv_warning
 from common.files import atomic_write_bytes
 from common.validation import field_errors
 
@@ -226,10 +227,14 @@ def benchmark(
     )
 
     def show(fig: Any) -> None:
-        """One line per figure as it is measured (human output only)."""
+        """One line per figure as it is measured: the peak (best repeat), then the mean and CV of the repeats."""
         if fig.supported and fig.statistics is not None:
             st = fig.statistics
-            typer.echo(f"  {fig.metric_name:<28} {st.median:>11.2f} {fig.unit:<8} (cv {st.cv or 0:.1%}, n={st.n})")
+            warning = cv_warning(st.cv)
+            typer.echo(
+                f"  {fig.metric_name:<28} {fig.peak:>11.2f} {fig.unit:<8} best of {st.n} "
+                f"(mean {st.mean:.2f}, cv {st.cv or 0:.1%}){f'  {warning}' if warning else ''}"
+            )
         else:
             typer.echo(f"  {fig.metric_name:<28} {'unsupported':>11}          {fig.reason}")
 
