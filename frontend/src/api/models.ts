@@ -31,6 +31,8 @@ export type JobStatus = S["JobStatusEnum"];
 export type MetricDescription = S["MetricDescription"];
 export type MetricStatistics = S["JobMetricStatistics"];
 export type Plan = S["Plan"];
+/** A latency's statistics over every warm request (`scope: "request"`), next to the per-run `MetricStatistics`. */
+export type RequestStatistics = S["RequestStatistics"];
 export type RunResults = S["RunResults"];
 export type Permissions = S["Permissions"];
 export type Role = S["RoleEnum"];

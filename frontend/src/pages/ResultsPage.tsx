@@ -9,6 +9,7 @@ import { availableMetrics, NO_MODEL, coldVsWarm, comparisonToSeries, distributio
 import { efficiencyRows, formatPercent, type FractionView } from "../lib/efficiency";
 import { formatBytes, formatDate, formatNumber, KNOWN_METRICS, metricLabel } from "../lib/format";
 import { compareFigures, isBenchmarkMetric } from "../lib/peaks";
+import { comparisonScopeNote, countLabel, latencyMetrics, latencyRows, SCOPE_LABELS, scopeDescription } from "../lib/latency";
 import { buildTelemetry } from "../lib/telemetry";
 
 /** The results' metric descriptions, or (from an older server) the metrics found in the statistics. */
@@ -115,13 +116,72 @@ function ComparisonSection({ experiment, metrics }: { experiment: number; metric
       {cmp.isPending ? <Spinner /> : cmp.isError ? <ErrorBox error={cmp.error} onRetry={() => void cmp.refetch()} /> :
         cmp.data.rows.length === 0 ? <Empty title="No jobs to compare" /> : (
           <>
-            {chart && <MetricBarChart categories={chart.categories} series={chart.series} unit={cmp.data.unit} label={`${metric} per agent`} />}
+            {chart && <MetricBarChart categories={chart.categories} series={chart.series} unit={cmp.data.unit} label={`${metric} per agent, per run`} />}
+            <p className="muted small" data-testid="comparison-scope">{comparisonScopeNote(metric)}</p>
             {cmp.data.higher_is_better !== null && (
               <p className="muted small">{metricLabel(metric)}{cmp.data.unit ? ` in ${cmp.data.unit}` : ""}: {cmp.data.higher_is_better ? "higher" : "lower"} is better; the best cell of each row is highlighted.</p>
             )}
             <ComparisonTable cmp={cmp.data} />
           </>
         )}
+    </Card>
+  );
+}
+
+/** Latency per request (every warm request pooled) next to per run (mean of each run), each labelled. */
+function LatencySection({ jobs }: { jobs: ExperimentResultJob[] }) {
+  const metrics = latencyMetrics(jobs);
+  const [metric, setMetric] = useState(() => metrics.includes("ttft_s") ? "ttft_s" : metrics[0] ?? "");
+  const rows = latencyRows(jobs, metric);
+  const unit = rows.map((r) => r.request?.unit ?? r.run?.unit).find(Boolean) ?? "";
+  const u = unit ? ` ${unit}` : "";
+  return (
+    <Card title="Latency: per request and per run" actions={
+      <select name="latency-metric" value={metric} onChange={(e) => setMetric(e.target.value)}>
+        {metrics.map((m) => <option key={m} value={m}>{metricLabel(m)}</option>)}
+      </select>
+    }>
+      <p className="muted small">
+        <strong>{SCOPE_LABELS.request}</strong>: {scopeDescription("request", metric)}.{" "}
+        <strong>{SCOPE_LABELS.run}</strong>: {scopeDescription("run", metric)}. The comparison and the charts use
+        the per-run figures.
+      </p>
+      <table className="table compact" aria-label="Latency per request and per run">
+        <thead>
+          <tr>
+            <th rowSpan={2}>Job</th>
+            <th colSpan={5} data-testid="scope-request">{metricLabel(metric)}: {SCOPE_LABELS.request}</th>
+            <th colSpan={3} data-testid="scope-run">{metricLabel(metric)}: {SCOPE_LABELS.run}</th>
+          </tr>
+          <tr>
+            <th>n</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th>
+            <th>n</th><th>mean ± std</th><th>p95 of run means</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map(({ job, label, request, run, source }) => (
+            <tr key={job} data-job={job}>
+              <td>{label}<div className="muted small">#{job}{source === "cold" && " · cold run only"}</div></td>
+              {request ? (
+                <>
+                  <td className="small">{countLabel("request", request.n, metric)}</td>
+                  <td>{formatNumber(request.median)}{u}</td>
+                  <td>{formatNumber(request.p90)}{u}</td>
+                  <td data-testid="request-p95"><strong>{formatNumber(request.p95)}</strong>{u}</td>
+                  <td>{formatNumber(request.p99)}{u}</td>
+                </>
+              ) : <td colSpan={5} className="muted small">not computed for this job</td>}
+              {run ? (
+                <>
+                  <td className="small">{countLabel("run", run.n, metric)}</td>
+                  <td>{formatNumber(run.mean)} ± {formatNumber(run.std)}{u}</td>
+                  <td data-testid="run-p95">{formatNumber(run.p95)}{u}</td>
+                </>
+              ) : <td colSpan={3} className="muted small">—</td>}
+            </tr>
+          ))}
+        </tbody>
+      </table>
     </Card>
   );
 }
@@ -217,7 +277,7 @@ function ChartsSection({ jobs, metrics }: { jobs: ExperimentResultJob[]; metrics
       {llm && (
         <Card title="Latency vs quality">
           {scatter.length === 0 ? <Empty title="Needs e2e latency and ROUGE">ROUGE is computed when outputs have references.</Empty> :
-            <ScatterChart points={scatter} xName="e2e latency (s)" yName={metricLabel(rouge)} label="latency vs rouge" />}
+            <ScatterChart points={scatter} xName="e2e latency (s), per run mean" yName={metricLabel(rouge)} label="latency vs rouge" />}
         </Card>
       )}
       <Card title="Cold vs warm" className={llm ? "" : "wide"} actions={<MetricSelect name="cold-metric" value={coldMetric} options={metrics} onChange={setColdMetric} />}>
@@ -327,6 +387,7 @@ export function ResultsPage() {
         ) : (
           <>
             <ComparisonSection experiment={id} metrics={metrics} />
+            {latencyMetrics(withStats).length > 0 && <LatencySection jobs={withStats} />}
             <EfficiencySection jobs={withStats} />
             <ChartsSection jobs={withStats} metrics={metrics} />
             <Unavailable jobs={withStats} />
