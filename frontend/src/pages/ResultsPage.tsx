@@ -10,6 +10,7 @@ import { efficiencyRows, formatPercent, type FractionView } from "../lib/efficie
 import { formatBytes, formatDate, formatNumber, KNOWN_METRICS, metricLabel } from "../lib/format";
 import { compareFigures, isBenchmarkMetric } from "../lib/peaks";
 import { comparisonScopeNote, countLabel, latencyMetrics, latencyRows, SCOPE_LABELS, scopeDescription } from "../lib/latency";
+import { ciMethodLabel, cvWarning } from "../lib/stats";
 import { buildTelemetry } from "../lib/telemetry";
 
 /** The results' metric descriptions, or (from an older server) the metrics found in the statistics. */
@@ -77,8 +78,14 @@ function ComparisonTable({ cmp }: { cmp: Comparison }) {
                         {cell.std !== null && <span className="muted"> ± {formatNumber(cell.std)}</span>}
                         {cmp.unit && <span className="muted small"> {cmp.unit}</span>}
                         <div className="muted small">n={cell.n}
+                          {cell.ci95 && <span title={`95% confidence interval of the mean: ${ciMethodLabel(cell.ci_method)}`}>
+                            {` · 95% CI ${formatNumber(cell.ci95[0])}–${formatNumber(cell.ci95[1])}`}</span>}
                           {cell.tokens_per_dollar !== undefined && ` · ${formatNumber(cell.tokens_per_dollar)} tok/$`}
                           {cell.tokens_per_joule !== undefined && ` · ${formatNumber(cell.tokens_per_joule)} tok/J`}</div>
+                        {cvWarning(cell.cv) && (
+                          <div className="small warn-text" data-testid="cell-unstable"
+                            title="the runs varied a lot (std / mean): the mean says little">{cvWarning(cell.cv)}</div>
+                        )}
                         {cell.bandwidth_fraction !== undefined && (
                           <div className="small" data-testid="cell-bandwidth-fraction"
                             title="fraction of the agent's measured peak memory bandwidth the decode reached">
@@ -308,6 +315,7 @@ function FractionCell({ view, kind }: { view: FractionView; kind: "bandwidth" | 
             <div className="meter" aria-hidden><div className={`meter-fill ${kind}`} style={{ width: `${(pct ?? 0) * 100}%` }} /></div>
           </div>
           <div className="muted small">{view.detail}</div>
+          {view.warning && <div className="small warn-text" title="the peak's repeats varied a lot: the host was busy or unsteady">{view.warning}</div>}
         </>
       )}
     </td>
