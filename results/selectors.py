@@ -6,6 +6,8 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from django.db.models import Prefetch
+
 from agents.models import Agent
 from agents.peaks import agent_benchmark
 from common.metrics import METRIC_SPECS, PER_REQUEST_METRICS, Metric, metric_spec
@@ -160,15 +162,25 @@ def experiment_results(experiment: Experiment) -> dict[str, Any]:
         ``{"experiment", "status", "metrics": [...], "jobs": [...], "unrunnable": [...]}``; ``metrics``
         describes every metric present in the jobs' statistics (unit, direction).
     """
+    # Per-request raw values stay in the job's own results (ITL alone has one per streamed chunk): they are not
+    # even read here, since the UI polls this endpoint while jobs run.
+    per_run = JobMetricStatistics.objects.filter(scope=StatisticsScope.RUN)
+    per_request = JobMetricStatistics.objects.filter(scope=StatisticsScope.REQUEST).defer("values")
     jobs = list(
-        experiment.jobs.select_related("agent", "result").prefetch_related("statistics").order_by("id")
+        experiment.jobs.select_related("agent", "result")
+        .prefetch_related(
+            Prefetch("statistics", queryset=per_run, to_attr="run_statistics"),
+            Prefetch("statistics", queryset=per_request, to_attr="request_statistics"),
+        )
+        .order_by("id")
     )
     benchmarks = _benchmarks_by_agent(jobs)
     entries = []
     names: set[str] = set()
     for j in jobs:
-        # Per-request raw values stay in the job's own results: ITL alone has one per streamed chunk.
-        statistics, request_statistics = split_statistics(j.statistics.all(), request_values=False)
+        statistics, request_statistics = split_statistics(
+            [*j.run_statistics, *j.request_statistics], request_values=False
+        )
         names.update(statistics)
         result = getattr(j, "result", None)
         entries.append(
