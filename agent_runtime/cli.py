@@ -103,6 +103,21 @@ def serve(
         typer.Option(help="Directory a job may name files in (JSONL data, model paths), besides the data and "
                      "model directories; repeatable."),
     ] = None,
+    endpoint: Annotated[
+        list[str] | None,
+        typer.Option(help="An inference server on this host for a gray-box runtime, RUNTIME=URL "
+                     "(vllm=http://127.0.0.1:8000, llamacpp_server=http://127.0.0.1:8080); repeatable."),
+    ] = None,
+    endpoints_file: Annotated[
+        Path | None, typer.Option(help="TOML file with more servers ([[server]] runtime, url, metrics_url, "
+                                  "api_key_env).")
+    ] = None,
+    probe_local_servers: Annotated[
+        bool | None,
+        typer.Option("--probe-local-servers/--no-probe-local-servers",
+                     help="Also look for servers on the usual loopback ports (vLLM 8000, llama.cpp 8080, "
+                     "Ollama 11434)."),
+    ] = None,
     debug: Annotated[
         bool | None, typer.Option("--debug/--no-debug", help="Serve the API documentation at /docs.")
     ] = None,
@@ -126,6 +141,9 @@ def serve(
         allowed_key_envs=allow_key_env or None,
         allowed_endpoints=allow_endpoint or None,
         allowed_paths=allow_path or None,
+        endpoints=endpoint or None,
+        endpoints_file=endpoints_file,
+        probe_local_servers=probe_local_servers,
         debug=debug,
     )
     for refused in KeyEnvPolicy.from_names(settings.allowed_key_envs).refused:
@@ -161,11 +179,20 @@ def info(
         Path | None, typer.Option(help="Describe the host from a recorded system_profiler -json.")
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Agent data directory.")] = None,
+    endpoint: Annotated[
+        list[str] | None, typer.Option(help="An inference server on this host, RUNTIME=URL; repeatable.")
+    ] = None,
+    endpoints_file: Annotated[Path | None, typer.Option(help="TOML file with more servers.")] = None,
+    probe_local_servers: Annotated[
+        bool | None, typer.Option("--probe-local-servers/--no-probe-local-servers",
+                                  help="Also look for servers on the usual loopback ports.")
+    ] = None,
 ) -> None:
     """Print what this agent would advertise (AgentInfo)."""
     from agent_runtime.info import gather_agent_info  # lazy: detection, only for info
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, endpoints=endpoint or None, endpoints_file=endpoints_file,
+                         probe_local_servers=probe_local_servers)
     configure_logging("warning")
     for flag, path in (("--nvidia-smi-xml", nvidia_smi_xml), ("--rocm-smi-json", rocm_smi_json)):
         if path is not None and not path.is_file():
@@ -178,11 +205,20 @@ def info(
         nvidia_smi_xml=nvidia_smi_xml,
         rocm_smi_json=rocm_smi_json,
         apple_profiler_json=apple_profiler_json,
+        servers=settings.local_servers(),
     )
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
         return
     typer.echo(f"{result.name}  {result.hardware_fingerprint()}")
+    for srv in result.local_servers:
+        if srv.available:
+            engine = " ".join(p for p in (srv.engine, srv.engine_version) if p) or "unknown engine"
+            metrics = "metrics ok" if srv.metrics_available else f"no metrics ({srv.metrics_reason})"
+            typer.echo(f"  server {srv.runtime} {srv.url} [{srv.source}]: {engine}; serves "
+                       f"{', '.join(srv.models) or 'nothing'}; {metrics}")
+        else:
+            typer.echo(f"  server {srv.runtime} {srv.url} [{srv.source}]: not answering ({srv.reason})")
     for rt in result.runtimes:
         state = "available" if rt.available else f"unavailable ({rt.reason})"
         typer.echo(f"  runtime {rt.name} [{rt.access_mode.value}]: {state}; metrics: {', '.join(rt.metrics)}")

@@ -178,6 +178,8 @@ class VllmParams(_Params):
         metrics_url: Prometheus endpoint (default: the picked server's, or ``<base_url without /v1>/metrics``).
         api_key_env: Environment variable on the agent holding the server's API key, if any.
         served_model: Model name the server serves (default: the job's model name).
+        endpoint: ``chat`` (``/chat/completions``, the server applies the chat template) or ``completions``
+            (the task's plain-text prompt, as ``vllm bench serve --backend vllm`` sends it).
         timeout_s: Per-request timeout.
     """
 
@@ -185,6 +187,7 @@ class VllmParams(_Params):
     metrics_url: str | None = Field(default=None, pattern=r"^https?://")
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     served_model: str | None = None
+    endpoint: Literal["chat", "completions"] = "chat"
     timeout_s: float = Field(default=120.0, gt=0, le=3600)
 
 

@@ -256,7 +256,6 @@ class OpenAIRuntime(Runtime):
     def describe(self) -> dict[str, Any]:
         """The endpoint (never the key)."""
         try:
-            base = self.api_base()
-        except RuntimeFailure:
-            base = None
-        return {"base_url": base, "served_model": self.model_id()}
+            return {"base_url": self.api_base(), "served_model": self.model_id()}
+        except RuntimeFailure:  # a gray-box job whose server is gone: nothing to describe
+            return {"base_url": None, "served_model": None}

@@ -121,24 +121,35 @@ class ServerRuntime(OpenAIRuntime):
         detail = "; ".join(seen) if seen else f"no {self.label} server answers on this host"
         return f"no local {self.name} server serves model {wanted!r} ({detail})"
 
+    def _picked(self) -> ServerSpec:
+        """The local server for this job, picked on first use (admission checks with a runtime object of its own).
+
+        Raises:
+            RuntimeFailure: No local server of this runtime serves the job's model (any more).
+        """
+        if self._server is None:
+            problem = self._find_server()
+            if problem is not None:
+                raise RuntimeFailure(problem)
+        assert self._server is not None  # nosec B101  # narrowing: _find_server() set it
+        return self._server
+
     def api_base(self) -> str:
         """The job's ``base_url``, else the API of the local server picked for its model."""
-        if self.params.base_url:
-            return self.params.base_url
-        if self._server is None:
-            raise RuntimeFailure("no local server was picked for this job (check() did not run)")
-        return self._server.api_url
+        return self.params.base_url or self._picked().api_url
 
     def model_id(self) -> str:
         """The name the server serves the model under (a catalogue alias of the job's model, when picked)."""
+        if not self.params.base_url:
+            self._picked()
         return self._served or self._wanted_model()
 
     def _metrics_url(self) -> str:
         """The Prometheus endpoint: explicit, the picked server's, or the base URL without ``/v1`` + ``/metrics``."""
         if self.params.metrics_url:
             return self.params.metrics_url
-        if not self.params.base_url and self._server is not None:
-            return self._server.prometheus_url
+        if not self.params.base_url:
+            return self._picked().prometheus_url
         return self.api_base().rstrip("/").removesuffix("/v1") + "/metrics"
 
     def endpoint_urls(self) -> list[tuple[str, str]]:
