@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from common.metrics import Metric
+
 #: Time-to-first-token histogram (V0 and V1).
 TTFT = "vllm:time_to_first_token_seconds"
 #: End-to-end request latency histogram (V0 and V1).
@@ -29,16 +31,16 @@ KV_CACHE_V1 = "vllm:kv_cache_usage_perc"
 KV_CACHE_V0 = "vllm:gpu_cache_usage_perc"
 RUNNING = "vllm:num_requests_running"
 
-#: Result names of :func:`vllm_metrics_delta`.
-SERVER_TTFT_S = "server_ttft_s"
-SERVER_E2E_LATENCY_S = "server_e2e_latency_s"
-SERVER_TPOT_S = "server_tpot_s"
-SERVER_ITL_S = "server_inter_token_latency_s"
-SERVER_GENERATION_TOKENS = "server_generation_tokens"
-SERVER_PROMPT_TOKENS = "server_prompt_tokens"
-SERVER_REQUESTS = "server_requests"
-SERVER_KV_CACHE_USAGE_PCT = "server_kv_cache_usage_pct"
-SERVER_REQUESTS_RUNNING = "server_requests_running"
+#: Result names of :func:`vllm_metrics_delta` (the canonical ``server_*`` metric names).
+SERVER_TTFT_S = Metric.SERVER_TTFT_S.value
+SERVER_E2E_LATENCY_S = Metric.SERVER_E2E_LATENCY_S.value
+SERVER_TPOT_S = Metric.SERVER_TPOT_S.value
+SERVER_ITL_S = Metric.SERVER_ITL_S.value
+SERVER_GENERATION_TOKENS = Metric.SERVER_GENERATION_TOKENS.value
+SERVER_PROMPT_TOKENS = Metric.SERVER_PROMPT_TOKENS.value
+SERVER_REQUESTS = Metric.SERVER_REQUESTS.value
+SERVER_KV_CACHE_USAGE_PCT = Metric.SERVER_KV_CACHE_USAGE_PCT.value
+SERVER_REQUESTS_RUNNING = Metric.SERVER_REQUESTS_RUNNING.value
 
 
 def parse_vllm_metrics(text: str) -> dict[str, float]:

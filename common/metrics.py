@@ -31,6 +31,16 @@ class Metric(StrEnum):
     CPU_PERCENT = "cpu_percent"
     GPU_TEMPERATURE_C = "gpu_temperature_c"
     GPU_SM_CLOCK_MHZ = "gpu_sm_clock_mhz"
+    # The inference server's own figures over a run (gray box: its Prometheus metrics, scraped before and after).
+    SERVER_TTFT_S = "server_ttft_s"
+    SERVER_TPOT_S = "server_tpot_s"
+    SERVER_ITL_S = "server_inter_token_latency_s"
+    SERVER_E2E_LATENCY_S = "server_e2e_latency_s"
+    SERVER_GENERATION_TOKENS = "server_generation_tokens"
+    SERVER_PROMPT_TOKENS = "server_prompt_tokens"
+    SERVER_REQUESTS = "server_requests"
+    SERVER_KV_CACHE_USAGE_PCT = "server_kv_cache_usage_pct"
+    SERVER_REQUESTS_RUNNING = "server_requests_running"
     ROUGE1 = "rouge1"
     ROUGE2 = "rouge2"
     ROUGEL = "rougeL"
@@ -76,11 +86,40 @@ METRIC_SPECS: dict[str, MetricSpec] = {
         MetricSpec(Metric.CPU_PERCENT, "%", "Mean CPU use of the agent process (100 = one core busy)", False),
         MetricSpec(Metric.GPU_TEMPERATURE_C, "°C", "Highest GPU temperature while the run was active", False),
         MetricSpec(Metric.GPU_SM_CLOCK_MHZ, "MHz", "Mean GPU SM clock while the run was active", True),
+        MetricSpec(Metric.SERVER_TTFT_S, "s", "TTFT by the inference server's own histogram (mean over the run)",
+                   False),
+        MetricSpec(Metric.SERVER_TPOT_S, "s", "TPOT by the inference server's own histogram (mean over the run)",
+                   False),
+        MetricSpec(Metric.SERVER_ITL_S, "s", "Inter-token latency by the inference server's own histogram (mean)",
+                   False),
+        MetricSpec(Metric.SERVER_E2E_LATENCY_S, "s", "Request latency by the inference server's own histogram (mean)",
+                   False),
+        MetricSpec(Metric.SERVER_GENERATION_TOKENS, "tok", "Tokens the inference server generated in the run", True),
+        MetricSpec(Metric.SERVER_PROMPT_TOKENS, "tok", "Prompt tokens the inference server processed in the run",
+                   False),
+        MetricSpec(Metric.SERVER_REQUESTS, "", "Requests the inference server finished in the run", True),
+        MetricSpec(Metric.SERVER_KV_CACHE_USAGE_PCT, "%", "The inference server's KV-cache use at the run's end",
+                   False),
+        MetricSpec(Metric.SERVER_REQUESTS_RUNNING, "", "Requests running on the inference server at the run's end",
+                   False),
         MetricSpec(Metric.ROUGE1, "", "ROUGE-1 F-measure (server-side)", True, server_side=True),
         MetricSpec(Metric.ROUGE2, "", "ROUGE-2 F-measure (server-side)", True, server_side=True),
         MetricSpec(Metric.ROUGEL, "", "ROUGE-L F-measure (server-side)", True, server_side=True),
         MetricSpec(Metric.ROUGELSUM, "", "ROUGE-Lsum F-measure (server-side)", True, server_side=True),
     )
+}
+
+#: The inference server's own figures (gray-box runtimes), and the client figure each one sits next to.
+SERVER_FIGURES: dict[str, str] = {
+    Metric.SERVER_TTFT_S: Metric.TTFT_S,
+    Metric.SERVER_TPOT_S: Metric.TPOT_S,
+    Metric.SERVER_ITL_S: Metric.INTER_TOKEN_GAPS_S,
+    Metric.SERVER_E2E_LATENCY_S: Metric.E2E_LATENCY_S,
+    Metric.SERVER_GENERATION_TOKENS: Metric.OUTPUT_TOKENS,
+    Metric.SERVER_PROMPT_TOKENS: Metric.PROMPT_TOKENS,
+    Metric.SERVER_REQUESTS: "",
+    Metric.SERVER_KV_CACHE_USAGE_PCT: "",
+    Metric.SERVER_REQUESTS_RUNNING: "",
 }
 
 ROUGE_METRICS: tuple[str, ...] = (Metric.ROUGE1, Metric.ROUGE2, Metric.ROUGEL, Metric.ROUGELSUM)

@@ -48,10 +48,13 @@ class ServerRuntime(OpenAIRuntime):
 
     Attributes:
         label: The engine's name in messages (``vLLM``, ``llama.cpp``).
+        server_metrics: The server's own figures it reports next to the client's.
     """
 
     name: ClassVar[str]
     label: ClassVar[str] = "inference"
+    #: The ``server_*`` figures :meth:`metrics_delta` gives when the server's metrics can be read.
+    server_metrics: ClassVar[tuple[str, ...]] = ()
     params: VllmParams  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -83,8 +86,12 @@ class ServerRuntime(OpenAIRuntime):
                 unavailable[m] = reason or "NVML unavailable"
         servers = [s for s in info.local_servers if s.runtime == cls.name]
         answering = [s for s in servers if s.available]
-        if answering and not any(s.metrics_available for s in answering):
-            unavailable[SERVER_METRICS] = "; ".join(s.metrics_reason or "no metrics" for s in answering)
+        if any(s.metrics_available for s in answering):
+            metrics.extend(cls.server_metrics)
+        else:
+            why = "; ".join(s.metrics_reason or "no metrics" for s in answering) or f"no {cls.label} server answers"
+            unavailable[SERVER_METRICS] = why
+            unavailable.update({m: f"the server's metrics cannot be read: {why}" for m in cls.server_metrics})
         return RuntimeCapability(
             name=cls.name,
             access_mode=rdef.access_mode,

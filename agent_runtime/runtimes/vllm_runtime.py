@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from agent_runtime.runtimes.server_runtime import ServerRuntime
 from agent_runtime.vllm_metrics import parse_vllm_metrics, vllm_metrics_delta
+from common.metrics import SERVER_FIGURES
 
 
 class VllmRuntime(ServerRuntime):
@@ -17,6 +18,7 @@ class VllmRuntime(ServerRuntime):
 
     name = "vllm"
     label = "vLLM"
+    server_metrics = tuple(SERVER_FIGURES)
 
     def parse_metrics(self, text: str) -> dict[str, float]:
         """Flatten a scrape with vLLM's names (V0 and V1 engines)."""
