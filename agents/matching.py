@@ -20,14 +20,24 @@ DEFAULT_ESTIMATE_DTYPE = "bfloat16"
 _GIB = 2**30
 
 
-def _agent_model(info: AgentInfo, name: str) -> ModelInfo | None:
-    """Find the agent's local copy of a model by catalogue name, alias or repo id."""
+def _loadable(model: ModelInfo, formats: tuple[str, ...]) -> bool:
+    """Whether a runtime that loads ``formats`` (empty: any) can load this local copy.
+
+    The packaged GGUF counts as Hugging Face format: the agent converts it into that format on first use.
+    """
+    if not formats or model.format in formats:
+        return True
+    return "hf" in formats and model.source == "packaged" and model.format == "gguf"
+
+
+def _agent_model(info: AgentInfo, name: str, formats: tuple[str, ...] = ()) -> ModelInfo | None:
+    """Find the agent's local copy of a model by catalogue name, alias or repo id, in a format the runtime loads."""
     wanted = model_names(name)
     for model in info.models:
         names = {model.name.lower()}
         if model.repo_id:
             names.add(model.repo_id.lower())
-        if names & wanted:
+        if names & wanted and _loadable(model, formats):
             return model
     return None
 
@@ -42,6 +52,9 @@ def estimate_model_bytes(model_spec: dict[str, Any], local: ModelInfo | None) ->
     Returns:
         Bytes needed, or None when the parameter count is unknown.
     """
+    if local is not None and local.format == "gguf" and local.size_bytes:
+        # A GGUF file is loaded as stored (quantized): its size is the weights' size.
+        return int(local.size_bytes * MEMORY_OVERHEAD_FACTOR)
     catalog = find_model(model_spec.get("name", ""))
     params = (local.parameters if local and local.parameters else None) or (catalog.parameters if catalog else None)
     if not params:
@@ -97,8 +110,14 @@ def unmet_requirement(
         return served
     if rdef.needs_local_model:
         model_name = model_spec.get("name", "")
-        local = None if model_spec.get("path") else _agent_model(info, model_name)
+        local = None if model_spec.get("path") else _agent_model(info, model_name, rdef.model_formats)
         if local is None and not model_spec.get("path"):
+            other = _agent_model(info, model_name)
+            if other is not None:
+                return (
+                    f"runtime {runtime_name!r} loads {' or '.join(rdef.model_formats)} models; this agent has "
+                    f"{model_name!r} only in {other.format} format"
+                )
             return f"model {model_name!r} is not available locally (not in its model cache or model dirs)"
         need = estimate_model_bytes(model_spec, local)
         if need is not None:
@@ -133,7 +152,11 @@ def _server_metrics() -> set[str]:
 
 def _memory_shortfall(info: AgentInfo, need: int, runtime_spec: dict[str, Any]) -> str | None:
     """Compare the memory a model needs with what the agent has on the device it will use."""
-    device = (runtime_spec.get("params") or {}).get("device", "auto")
+    params = runtime_spec.get("params") or {}
+    device = params.get("device", "auto")
+    if "n_gpu_layers" in params or runtime_spec.get("name") == "llama_cpp":
+        # llama.cpp stays on the CPU unless layers are offloaded (runtime.params.n_gpu_layers).
+        device = "auto" if params.get("n_gpu_layers") else "cpu"
     gpus = [g for g in info.gpus if g.memory_total_bytes]
     use_gpu = device in ("cuda", "mps") or (device == "auto" and bool(gpus))
     if use_gpu and gpus:

@@ -201,6 +201,27 @@ class HardwareParams(_Params):
     device: BenchmarkDevice = "auto"
 
 
+class LlamaCppParams(_Params):
+    """Parameters of the white-box ``llama_cpp`` runtime (llama-cpp-python loading a GGUF file in the agent).
+
+    Attributes:
+        mode: ``chat`` formats the task's messages with the chat template stored in the GGUF file;
+            ``completion`` sends the task's plain-text prompt.
+        n_ctx: Context window in tokens (prompt and generation together).
+        n_batch: Prompt tokens processed per decode call.
+        n_threads: CPU threads for generation (None = llama.cpp's default, the physical cores).
+        n_threads_batch: CPU threads for prompt processing (None = ``n_threads``).
+        n_gpu_layers: Layers offloaded to the GPU of a CUDA, Metal or Vulkan build (-1 = all, 0 = CPU only).
+    """
+
+    mode: Literal["chat", "completion"] = "chat"
+    n_ctx: int = Field(default=4096, ge=64, le=1_048_576)
+    n_batch: int = Field(default=512, ge=1, le=65_536)
+    n_threads: int | None = Field(default=None, ge=1, le=1024)
+    n_threads_batch: int | None = Field(default=None, ge=1, le=1024)
+    n_gpu_layers: int = Field(default=0, ge=-1, le=100_000)
+
+
 _CLIENT_METRICS = (
     Metric.E2E_LATENCY_S,
     Metric.TTFT_S,
@@ -226,6 +247,7 @@ class RuntimeDef:
         metrics: Metrics the runtime can produce when the host allows it.
         gpu_metrics: Metrics that additionally need NVML on the host.
         needs_local_model: True when the agent loads weights itself (memory requirement applies).
+        model_formats: Formats of a local copy the runtime loads (``hf``, ``gguf``); empty = any.
     """
 
     name: str
@@ -236,6 +258,7 @@ class RuntimeDef:
     metrics: tuple[str, ...]
     gpu_metrics: tuple[str, ...] = ()
     needs_local_model: bool = False
+    model_formats: tuple[str, ...] = ()
 
 
 _GPU_HOST_METRICS = (Metric.GPU_UTILIZATION_PCT, Metric.GPU_POWER_W, Metric.ENERGY_J)
@@ -250,6 +273,19 @@ RUNTIMES: dict[str, RuntimeDef] = {
         metrics=(*_CLIENT_METRICS, Metric.MODEL_LOAD_S, Metric.PEAK_RSS_BYTES, Metric.PEAK_GPU_MEMORY_BYTES),
         gpu_metrics=_GPU_HOST_METRICS,
         needs_local_model=True,
+        # Hugging Face format; the packaged SmolLM2 GGUF counts too (converted into that format on first use).
+        model_formats=("hf",),
+    ),
+    "llama_cpp": RuntimeDef(
+        name="llama_cpp",
+        access_mode=AccessMode.WHITE_BOX,
+        description="llama.cpp in the agent (llama-cpp-python): loads a GGUF file itself, quantized as stored.",
+        params_model=LlamaCppParams,
+        framework="llama_cpp",
+        metrics=(*_CLIENT_METRICS, Metric.MODEL_LOAD_S, Metric.PEAK_RSS_BYTES),
+        gpu_metrics=_GPU_HOST_METRICS,
+        needs_local_model=True,
+        model_formats=("gguf",),
     ),
     "vllm": RuntimeDef(
         name="vllm",

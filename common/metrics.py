@@ -41,6 +41,12 @@ class Metric(StrEnum):
     SERVER_REQUESTS = "server_requests"
     SERVER_KV_CACHE_USAGE_PCT = "server_kv_cache_usage_pct"
     SERVER_REQUESTS_RUNNING = "server_requests_running"
+    # llama.cpp's own figures (its counters define no vLLM figure of the same name: docs/engines.md).
+    SERVER_PREFILL_S = "server_prefill_s"
+    SERVER_PREFILL_TOKENS_PER_S = "server_prefill_tokens_per_s"
+    SERVER_PROMPT_TOKENS_PROCESSED = "server_prompt_tokens_processed"
+    SERVER_PROMPT_TOKENS_CACHED = "server_prompt_tokens_cached"
+    SERVER_REQUESTS_WAITING = "server_requests_waiting"
     ROUGE1 = "rouge1"
     ROUGE2 = "rouge2"
     ROUGEL = "rougeL"
@@ -101,6 +107,15 @@ METRIC_SPECS: dict[str, MetricSpec] = {
         MetricSpec(Metric.SERVER_KV_CACHE_USAGE_PCT, "%", "The inference server's KV-cache use at the run's end",
                    False),
         MetricSpec(Metric.SERVER_REQUESTS_RUNNING, "", "Requests running on the inference server at the run's end",
+                   False),
+        MetricSpec(Metric.SERVER_PREFILL_S, "s", "Prompt-processing time per request by the server (no HTTP, queue)",
+                   False),
+        MetricSpec(Metric.SERVER_PREFILL_TOKENS_PER_S, "tok/s", "Prompt tokens the server processed per second", True),
+        MetricSpec(Metric.SERVER_PROMPT_TOKENS_PROCESSED, "tok", "Prompt tokens the server processed (no cache hits)",
+                   False),
+        MetricSpec(Metric.SERVER_PROMPT_TOKENS_CACHED, "tok", "Prompt tokens the server reused from its prompt cache",
+                   True),
+        MetricSpec(Metric.SERVER_REQUESTS_WAITING, "", "Requests waiting on the inference server at the run's end",
                    False),
         MetricSpec(Metric.ROUGE1, "", "ROUGE-1 F-measure (server-side)", True, server_side=True),
         MetricSpec(Metric.ROUGE2, "", "ROUGE-2 F-measure (server-side)", True, server_side=True),

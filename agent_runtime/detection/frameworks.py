@@ -29,6 +29,8 @@ FRAMEWORKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("onnxruntime", "onnxruntime", ("onnxruntime", "onnxruntime-gpu", "onnxruntime-silicon")),
     ("tensorrt_llm", "tensorrt_llm", ("tensorrt_llm", "tensorrt-llm")),
 )
+#: Install advice for frameworks a RUCKUS runtime uses that no other runtime already explains.
+INSTALL_HINTS: dict[str, str] = {"llama_cpp": "pip install 'ruckus[llamacpp]'"}
 
 
 def distribution_version(*names: str) -> str | None:
@@ -79,7 +81,9 @@ def detect_frameworks() -> list[FrameworkInfo]:
                 )
             )
         else:
-            out.append(FrameworkInfo(name=name, available=False, reason=f"{dists[0]} is not installed"))
+            hint = INSTALL_HINTS.get(name)
+            reason = f"not installed: {hint}" if hint else f"{dists[0]} is not installed"
+            out.append(FrameworkInfo(name=name, available=False, reason=reason))
     return out
 
 

@@ -18,6 +18,8 @@ from agent_runtime.runtimes.base import (
     StopCheck,
 )
 from agent_runtime.runtimes.hardware_runtime import HardwareRuntime
+from agent_runtime.runtimes.llamacpp_runtime import LlamaCppRuntime
+from agent_runtime.runtimes.llamacpp_server_runtime import LlamaCppServerRuntime
 from agent_runtime.runtimes.openai_runtime import OpenAIRuntime
 from agent_runtime.runtimes.transformers_runtime import TransformersRuntime
 from agent_runtime.runtimes.vllm_runtime import VllmRuntime
@@ -27,8 +29,10 @@ from common.protocol import AgentInfo, JobRequest, RuntimeCapability
 #: Runtime name -> implementation.
 RUNTIME_REGISTRY: dict[str, type[Runtime]] = {
     TransformersRuntime.name: TransformersRuntime,
+    LlamaCppRuntime.name: LlamaCppRuntime,
     OpenAIRuntime.name: OpenAIRuntime,
     VllmRuntime.name: VllmRuntime,
+    LlamaCppServerRuntime.name: LlamaCppServerRuntime,
     HardwareRuntime.name: HardwareRuntime,
 }
 
