@@ -48,6 +48,45 @@ def heartbeat_error_text(agent: dict[str, Any]) -> str | None:
     return f"{error} (since {format_time(since)})" if since else str(error)
 
 
+#: Columns of the local inference servers table of ``ruckus agents show``.
+LOCAL_SERVER_COLUMNS = ["runtime", "url", "source", "status", "engine", "models served", "metrics"]
+
+
+def local_server_rows(capabilities: dict[str, Any]) -> list[list[str]]:
+    """One row per inference server the agent reported on its host, answering ones first.
+
+    Args:
+        capabilities: The agent's ``AgentInfo`` as the API returns it (``capabilities``).
+
+    Returns:
+        Rows in :data:`LOCAL_SERVER_COLUMNS` order; empty for an agent that reported none (or an older agent).
+    """
+    servers = sorted(capabilities.get("local_servers") or [], key=lambda s: not s.get("available"))
+    rows = []
+    for server in servers:
+        if server.get("available"):
+            status = "answering"
+        else:
+            status = "not answering" + (f": {server['reason']}" if server.get("reason") else "")
+        engine = " ".join(str(x) for x in (server.get("engine"), server.get("engine_version")) if x) or "—"
+        if server.get("metrics_available"):
+            metrics = "ok"
+        else:
+            metrics = f"unavailable: {server.get('metrics_reason') or 'not readable'}"
+        rows.append([server.get("runtime", ""), server.get("url", ""), server.get("source") or "configured", status,
+                     engine, ", ".join(server.get("models") or []) or "—", metrics])
+    return rows
+
+
+def _runtime_text(runtime: dict[str, Any]) -> str:
+    """``available`` or ``unavailable: why``, plus the models a gray-box runtime's servers serve."""
+    text = "available" if runtime["available"] else f"unavailable: {runtime.get('reason')}"
+    served = runtime.get("served_models")
+    if served is not None:  # only runtimes that reach a server on the agent's host have a list (maybe empty)
+        text += f"; serves {', '.join(served)}" if served else "; serves no model"
+    return text
+
+
 def _agent_row(a: dict[str, Any]) -> list[Any]:
     """One row of ``ruckus agents list``."""
     s = a.get("summary") or {}
@@ -97,7 +136,7 @@ def agents_register(
 @app.command("show")
 @exits_on_error
 def agents_show(agent_id: str, server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Show one agent: mode, address, status, heartbeat error, capabilities and measured peaks."""
+    """Show one agent: mode, address, status, heartbeat error, capabilities, local inference servers and peaks."""
     agent = connect(server, token).get(f"/api/v1/agents/{agent_id}/")
     if as_json:
         print_json(agent)
@@ -117,7 +156,7 @@ def agents_show(agent_id: str, server: ServerOpt = None, token: TokenOpt = None,
         rows.append([f"gpu {gpu['index']}", f"{gpu['name']}, {round((gpu.get('memory_total_bytes') or 0) / 2**30, 1)}"
                      f" GiB, CC {gpu.get('compute_capability')}, tensor cores gen {gpu.get('tensor_core_generation')}"])
     for rt in caps.get("runtimes", []):
-        rows.append([f"runtime {rt['name']}", "available" if rt["available"] else f"unavailable: {rt.get('reason')}"])
+        rows.append([f"runtime {rt['name']}", _runtime_text(rt)])
     for model in caps.get("models", []):
         rows.append(["model", f"{model['name']} ({model.get('format')}, {model.get('source')})"])
     peaks = (agent.get("summary") or {}).get("peaks")
@@ -131,6 +170,10 @@ def agents_show(agent_id: str, server: ServerOpt = None, token: TokenOpt = None,
         for name, reason in peaks["unsupported"].items():
             rows.append([f"  {name}", f"not measured: {reason}"])
     print_table(f"Agent {agent['id']}", ["field", "value"], rows)
+    servers = local_server_rows(caps)
+    if servers:
+        print_table(f"Local inference servers of {agent['name']} (gray-box runtimes measure these)",
+                    LOCAL_SERVER_COLUMNS, servers)
 
 
 @app.command("benchmark")

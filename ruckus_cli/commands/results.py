@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from common.descriptive import cv_warning
+from common.metrics import SERVER_FIGURES
 from common.stats import CI_METHOD_LABELS
 from ruckus_cli.client import EXIT_API_ERROR, EXIT_USAGE, CliError, connect, error_summary
 from ruckus_cli.options import ServerOpt, TokenOpt
@@ -25,6 +26,63 @@ BENCHMARK_KINDS = ("bandwidth_gbps", "tflops", "gflops")
 #: Per-request statistics of a latency in ``--format csv``, as ``<metric>.per_request.<statistic>`` columns (the
 #: names of the server's CSV export).
 REQUEST_STATISTICS = ("n", "mean", "median", "p90", "p95", "p99")
+
+
+#: Headings of the client-vs-server section: whose figure each column is.
+CLIENT_HEADING = "client (RUCKUS)"
+SERVER_HEADING = "inference server's own metrics"
+
+
+def relative_difference(client: float | None, server: float | None) -> float | None:
+    """(server - client) / |client|, or None without both or against a client figure of 0."""
+    if client is None or server is None or client == 0:
+        return None
+    return (server - client) / abs(client)
+
+
+def server_figure_rows(job: dict[str, Any]) -> list[list[str]]:
+    """A gray-box job's figures as RUCKUS measured them next to the inference server's own, per run.
+
+    Args:
+        job: One entry of ``jobs`` in the experiment results (its ``statistics`` are per run: scope ``run``).
+
+    Returns:
+        ``[figure, client mean, server mean, difference]`` per server figure the job has, in
+        :data:`common.metrics.SERVER_FIGURES` order; empty for a job without them.
+    """
+    stats = job.get("statistics") or {}
+    rows = []
+    for server_metric, client_metric in SERVER_FIGURES.items():
+        server = stats.get(server_metric)
+        if not server:
+            continue
+        client = stats.get(client_metric) if client_metric else None
+        unit = server.get("unit") or (client or {}).get("unit") or ""
+        diff = relative_difference((client or {}).get("mean"), server.get("mean"))
+        rows.append([f"{client_metric or '—'} vs {server_metric}", _mean_cell(client, unit),
+                     _mean_cell(server, unit), f"{diff:+.1%}" if diff is not None else "—"])
+    return rows
+
+
+def _mean_cell(stats: dict[str, Any] | None, unit: str) -> str:
+    """``0.1234 s (n=2)``: a per-run mean with its unit and number of runs, or a dash without one."""
+    if not stats or stats.get("mean") is None:
+        return "—"
+    return f"{stats['mean']:.4g}{' ' + unit if unit else ''} (n={stats.get('n')})"
+
+
+def _print_server_figures(jobs: list[dict[str, Any]]) -> None:
+    """The client-vs-server section of ``results show``: printed only when some job has the server's figures."""
+    table_rows = []
+    for job in jobs:
+        for row in server_figure_rows(job):
+            table_rows.append([job["job"], f"{job['model']} / {job['runtime']} / {job['agent_name']}", *row])
+    if not table_rows:
+        return
+    print_table("Client (RUCKUS) vs the inference server's own metrics (gray-box jobs): mean over the warm runs of "
+                "each run's value; difference = (server - client) / client",
+                ["job", "model / runtime / agent", "figure", CLIENT_HEADING, SERVER_HEADING, "difference"],
+                table_rows)
 
 
 def _percentiles_cell(row: dict[str, Any], metric: str) -> str:
@@ -49,7 +107,8 @@ def results_show(
     Per run: mean ± std over the warm runs (n runs), a latency's value being the run's mean, with the 95% CI of the
     mean (never below zero; its method named under the table) and ``unstable: CV 48%`` when the runs varied by more
     than ``common.descriptive.UNSTABLE_CV``. Per request (latency metrics): median / p95 / p99 over every warm
-    request pooled (n requests; every gap for ITL), as peer tools report them.
+    request pooled (n requests; every gap for ITL), as peer tools report them. Gray-box jobs then get a section
+    with each figure as RUCKUS measured it next to the inference server's own (its /metrics).
     """
     if fmt not in ("table", "json", "csv"):
         raise CliError(f"--format must be table, json or csv, not {fmt!r}", EXIT_USAGE)
@@ -113,6 +172,7 @@ def results_show(
     if methods:
         console.print("95% CI of the mean (never below zero for a non-negative metric): "
                       + "; ".join(CI_METHOD_LABELS.get(x, x) for x in methods), highlight=False)
+    _print_server_figures(data["jobs"])
     for item in data.get("unrunnable", []):
         console.print(f"[yellow]not run[/yellow] {item['model']} / {item['runtime']}: {item['reason']}")
 

@@ -4264,7 +4264,7 @@ export interface operations {
     v1_experiments_comparison_retrieve: {
         parameters: {
             query?: {
-                /** @description Metric shown in the cells: a canonical metric (cpu_percent, e2e_latency_s, energy_j, gpu_power_w, gpu_sm_clock_mhz, gpu_temperature_c, gpu_utilization_pct, inter_token_gaps_s, model_load_s, output_tokens, output_tokens_per_s, peak_gpu_memory_bytes, peak_rss_bytes, prompt_tokens, rouge1, rouge2, rougeL, rougeLsum, run_wall_s, tpot_s, ttft_s) or a hardware benchmark figure (bandwidth_gbps.<device>.<kind>, tflops.<device>.<precision>, gflops.cpu.<precision>) */
+                /** @description Metric shown in the cells: a canonical metric (cpu_percent, e2e_latency_s, energy_j, gpu_power_w, gpu_sm_clock_mhz, gpu_temperature_c, gpu_utilization_pct, inter_token_gaps_s, model_load_s, output_tokens, output_tokens_per_s, peak_gpu_memory_bytes, peak_rss_bytes, prompt_tokens, rouge1, rouge2, rougeL, rougeLsum, run_wall_s, server_e2e_latency_s, server_generation_tokens, server_inter_token_latency_s, server_kv_cache_usage_pct, server_prefill_s, server_prefill_tokens_per_s, server_prompt_tokens, server_prompt_tokens_cached, server_prompt_tokens_processed, server_requests, server_requests_running, server_requests_waiting, server_tpot_s, server_ttft_s, tpot_s, ttft_s) or a hardware benchmark figure (bandwidth_gbps.<device>.<kind>, tflops.<device>.<precision>, gflops.cpu.<precision>) */
                 metric?: string;
             };
             header?: never;

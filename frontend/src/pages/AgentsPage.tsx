@@ -8,6 +8,7 @@ import { Card, Empty, ErrorBox, Field, KeyValues, Spinner, StatusBadge } from ".
 import { agentUrlText, HeartbeatAlert, HeartbeatWarning, MODE_DESCRIPTIONS, ModeBadge } from "../components/AgentState";
 import { formatAgo, formatBytes, formatDate, formatNumber } from "../lib/format";
 import { bestBandwidth, groupPeaks, type PeakRow } from "../lib/peaks";
+import { localServerRows, localServersSummary, servedModelsRows } from "../lib/localServers";
 import { agentActions, canRegisterAgents, type AgentActions } from "../lib/permissions";
 
 /** "a, b ,c" → ["a", "b", "c"]. */
@@ -75,6 +76,7 @@ function agentPeaks(agent: Agent): AgentPeaks | null {
 function AgentRow({ agent, selected }: { agent: Agent; selected: boolean }) {
   const navigate = useNavigate();
   const runtimes = (agent.summary.runtimes ?? []).join(", ");
+  const servers = localServersSummary(agent.capabilities);
   return (
     <tr className={selected ? "selected clickable" : "clickable"} onClick={() => navigate(`/agents/${agent.id}`)}
       data-agent={agent.name}>
@@ -88,7 +90,8 @@ function AgentRow({ agent, selected }: { agent: Agent; selected: boolean }) {
         <HeartbeatWarning agent={agent} />
       </td>
       <td className="small">{hardwareLine(agent)}<PeakHint agent={agent} /></td>
-      <td className="small">{runtimes || "—"}</td>
+      <td className="small">{runtimes || "—"}
+        {servers && <div className="muted small" data-testid="local-servers-summary">{servers}</div>}</td>
       <td>{(agent.labels ?? []).map((l) => <span key={l} className="chip">{l}</span>)}</td>
       <td className="small muted">{formatAgo(agent.last_seen)}</td>
     </tr>
@@ -240,6 +243,69 @@ function Availability({ items }: { items: { name: string; available: boolean; re
   );
 }
 
+/** Model names, the first few inline and the rest behind a disclosure (a server may serve dozens). */
+function ModelList({ models }: { models: string[] }) {
+  if (models.length === 0) return <span className="muted">none</span>;
+  const shown = models.slice(0, 2);
+  const rest = models.slice(2);
+  return (
+    <span className="mono small">
+      {shown.join(", ")}
+      {rest.length > 0 && (
+        <details className="inline-details"><summary>+{rest.length} more</summary>{rest.join(", ")}</details>
+      )}
+    </span>
+  );
+}
+
+/** The inference servers on the agent's host that gray-box runtimes measure, and whether each can be used now. */
+function LocalServers({ info }: { info: AgentInfo }) {
+  const rows = localServerRows(info);
+  const served = servedModelsRows(info);
+  if (rows.length === 0 && served.length === 0) return null;
+  return (
+    <section data-testid="local-servers" aria-label="Local inference servers">
+      <h3>Local inference servers</h3>
+      {rows.length === 0 ? (
+        <p className="muted small">None configured or found on the usual ports
+          (<code>ruckus-agent serve --endpoint vllm=http://127.0.0.1:8000</code> or <code>--probe-local-servers</code>).</p>
+      ) : (
+        <table className="table compact" aria-label="Local servers">
+          <thead><tr><th>Runtime</th><th>URL</th><th>Status</th><th>Engine</th><th>Models served</th>
+            <th title="the server's Prometheus /metrics: where its own TTFT, TPOT ... come from">Metrics</th></tr></thead>
+          <tbody>
+            {rows.map((r) => (
+              <tr key={`${r.runtime}-${r.url}`} data-server={r.url}>
+                <td>{r.runtime}</td>
+                <td><span className="mono small">{r.url}</span>
+                  <div className="muted small" title={r.source === "probed" ? "found on a usual loopback port" : "named by the operator"}>
+                    {r.source}</div></td>
+                <td><ul className="avail"><li className={r.answering ? "yes" : "no"}><span className="dot" />
+                  <span className="small">{r.status}</span></li></ul></td>
+                <td className="small">{r.engine ?? <span className="muted">not reported</span>}</td>
+                <td><ModelList models={r.models} /></td>
+                <td className="small" title={r.metricsUrl ?? undefined}>
+                  {r.metricsOk ? <span className="ok-inline">ok</span> : <span className="muted">{r.metrics}</span>}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {served.length > 0 && (
+        <ul className="small served-models" aria-label="Served models">
+          {served.map((r) => (
+            <li key={r.runtime} data-runtime={r.runtime}>
+              <span className="strong">{r.runtime}</span> jobs can use:{" "}
+              {r.models.length > 0 ? <ModelList models={r.models} />
+                : <span className="muted">no model{r.reason ? ` (${r.reason})` : ""}</span>}
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
 function CapabilitiesView({ info }: { info: AgentInfo }) {
   const gpus = info.gpus ?? [];
   return (
@@ -285,6 +351,7 @@ function CapabilitiesView({ info }: { info: AgentInfo }) {
       )}
       <h3>Runtimes</h3>
       <Availability items={(info.runtimes ?? []).map((r) => ({ ...r, name: `${r.name} (${r.access_mode})` }))} />
+      <LocalServers info={info} />
       <h3>Frameworks</h3>
       <Availability items={info.frameworks ?? []} />
       <h3>Monitoring</h3>

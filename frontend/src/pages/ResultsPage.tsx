@@ -11,6 +11,7 @@ import { formatBytes, formatDate, formatNumber, KNOWN_METRICS, metricLabel } fro
 import { compareFigures, isBenchmarkMetric } from "../lib/peaks";
 import { comparisonScopeNote, countLabel, latencyMetrics, latencyRows, SCOPE_LABELS, scopeDescription } from "../lib/latency";
 import { ciMethodLabel, cvWarning } from "../lib/stats";
+import { CLIENT_LABEL, formatRelativeDifference, hasServerFigures, SERVER_LABEL, serverFigureRows } from "../lib/serverFigures";
 import { buildTelemetry } from "../lib/telemetry";
 
 /** The results' metric descriptions, or (from an older server) the metrics found in the statistics. */
@@ -187,6 +188,42 @@ function LatencySection({ jobs }: { jobs: ExperimentResultJob[] }) {
               ) : <td colSpan={3} className="muted small">—</td>}
             </tr>
           ))}
+        </tbody>
+      </table>
+    </Card>
+  );
+}
+
+/** Gray-box jobs: each figure as RUCKUS measured it as a client next to the inference server's own histogram. */
+function ServerFiguresSection({ jobs }: { jobs: ExperimentResultJob[] }) {
+  const withServer = jobs.filter(hasServerFigures);
+  if (withServer.length === 0) return null;
+  return (
+    <Card title="Client vs inference server" className="server-figures">
+      <p className="muted small">
+        For jobs on a gray-box runtime, <strong>{CLIENT_LABEL}</strong>: what RUCKUS measured over HTTP, next to
+        the <strong>{SERVER_LABEL}</strong>: what the server reports in its Prometheus histograms over the same run.
+        Both are per run (mean over the warm runs of each run's value). The difference is the time a request spends
+        outside the engine (network, API server, streaming) and how each side defines the figure.
+      </p>
+      <table className="table compact" aria-label="Client vs inference server">
+        <thead>
+          <tr><th>Job</th><th>Figure</th><th className="num">{CLIENT_LABEL}</th><th className="num">{SERVER_LABEL}</th>
+            <th className="num" title="(server − client) / client">Difference</th></tr>
+        </thead>
+        <tbody>
+          {withServer.flatMap((job) => serverFigureRows(job).map((r, i, rows) => {
+            const u = r.unit ? ` ${r.unit}` : "";
+            return (
+              <tr key={`${job.job}-${r.server}`} data-job={job.job} data-figure={r.server}>
+                {i === 0 && <td rowSpan={rows.length}>{jobLabel(job)}<div className="muted small">#{job.job}</div></td>}
+                <td>{r.label}<div className="muted small mono">{r.client ?? "—"} · {r.server}</div></td>
+                <td className="num" data-testid="client-mean">{r.clientMean === null ? "—" : `${formatNumber(r.clientMean)}${u}`}</td>
+                <td className="num" data-testid="server-mean">{r.serverMean === null ? "—" : `${formatNumber(r.serverMean)}${u}`}</td>
+                <td className="num" data-testid="relative-difference">{formatRelativeDifference(r.relativeDifference)}</td>
+              </tr>
+            );
+          }))}
         </tbody>
       </table>
     </Card>
@@ -396,6 +433,7 @@ export function ResultsPage() {
           <>
             <ComparisonSection experiment={id} metrics={metrics} />
             {latencyMetrics(withStats).length > 0 && <LatencySection jobs={withStats} />}
+            <ServerFiguresSection jobs={withStats} />
             <EfficiencySection jobs={withStats} />
             <ChartsSection jobs={withStats} metrics={metrics} />
             <Unavailable jobs={withStats} />
