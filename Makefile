@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ruckus-installed
 LLAMA_SERVER := $(BIN)/llama-server
+# vLLM (its CPU build) lives in an environment of its own: it pins other versions than RUCKUS (docs/engines.md).
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.ruckus-vllm-installed
 # Torch is pinned: this version has a CPU build; any other spec pulls a multi-GB CUDA build.
 TORCH_SPEC := torch==2.13.0
 
@@ -13,12 +16,12 @@ help:
 	@echo "make demo   - set up, then run the server, scheduler and a local agent on a real benchmark"
 	@echo "make test   - set up, then run every test (Postgres: DATABASE_URL or an embedded one)"
 	@echo "make lint   - ruff, bandit, import contracts, migration check, OpenAPI schema validation, UI client in sync"
-	@echo "make setup  - create $(VENV) and install everything (idempotent)"
+	@echo "make setup  - create $(VENV) (and $(VLLM_VENV) for vLLM) and install everything (idempotent)"
 	@echo "make docker-validate - check docker/ (compose config + Dockerfile lint; needs docker-compose)"
 	@echo "make ui     - build the web UI into frontend/dist (needs Node 20 + npm)"
 	@echo "make ui-check - UI type check, unit tests and build, plus Chromium for the browser test"
 
-setup: $(STAMP) $(LLAMA_SERVER)
+setup: $(STAMP) $(LLAMA_SERVER) $(VLLM_STAMP)
 
 # Re-installs only when pyproject.toml changes (or the venv is missing).
 $(STAMP): pyproject.toml
@@ -36,7 +39,10 @@ $(STAMP): pyproject.toml
 $(LLAMA_SERVER): $(STAMP)
 	tests/engines/build-llama-server.sh $(BIN)
 
-test: $(STAMP)
+$(VLLM_STAMP): benchmarks/engines/install_vllm.sh
+	PYTHON=$(PYTHON) benchmarks/engines/install_vllm.sh $(VLLM_VENV)
+
+test: setup
 	DEBUG=1 $(BIN)/pytest
 
 lint: $(STAMP)
@@ -73,4 +79,4 @@ ui-check:
 	frontend/scripts/ci.sh
 
 clean:
-	rm -rf $(VENV) data staticfiles .pytest_cache .ruff_cache frontend/dist frontend/node_modules test-artifacts
+	rm -rf $(VENV) $(VLLM_VENV) data staticfiles .pytest_cache .ruff_cache frontend/dist frontend/node_modules test-artifacts

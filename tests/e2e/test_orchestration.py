@@ -55,7 +55,10 @@ def test_register_run_and_collect_results(stack: Stack, user_api: httpx.Client):
         "name": "dry", "task": TASK, "models": [{"name": "smollm2-135m-instruct"}],
         "runtimes": [{"name": "transformers"}, {"name": "vllm"}], "agents": {"all": True}, "runs_per_job": 3,
     }).json()
-    assert len(plan["jobs"]) == 2  # vLLM is reachable over HTTP only, so it is planned too
+    # No vLLM server runs on the agent's host: vllm is not planned, and the plan says why.
+    assert len(plan["jobs"]) == 1
+    [unrunnable] = plan["unrunnable"]
+    assert unrunnable["runtime"] == "vllm" and "no vLLM server" in json.dumps(unrunnable), unrunnable
     exp = experiment(user_api)
     assert exp["plan"]["job_count"] == 1
     job_id = job_of(user_api, exp["id"])["id"]
