@@ -259,7 +259,7 @@ function ModelList({ models }: { models: string[] }) {
 }
 
 /** The inference servers on the agent's host that gray-box runtimes measure, and whether each can be used now. */
-function LocalServers({ info }: { info: AgentInfo }) {
+export function LocalServers({ info }: { info: AgentInfo }) {
   const rows = localServerRows(info);
   const served = servedModelsRows(info);
   if (rows.length === 0 && served.length === 0) return null;

@@ -195,7 +195,7 @@ function LatencySection({ jobs }: { jobs: ExperimentResultJob[] }) {
 }
 
 /** Gray-box jobs: each figure as RUCKUS measured it as a client next to the inference server's own histogram. */
-function ServerFiguresSection({ jobs }: { jobs: ExperimentResultJob[] }) {
+export function ServerFiguresSection({ jobs }: { jobs: ExperimentResultJob[] }) {
   const withServer = jobs.filter(hasServerFigures);
   if (withServer.length === 0) return null;
   return (
