@@ -95,6 +95,8 @@ class LlamaCppRuntime(Runtime):
         self.device = "cpu"
         self.file_type: str | None = None
         self._formatter: Any = None
+        # Tokens that end an answer besides the model's end-of-generation ones: the chat template's stop tokens.
+        self._stop_ids: set[int] = set()
         self._monitor: RunMonitor | None = None
         # One long-lived thread does all llama.cpp work of the job (load and every request): the ggml thread pool
         # it starts stays with that thread, as the transformers runtime keeps one torch thread.
@@ -230,11 +232,21 @@ class LlamaCppRuntime(Runtime):
                 out.unavailable[m] = reason
         return out
 
+    def _single_tokens(self, texts: Any) -> set[int]:
+        """The ids of those stop strings that are one (special) token each, such as a template's end-of-turn."""
+        ids: set[int] = set()
+        for text in [texts] if isinstance(texts, str) else list(texts or []):
+            tokens = self.llm.tokenize(str(text).encode("utf-8"), add_bos=False, special=True)
+            if len(tokens) == 1:
+                ids.add(tokens[0])
+        return ids
+
     def _prompt_tokens(self, task: Task, sample: Sample) -> tuple[list[int], list[str]]:
         """Tokenize the prompt: the GGUF's chat template in ``chat`` mode, else (or without one) the plain text."""
         notes: list[str] = []
         if self.params.mode == "chat" and self._formatter is not None:
             formatted = self._formatter(messages=task.messages(sample))
+            self._stop_ids = self._single_tokens(formatted.stop)
             # The template writes the special tokens (turn markers) as text: they are parsed as such.
             tokens = self.llm.tokenize(
                 formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
@@ -289,7 +301,7 @@ class LlamaCppRuntime(Runtime):
                 now = time.perf_counter()
                 ids.append(token)
                 times.append(now)
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                if token in self._stop_ids or llama_cpp.llama_vocab_is_eog(vocab, token):
                     finish = "stop"
                     break
                 if first is None and llm.detokenize([token], special=False):
@@ -302,7 +314,7 @@ class LlamaCppRuntime(Runtime):
         finally:
             with contextlib.suppress(Exception):
                 stream.close()
-        content = [t for t in ids if not llama_cpp.llama_vocab_is_eog(vocab, t)]
+        content = [t for t in ids if t not in self._stop_ids and not llama_cpp.llama_vocab_is_eog(vocab, t)]
         text = llm.detokenize(content, special=False).decode("utf-8", errors="replace")
         return Generation(
             text=text.strip(),

@@ -45,9 +45,12 @@ def _request(runs: int = 2, **runtime_params) -> JobRequest:
     return JobRequest(
         job_id="llama-1",
         attempt_token="token-123456",
-        task={"name": "wikipedia_summarization", "params": {"num_samples": 2, "max_new_tokens": 24}},
+        task={
+            "name": "wikipedia_summarization",
+            "params": {"num_samples": 2, "max_new_tokens": 24, "max_document_chars": 600},
+        },
         model={"name": "smollm2-135m-instruct"},
-        runtime={"name": "llama_cpp", "params": {"n_threads": 2, **runtime_params}},
+        runtime={"name": "llama_cpp", "params": {"n_threads": 1, **runtime_params}},
         runs_per_job=runs,
     )
 
@@ -74,7 +77,7 @@ def test_packaged_gguf_through_the_engine(tmp_path, gguf):
         assert "peak_gpu_memory_bytes" in run.unavailable_metrics
         for s in run.samples:
             assert s.error is None and s.output.strip()
-            assert s.prompt_tokens > 100  # chat template + article, counted by the model's own tokenizer
+            assert s.prompt_tokens > 60  # chat template + article, counted by the model's own tokenizer
             assert 1 < s.output_tokens <= 24
             assert s.finish_reason in ("stop", "length")
             # One timestamp per generated token: the gaps are the tokens' own.
