@@ -14,6 +14,8 @@ import pytest
 
 from agent_runtime.engine import JobEngine
 from agent_runtime.llamacpp_metrics import llamacpp_interval, parse_llamacpp_metrics
+from agent_runtime.local_servers import parse_server_spec
+from agent_runtime.policy import AgentPolicy
 from agent_runtime.spool import Spool
 from common.protocol import AgentJobState, JobRequest, MultiRunJobResult
 
@@ -37,8 +39,8 @@ def _job(url: str, runs: int = 2, samples: int = 3, max_new_tokens: int = 48) ->
     )
 
 
-def _run(tmp_path, request: JobRequest) -> MultiRunJobResult:
-    engine = JobEngine(Spool(tmp_path / "spool"), data_dir=tmp_path)
+def _run(tmp_path, request: JobRequest, policy: AgentPolicy | None = None) -> MultiRunJobResult:
+    engine = JobEngine(Spool(tmp_path / "spool"), data_dir=tmp_path, policy=policy)
     try:
         record, _ = engine.submit(request)
         record.thread.join(180)
@@ -70,8 +72,8 @@ def test_client_and_server_figures_agree(tmp_path, llama_server):
         assert 0 < m["server_prefill_s"] <= m["ttft_s"]
         # Figures whose definitions differ from vLLM's are never reported under vLLM's names.
         assert "server_ttft_s" not in m and "server_tpot_s" not in m
-    shown = ("ttft_s", "tpot_s", "server_prefill_s", "server_inter_token_latency_s")
-    print("llama-server:", [{k: round(r.metrics[k], 5) for k in shown} for r in result.runs])  # with pytest -s
+        shown = ("ttft_s", "tpot_s", "server_prefill_s", "server_inter_token_latency_s")
+        print("llama-server run:", {k: round(m[k], 5) for k in shown}, "client gap", round(client_gap, 5))  # -s
 
 
 def test_real_scrape_parses_into_the_interval(llama_server):
@@ -97,3 +99,15 @@ def test_server_without_metrics_gives_client_figures_and_the_reason(tmp_path, ll
     assert not any(k.startswith("server_") for k in run.metrics)
     # It streams no usage: output tokens are counted from the chunks, and the run says so.
     assert any("output_tokens counts non-empty streamed chunks" in note for note in run.notes)
+
+
+def test_job_without_base_url_goes_to_the_server_the_operator_named(tmp_path, llama_server):
+    # As `ruckus-agent serve --endpoint llamacpp_server=URL` (Ollama: its URL on port 11434) sets it up.
+    policy = AgentPolicy.strict(tmp_path)
+    policy = AgentPolicy(policy.key_envs, policy.endpoints, policy.paths,
+                         servers=(parse_server_spec(f"llamacpp_server={llama_server.url}"),))
+    request = _job(llama_server.url, runs=1, samples=1, max_new_tokens=8)
+    request.runtime.params.pop("base_url")
+    result = _run(tmp_path, request, policy)
+    assert result.status is AgentJobState.COMPLETED, result.error
+    assert result.runs[0].metrics["server_generation_tokens"] == result.runs[0].samples[0].output_tokens
