@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import time
 
 import pytest
 
@@ -19,6 +20,7 @@ from agent_runtime.runtimes.llamacpp_runtime import LlamaCppRuntime, gpu_backend
 from agent_runtime.spool import Spool
 from common.catalog import runtime_params
 from common.protocol import AgentInfo, AgentJobState, FrameworkInfo, JobRequest
+from tests.helpers import wait_for
 
 from .conftest import allowing
 
@@ -97,6 +99,36 @@ def test_completion_mode_and_context_limit(tmp_path, gguf):
     # Every prompt is longer than the context: each request fails with the parameter named, so the job fails.
     assert result.status is AgentJobState.FAILED
     assert "runtime.params.n_ctx (64)" in result.error
+
+
+@pytest.mark.usefixtures("needs_llama_cpp")
+def test_cancel_stops_between_tokens(tmp_path, gguf):
+    engine = JobEngine(Spool(tmp_path / "spool"), data_dir=tmp_path)
+    request = JobRequest(**{**_request(runs=3).model_dump(), "task": {
+        "name": "wikipedia_summarization", "params": {"num_samples": 3, "max_new_tokens": 4000},
+    }})
+    record, _ = engine.submit(request)
+    wait_for(lambda: record.progress.samples_total and record.progress.stage.value == "cold_run", 60)
+    time.sleep(0.5)  # inside the first answer (4000 tokens would take minutes)
+    engine.cancel(request.job_id)
+    record.thread.join(30)
+    engine.shutdown(5)
+    assert not record.thread.is_alive()
+    assert record.result.status is AgentJobState.CANCELLED
+
+
+@pytest.mark.usefixtures("needs_llama_cpp")
+def test_gpu_layers_on_a_cpu_build_name_the_parameter(tmp_path, gguf):
+    import llama_cpp
+
+    if llama_cpp.llama_supports_gpu_offload():
+        pytest.skip("this llama-cpp-python build has a GPU backend")
+    engine = JobEngine(Spool(tmp_path / "spool"), data_dir=tmp_path)
+    record, _ = engine.submit(_request(runs=1, n_gpu_layers=-1))
+    record.thread.join(60)
+    engine.shutdown(5)
+    assert record.result.status is AgentJobState.FAILED
+    assert record.result.error.startswith("runtime.params.n_gpu_layers: this llama-cpp-python build has no GPU")
 
 
 def test_resolve_gguf_in_model_dirs_and_by_path(tmp_path, gguf):
