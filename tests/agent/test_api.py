@@ -37,7 +37,9 @@ def test_health_is_public_everything_else_needs_the_token(client):
     wrong = client.get("/api/v1/info", headers={"Authorization": "Bearer wrong-token-xx"})
     assert wrong.status_code == 401
     info = client.get("/api/v1/info", headers=AUTH).json()
-    assert {r["name"] for r in info["runtimes"]} == {"transformers", "openai", "vllm", "hardware"}
+    assert {r["name"] for r in info["runtimes"]} == {
+        "transformers", "llama_cpp", "openai", "vllm", "llamacpp_server", "hardware",
+    }
     # The API's description is served only in debug mode (tests/agent/test_hardening.py).
     assert client.get("/openapi.json", headers=AUTH).status_code == 404
 
