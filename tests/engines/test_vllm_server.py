@@ -8,7 +8,6 @@ e2e within 2%; token counts exactly).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,8 +21,7 @@ from agent_runtime.settings import Settings
 from agent_runtime.spool import Spool
 from agent_runtime.vllm_metrics import parse_vllm_metrics, vllm_metrics_delta
 from common.protocol import AgentInfo, AgentJobState, JobRequest, ModelSpec, MultiRunJobResult
-from tests.engines.conftest import RunningServer
-from tests.engines.vllm_server import SERVED_NAME, vllm_server
+from tests.engines.conftest import SERVED_NAME
 
 pytestmark = pytest.mark.slow
 
@@ -31,13 +29,6 @@ pytestmark = pytest.mark.slow
 AGREEMENT = 0.02
 #: Figures compared: client metric -> the server's metric of the same definition.
 PAIRS = {"ttft_s": "server_ttft_s", "tpot_s": "server_tpot_s", "e2e_latency_s": "server_e2e_latency_s"}
-
-
-@pytest.fixture(scope="module")
-def vllm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """One vLLM server for the module."""
-    with vllm_server(tmp_path_factory.mktemp("vllm")) as server:
-        yield server
 
 
 def _policy(tmp_path: Path, url: str) -> AgentPolicy:

@@ -7,14 +7,13 @@ client's figures, the inference server's own figures next to them, and per-reque
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
-from tests.e2e.conftest import Stack
-from tests.engines.conftest import RunningServer
-from tests.engines.vllm_server import SERVED_NAME, vllm_server
+# The end-to-end tests' process stack and API client become fixtures of this module by being imported into it; the
+# vLLM server comes from this package's conftest.
+from tests.e2e.conftest import Stack, stack, user_api  # noqa: F401
+from tests.engines.conftest import SERVED_NAME
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -23,14 +22,7 @@ TASK = {"name": "wikipedia_summarization",
         "params": {"num_samples": 2, "seed": 3, "max_new_tokens": 24, "max_document_chars": 1200}}
 
 
-@pytest.fixture(scope="module")
-def vllm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """One vLLM server for the module."""
-    with vllm_server(tmp_path_factory.mktemp("vllm")) as server:
-        yield server
-
-
-def test_gray_box_experiment_on_an_agent_with_a_local_vllm(stack: Stack, user_api: httpx.Client, vllm):
+def test_gray_box_experiment_on_an_agent_with_a_local_vllm(stack: Stack, user_api: httpx.Client, vllm):  # noqa: F811
     stack.start_server()
     stack.start_agent("agent-v", extra=["--endpoint", f"vllm={vllm.url}", "--no-probe-local-servers"])
     reg = user_api.post("/agents/", json={"url": stack.agent_url("agent-v"), "token": stack.agent_tokens["agent-v"]})
