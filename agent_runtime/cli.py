@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import SecretStr, ValidationError
 
+from agent_runtime.constants import STARTUP_PROBE_WAIT_S
 from agent_runtime.egress import KeyEnvPolicy
 from agent_runtime.logging import configure_logging
 from agent_runtime.paths import LOCAL_TOKEN_FILE
@@ -189,6 +190,7 @@ def info(
     ] = None,
 ) -> None:
     """Print what this agent would advertise (AgentInfo)."""
+    from agent_runtime.detection import probes_pending, wait_for_pending_probes  # lazy: detection, only for info
     from agent_runtime.info import gather_agent_info  # lazy: detection, only for info
 
     settings = _settings(data_dir=data_dir, endpoints=endpoint or None, endpoints_file=endpoints_file,
@@ -198,15 +200,23 @@ def info(
         if path is not None and not path.is_file():
             typer.echo(f"error: {flag}: no such file {path}", err=True)
             raise typer.Exit(code=2)
-    result = gather_agent_info(
-        data_dir=settings.data_dir,
-        model_dirs=tuple(settings.model_dirs),
-        name=settings.name,
-        nvidia_smi_xml=nvidia_smi_xml,
-        rocm_smi_json=rocm_smi_json,
-        apple_profiler_json=apple_profiler_json,
-        servers=settings.local_servers(),
-    )
+    def detect() -> Any:
+        """One detection with the options given."""
+        return gather_agent_info(
+            data_dir=settings.data_dir,
+            model_dirs=tuple(settings.model_dirs),
+            name=settings.name,
+            nvidia_smi_xml=nvidia_smi_xml,
+            rocm_smi_json=rocm_smi_json,
+            apple_profiler_json=apple_profiler_json,
+            servers=settings.local_servers(),
+        )
+
+    result = detect()
+    # As `serve` does at start: a torch import still running on a busy or small host would show the white-box
+    # runtimes as unavailable; wait for it (bounded) and describe the host once it has settled.
+    if probes_pending() and wait_for_pending_probes(STARTUP_PROBE_WAIT_S):
+        result = detect()
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
         return
