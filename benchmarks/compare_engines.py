@@ -1,11 +1,13 @@
-"""RUCKUS next to the reference tool on one vLLM server: the same prompts, the same load, side by side.
+"""RUCKUS next to the reference tool on one inference server: the same prompts, the same load, side by side.
 
-Runs a gray-box ``vllm`` job through the agent's own engine (the client's figures and the server's histograms over
-each run), then ``vllm bench serve`` on the same server with the same prompt texts, the same output cap, greedy
-decoding and one request at a time, and prints per-request TTFT, TPOT, ITL and e2e (mean, median, p99) for:
+Runs a gray-box job (``vllm``, or ``llamacpp_server`` with ``--runtime``) through the agent's own engine (the
+client's figures and the server's own over each run), then ``vllm bench serve`` on the same server with the same
+prompt texts, the same output cap, greedy decoding and one request at a time, and prints per-request TTFT, TPOT, ITL
+and e2e (mean, median, p99) for:
 
 * **RUCKUS client**: the agent's figures over every warm request;
-* **RUCKUS server-side**: the server's own histograms over those requests (means: Prometheus keeps sums and counts);
+* **RUCKUS server-side**: the server's own figures over those requests (means: vLLM's histograms keep sums and
+  counts; llama.cpp's counters give only the inter-token latency under the same definition);
 * **vllm bench serve**: the reference client's figures over its requests (per-request TPOT as it defines it:
   ``(latency - ttft) / (output_len - 1)``), and the server's histograms over those.
 
@@ -13,9 +15,11 @@ Usage (a vLLM server already running, e.g. started with ``benchmarks/engines/vll
 
     .venv/bin/python benchmarks/compare_engines.py --url http://127.0.0.1:8000 --tokenizer MODEL_DIR
 
-or let the script start one from ``.venv-vllm`` (``make engines``) with the packaged SmolLM2::
+or let the script start one with the packaged SmolLM2 (vLLM from ``.venv-vllm``; ``llama-server --metrics`` from
+``.venv/bin``, both installed by ``make setup``)::
 
     .venv/bin/python benchmarks/compare_engines.py --start
+    .venv/bin/python benchmarks/compare_engines.py --start --runtime llamacpp_server
 
 Figures are printed, not judged: the test suite holds the agreement limits (tests/engines/test_vllm_server.py).
 """
@@ -41,7 +45,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agent_runtime.engine import JobEngine  # noqa: E402
+from agent_runtime.llamacpp_metrics import llamacpp_metrics_delta, parse_llamacpp_metrics  # noqa: E402
 from agent_runtime.models import convert_packaged_smollm2  # noqa: E402
+from agent_runtime.paths import packaged_smollm2_gguf  # noqa: E402
 from agent_runtime.policy import AgentPolicy  # noqa: E402
 from agent_runtime.settings import Settings  # noqa: E402
 from agent_runtime.spool import Spool  # noqa: E402
@@ -64,14 +70,23 @@ def _task_params(args: argparse.Namespace) -> dict:
 
 @contextlib.contextmanager
 def started_server(args: argparse.Namespace, log: Path) -> Iterator[tuple[str, Path]]:
-    """Start vLLM with the packaged SmolLM2 (served as ``args.model``) and stop its process group afterwards."""
+    """Start the engine with the packaged SmolLM2 (served as ``args.model``) and stop its process group afterwards.
+
+    Yields:
+        The server's root URL and the model directory whose tokenizer the reference client uses.
+    """
     model_dir = convert_packaged_smollm2(REPO / "data" / "test-cache")
     port = args.port
     env = {**os.environ, "VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "2", "HF_HUB_OFFLINE": "1",
            "VLLM_NO_USAGE_STATS": "1"}
-    command = [args.vllm_python, str(LAUNCHER), "serve", str(model_dir), "--served-model-name", args.model,
-               "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "2048", "--dtype", "float32",
-               "--no-enable-prefix-caching"]
+    if args.runtime == "vllm":
+        command = [args.vllm_python, str(LAUNCHER), "serve", str(model_dir), "--served-model-name", args.model,
+                   "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "2048", "--dtype", "float32",
+                   "--no-enable-prefix-caching"]
+    else:
+        # One slot, metrics on, no prompt cache: every request processes its whole prompt, as with vLLM above.
+        command = [args.llama_server, "-m", str(packaged_smollm2_gguf()), "--host", "127.0.0.1", "--port", str(port),
+                   "--metrics", "-np", "1", "-c", "4096", "--no-cache-prompt", "--no-warmup", "-a", args.model]
     with log.open("wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,  # nosec B603
                                 start_new_session=True)
@@ -80,13 +95,13 @@ def started_server(args: argparse.Namespace, log: Path) -> Iterator[tuple[str, P
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise SystemExit(f"vLLM exited with {proc.returncode}; see {log}")
+                raise SystemExit(f"the server exited with {proc.returncode}; see {log}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
                     break
             time.sleep(1)
         else:
-            raise SystemExit(f"vLLM did not answer within 900 s; see {log}")
+            raise SystemExit(f"the server did not answer within 900 s; see {log}")
         yield url, model_dir
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -97,20 +112,29 @@ def started_server(args: argparse.Namespace, log: Path) -> Iterator[tuple[str, P
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def scrape(url: str) -> dict[str, float]:
+def scrape(url: str, runtime: str) -> dict[str, float]:
     """One parsed scrape of the server's ``/metrics``."""
-    return parse_vllm_metrics(httpx.get(f"{url}/metrics", timeout=30).text)
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return parse_vllm_metrics(text) if runtime == "vllm" else parse_llamacpp_metrics(text)
+
+
+def server_delta(runtime: str, before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, float]:
+    """The server's figures between two scrapes (llama.cpp needs the number of requests in between)."""
+    if runtime == "vllm":
+        return vllm_metrics_delta(before, after)
+    return llamacpp_metrics_delta(before, after, requests)
 
 
 def ruckus_run(args: argparse.Namespace, url: str, work: Path) -> tuple[dict[str, list[float]], dict[str, float]]:
     """The gray-box job: per-request values over the warm runs, and the server's means over those runs."""
-    policy = AgentPolicy.from_settings(Settings(data_dir=work, endpoints=[f"vllm={url}"], probe_local_servers=False))
+    policy = AgentPolicy.from_settings(Settings(data_dir=work, endpoints=[f"{args.runtime}={url}"],
+                                                probe_local_servers=False))
     request = JobRequest(
         job_id="compare-1", attempt_token="compare-token-1",
         task={"name": "wikipedia_summarization", "params": _task_params(args)},
         model={"name": args.model},
         # Completions: the same prompt text vllm bench serve sends from a custom dataset with --skip-chat-template.
-        runtime={"name": "vllm", "params": {"endpoint": "completions"}},
+        runtime={"name": args.runtime, "params": {"endpoint": "completions"}},
         runs_per_job=args.runs,
     )
     engine = JobEngine(Spool(work / "spool"), data_dir=work, policy=policy)
@@ -146,7 +170,8 @@ def bench_run(args: argparse.Namespace, url: str, tokenizer: Path, work: Path
     dataset = work / "prompts.jsonl"
     dataset.write_text("".join(json.dumps({"prompt": p}) + "\n" for _ in range(repeats) for p in prompts))
     base = [
-        args.vllm_python, str(LAUNCHER), "bench", "serve", "--backend", "vllm", "--base-url", url,
+        args.vllm_python, str(LAUNCHER), "bench", "serve", "--backend", "vllm" if args.runtime == "vllm" else "openai",
+        "--base-url", url,
         "--endpoint", "/v1/completions", "--model", args.model, "--tokenizer", str(tokenizer),
         "--dataset-name", "custom", "--dataset-path", str(dataset), "--skip-chat-template", "--disable-shuffle",
         "--custom-output-len", str(args.max_tokens), "--temperature", "0", "--max-concurrency", "1",
@@ -163,11 +188,11 @@ def bench_run(args: argparse.Namespace, url: str, tokenizer: Path, work: Path
 
     # A first pass over the prompts, as RUCKUS's cold run: its requests stay out of the server's figures.
     bench("--num-prompts", str(len(prompts)))
-    before = scrape(url)
+    before = scrape(url, args.runtime)
     bench("--num-prompts", str(len(prompts) * repeats), "--save-result", "--save-detailed", "--result-dir",
           str(work), "--result-filename", "bench.json", "--percentile-metrics", "ttft,tpot,itl,e2el",
           "--metric-percentiles", "50,90,95,99")
-    after = scrape(url)
+    after = scrape(url, args.runtime)
     data = json.loads((work / "bench.json").read_text())
     ok = [i for i, err in enumerate(data["errors"]) if not err]
     ttfts, lats, outs = data["ttfts"], data["latencies"], data["output_lens"]
@@ -178,7 +203,7 @@ def bench_run(args: argparse.Namespace, url: str, tokenizer: Path, work: Path
         "e2e": [lats[i] for i in ok],
         "output_tokens": [float(outs[i]) for i in ok],
     }
-    delta = vllm_metrics_delta(before, after)
+    delta = server_delta(args.runtime, before, after, len(data["errors"]))
     return values, {k: delta[v] for k, v in SERVER_NAMES.items() if v in delta}
 
 
@@ -212,8 +237,11 @@ def report(ruckus: dict[str, list[float]], ruckus_server: dict[str, float], benc
 def main(argv: Sequence[str] | None = None) -> int:
     """Run both clients and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", help="Root URL of a running vLLM server (default: --start one).")
-    parser.add_argument("--start", action="store_true", help="Start vLLM from --vllm-python with SmolLM2.")
+    parser.add_argument("--runtime", choices=("vllm", "llamacpp_server"), default="vllm",
+                        help="The engine: vLLM, or a llama.cpp server (llama-server --metrics).")
+    parser.add_argument("--url", help="Root URL of a running server (default: --start one).")
+    parser.add_argument("--start", action="store_true", help="Start the engine with the packaged SmolLM2.")
+    parser.add_argument("--llama-server", default=str(REPO / ".venv" / "bin" / "llama-server"))
     parser.add_argument("--port", type=int, default=8000, help="Port for --start.")
     parser.add_argument("--vllm-python", default=str(REPO / ".venv-vllm" / "bin" / "python"))
     parser.add_argument("--tokenizer", type=Path, help="Model directory for vllm bench's tokenizer.")
