@@ -13,8 +13,33 @@ from pydantic import BaseModel
 from agent_runtime.constants import TELEMETRY_INTERVAL_S
 from agent_runtime.policy import AgentPolicy
 from agent_runtime.tasks.base import GenerationSettings, Sample, Task
+from agent_runtime.telemetry import nvml_status
 from common.catalog import RUNTIMES, RuntimeDef
 from common.protocol import AccessMode, AgentInfo, ExecutionInfo, JobRequest, RuntimeCapability
+
+
+def gpu_host_metrics(
+    info: AgentInfo, names: tuple[str, ...], *, gpu: bool | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """Split GPU host metrics (utilization, power, energy: read through NVML) into measurable and not, with why.
+
+    Args:
+        info: The host's description (its ``nvml`` monitoring capability, when detected).
+        names: The runtime's GPU host metrics.
+        gpu: Whether the runtime's work runs on an NVIDIA GPU here; None when the runtime does not know (a server on
+            the host may use one): then NVML alone decides.
+
+    Returns:
+        ``(metrics, unavailable)``: the names NVML can give, and the others with the reason.
+    """
+    nvml = next((m for m in info.monitoring if m.name == "nvml"), None)
+    ok, reason = (nvml.available, nvml.reason) if nvml else nvml_status()
+    if gpu is False:
+        return [], dict.fromkeys(names, "no NVIDIA GPU on this host")
+    if ok:
+        return list(names), {}
+    return [], dict.fromkeys(names, reason or "NVML unavailable")
+
 
 #: Callable the engine passes to runtimes: True when the job must stop (cancel or timeout).
 StopCheck = Callable[[], bool]

@@ -10,9 +10,8 @@ import importlib.util
 from typing import Any
 
 from agent_runtime.hwbench import DeviceUnavailable, resolve_device
-from agent_runtime.runtimes.base import Generation, Runtime, RuntimeFailure, StopCheck
+from agent_runtime.runtimes.base import Generation, Runtime, RuntimeFailure, StopCheck, gpu_host_metrics
 from agent_runtime.tasks.base import GenerationSettings, Sample, Task
-from agent_runtime.telemetry import nvml_status
 from common.catalog import HardwareParams, measurement_tasks
 from common.protocol import AgentInfo, RuntimeCapability
 
@@ -48,15 +47,8 @@ class HardwareRuntime(Runtime):
         has_cuda = any((g.backend or "") == "cuda" for g in info.gpus) or bool(
             torch_fw and torch_fw.features.get("cuda")
         )
-        nvml = next((m for m in info.monitoring if m.name == "nvml"), None)
-        nvml_ok, nvml_reason = (nvml.available, nvml.reason) if nvml else nvml_status()
-        metrics = list(rdef.metrics)
-        unavailable: dict[str, str] = {}
-        for m in rdef.gpu_metrics:
-            if has_cuda and nvml_ok:
-                metrics.append(m)
-            else:
-                unavailable[m] = (nvml_reason or "NVML unavailable") if has_cuda else "no NVIDIA GPU on this host"
+        gpu_metrics, unavailable = gpu_host_metrics(info, rdef.gpu_metrics, gpu=bool(has_cuda))
+        metrics = [*rdef.metrics, *gpu_metrics]
         return RuntimeCapability(
             name=cls.name,
             access_mode=rdef.access_mode,

@@ -27,9 +27,17 @@ from agent_runtime.constants import GENERATION_JOIN_TIMEOUT_S
 from agent_runtime.detection.models import read_gguf_summary
 from agent_runtime.models import ModelNotFoundError, resolve_gguf
 from agent_runtime.paths import PathRefused
-from agent_runtime.runtimes.base import Generation, RequestError, RunMeasurement, Runtime, RuntimeFailure, StopCheck
+from agent_runtime.runtimes.base import (
+    Generation,
+    RequestError,
+    RunMeasurement,
+    Runtime,
+    RuntimeFailure,
+    StopCheck,
+    gpu_host_metrics,
+)
 from agent_runtime.tasks.base import GenerationSettings, Sample, Task
-from agent_runtime.telemetry import RunMonitor, nvml_status
+from agent_runtime.telemetry import RunMonitor
 from common.catalog import LlamaCppParams
 from common.metrics import Metric
 from common.protocol import AgentInfo, ExecutionInfo, RuntimeCapability
@@ -123,16 +131,11 @@ class LlamaCppRuntime(Runtime):
                 reason=reason,
                 unavailable_metrics={m: "runtime unavailable" for m in (*rdef.metrics, *rdef.gpu_metrics)},
             )
-        metrics = list(rdef.metrics)
-        unavailable = {Metric.PEAK_GPU_MEMORY_BYTES: _NO_GPU_MEMORY}
+        # Measured when the job offloads layers to the GPU (runtime.params.n_gpu_layers).
         has_nvidia = any((g.backend or "") == "cuda" for g in info.gpus)
-        nvml = next((m for m in info.monitoring if m.name == "nvml"), None)
-        nvml_ok, nvml_reason = (nvml.available, nvml.reason) if nvml else nvml_status()
-        for m in rdef.gpu_metrics:
-            if has_nvidia and nvml_ok:
-                metrics.append(m)  # when the job offloads layers to the GPU (runtime.params.n_gpu_layers)
-            else:
-                unavailable[m] = (nvml_reason or "NVML unavailable") if has_nvidia else "no NVIDIA GPU on this host"
+        gpu_metrics, unavailable = gpu_host_metrics(info, rdef.gpu_metrics, gpu=has_nvidia)
+        metrics = [*rdef.metrics, *gpu_metrics]
+        unavailable[Metric.PEAK_GPU_MEMORY_BYTES] = _NO_GPU_MEMORY
         return RuntimeCapability(
             name=cls.name,
             access_mode=rdef.access_mode,

@@ -22,9 +22,9 @@ import httpx
 from agent_runtime.egress import CONNECTION_FAILED, EgressRefused
 from agent_runtime.local_servers import ServerSpec, probe_server, served_name
 from agent_runtime.logging import get_logger
-from agent_runtime.runtimes.base import RunMeasurement, RuntimeFailure
+from agent_runtime.runtimes.base import RunMeasurement, RuntimeFailure, gpu_host_metrics
 from agent_runtime.runtimes.openai_runtime import OpenAIRuntime
-from agent_runtime.telemetry import RunMonitor, nvml_status
+from agent_runtime.telemetry import RunMonitor
 from common.catalog import VllmParams
 from common.metrics import Metric
 from common.protocol import AgentInfo, LocalServer, RuntimeCapability
@@ -72,18 +72,10 @@ class ServerRuntime(OpenAIRuntime):
     def capability(cls, info: AgentInfo) -> RuntimeCapability:
         """Available while one of this runtime's local servers answers; client metrics, host GPU metrics via NVML."""
         rdef = cls.definition()
-        nvml = next((m for m in info.monitoring if m.name == "nvml"), None)
-        ok, reason = (nvml.available, nvml.reason) if nvml else nvml_status()
-        metrics = list(rdef.metrics)
-        unavailable = {
-            Metric.MODEL_LOAD_S: f"the {cls.label} server loads the model itself",
-            Metric.PEAK_RSS_BYTES: f"the model lives in the {cls.label} server process",
-        }
-        for m in rdef.gpu_metrics:
-            if ok:
-                metrics.append(m)
-            else:
-                unavailable[m] = reason or "NVML unavailable"
+        gpu_metrics, unavailable = gpu_host_metrics(info, rdef.gpu_metrics)
+        metrics = [*rdef.metrics, *gpu_metrics]
+        unavailable[Metric.MODEL_LOAD_S] = f"the {cls.label} server loads the model itself"
+        unavailable[Metric.PEAK_RSS_BYTES] = f"the model lives in the {cls.label} server process"
         servers = [s for s in info.local_servers if s.runtime == cls.name]
         answering = [s for s in servers if s.available]
         if any(s.metrics_available for s in answering):

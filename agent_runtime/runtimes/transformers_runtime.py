@@ -22,9 +22,10 @@ from agent_runtime.runtimes.base import (
     Runtime,
     RuntimeFailure,
     StopCheck,
+    gpu_host_metrics,
 )
 from agent_runtime.tasks.base import GenerationSettings, Sample, Task
-from agent_runtime.telemetry import RunMonitor, nvml_status
+from agent_runtime.telemetry import RunMonitor
 from common.catalog import TransformersParams, find_model
 from common.metrics import Metric
 from common.protocol import AgentInfo, ExecutionInfo, RuntimeCapability
@@ -181,13 +182,9 @@ class TransformersRuntime(Runtime):
             metrics.append(Metric.PEAK_GPU_MEMORY_BYTES)
         else:
             unavailable[Metric.PEAK_GPU_MEMORY_BYTES] = "no CUDA GPU: models run on the CPU (or MPS)"
-        nvml = next((m for m in info.monitoring if m.name == "nvml"), None)
-        nvml_ok, nvml_reason = (nvml.available, nvml.reason) if nvml else nvml_status()
-        for m in rdef.gpu_metrics:
-            if has_cuda and nvml_ok:
-                metrics.append(m)
-            else:
-                unavailable[m] = (nvml_reason or "NVML unavailable") if has_cuda else "no NVIDIA GPU on this host"
+        gpu_metrics, gpu_unavailable = gpu_host_metrics(info, rdef.gpu_metrics, gpu=bool(has_cuda))
+        metrics.extend(gpu_metrics)
+        unavailable.update(gpu_unavailable)
         return RuntimeCapability(
             name=cls.name,
             access_mode=rdef.access_mode,
