@@ -126,7 +126,9 @@ class Fleet:
     def agent_env(self) -> dict[str, str]:
         """Environment of an agent (no server settings: the agent learns everything from its registration)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RUCKUS_", "PG", "DATABASE_URL"))}
-        env.update({"RUCKUS_AGENT_HEARTBEAT_INTERVAL_S": str(self.timing.heartbeat_s), "LOG_LEVEL": "INFO"})
+        # No probes of the usual inference-server ports: what runs on the machine must not change the tests.
+        env.update({"RUCKUS_AGENT_HEARTBEAT_INTERVAL_S": str(self.timing.heartbeat_s), "LOG_LEVEL": "INFO",
+                    "RUCKUS_AGENT_PROBE_LOCAL_SERVERS": "false"})
         return env
 
     # -- processes --------------------------------------------------------------------------------------------

@@ -100,7 +100,8 @@ def test_settings_take_endpoints_and_refuse_bad_ones(tmp_path: Path, monkeypatch
     settings = Settings(data_dir=tmp_path, probe_local_servers=False)
     assert [(s.runtime, s.url) for s in settings.local_servers()] == [
         ("vllm", "http://127.0.0.1:8001"), ("llamacpp_server", "http://127.0.0.1:8081")]
-    # The usual ports are added when probing is on (the configured ones are not probed twice).
+    # The usual ports are added when probing is on (the default; the test suite turns it off for its agents).
+    monkeypatch.delenv("RUCKUS_AGENT_PROBE_LOCAL_SERVERS", raising=False)
     probed = Settings(data_dir=tmp_path).local_servers()
     assert {(s.source, s.url) for s in probed} >= {("configured", "http://127.0.0.1:8001"),
                                                     ("probed", "http://127.0.0.1:8000")}
