@@ -13,6 +13,7 @@ import threading
 import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -67,7 +68,8 @@ class Endpoint:
 
     ``/ok/v1`` streams two chunks, ``/redirect/v1`` answers 302 to the metadata address, ``/fail/v1`` answers 500
     and ``/junk/v1`` a malformed stream, both with :data:`REMOTE_SECRET` in the body; ``/<kind>/metrics`` serves
-    Prometheus text (``ok``) or junk.
+    Prometheus text (``ok``) or junk; ``GET /ok/v1/models`` lists the model ``served`` as vLLM does, so an agent
+    given ``--endpoint vllm=<url>/ok`` finds a vLLM server there.
 
     Attributes:
         requests: ``(method, path, headers, body)`` of every request, in arrival order.
@@ -81,6 +83,8 @@ class Endpoint:
         async def anything(path: str, request: Request) -> Response:
             self.requests.append((request.method, "/" + path, list(request.headers.items()), await request.body()))
             kind, _, rest = path.partition("/")
+            if kind == "ok" and rest == "v1/models":
+                return JSONResponse({"object": "list", "data": [{"id": "served", "owned_by": "vllm"}]})
             if rest == "metrics":
                 return Response(METRICS if kind == "ok" else f"{REMOTE_SECRET} {{{{ nope", media_type="text/plain")
             if kind == "redirect":
@@ -302,9 +306,11 @@ def test_urls_with_credentials_or_other_schemes_are_refused():
             EndpointPolicy.from_values([bad])
 
 
-def test_endpoints_refused_at_admission(tmp_path):
+def test_endpoints_refused_at_admission(tmp_path, endpoint):
+    _, url = endpoint
+    # A vLLM server on the host (the stand-in), so that the gray-box runtime is available and its URLs are checked.
     settings = Settings(data_dir=tmp_path / "agent", token=TOKEN, heartbeat_interval_s=60,
-                        allowed_endpoints=["0.0.0.0/0"])
+                        allowed_endpoints=["0.0.0.0/0"], endpoints=[f"vllm={url}/ok"])
     cases = [
         ("openai", {"base_url": "http://169.254.169.254/v1"}, "runtime.params.base_url"),
         ("openai", {"base_url": "http://user:pw@10.0.0.1/v1"}, "runtime.params.base_url"),
@@ -318,7 +324,7 @@ def test_endpoints_refused_at_admission(tmp_path):
                 "unused", model={"name": "served"}, runtime={"name": runtime, "params": params}))
             assert resp.status_code == 422 and field in resp.json()["errors"], (params, resp.text)
     # Without the operator's list, a black-box endpoint is refused and the gray box keeps to loopback.
-    strict = Settings(data_dir=tmp_path / "agent2", token=TOKEN, heartbeat_interval_s=60)
+    strict = Settings(data_dir=tmp_path / "agent2", token=TOKEN, heartbeat_interval_s=60, endpoints=[f"vllm={url}/ok"])
     with TestClient(create_app(strict)) as client:
         for runtime, url, refused in (("openai", "http://127.0.0.1:9/v1", True), ("vllm", "http://127.0.0.1:9/v1",
                                                                                 False)):
@@ -692,7 +698,8 @@ def test_agent_token_never_leaves_the_agent(tmp_path, endpoint, monkeypatch):
     monkeypatch.setenv("LEAKY_KEY", TOKEN)  # the operator allowed a variable that holds the token itself
     fake = FakeServer()
     settings = Settings(data_dir=tmp_path / "agent", token=TOKEN, heartbeat_interval_s=0.2,
-                        allowed_endpoints=[url], allowed_key_envs=["ENDPOINT_API_KEY", "LEAKY_KEY"])
+                        endpoints=[f"vllm={url}/ok"], allowed_endpoints=[url],
+                        allowed_key_envs=["ENDPOINT_API_KEY", "LEAKY_KEY"])
     first = len(ep.requests)
     with UvicornThread(fake.app) as server, UvicornThread(create_app(settings)) as agent, \
             httpx.Client(base_url=agent.url, headers=AUTH, timeout=30) as c:
@@ -720,8 +727,12 @@ def test_agent_token_never_leaves_the_agent(tmp_path, endpoint, monkeypatch):
     assert "one of the agent's own secrets" in results["job-leak"]["error"]
     seen = ep.requests[first:]
     assert seen, "the endpoint saw no request"
-    auths = {dict(headers).get("authorization") for method, path, headers, _ in seen}
-    assert auths == {"Bearer sk-endpoint-key-1"}  # chat and metrics requests of job-ok only
+    # The agent's checks of its local server carry no key (the operator named none for it); the jobs' requests
+    # carry the allowed key: chat and metrics requests of job-ok only.
+    probes = {"/ok/v1/models", "/ok/version", "/ok/metrics"}
+    auths = {dict(headers).get("authorization") for method, path, headers, _ in seen
+             if not (method == "GET" and path in probes and "authorization" not in dict(headers))}
+    assert auths == {"Bearer sk-endpoint-key-1"}
     for method, path, headers, body in seen:
         assert TOKEN not in f"{method} {path} {headers}" and TOKEN.encode() not in body
     for name, auth, body in fake.calls:
