@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 #: Largest relative difference allowed between a client figure and the server's figure of the same definition.
 AGREEMENT = 0.02
 #: The same for the black-box job, one cold run: its first request also sets the connection up, and a single run of
-#: four requests averages less of the host's noise than the gray-box job's two warm runs.
+#: eight requests averages less of the host's noise than the gray-box job's two warm runs.
 BLACK_BOX_AGREEMENT = 0.03
 #: Article text per prompt: long enough that the prefill (about a second on 2 cores) dwarfs the few milliseconds the
 #: client adds to TTFT by the server's clock (HTTP, request validation, streaming).
@@ -110,7 +110,7 @@ def test_gray_box_job_agrees_with_the_servers_histograms(tmp_path, vllm):
 def test_black_box_openai_runtime_on_the_same_server_agrees_too(tmp_path, vllm):
     metrics_url = f"{vllm.url}/metrics"
     before = parse_vllm_metrics(httpx.get(metrics_url, timeout=10).text)
-    request = _request("openai", {"base_url": f"{vllm.url}/v1", "served_model": SERVED_NAME}, runs=1, samples=4)
+    request = _request("openai", {"base_url": f"{vllm.url}/v1", "served_model": SERVED_NAME}, runs=1, samples=8)
     result = _run(tmp_path, _policy(tmp_path, vllm.url), request)
     after = parse_vllm_metrics(httpx.get(metrics_url, timeout=10).text)
     assert result.status is AgentJobState.COMPLETED, result.error
