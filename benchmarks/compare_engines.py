@@ -85,8 +85,11 @@ def started_server(args: argparse.Namespace, log: Path) -> Iterator[tuple[str, P
                    "--no-enable-prefix-caching"]
     else:
         # One slot, metrics on, no prompt cache: every request processes its whole prompt, as with vLLM above.
+        # Fewer threads than cores: a llama.cpp thread team waits at every step for a thread the clients' own work
+        # pushed off a core, so on a small host the client would slow the server it measures.
         command = [args.llama_server, "-m", str(packaged_smollm2_gguf()), "--host", "127.0.0.1", "--port", str(port),
-                   "--metrics", "-np", "1", "-c", "4096", "--no-cache-prompt", "--no-warmup", "-a", args.model]
+                   "--metrics", "-np", "1", "-c", "4096", "--no-cache-prompt", "--no-warmup", "-a", args.model,
+                   "-t", str(args.threads)]
     with log.open("wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,  # nosec B603
                                 start_new_session=True)
@@ -242,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--url", help="Root URL of a running server (default: --start one).")
     parser.add_argument("--start", action="store_true", help="Start the engine with the packaged SmolLM2.")
     parser.add_argument("--llama-server", default=str(REPO / ".venv" / "bin" / "llama-server"))
+    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                        help="llama-server threads with --start (default: all cores but one, left to the clients).")
     parser.add_argument("--port", type=int, default=8000, help="Port for --start.")
     parser.add_argument("--vllm-python", default=str(REPO / ".venv-vllm" / "bin" / "python"))
     parser.add_argument("--tokenizer", type=Path, help="Model directory for vllm bench's tokenizer.")
