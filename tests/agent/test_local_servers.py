@@ -208,3 +208,20 @@ def test_local_server_model_is_part_of_the_protocol():
     info = AgentInfo(local_servers=[server])
     assert AgentInfo.model_validate_json(info.model_dump_json()).local_servers == [server]
     assert isinstance(VllmRuntime.capability(info).served_models, list)
+
+
+def test_a_hostile_server_answer_is_bounded():
+    # Thousands of models with huge, unprintable names: at most MAX_MODELS kept, each cut to MAX_NAME_CHARS printable
+    # characters; an answer past PROBE_MAX_BYTES is not read on (it stops being a model list).
+    from agent_runtime.local_servers import MAX_MODELS, MAX_NAME_CHARS, PROBE_MAX_BYTES
+
+    names = [("m\x00" + "x" * 5000) + str(i) for i in range(300)]
+    with UvicornThread(engine_app("vllm", names, version={"version": "\x1b[31m" + "9" * 10_000})) as server:
+        found = probe_server(ServerSpec("vllm", server.url))
+    assert found.available and len(found.models) == MAX_MODELS
+    assert all(len(m) <= MAX_NAME_CHARS and m.isprintable() for m in found.models)
+    assert found.engine_version is not None and len(found.engine_version) <= MAX_NAME_CHARS
+    huge = ["y" * 1000 for _ in range(PROBE_MAX_BYTES // 900)]
+    with UvicornThread(engine_app("vllm", huge)) as server:
+        found = probe_server(ServerSpec("vllm", server.url))
+    assert not found.available and "did not answer with a model list" in found.reason
