@@ -39,7 +39,9 @@ class AgentCredentialAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("malformed Bearer header")
-        agent = Agent.objects.filter(credential_hash=hash_credential(header[1])).first()
+        # The capabilities (kilobytes of JSON) are not read on every call: the heartbeat, the most frequent one,
+        # never needs them, and a view that does loads them on first use.
+        agent = Agent.objects.defer("capabilities").filter(credential_hash=hash_credential(header[1])).first()
         if agent is None:
             raise exceptions.AuthenticationFailed("unknown agent credential")
         return AgentPrincipal(agent), agent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import httpx
@@ -14,6 +15,26 @@ from common.protocol import AgentInfo, AgentStatusReport, JobRequest, RegisterRe
 from core.parsers import loads
 
 log = structlog.get_logger(__name__)
+
+
+_client_lock = threading.Lock()
+_client: httpx.Client | None = None
+
+
+def _shared_client() -> httpx.Client:
+    """The process's pooled client for plain-HTTP agent calls (made on first use; thread-safe).
+
+    A client per call opened a new connection for every dispatch, status check and cancellation; the pool keeps
+    connections to each agent's pinned address open between calls. Redirects are never followed.
+    """
+    global _client
+    with _client_lock:
+        if _client is None or _client.is_closed:
+            _client = httpx.Client(
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=30),
+            )
+        return _client
 
 
 class AgentCallError(Exception):
@@ -66,13 +87,24 @@ class AgentClient:
         target = self._target
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else None
         try:
-            with httpx.Client(timeout=timeout or self._timeout, follow_redirects=False) as client:
-                response = client.request(
+            if target.scheme == "https":
+                # A TLS connection is verified for one server name: pooled by address, it could carry another
+                # agent's calls behind the same address (a proxy routing by name). One client per call.
+                with httpx.Client(timeout=timeout or self._timeout, follow_redirects=False) as client:
+                    response = client.request(
+                        method,
+                        target.pinned(f"/api/v1{path}"),
+                        json=json,
+                        headers={"Authorization": f"Bearer {self._token}", "Host": target.host_header},
+                        extensions=extensions,
+                    )
+            else:
+                response = _shared_client().request(
                     method,
                     target.pinned(f"/api/v1{path}"),
                     json=json,
                     headers={"Authorization": f"Bearer {self._token}", "Host": target.host_header},
-                    extensions=extensions,
+                    timeout=timeout or self._timeout,
                 )
         except httpx.HTTPError as exc:
             # One message for refused, reset, timed out and TLS failures alike; the kind goes to the log only.

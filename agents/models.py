@@ -92,6 +92,8 @@ class Agent(models.Model):
         heartbeat_error: Why the agent's heartbeats do not arrive, as far as the server knows (what the agent
             itself reports when the server can still call it, else the silence); empty while they arrive.
         heartbeat_error_since: When that trouble began.
+        heartbeat_interval_s: The heartbeat interval the server told the agent in its last answer (it adapts to the
+            fleet's size); the health sweep judges the agent's silence by it. None until the first heartbeat.
         latest_benchmark: The stored result of the latest hardware benchmark job this agent completed (its
             measured peaks; the agent's capabilities do not carry them).
     """
@@ -115,6 +117,7 @@ class Agent(models.Model):
     last_seen = models.DateTimeField(null=True, blank=True)
     heartbeat_error = models.CharField(max_length=1000, blank=True, default="")
     heartbeat_error_since = models.DateTimeField(null=True, blank=True)
+    heartbeat_interval_s = models.FloatField(null=True, blank=True)
     # Referred to by name: the results app sits above this one and sets it when it stores a benchmark.
     latest_benchmark = models.ForeignKey(
         "results.JobResult", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import structlog
-from django.conf import settings
 from django.core import signing
 from django.db import transaction
 from django.db.models import Case, F, Value, When
@@ -13,6 +12,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
+from agents import liveness
 from agents.client import AgentCallError, AgentClient
 from agents.models import Agent
 from agents.signals import heartbeat_received
@@ -251,31 +251,48 @@ def agent_register_pull(*, info: AgentInfo, server_url: str, name: str = "") -> 
 def agent_heartbeat(agent: Agent, heartbeat: Heartbeat) -> HeartbeatAnswer:
     """Record a heartbeat: the agent is online, idle or busy; say whether its capabilities must be refreshed.
 
+    Nearly every heartbeat changes nothing but the time: an online agent whose activity is unchanged. That one is a
+    single conditional ``UPDATE`` (no row lock, no transaction of its own): it applies only while the row still
+    says what the authenticated copy said, so a concurrent change (a deactivation, the health sweep) falls through
+    to the full path, which locks the row and records a status change.
+
     Args:
-        agent: The authenticated agent.
+        agent: The authenticated agent (its capabilities need not be loaded).
         heartbeat: The :class:`common.protocol.Heartbeat`.
 
     Returns:
-        The answer for the agent: its status and whether to send its full capabilities.
+        The answer for the agent: its status, whether to send its full capabilities, and the interval to beat at
+        (it grows with the fleet: :mod:`agents.liveness`).
     """
-    with transaction.atomic():
-        locked = Agent.objects.select_for_update().get(pk=agent.pk)
-        locked.last_seen = timezone.now()
-        activity = AgentActivity(heartbeat.activity)
-        changed = locked.activity != activity or bool(locked.heartbeat_error)
-        locked.activity = activity
-        locked.heartbeat_error, locked.heartbeat_error_since = "", None
-        locked.save(update_fields=["last_seen", "activity", "heartbeat_error", "heartbeat_error_since", "updated_at"])
-        if locked.status in (AgentStatus.UNREACHABLE, AgentStatus.OFFLINE):
-            agent_set_status(locked, AgentStatus.ONLINE, reason="heartbeat received")
-        elif changed:
-            events.emit(events.AGENT_UPDATED, locked.pk)
+    now = timezone.now()
+    activity = AgentActivity(heartbeat.activity)
+    interval = liveness.current_interval()
+    unchanged = agent.status == AgentStatus.ONLINE and agent.activity == activity and not agent.heartbeat_error
+    updated = unchanged and Agent.objects.filter(
+        pk=agent.pk, status=AgentStatus.ONLINE, activity=activity, heartbeat_error=""
+    ).update(last_seen=now, heartbeat_interval_s=interval, updated_at=now)
+    if updated:
+        status, stored_hash = AgentStatus.ONLINE, agent.capabilities_hash
+    else:
+        with transaction.atomic():
+            locked = Agent.objects.select_for_update().defer("capabilities").get(pk=agent.pk)
+            locked.last_seen = now
+            changed = locked.activity != activity or bool(locked.heartbeat_error)
+            locked.activity = activity
+            locked.heartbeat_error, locked.heartbeat_error_since = "", None
+            locked.heartbeat_interval_s = interval
+            locked.save(update_fields=["last_seen", "activity", "heartbeat_error", "heartbeat_error_since",
+                                       "heartbeat_interval_s", "updated_at"])
+            if locked.status in (AgentStatus.UNREACHABLE, AgentStatus.OFFLINE):
+                agent_set_status(locked, AgentStatus.ONLINE, reason="heartbeat received")
+            elif changed:
+                events.emit(events.AGENT_UPDATED, locked.pk)
+        status, stored_hash, agent = locked.status, locked.capabilities_hash, locked
     # The scheduler listens: an attempt given up while the agent was silent may be running still. Sent after the
     # agent's row lock is released: the listener locks jobs, and every other path locks a job before its agent.
-    heartbeat_received.send(sender=Agent, agent=locked, heartbeat=heartbeat)
-    refresh = bool(heartbeat.capabilities_hash) and heartbeat.capabilities_hash != locked.capabilities_hash
-    return HeartbeatAnswer(status=locked.status, refresh_capabilities=refresh,
-                           heartbeat_interval_s=settings.RUCKUS_HEARTBEAT_INTERVAL_S)
+    heartbeat_received.send(sender=Agent, agent=agent, heartbeat=heartbeat)
+    refresh = bool(heartbeat.capabilities_hash) and heartbeat.capabilities_hash != stored_hash
+    return HeartbeatAnswer(status=status, refresh_capabilities=refresh, heartbeat_interval_s=interval)
 
 
 def agent_refresh_capabilities(agent: Agent) -> Agent:

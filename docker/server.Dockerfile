@@ -34,4 +34,5 @@ EXPOSE 8000
 VOLUME ["/data"]
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "ruckus_server.asgi:application"]
+# HTTP and websockets; several worker processes share the port (docs/deployment.md, "Fleet scale").
+CMD ["uvicorn", "ruckus_server.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", "--no-access-log"]

@@ -115,28 +115,50 @@ class Experiment(models.Model):
         """True when no job of the experiment will change any more."""
         return self.status in EXPERIMENT_TERMINAL_STATUSES
 
-    def refresh_status(self, now: datetime | None = None) -> Experiment:
+    def refresh_status(self, now: datetime | None = None, *, job_status: str | None = None) -> Experiment:
         """Re-derive the status from the jobs and save it, logging a change.
 
         The experiment row is locked before the jobs are counted: two jobs finishing in concurrent transactions
         then count one after the other, and the second sees the first one's committed status (otherwise both
         could see the other unfinished and leave the experiment ``running`` with every job done).
 
+        A job that has just become active (assigned, running) makes the experiment ``running`` whatever the other
+        jobs do: not all pending, not all finished. When the experiment already says so, there is nothing to
+        count and no lock to take, which keeps dispatch from queueing on the experiment's row and from counting
+        every job of a large experiment at each step.
+
         Args:
             now: Timestamp of the change (default: now).
+            job_status: The status one of its jobs has just moved to, when that is why the status is re-derived.
 
         Returns:
             The experiment (this instance, updated).
         """
+        if job_status in JOB_ACTIVE_STATUSES:
+            current = Experiment.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+            if current == ExperimentStatus.RUNNING:
+                self.status = current
+                return self
         with transaction.atomic():
-            return self._refresh_status_locked(now)
+            return self._refresh_status_locked(now, job_status)
 
-    def _refresh_status_locked(self, now: datetime | None) -> Experiment:
+    def _refresh_status_locked(self, now: datetime | None, job_status: str | None = None) -> Experiment:
         """:meth:`refresh_status` inside its transaction."""
         # FOR NO KEY UPDATE is enough (the key never changes) and does not conflict with the key-share locks that
         # rows referring to the experiment (jobs' transition log entries) take.
-        locked = Experiment.objects.select_for_update(no_key=True).only("pk").filter(pk=self.pk)
-        list(locked)  # take the lock; the values are read below, after it is held
+        locked = Experiment.objects.select_for_update(no_key=True).only("status").filter(pk=self.pk)
+        held = list(locked)  # take the lock; the values are read below, after it is held
+        # A job finished while others have not: still running, and an indexed EXISTS answers that without counting
+        # every job of the experiment. Read under the lock, so the last two jobs to finish cannot both see the
+        # other one unfinished.
+        if (
+            job_status in JOB_TERMINAL_STATUSES
+            and held
+            and held[0].status == ExperimentStatus.RUNNING
+            and self.jobs.exclude(status__in=JOB_TERMINAL_STATUSES).exists()
+        ):
+            self.status = ExperimentStatus.RUNNING
+            return self
         counts = {row["status"]: row["n"] for row in self.jobs.values("status").annotate(n=Count("id")).order_by()}
         fresh = Experiment.objects.values("status", "started_at").get(pk=self.pk)
         self.status, self.started_at = fresh["status"], fresh["started_at"]
@@ -299,7 +321,7 @@ class Job(models.Model):
         self.save()
         log_transition(job=self, from_state=previous, to_state=to, reason=reason)
         events.emit(events.JOB_UPDATED, self.pk)
-        self.experiment.refresh_status(now)
+        self.experiment.refresh_status(now, job_status=to)
         return self
 
     def announce(self) -> None:

@@ -6,6 +6,7 @@ layer. Production: ``DATABASE_URL`` pointing at Postgres and ``REDIS_URL`` for t
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -129,7 +130,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
+    # Connections come from a pool in each process (psycopg_pool, Django's "pool" option): a new Postgres connection
+    # per request cost more than the whole heartbeat it served. Under ASGI each request runs on a thread of its
+    # own, so persistent connections (CONN_MAX_AGE) would pile up; the pool hands connections back at the end of
+    # each request. DB_POOL_MAX_SIZE=0 turns the pool off (then DB_CONN_MAX_AGE applies; pgbouncer in front of a
+    # large deployment is docs/deployment.md's advice). Off by default with DEBUG, where tests open and close
+    # connections by the thousand.
+    _pool_max_size = env.int("DB_POOL_MAX_SIZE", default=0 if DEBUG else 20)
+    if _pool_max_size > 0:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(env.int("DB_POOL_MIN_SIZE", default=2), _pool_max_size),
+            "max_size": _pool_max_size,
+            "timeout": env.float("DB_POOL_TIMEOUT_S", default=30.0),
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+    else:
+        DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -279,12 +295,24 @@ SPECTACULAR_SETTINGS = {
         "AttemptStatusEnum": "common.statuses.AttemptStatus.choices",
         "AgentActivityEnum": "common.statuses.AgentActivity.choices",
         "AgentModeEnum": "common.statuses.AgentMode.choices",
+        "ScoringStatusEnum": "common.statuses.ScoringStatus.choices",
     },
 }
 
 # --- RUCKUS tunables -----------------------------------------------------------------------------
 RUCKUS_HEARTBEAT_INTERVAL_S: float = env.float("RUCKUS_HEARTBEAT_INTERVAL_S", default=5.0)
+# Heartbeats per second the deployment is sized to absorb: a fleet larger than this rate times the interval above is
+# told a longer interval (agents.liveness), at most RUCKUS_HEARTBEAT_INTERVAL_MAX_S. 0 keeps the interval fixed.
+RUCKUS_HEARTBEAT_MAX_RATE: float = env.float("RUCKUS_HEARTBEAT_MAX_RATE", default=1000.0)
+RUCKUS_HEARTBEAT_INTERVAL_MAX_S: float = env.float("RUCKUS_HEARTBEAT_INTERVAL_MAX_S", default=60.0)
 RUCKUS_AGENT_LOST_AFTER_S: float = env.float("RUCKUS_AGENT_LOST_AFTER_S", default=30.0)
+# Dispatch: a scheduler pass claims jobs for at most this long before the health steps run again, and sends the
+# claimed jobs to their agents with this many calls in flight (1: one after the other, on the scheduler's thread).
+RUCKUS_DISPATCH_PASS_BUDGET_S: float = env.float("RUCKUS_DISPATCH_PASS_BUDGET_S", default=5.0)
+RUCKUS_DISPATCH_CONCURRENCY: int = env.int("RUCKUS_DISPATCH_CONCURRENCY", default=16)
+# Websocket events are built and sent by a thread of their own in each process (core.events.Publisher); 0 sends each
+# one on the writer's thread, after its commit.
+RUCKUS_EVENTS_IN_BACKGROUND: bool = env.bool("RUCKUS_EVENTS_IN_BACKGROUND", default=True)
 RUCKUS_MAX_ATTEMPTS: int = env.int("RUCKUS_MAX_ATTEMPTS", default=3)
 RUCKUS_RETRY_BACKOFF_BASE_S: float = env.float("RUCKUS_RETRY_BACKOFF_BASE_S", default=5.0)
 RUCKUS_RETRY_BACKOFF_MAX_S: float = env.float("RUCKUS_RETRY_BACKOFF_MAX_S", default=300.0)
@@ -294,6 +322,9 @@ RUCKUS_DISPATCH_STALE_S: float = env.float("RUCKUS_DISPATCH_STALE_S", default=30
 # A running attempt with no news for this long is checked directly on the agent (pull fallback).
 RUCKUS_PULL_AFTER_S: float = env.float("RUCKUS_PULL_AFTER_S", default=20.0)
 RUCKUS_AGENT_HTTP_TIMEOUT_S: float = env.float("RUCKUS_AGENT_HTTP_TIMEOUT_S", default=10.0)
+# Whether run_scheduler also scores stored results (ROUGE, statistics) in a thread of its own: a one-scheduler
+# deployment and the demo need no other process. Off where dedicated `run_scoring_worker` processes do it.
+RUCKUS_SCHEDULER_SCORING: bool = env.bool("RUCKUS_SCHEDULER_SCORING", default=True)
 # Networks the server may call agents in. Loopback only with DEBUG (the demo runs its agent there): in production
 # a user registering http://127.0.0.1:PORT would otherwise reach the server host's own services.
 RUCKUS_AGENT_ALLOWED_NETWORKS: list[str] = env.list(
@@ -336,6 +367,10 @@ _shared_processors = [
     structlog.stdlib.add_log_level,
 ]
 
+# request_started says nothing request_finished does not (it has the method, path and status, and the duration is
+# in the access log): at a fleet's request rates it doubled the log volume.
+DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -360,7 +395,15 @@ LOGGING = {
             "foreign_pre_chain": _shared_processors,
         },
     },
-    "handlers": {"default": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "filters": {"quiet_heartbeats": {"()": "core.logfilters.QuietHeartbeats"}},
+    "handlers": {
+        "default": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            # RUCKUS_LOG_HEARTBEATS=1 logs every successful heartbeat's request too (core.logfilters).
+            "filters": [] if env.bool("RUCKUS_LOG_HEARTBEATS", default=False) else ["quiet_heartbeats"],
+        }
+    },
     "root": {"handlers": ["default"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

@@ -10,15 +10,17 @@ The job is sent after the claim commits; a scheduler that dies in between leaves
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from agents.client import AgentCallError, AgentClient
@@ -32,8 +34,8 @@ from scheduling.policy import job_retry_or_fail
 
 log = structlog.get_logger(__name__)
 
-#: Jobs looked at per scheduling pass (each claimed in its own short transaction).
-CLAIM_BATCH = 50
+#: Due jobs read per query of a scheduling pass (each is then claimed in its own short transaction).
+CLAIM_BATCH = 200
 
 #: Builds the client used to call an agent (``url``, ``token``); tests pass their own.
 ClientFactory = Callable[[str, str], AgentClient]
@@ -53,15 +55,21 @@ class Dispatch:
 
 
 def _pick_agent(job: Job) -> Agent | None:
-    """Lock and return an idle online agent that measures the job's hardware (its own agent first)."""
+    """Lock and return an idle online agent that measures the job's hardware (its own agent first).
+
+    One row is locked and read, the first in order of preference (``LIMIT 1`` with ``SKIP LOCKED``: agents another
+    scheduler is claiming are passed over), without the capabilities, which dispatch does not need.
+    """
     candidates = (
         Agent.objects.select_for_update(skip_locked=True)
         .filter(status=AgentStatus.ONLINE, activity=AgentActivity.IDLE)
         .filter(Q(pk=job.agent_id) | Q(hardware_fingerprint=job.hardware_fingerprint))
         .exclude(attempts__status__in=ATTEMPT_ACTIVE_STATUSES)
+        .alias(other=Case(When(pk=job.agent_id, then=Value(0)), default=Value(1)))
+        .order_by("other", "name", "pk")
+        .only("pk", "url", "mode", "token_encrypted", "name")
     )
-    agents = sorted(candidates, key=lambda a: (a.pk != job.agent_id, a.name))
-    return agents[0] if agents else None
+    return candidates.first()
 
 
 def job_request(job: Job, attempt: JobAttempt) -> JobRequest:
@@ -89,7 +97,7 @@ def job_request(job: Job, attempt: JobAttempt) -> JobRequest:
     )
 
 
-def claim(job_id: int, now: datetime) -> Dispatch | None:
+def claim(job_id: int, now: datetime, no_agent: set[str] | None = None) -> Dispatch | None:
     """Claim one job: lock it, re-check it, choose an agent, create the attempt, mark it assigned.
 
     A job whose hardware no agent has any more (all removed or deactivated) fails with that reason.
@@ -97,6 +105,8 @@ def claim(job_id: int, now: datetime) -> Dispatch | None:
     Args:
         job_id: The job.
         now: Current time.
+        no_agent: When given, the job's hardware fingerprint is added to it when no idle agent could take the job
+            (the caller skips that hardware's other jobs for the rest of its pass).
 
     Returns:
         What to send, or None when the job is not claimable now (taken, not due, no idle agent).
@@ -113,6 +123,8 @@ def claim(job_id: int, now: datetime) -> Dispatch | None:
             return None  # another scheduler has it, or it changed meanwhile
         agent = _pick_agent(job)
         if agent is None:
+            if no_agent is not None:
+                no_agent.add(job.hardware_fingerprint)
             remaining = Agent.objects.exclude(status=AgentStatus.DEACTIVATED).filter(
                 Q(pk=job.agent_id) | Q(hardware_fingerprint=job.hardware_fingerprint)
             )
@@ -191,8 +203,31 @@ def fail_dispatch(attempt_id: int, reason: str, *, busy: bool, now: datetime | N
     return True
 
 
-def dispatch_pending(now: datetime | None = None, client_factory: ClientFactory = AgentClient) -> int:
+def _send_in_thread(dispatch: Dispatch, client_factory: ClientFactory, now: datetime) -> bool:
+    """:func:`send` on a worker thread of the pass, with that thread's own database connection closed after."""
+    try:
+        return send(dispatch, client_factory, now)
+    except Exception:  # one failed send must not end the pass; the attempt stays dispatching for recovery
+        log.exception("dispatch_send_failed", job_id=dispatch.job_id)
+        return False
+    finally:
+        connection.close()  # returned to the pool when one is configured
+
+
+def dispatch_pending(
+    now: datetime | None = None,
+    client_factory: ClientFactory = AgentClient,
+    *,
+    budget_s: float | None = None,
+    concurrency: int | None = None,
+) -> int:
     """Claim and dispatch as many due pending jobs as there are idle capable agents.
+
+    Due jobs are read in id order, a batch at a time, until no idle agent is left for them or the pass's time
+    budget is spent (the health steps must run again soon). A hardware class found without an idle agent is
+    skipped for the rest of the pass, so a long queue for busy hardware costs one look, not one per job.
+    Claims are made one by one on this thread (each a short transaction); the accepted claims are sent to their
+    push agents by ``concurrency`` threads at once, so a slow agent does not hold up the others.
 
     A job claimed for a pull agent is not sent: its attempt waits, ``dispatching``, for the agent's next work
     request (:mod:`scheduling.pull`), which hands it over.
@@ -200,26 +235,45 @@ def dispatch_pending(now: datetime | None = None, client_factory: ClientFactory 
     Args:
         now: Current time.
         client_factory: Builds the agent client.
+        budget_s: Seconds after which no new claim starts (default ``RUCKUS_DISPATCH_PASS_BUDGET_S``).
+        concurrency: Sends in flight at once (default ``RUCKUS_DISPATCH_CONCURRENCY``; 1 sends on this thread).
 
     Returns:
-        Number of jobs sent (accepted or not).
+        Number of jobs claimed (sent, accepted or not, or queued for pull agents).
     """
     now = now or timezone.now()
-    due = list(
-        Job.objects.filter(status=JobStatus.PENDING)
-        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-        .order_by("id")
-        .values_list("id", flat=True)[:CLAIM_BATCH]
-    )
-    sent = 0
-    for job_id in due:
-        dispatch = claim(job_id, now)
-        if dispatch is None:
-            continue
-        if dispatch.agent_mode == AgentMode.PULL:
-            log.info("queued_for_pull_agent", job_id=dispatch.job_id, attempt=dispatch.request.attempt,
-                     agent_id=str(dispatch.agent_id))
-        else:
-            send(dispatch, client_factory, now)
-        sent += 1
-    return sent
+    deadline = time.monotonic() + (settings.RUCKUS_DISPATCH_PASS_BUDGET_S if budget_s is None else budget_s)
+    threads = max(1, settings.RUCKUS_DISPATCH_CONCURRENCY if concurrency is None else concurrency)
+    no_agent: set[str] = set()
+    claimed = 0
+    after = 0
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="dispatch") if threads > 1 else None
+    try:
+        while time.monotonic() < deadline:
+            due = list(
+                Job.objects.filter(status=JobStatus.PENDING, pk__gt=after)
+                .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+                .order_by("id")
+                .values_list("id", "hardware_fingerprint")[:CLAIM_BATCH]
+            )
+            if not due:
+                break
+            after = due[-1][0]
+            for job_id, fingerprint in due:
+                if fingerprint in no_agent or time.monotonic() >= deadline:
+                    continue
+                dispatch = claim(job_id, now, no_agent)
+                if dispatch is None:
+                    continue
+                claimed += 1
+                if dispatch.agent_mode == AgentMode.PULL:
+                    log.info("queued_for_pull_agent", job_id=dispatch.job_id, attempt=dispatch.request.attempt,
+                             agent_id=str(dispatch.agent_id))
+                elif pool is None:
+                    send(dispatch, client_factory, now)
+                else:
+                    pool.submit(_send_in_thread, dispatch, client_factory, now)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    return claimed

@@ -12,10 +12,11 @@ from enum import StrEnum
 import structlog
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
 from agents.client import AgentCallError, AgentClient
+from agents.liveness import silence_limits
 from agents.models import Agent
 from agents.services import agent_mark_silent, agent_probed
 from common.protocol import MultiRunJobResult
@@ -73,13 +74,35 @@ def _probe(agent: Agent, client_factory: ClientFactory, now: datetime) -> bool:
     return True
 
 
+def _silent(candidates: QuerySet[Agent], now: datetime, limit: str) -> list[tuple[Agent, datetime]]:
+    """The candidates silent for longer than their own limit, each with the time its silence counts from.
+
+    Args:
+        candidates: Agents silent for at least the shortest limit (those at the base interval).
+        now: Current time.
+        limit: ``unreachable_after_s`` or ``lost_after_s`` of :class:`agents.liveness.SilenceLimits`.
+
+    Returns:
+        ``(agent, seen_before)``: the agent is silent while its last heartbeat is older than ``seen_before``.
+    """
+    found = []
+    for agent in candidates.only("pk", "url", "mode", "token_encrypted", "last_seen", "heartbeat_interval_s"):
+        seen_before = now - timedelta(seconds=getattr(silence_limits(agent.heartbeat_interval_s), limit))
+        if agent.last_seen is not None and agent.last_seen < seen_before:
+            found.append((agent, seen_before))
+    return found
+
+
 def sweep_agents(
     now: datetime | None = None,
     *,
     observing_since: datetime | None = None,
     client_factory: ClientFactory = AgentClient,
 ) -> SweepOutcome:
-    """Mark silent agents unreachable (3 missed beats) then offline (``agent_lost_after``); lose their attempts.
+    """Mark silent agents unreachable (3 missed beats) then offline (lost); lose their attempts.
+
+    Each agent is judged by the heartbeat interval it was last told (:mod:`agents.liveness`: it grows with the
+    fleet), so a longer interval never makes an agent look silent.
 
     The server does not blame agents for its own outages:
 
@@ -102,32 +125,42 @@ def sweep_agents(
         Whether the fleet as a whole fell silent (the caller restarts its observation when it comes back).
     """
     now = now or timezone.now()
-    interval = settings.RUCKUS_HEARTBEAT_INTERVAL_S
-    unreachable_before = now - timedelta(seconds=3 * interval)
-    offline_before = now - timedelta(seconds=settings.RUCKUS_AGENT_LOST_AFTER_S)
+    shortest = silence_limits(None)
     watched = Agent.objects.filter(status__in=[AgentStatus.ONLINE, AgentStatus.UNREACHABLE], last_seen__isnull=False)
-    heard = watched.aggregate(count=Count("pk"), newest=Max("last_seen"))
-    fleet_silent = heard["count"] >= 2 and heard["newest"] < unreachable_before
-    if observing_since is not None and observing_since > unreachable_before:
+    heard = watched.aggregate(count=Count("pk"), newest=Max("last_seen"), interval=Max("heartbeat_interval_s"))
+    longest = silence_limits(heard["interval"])
+    fleet_silent = heard["count"] >= 2 and heard["newest"] < now - timedelta(seconds=longest.unreachable_after_s)
+    if observing_since is not None and observing_since > now - timedelta(seconds=shortest.unreachable_after_s):
         return SweepOutcome.FLEET_SILENT if fleet_silent else SweepOutcome.OBSERVING
-    silent = Agent.objects.filter(status=AgentStatus.ONLINE, last_seen__lt=unreachable_before)
-    for agent in silent.only("pk", "url", "mode", "token_encrypted"):
+    candidates = Agent.objects.filter(
+        status=AgentStatus.ONLINE, last_seen__lt=now - timedelta(seconds=shortest.unreachable_after_s)
+    )
+    for agent, seen_before in _silent(candidates, now, "unreachable_after_s"):
+        if observing_since is not None and observing_since > seen_before:
+            continue  # not watched for long enough to judge this agent's interval
         if not fleet_silent and agent.mode == AgentMode.PUSH and _probe(agent, client_factory, now):
             continue
-        reason = (f"no heartbeat from any agent for {3 * interval:.0f} s: the server may not be receiving them"
-                  if fleet_silent else f"no heartbeat for {3 * interval:.0f} s")
-        agent_mark_silent(agent.pk, AgentStatus.UNREACHABLE, seen_before=unreachable_before, reason=reason)
+        quiet_s = (now - seen_before).total_seconds()
+        reason = (f"no heartbeat from any agent for {quiet_s:.0f} s: the server may not be receiving them"
+                  if fleet_silent else f"no heartbeat for {quiet_s:.0f} s")
+        agent_mark_silent(agent.pk, AgentStatus.UNREACHABLE, seen_before=seen_before, reason=reason)
     if fleet_silent:
         log.warning("fleet_silent", agents=heard["count"], newest_heartbeat=str(heard["newest"]))
         return SweepOutcome.FLEET_SILENT
-    if observing_since is not None and observing_since > offline_before:
+    if observing_since is not None and observing_since > now - timedelta(seconds=shortest.lost_after_s):
         return SweepOutcome.OBSERVING
-    lost = Agent.objects.filter(status__in=[AgentStatus.ONLINE, AgentStatus.UNREACHABLE], last_seen__lt=offline_before)
-    for agent in lost.only("pk", "url", "mode", "token_encrypted"):
+    candidates = Agent.objects.filter(
+        status__in=[AgentStatus.ONLINE, AgentStatus.UNREACHABLE],
+        last_seen__lt=now - timedelta(seconds=shortest.lost_after_s),
+    )
+    for agent, seen_before in _silent(candidates, now, "lost_after_s"):
+        if observing_since is not None and observing_since > seen_before:
+            continue
         if agent.mode == AgentMode.PUSH and _probe(agent, client_factory, now):
             continue
-        if agent_mark_silent(agent.pk, AgentStatus.OFFLINE, seen_before=offline_before,
-                             reason=f"no heartbeat for {settings.RUCKUS_AGENT_LOST_AFTER_S:.0f} s: agent lost"):
+        lost_s = (now - seen_before).total_seconds()
+        if agent_mark_silent(agent.pk, AgentStatus.OFFLINE, seen_before=seen_before,
+                             reason=f"no heartbeat for {lost_s:.0f} s: agent lost"):
             lose_agent_attempts(agent.pk, "agent lost (no heartbeat)", now)
     return SweepOutcome.OBSERVING
 

@@ -53,3 +53,7 @@ from ruckus_server.settings import *  # noqa: E402, F403 - the project's setting
 
 if _EMBEDDED_SOCKET_DIR:
     DATABASES["default"]["HOST"] = _EMBEDDED_SOCKET_DIR  # noqa: F405
+
+# Dispatch sends on the test's own thread: a sending thread would have its own database connection, outside the
+# transaction a test case runs in (the processes the tests start use the concurrent default).
+RUCKUS_DISPATCH_CONCURRENCY = 1

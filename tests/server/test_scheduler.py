@@ -501,10 +501,10 @@ def test_two_jobs_finishing_at_once_complete_their_experiment(clock, monkeypatch
     barrier = threading.Barrier(2, timeout=20)
     derive = Experiment.refresh_status
 
-    def derive_together(self: Experiment, now: datetime | None = None) -> Experiment:
+    def derive_together(self: Experiment, now: datetime | None = None, **kwargs: Any) -> Experiment:
         if threading.current_thread().name.startswith("finisher"):
             barrier.wait()  # both transactions have written their job and its transition
-        return derive(self, now)
+        return derive(self, now, **kwargs)
 
     monkeypatch.setattr(Experiment, "refresh_status", derive_together)
     errors: list[BaseException] = []
