@@ -10,11 +10,12 @@ VLLM_STAMP := $(VLLM_VENV)/.ruckus-vllm-installed
 # Torch is pinned: this version has a CPU build; any other spec pulls a multi-GB CUDA build.
 TORCH_SPEC := torch==2.13.0
 
-.PHONY: setup test lint docker-validate demo ui ui-check clean help
+.PHONY: setup test lint docker-validate demo ui ui-check clean help bench
 
 help:
 	@echo "make demo   - set up, then run the server, scheduler and a local agent on a real benchmark"
 	@echo "make test   - set up, then run every test (Postgres: DATABASE_URL or an embedded one)"
+	@echo "make bench  - fleet benchmark: 1000 simulated agents, 1000 jobs against a local server (Postgres on :5432)"
 	@echo "make lint   - ruff, bandit, import contracts, migration check, OpenAPI schema validation, UI client in sync"
 	@echo "make setup  - create $(VENV) (and $(VLLM_VENV) for vLLM) and install everything (idempotent)"
 	@echo "make docker-validate - check docker/ (compose config + Dockerfile lint; needs docker-compose)"
@@ -47,6 +48,10 @@ $(VLLM_STAMP): benchmarks/engines/install_vllm.sh
 
 test: setup
 	DEBUG=1 $(BIN)/pytest
+
+# The server at fleet scale (benchmarks/fleet_sim.py --help for sizes, server options and older commits).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/fleet_sim.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
