@@ -137,3 +137,16 @@ class AgentMode(_Status):
 
     PUSH = "push"
     PULL = "pull"
+
+
+class ScoringStatus(_Status):
+    """Where a stored job result is in server-side post-processing (ROUGE, run means, statistics).
+
+    The result callback stores the runs and answers at once (``scoring``); a scoring worker then adds the figures
+    (``scored``), or records why it could not (``failed``, with the reason on the result). Statistics and ROUGE are
+    absent until then.
+    """
+
+    SCORING = "scoring"
+    SCORED = "scored"
+    FAILED = "failed"

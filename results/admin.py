@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from common.statuses import ScoringStatus
 from results.models import JobMetricStatistics, JobResult, RunResult, SampleResult
 from results.services import job_statistics_recompute
 
@@ -21,12 +22,19 @@ def _pretty(value: object) -> str:
 class JobResultAdmin(admin.ModelAdmin):
     """Job-level results."""
 
-    list_display = ["job", "attempt", "access_mode", "statistics_source", "hardware_fingerprint", "received_at"]
-    list_filter = ["access_mode", "statistics_source"]
+    list_display = ["job", "attempt", "access_mode", "scoring_status", "statistics_source", "hardware_fingerprint",
+                    "received_at"]
+    list_filter = ["scoring_status", "access_mode", "statistics_source"]
     raw_id_fields = ["job", "attempt"]
-    readonly_fields = ["cold_start_pretty", "unavailable_pretty"]
+    readonly_fields = ["cold_start_pretty", "unavailable_pretty", "scoring_status", "scoring_error", "scored_at"]
     exclude = ["cold_start", "unavailable_metrics", "raw"]
-    actions = ["recompute_statistics"]
+    actions = ["recompute_statistics", "score_again"]
+
+    @admin.action(description="Score again (ROUGE, run means, statistics) by the scoring workers")
+    def score_again(self, request: HttpRequest, queryset: QuerySet[JobResult]) -> None:
+        """Put the selected results back in the scoring queue (e.g. those whose scoring failed, once fixed)."""
+        count = queryset.update(scoring_status=ScoringStatus.SCORING, scoring_error="", scored_at=None)
+        self.message_user(request, f"{count} result(s) will be scored again by the scoring workers.")
 
     @admin.action(description="Recompute statistics (per run and per request) from the stored runs")
     def recompute_statistics(self, request: HttpRequest, queryset: QuerySet[JobResult]) -> None:

@@ -14,7 +14,7 @@ from pydantic import Field, RootModel
 from typing_extensions import TypedDict
 
 from common.protocol import ExecutionInfo, MetricStatistics
-from common.statuses import ExperimentStatus, JobStatus
+from common.statuses import ExperimentStatus, JobStatus, ScoringStatus
 from core.api_schemas import ResponseShape
 from experiments.planning import Unrunnable
 
@@ -145,7 +145,12 @@ class JobResults(ResponseShape):
     """Everything measured for one job: statistics, efficiency, the cold run and every run.
 
     Attributes:
-        statistics_source: ``warm`` or ``cold`` (null before a result).
+        scoring_status: ``scoring`` while the server computes the result's ROUGE scores, run means and statistics
+            (they are absent until then: ``statistics`` and ``request_statistics`` empty, ``efficiency`` null, no
+            ROUGE in the runs), then ``scored``, or ``failed`` (``scoring_error`` says why); null before a result.
+        scoring_error: Why scoring failed (null otherwise).
+        scored_at: When scoring ended (null before).
+        statistics_source: ``warm`` or ``cold`` (null before a result, and while it is being scored).
         statistics: Metric -> statistics over runs (``scope`` ``run``: one value per run, a latency's being the
             run's mean).
         request_statistics: Latency metric (``ttft_s``, ``tpot_s``, ``inter_token_gaps_s``, ``e2e_latency_s``)
@@ -164,6 +169,9 @@ class JobResults(ResponseShape):
     runtime: str
     agent: str | None
     hardware_fingerprint: str
+    scoring_status: ScoringStatus | None
+    scoring_error: str | None
+    scored_at: datetime | None
     statistics_source: str | None
     statistics: dict[str, JobMetricStatistics]
     request_statistics: dict[str, RequestStatistics]
@@ -180,6 +188,8 @@ class ExperimentJobResults(ResponseShape):
     """One job in an experiment's aggregated results.
 
     Attributes:
+        scoring_status: ``scoring`` while the server computes the job's ROUGE scores and statistics (empty until
+            then), ``scored``, or ``failed``; null for a job without a result.
         statistics: Metric -> statistics over runs (``scope`` ``run``).
         request_statistics: Latency metric -> statistics over every request (``scope`` ``request``), without
             the raw values (``values`` null: they are in the job's results).
@@ -192,6 +202,7 @@ class ExperimentJobResults(ResponseShape):
     agent: str | None
     agent_name: str | None
     hardware_fingerprint: str
+    scoring_status: ScoringStatus | None
     statistics: dict[str, JobMetricStatistics]
     request_statistics: dict[str, RequestStatistics]
     efficiency: Efficiency | None
@@ -203,6 +214,7 @@ class ExperimentResults(ResponseShape):
     """Aggregated results of an experiment.
 
     Attributes:
+        scoring: Jobs whose results the server is still scoring (their figures are on their way).
         unrunnable: Combinations no selected agent could run (from the experiment's plan).
         metrics: Every metric present in the jobs' statistics, with unit and direction.
         jobs: One entry per job.
@@ -210,6 +222,7 @@ class ExperimentResults(ResponseShape):
 
     experiment: int
     status: ExperimentStatus
+    scoring: int
     unrunnable: list[Unrunnable]
     metrics: list[MetricDescription]
     jobs: list[ExperimentJobResults]
@@ -238,12 +251,14 @@ class ComparisonCell(TypedDict):
         tokens_per_dollar: Output tokens per dollar (where the agent has a cost per hour).
         tokens_per_joule: Output tokens per joule (where GPU power was measured).
         bandwidth_fraction: Fraction of the agent's peak memory bandwidth the decode reached.
+        scoring_status: Where the job's result is in scoring (``scoring``: no figure yet); null without a result.
     """
 
     __pydantic_config__ = ResponseShape.model_config  # type: ignore[misc]
 
     job: int
     status: JobStatus
+    scoring_status: ScoringStatus | None
     mean: float | None
     std: float | None
     n: int

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from common.protocol import ExecutionInfo
+from common.statuses import ScoringStatus
 
 
 class JobResult(models.Model):
@@ -24,6 +25,10 @@ class JobResult(models.Model):
         benchmark: The hardware benchmark the job measured (its last run's ``HardwareBenchmarkResult``), for
             ``hardware_benchmark`` jobs; the agent's measured peaks are its latest such result.
         raw: The result message as received, minus runs (kept for audit; nothing reads it back).
+        scoring_status: ``scoring`` from the moment the result is stored until a scoring worker has added ROUGE, the
+            run means and the statistics (``scored``), or has recorded why it could not (``failed``).
+        scoring_error: Why scoring failed (empty otherwise).
+        scored_at: When scoring ended.
     """
 
     job = models.OneToOneField("experiments.Job", on_delete=models.CASCADE, related_name="result")
@@ -40,9 +45,24 @@ class JobResult(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
+    scoring_status = models.CharField(max_length=10, choices=ScoringStatus.choices(), default=ScoringStatus.SCORING)
+    scoring_error = models.TextField(blank=True, default="")
+    scored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The scoring workers' queue: only the few results waiting are in it, oldest first.
+            models.Index(fields=["id"], condition=models.Q(scoring_status=ScoringStatus.SCORING),
+                         name="result_scoring_queue_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"result of job #{self.job_id}"
+
+    @property
+    def is_scoring(self) -> bool:
+        """True while the figures (ROUGE, run means, statistics) are still being computed."""
+        return self.scoring_status == ScoringStatus.SCORING
 
     @property
     def execution_info(self) -> ExecutionInfo | None:
@@ -58,7 +78,7 @@ class RunResult(models.Model):
         attempt: The attempt that produced it.
         run_index: 1-based index.
         cold_start: True for the cold run.
-        metrics: Run-level scalar metrics, including server-side ROUGE means.
+        metrics: Run-level scalar metrics, including server-side ROUGE means (once the result is scored).
         unavailable_metrics: Metric -> reason.
         telemetry: Optional time series for plots.
     """
@@ -84,7 +104,7 @@ class RunResult(models.Model):
 
 
 class SampleResult(models.Model):
-    """One request of a run: output, reference, timings and per-sample metrics (ROUGE added on arrival).
+    """One request of a run: output, reference, timings and per-sample metrics (ROUGE added when scored).
 
     Attributes:
         run: The run.

@@ -97,7 +97,9 @@ def job_results(job: Job, *, include_samples: bool = True) -> dict[str, Any]:
         A JSON-ready dict.
     """
     result = getattr(job, "result", None)
-    statistics, request_statistics = split_statistics(job.statistics.all())
+    scoring = result is not None and result.is_scoring
+    # While the result is being scored its figures are not there yet (or are being replaced): none are shown.
+    statistics, request_statistics = split_statistics([] if scoring else job.statistics.all())
     runs = RunResult.objects.filter(job=job).order_by("run_index")
     if include_samples:
         runs = runs.prefetch_related("samples")
@@ -109,10 +111,13 @@ def job_results(job: Job, *, include_samples: bool = True) -> dict[str, Any]:
         "runtime": job.runtime_name,
         "agent": str(job.agent_id) if job.agent_id else None,
         "hardware_fingerprint": job.hardware_fingerprint,
-        "statistics_source": result.statistics_source if result else None,
+        "scoring_status": result.scoring_status if result else None,
+        "scoring_error": (result.scoring_error or None) if result else None,
+        "scored_at": result.scored_at if result else None,
+        "statistics_source": result.statistics_source if result and not scoring else None,
         "statistics": statistics,
         "request_statistics": request_statistics,
-        "efficiency": job_efficiency(job, _means(statistics), agent_benchmark(job.agent)),
+        "efficiency": None if scoring else job_efficiency(job, _means(statistics), agent_benchmark(job.agent)),
         "execution": result.execution if result else None,
         "cold_start": result.cold_start if result else None,
         "unavailable_metrics": result.unavailable_metrics if result else {},
@@ -159,8 +164,9 @@ def experiment_results(experiment: Experiment) -> dict[str, Any]:
         experiment: The experiment.
 
     Returns:
-        ``{"experiment", "status", "metrics": [...], "jobs": [...], "unrunnable": [...]}``; ``metrics``
-        describes every metric present in the jobs' statistics (unit, direction).
+        ``{"experiment", "status", "scoring", "metrics": [...], "jobs": [...], "unrunnable": [...]}``; ``metrics``
+        describes every metric present in the jobs' statistics (unit, direction); ``scoring`` counts the jobs whose
+        results are still being scored (their statistics are empty until then).
     """
     # Per-request raw values stay in the job's own results (ITL alone has one per streamed chunk): they are not
     # even read here, since the UI polls this endpoint while jobs run.
@@ -177,12 +183,15 @@ def experiment_results(experiment: Experiment) -> dict[str, Any]:
     benchmarks = _benchmarks_by_agent(jobs)
     entries = []
     names: set[str] = set()
+    scoring_jobs = 0
     for j in jobs:
+        result = getattr(j, "result", None)
+        scoring = result is not None and result.is_scoring
+        scoring_jobs += scoring
         statistics, request_statistics = split_statistics(
-            [*j.run_statistics, *j.request_statistics], request_values=False
+            [] if scoring else [*j.run_statistics, *j.request_statistics], request_values=False
         )
         names.update(statistics)
-        result = getattr(j, "result", None)
         entries.append(
             {
                 "job": j.pk,
@@ -192,9 +201,10 @@ def experiment_results(experiment: Experiment) -> dict[str, Any]:
                 "agent": str(j.agent_id) if j.agent_id else None,
                 "agent_name": j.agent.name if j.agent else None,
                 "hardware_fingerprint": j.hardware_fingerprint,
+                "scoring_status": result.scoring_status if result else None,
                 "statistics": statistics,
                 "request_statistics": request_statistics,
-                "efficiency": job_efficiency(j, _means(statistics), benchmarks.get(j.agent_id)),
+                "efficiency": None if scoring else job_efficiency(j, _means(statistics), benchmarks.get(j.agent_id)),
                 "cold_start": result.cold_start if result else None,
                 "unavailable_metrics": result.unavailable_metrics if result else {},
             }
@@ -202,6 +212,7 @@ def experiment_results(experiment: Experiment) -> dict[str, Any]:
     return {
         "experiment": experiment.pk,
         "status": experiment.status,
+        "scoring": scoring_jobs,
         "unrunnable": experiment.plan.get("unrunnable", []),
         "metrics": metric_descriptions(names),
         "jobs": entries,
@@ -254,7 +265,15 @@ def experiment_comparison(experiment: Experiment, metric: str = Metric.OUTPUT_TO
             (job.model_name, job.runtime_name),
             {"model": job.model_name, "runtime": job.runtime_name, "cells": {}},
         )
-        cell: dict[str, Any] = {"job": job.pk, "status": job.status, "mean": None, "std": None, "n": 0}
+        result = getattr(job, "result", None)
+        scoring = result is not None and result.is_scoring
+        cell: dict[str, Any] = {
+            "job": job.pk, "status": job.status, "scoring_status": result.scoring_status if result else None,
+            "mean": None, "std": None, "n": 0,
+        }
+        row["cells"][col_key] = cell
+        if scoring:
+            continue  # no figure until the result is scored
         s = stats.get((job.pk, metric))
         if s is not None:
             cell.update(mean=s.mean, std=s.std, n=s.n, ci95=[s.ci_low, s.ci_high] if s.ci_low is not None else None,
@@ -269,7 +288,6 @@ def experiment_comparison(experiment: Experiment, metric: str = Metric.OUTPUT_TO
         efficiency = job_efficiency(job, means.get(job.pk, {}), benchmarks.get(job.agent_id))
         if efficiency is not None and efficiency["bandwidth_fraction"] is not None:
             cell["bandwidth_fraction"] = efficiency["bandwidth_fraction"]
-        row["cells"][col_key] = cell
     spec = metric_spec(metric)
     return {
         "experiment": experiment.pk,

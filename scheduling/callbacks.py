@@ -17,7 +17,7 @@ from common.protocol import AgentJobState, JobProgress, MultiRunJobResult
 from common.statuses import AttemptStatus, JobStatus
 from experiments.models import Job, JobAttempt
 from results.models import JobResult
-from results.services import job_result_store
+from results.services import job_result_store_locked
 from scheduling.occupancy import free_agent
 from scheduling.policy import job_retry_or_fail
 from scheduling.revival import revive_attempt
@@ -82,24 +82,28 @@ def handle_progress(job_id: int, agent: Agent, progress: JobProgress, now: datet
             job.announce()
 
 
-def apply_result(job: Job, attempt: JobAttempt, result: MultiRunJobResult, now: datetime | None = None) -> bool:
+def apply_result(
+    job: Job, attempt: JobAttempt, result: MultiRunJobResult, now: datetime | None = None, *, known_new: bool = False
+) -> bool:
     """Store a verified attempt's result and move the job to its final (or retry) state.
 
     The caller has checked that the result belongs to ``attempt`` (its token, or the scheduler's own pull of
-    that attempt) and locked ``job``.
+    that attempt) and locked ``job`` (with its experiment loaded). The result is stored ``scoring``: its ROUGE
+    scores and statistics follow from a scoring worker (:mod:`results.scoring`), not in this transaction.
 
     Args:
         job: The job (locked).
         attempt: The job's current attempt.
         result: The result.
         now: Current time.
+        known_new: The caller has checked, under the lock, that the job has no stored result.
 
     Returns:
         True when data was stored (completed or failed runs).
     """
     state = result.status
     if state == AgentJobState.COMPLETED:
-        job_result_store(job=job, result=result, attempt=attempt)
+        job_result_store_locked(job=job, result=result, attempt=attempt, known_new=known_new)
         attempt.finish(AttemptStatus.COMPLETED, f"{len(result.runs)} run(s) delivered", now)
         job.transition(JobStatus.COMPLETED, reason=f"result of attempt {attempt.number} stored", now=now)
     elif state == AgentJobState.CANCELLED:
@@ -113,7 +117,7 @@ def apply_result(job: Job, attempt: JobAttempt, result: MultiRunJobResult, now: 
         job_retry_or_fail(job, f"attempt {attempt.number} interrupted on the agent", now=now)
     else:
         # A failure reported by the agent (bad model, out of memory...) is deterministic: no blind retry.
-        job_result_store(job=job, result=result, attempt=attempt)
+        job_result_store_locked(job=job, result=result, attempt=attempt, known_new=known_new)
         attempt.finish(AttemptStatus.FAILED, result.error or "failed on the agent", now)
         job.transition(JobStatus.FAILED, reason=f"agent reported failure: {result.error or 'no detail'}", now=now)
     free_agent(attempt.agent_id)
@@ -140,9 +144,10 @@ def handle_result(
     with transaction.atomic():
         job = _locked_job(job_id)
         attempt = _callback_attempt(job, agent, result.attempt_token)
-        stored = JobResult.objects.filter(job=job).values_list("attempt_id", flat=True).first()
-        if stored is not None and stored == attempt.pk:
+        # One look at the stored result answers both questions: is this a replay, and must storing check again.
+        stored = list(JobResult.objects.filter(job=job).values_list("attempt_id", flat=True)[:1])
+        if stored and stored[0] == attempt.pk:
             return {"stored": False, "status": job.status}  # replay of the accepted result
         revive_attempt(job, attempt, "the agent delivered its result", now)
         _require_current(attempt)
-        return {"stored": apply_result(job, attempt, result, now), "status": job.status}
+        return {"stored": apply_result(job, attempt, result, now, known_new=not stored), "status": job.status}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Exists, OuterRef
+
 from agents.models import Agent
 from common.statuses import ATTEMPT_TERMINAL_STATUSES, AgentActivity
 from core import events
@@ -21,10 +23,13 @@ def free_agent(agent_id: Any) -> bool:
     """
     if agent_id is None:
         return False
-    busy = JobAttempt.objects.filter(agent_id=agent_id).exclude(status__in=ATTEMPT_TERMINAL_STATUSES).exists()
-    if busy:
-        return False
-    updated = Agent.objects.filter(pk=agent_id, activity=AgentActivity.BUSY).update(activity=AgentActivity.IDLE)
+    # One statement: the check for an unfinished attempt is part of the update (every result callback ends here).
+    unfinished = JobAttempt.objects.filter(agent_id=OuterRef("pk")).exclude(status__in=ATTEMPT_TERMINAL_STATUSES)
+    updated = (
+        Agent.objects.filter(pk=agent_id, activity=AgentActivity.BUSY)
+        .exclude(Exists(unfinished))
+        .update(activity=AgentActivity.IDLE)
+    )
     if updated:
         events.emit(events.AGENT_UPDATED, agent_id)
     return bool(updated)

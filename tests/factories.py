@@ -22,6 +22,8 @@ from common.protocol import (
     SingleRunResult,
 )
 from experiments.models import Experiment, Job
+from results.models import JobResult
+from results.scoring import score_all_pending
 from results.services import job_result_store
 
 GIB = 2**30
@@ -152,6 +154,25 @@ class JobFactory(factory.django.DjangoModelFactory):
     hardware_fingerprint = factory.LazyAttribute(lambda o: o.agent.hardware_fingerprint)
 
 
+def store_scored(*, job: Job, result: MultiRunJobResult, attempt: object = None) -> tuple[JobResult, bool]:
+    """Store a result as the result callback does, then score it as a scoring worker does.
+
+    For tests that read a result's figures (ROUGE, statistics): storing alone leaves them to a scoring worker.
+
+    Args:
+        job: The job.
+        result: The result message.
+        attempt: The attempt that produced it.
+
+    Returns:
+        ``(job_result, created)`` as :func:`results.services.job_result_store` returns them, the result reloaded.
+    """
+    stored, created = job_result_store(job=job, result=result, attempt=attempt)
+    score_all_pending()
+    stored.refresh_from_db()
+    return stored, created
+
+
 def job_result(
     job_id: int,
     *,
@@ -228,7 +249,7 @@ def store_benchmark(agent: Agent, benchmark: HardwareBenchmarkResult) -> Agent:
     flat, unsupported = benchmark.flatten()
     run = SingleRunResult(run_index=1, cold_start=True, metrics=flat, unavailable_metrics=unsupported,
                           benchmark=benchmark)
-    job_result_store(job=job, result=MultiRunJobResult(
+    store_scored(job=job, result=MultiRunJobResult(
         job_id=str(job.pk), task="hardware_benchmark", model="none", runtime="hardware", runs_per_job=1, runs=[run],
     ))
     return Agent.objects.select_related("latest_benchmark").get(pk=agent.pk)

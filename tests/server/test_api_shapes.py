@@ -28,9 +28,8 @@ from common.stats import describe
 from experiments.models import Experiment, Job
 from experiments.planning import Plan
 from results.api_schemas import Comparison, ExperimentResults, ExportRuns, JobResults
-from results.services import job_result_store
 from ruckus_server.catalog_api import Catalog
-from tests.factories import AgentFactory, agent_info, job_result, store_benchmark
+from tests.factories import AgentFactory, agent_info, job_result, store_benchmark, store_scored
 
 pytestmark = pytest.mark.django_db
 
@@ -71,7 +70,7 @@ def _store_results(experiment_id: int) -> None:
         result = job_result(job.pk, tokens_per_s=[5.0, 20.0, 22.0])
         result.execution = ExecutionInfo(device="cpu", dtype="float32", parameters=134_515_008,
                                          weight_bytes=538_060_032)
-        job_result_store(job=job, result=result)
+        store_scored(job=job, result=result)
 
 
 def test_experiment_plan_and_task_shapes(api):

@@ -18,8 +18,7 @@ from common.protocol import (
 from common.stats import describe
 from experiments.services import experiment_create
 from results.models import JobMetricStatistics
-from results.services import job_result_store
-from tests.factories import AgentFactory, agent_info, job_result, store_benchmark
+from tests.factories import AgentFactory, agent_info, job_result, store_benchmark, store_scored
 
 pytestmark = pytest.mark.django_db
 
@@ -146,8 +145,8 @@ def test_benchmark_figures_get_units_and_can_be_compared(api):
     )
     jobs = list(exp.jobs.order_by("agent__name"))
     assert len(jobs) == 2
-    job_result_store(job=jobs[0], result=_benchmark_result(jobs[0].pk, [40.0, 30.0, 32.0]))
-    job_result_store(job=jobs[1], result=_benchmark_result(jobs[1].pk, [9.0, 4.0, 4.4]))
+    store_scored(job=jobs[0], result=_benchmark_result(jobs[0].pk, [40.0, 30.0, 32.0]))
+    store_scored(job=jobs[1], result=_benchmark_result(jobs[1].pk, [9.0, 4.0, 4.4]))
     stat = JobMetricStatistics.objects.get(job=jobs[0], metric="bandwidth_gbps.cpu.copy")
     assert stat.unit == "GB/s" and stat.n == 2 and stat.mean == pytest.approx(31.0)
     assert JobMetricStatistics.objects.get(job=jobs[0], metric="gflops.cpu.fp32").unit == "GFLOP/s"
@@ -220,7 +219,7 @@ def test_efficiency_is_the_fraction_of_measured_peaks(api):
         result.execution = ExecutionInfo(
             device="cpu", dtype="float32", parameters=134_515_008, weight_bytes=weight_bytes
         )
-        job_result_store(job=job, result=result)
+        store_scored(job=job, result=result)
 
     results = api.get(f"/api/v1/experiments/{exp.pk}/results/").json()
     eff = {j["agent_name"]: j["efficiency"] for j in results["jobs"]}
@@ -255,7 +254,7 @@ def test_efficiency_explains_what_is_missing(api):
     exp = _llm_experiment()
     job = exp.jobs.get()
     # No execution facts (e.g. an endpoint runtime), then bf16 weights the benchmark has no figure for.
-    job_result_store(job=job, result=job_result(job.pk))
+    store_scored(job=job, result=job_result(job.pk))
     eff = api.get(f"/api/v1/experiments/{exp.pk}/results/").json()["jobs"][0]["efficiency"]
     assert eff["bandwidth_fraction"] is None and "did not report" in eff["unavailable"]["bandwidth_fraction"]
 
@@ -296,7 +295,7 @@ def test_job_results_carry_run_telemetry(api):
     job = exp.jobs.get()
     result = job_result(job.pk, runs=2)
     result.runs[1].telemetry = {"t": [0.0, 0.5, 1.0], "cpu_percent": [90.0, 180.0, 175.0]}
-    job_result_store(job=job, result=result)
+    store_scored(job=job, result=result)
     runs = api.get(f"/api/v1/jobs/{job.pk}/results/").json()["runs"]
     assert runs[0]["telemetry"] == {}
     assert runs[1]["telemetry"]["cpu_percent"] == [90.0, 180.0, 175.0]
@@ -309,7 +308,7 @@ def test_a_benchmark_attached_to_another_jobs_runs_does_not_become_the_peaks(api
     forged = job_result(job.pk)
     for run in forged.runs:
         run.benchmark = benchmark(bandwidth=9999.0)
-    job_result_store(job=job, result=forged)
+    store_scored(job=job, result=forged)
     job.result.refresh_from_db()
     assert job.result.benchmark is None
     figures = api.get(f"/api/v1/agents/{agent.pk}/").json()["summary"]["peaks"]["figures"]
@@ -325,7 +324,7 @@ def test_busy_host_peak_is_the_best_repeat_and_efficiency_uses_it(api):
     for run in result.runs:
         run.metrics["tpot_s"] = 0.04  # 25 decode tokens/s
     result.execution = ExecutionInfo(device="cpu", dtype="float32", parameters=134_515_008, weight_bytes=538_060_032)
-    job_result_store(job=job, result=result)
+    store_scored(job=job, result=result)
 
     eff = api.get(f"/api/v1/experiments/{exp.pk}/results/").json()["jobs"][0]["efficiency"]
     assert eff["peak_tflops"] == pytest.approx(0.073)
@@ -356,7 +355,7 @@ def test_job_statistics_record_a_non_negative_interval_and_its_method(api):
         models=[{"name": "none"}], runtimes=[{"name": "hardware", "params": {}}], agents={"all": True}, runs_per_job=4,
     )
     job = exp.jobs.get()
-    job_result_store(job=job, result=_benchmark_result(job.pk, [80.0, 73.0, 22.0, 27.0]))
+    store_scored(job=job, result=_benchmark_result(job.pk, [80.0, 73.0, 22.0, 27.0]))
     stat = JobMetricStatistics.objects.get(job=job, metric="bandwidth_gbps.cpu.copy")
     assert stat.ci_method == "lognormal_cox" and 0 < stat.ci_low < 22.0 and stat.ci_high > 73.0
     assert stat.outliers == [] and stat.outlier_rule == "modified_z_mad>3.5,low"  # the 73 is the peak, not noise

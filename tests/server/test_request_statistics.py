@@ -27,13 +27,13 @@ from experiments.services import experiment_create
 from results.admin import JobResultAdmin
 from results.api_schemas import ExperimentResults, ExportRuns, JobResults
 from results.models import JobMetricStatistics, JobResult
-from results.services import job_result_store, job_statistics_recompute
+from results.services import job_statistics_recompute
 from ruckus_cli import output
 from ruckus_cli.client import Api
 from ruckus_cli.commands import results as results_command
 from ruckus_cli.config import Config
 from ruckus_cli.main import app
-from tests.factories import AgentFactory, UserFactory
+from tests.factories import AgentFactory, UserFactory, store_scored
 
 pytestmark = pytest.mark.django_db
 
@@ -106,7 +106,7 @@ def job():
         runs_per_job=3,
     )
     made = exp.jobs.get()
-    job_result_store(job=made, result=latency_result(made.pk))
+    store_scored(job=made, result=latency_result(made.pk))
     return made
 
 
@@ -168,7 +168,7 @@ def test_single_run_job_uses_the_cold_run_for_requests_too():
         agents={"all": True}, runs_per_job=1,
     )
     one = exp.jobs.get()
-    job_result_store(job=one, result=latency_result(one.pk, runs=(1,)))
+    store_scored(job=one, result=latency_result(one.pk, runs=(1,)))
     ttft = _stats(one, "request")["ttft_s"]
     assert ttft.source == "cold" and ttft.values == [5.0] * 4
 

@@ -12,8 +12,7 @@ from common.catalog import task_params
 from experiments.services import experiment_create
 from results.models import JobMetricStatistics, RunResult, SampleResult
 from results.rouge import rouge_scores, split_sentences
-from results.services import job_result_store
-from tests.factories import AgentFactory, job_result
+from tests.factories import AgentFactory, job_result, store_scored
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +42,7 @@ def test_rouge_known_values():
 def test_store_result_scores_rouge_and_uses_warm_runs_only():
     exp, _ = setup_experiment()
     job = exp.jobs.get()
-    result, created = job_result_store(job=job, result=job_result(job.pk, tokens_per_s=[1.0, 20.0, 22.0]))
+    result, created = store_scored(job=job, result=job_result(job.pk, tokens_per_s=[1.0, 20.0, 22.0]))
     assert created
     runs = list(RunResult.objects.filter(job=job).order_by("run_index"))
     assert [r.cold_start for r in runs] == [True, False, False]
@@ -64,7 +63,7 @@ def test_replaying_the_same_result_five_times_stores_it_once():
     exp, _ = setup_experiment()
     job = exp.jobs.get()
     message = job_result(job.pk)
-    outcomes = [job_result_store(job=job, result=message)[1] for _ in range(5)]
+    outcomes = [store_scored(job=job, result=message)[1] for _ in range(5)]
     assert outcomes == [True, False, False, False, False]
     assert RunResult.objects.filter(job=job).count() == 3
     assert SampleResult.objects.filter(run__job=job).count() == 6
@@ -73,7 +72,7 @@ def test_replaying_the_same_result_five_times_stores_it_once():
 def test_single_run_job_uses_the_cold_run_and_says_so():
     exp, _ = setup_experiment()
     job = exp.jobs.get()
-    result, _ = job_result_store(job=job, result=job_result(job.pk, runs=1))
+    result, _ = store_scored(job=job, result=job_result(job.pk, runs=1))
     assert result.statistics_source == "cold"
     by_scope = {s.scope: s.source for s in JobMetricStatistics.objects.filter(job=job, metric="e2e_latency_s")}
     assert by_scope == {"run": "cold", "request": "cold"}
@@ -82,7 +81,7 @@ def test_single_run_job_uses_the_cold_run_and_says_so():
 def test_results_endpoints(api):
     exp, _ = setup_experiment()
     job = exp.jobs.get()
-    job_result_store(job=job, result=job_result(job.pk))
+    store_scored(job=job, result=job_result(job.pk))
     body = api.get(f"/api/v1/jobs/{job.pk}/results/").json()
     assert body["statistics"]["output_tokens_per_s"]["n"] == 2
     assert body["statistics"]["output_tokens_per_s"]["ci95"][0] < body["statistics"]["output_tokens_per_s"]["mean"]
@@ -97,8 +96,8 @@ def test_results_endpoints(api):
 def test_comparison_matrix_with_cost_and_power(api):
     exp, _ = setup_experiment(agents=2, cost="3.6")
     j1, j2 = exp.jobs.order_by("id")
-    job_result_store(job=j1, result=job_result(j1.pk, tokens_per_s=[1, 10, 20], power_w=100.0))
-    job_result_store(job=j2, result=job_result(j2.pk, tokens_per_s=[1, 30, 30]))
+    store_scored(job=j1, result=job_result(j1.pk, tokens_per_s=[1, 10, 20], power_w=100.0))
+    store_scored(job=j2, result=job_result(j2.pk, tokens_per_s=[1, 30, 30]))
     m = api.get(f"/api/v1/experiments/{exp.pk}/comparison/?metric=output_tokens_per_s").json()
     assert m["unit"] == "tok/s" and m["higher_is_better"] is True
     assert [c["agent_name"] for c in m["columns"]] == ["host-0", "host-1"]
@@ -118,7 +117,7 @@ def test_comparison_matrix_with_cost_and_power(api):
 def test_export_csv_and_json_stream_every_run(api):
     exp, _ = setup_experiment(agents=2)
     for job in exp.jobs.all():
-        job_result_store(job=job, result=job_result(job.pk))
+        store_scored(job=job, result=job_result(job.pk))
     r = api.get(f"/api/v1/experiments/{exp.pk}/export/?format=csv")
     assert r.status_code == 200 and r["Content-Type"].startswith("text/csv")
     assert r.streaming

@@ -21,7 +21,6 @@ from typer.testing import CliRunner
 from common.metrics import SERVER_FIGURES
 from common.protocol import AgentInfo, LocalServer, MultiRunJobResult, SingleRunResult
 from results.api_schemas import ExperimentResults
-from results.services import job_result_store
 from ruckus_cli import output
 from ruckus_cli.client import Api
 from ruckus_cli.commands import agents as agents_command
@@ -29,7 +28,7 @@ from ruckus_cli.commands import results as results_command
 from ruckus_cli.commands.results import CLIENT_HEADING, SERVER_HEADING
 from ruckus_cli.config import Config
 from ruckus_cli.main import app
-from tests.factories import AgentFactory, ExperimentFactory, JobFactory, agent_info, job_result
+from tests.factories import AgentFactory, ExperimentFactory, JobFactory, agent_info, job_result, store_scored
 
 pytestmark = pytest.mark.django_db
 
@@ -135,8 +134,8 @@ def experiment():
     vllm = JobFactory(experiment=exp, agent=agent, model_spec={"name": MODEL}, model_name=MODEL,
                       runtime_spec={"name": "vllm", "params": {}}, runtime_name="vllm")
     plain = JobFactory(experiment=exp, agent=agent)
-    job_result_store(job=vllm, result=gray_box_result(vllm.pk))
-    job_result_store(job=plain, result=job_result(plain.pk))
+    store_scored(job=vllm, result=gray_box_result(vllm.pk))
+    store_scored(job=plain, result=job_result(plain.pk))
     return exp
 
 
@@ -179,7 +178,7 @@ def test_cli_prints_client_vs_server_for_gray_box_jobs_only(api, experiment, mon
 def test_cli_prints_no_server_section_without_server_figures(api, monkeypatch):
     exp = ExperimentFactory(name="white box")
     job = JobFactory(experiment=exp)
-    job_result_store(job=job, result=job_result(job.pk))
+    store_scored(job=job, result=job_result(job.pk))
     _serve(monkeypatch, api.get(f"/api/v1/experiments/{exp.pk}/results/").json())
     text = _cli("results", "show", str(exp.pk))
     assert "inference server" not in text

@@ -1047,10 +1047,12 @@ export interface components {
          *         tokens_per_dollar: Output tokens per dollar (where the agent has a cost per hour).
          *         tokens_per_joule: Output tokens per joule (where GPU power was measured).
          *         bandwidth_fraction: Fraction of the agent's peak memory bandwidth the decode reached.
+         *         scoring_status: Where the job's result is in scoring (``scoring``: no figure yet); null without a result.
          */
         ComparisonCell: {
             job: number;
             status: components["schemas"]["JobStatusEnum"];
+            scoring_status: components["schemas"]["ScoringStatusEnum"] | null;
             mean: number | null;
             std: number | null;
             n: number;
@@ -1246,6 +1248,8 @@ export interface components {
          * @description One job in an experiment's aggregated results.
          *
          *     Attributes:
+         *         scoring_status: ``scoring`` while the server computes the job's ROUGE scores and statistics (empty until
+         *             then), ``scored``, or ``failed``; null for a job without a result.
          *         statistics: Metric -> statistics over runs (``scope`` ``run``).
          *         request_statistics: Latency metric -> statistics over every request (``scope`` ``request``), without
          *             the raw values (``values`` null: they are in the job's results).
@@ -1258,6 +1262,7 @@ export interface components {
             agent: string | null;
             agent_name: string | null;
             hardware_fingerprint: string;
+            scoring_status: components["schemas"]["ScoringStatusEnum"] | null;
             statistics: {
                 [key: string]: components["schemas"]["JobMetricStatistics"];
             };
@@ -1288,6 +1293,7 @@ export interface components {
          * @description Aggregated results of an experiment.
          *
          *     Attributes:
+         *         scoring: Jobs whose results the server is still scoring (their figures are on their way).
          *         unrunnable: Combinations no selected agent could run (from the experiment's plan).
          *         metrics: Every metric present in the jobs' statistics, with unit and direction.
          *         jobs: One entry per job.
@@ -1295,6 +1301,7 @@ export interface components {
         ExperimentResults: {
             experiment: number;
             status: components["schemas"]["ExperimentStatusEnum"];
+            scoring: number;
             unrunnable: components["schemas"]["Unrunnable"][];
             metrics: components["schemas"]["MetricDescription"][];
             jobs: components["schemas"]["ExperimentJobResults"][];
@@ -1815,7 +1822,12 @@ export interface components {
          * @description Everything measured for one job: statistics, efficiency, the cold run and every run.
          *
          *     Attributes:
-         *         statistics_source: ``warm`` or ``cold`` (null before a result).
+         *         scoring_status: ``scoring`` while the server computes the result's ROUGE scores, run means and statistics
+         *             (they are absent until then: ``statistics`` and ``request_statistics`` empty, ``efficiency`` null, no
+         *             ROUGE in the runs), then ``scored``, or ``failed`` (``scoring_error`` says why); null before a result.
+         *         scoring_error: Why scoring failed (null otherwise).
+         *         scored_at: When scoring ended (null before).
+         *         statistics_source: ``warm`` or ``cold`` (null before a result, and while it is being scored).
          *         statistics: Metric -> statistics over runs (``scope`` ``run``: one value per run, a latency's being the
          *             run's mean).
          *         request_statistics: Latency metric (``ttft_s``, ``tpot_s``, ``inter_token_gaps_s``, ``e2e_latency_s``)
@@ -1834,6 +1846,10 @@ export interface components {
             runtime: string;
             agent: string | null;
             hardware_fingerprint: string;
+            scoring_status: components["schemas"]["ScoringStatusEnum"] | null;
+            scoring_error: string | null;
+            /** Format: date-time */
+            scored_at: string | null;
             statistics_source: string | null;
             statistics: {
                 [key: string]: components["schemas"]["JobMetricStatistics"];
@@ -2522,6 +2538,13 @@ export interface components {
         };
         /** @enum {string} */
         ScopeEnum: "run" | "request";
+        /**
+         * @description * `scoring` - Scoring
+         *     * `scored` - Scored
+         *     * `failed` - Failed
+         * @enum {string}
+         */
+        ScoringStatusEnum: "scoring" | "scored" | "failed";
         SessionNotLoggedIn: {
             detail: string;
         };

@@ -9,7 +9,7 @@ const stats = (mean: number, values: number[], extra: Partial<MetricStatistics> 
 });
 
 const job = (id: number, agent: string, statistics: Record<string, MetricStatistics>, cold: Record<string, number | null> | null = null): ExperimentResultJob => ({
-  job: id, status: "completed", model: "m", runtime: "transformers", agent: `a${id}`, agent_name: agent, hardware_fingerprint: "fp",
+  job: id, status: "completed", model: "m", runtime: "transformers", agent: `a${id}`, agent_name: agent, hardware_fingerprint: "fp", scoring_status: "scored",
   statistics, request_statistics: {}, efficiency: null, cold_start: cold, unavailable_metrics: {},
 });
 
@@ -21,10 +21,10 @@ const comparison: Comparison = {
   ],
   rows: [
     { model: "m", runtime: "transformers", cells: {
-      a1: { job: 1, status: "completed", mean: 10, std: 2, n: 2, ci95: [5, 15] },
-      a2: { job: 2, status: "failed", mean: null, std: null, n: 0 },
+      a1: { job: 1, status: "completed", scoring_status: "scored", mean: 10, std: 2, n: 2, ci95: [5, 15] },
+      a2: { job: 2, status: "failed", scoring_status: "scored", mean: null, std: null, n: 0 },
     } },
-    { model: "m", runtime: "vllm", cells: { a2: { job: 3, status: "completed", mean: 100, std: null, n: 1 } } },
+    { model: "m", runtime: "vllm", cells: { a2: { job: 3, status: "completed", scoring_status: "scored", mean: 100, std: null, n: 1 } } },
   ],
 };
 

@@ -53,7 +53,8 @@ describe("efficiency views", () => {
   it("keeps only jobs with an efficiency entry", () => {
     const job = (id: number, efficiency: Efficiency | null): ExperimentResultJob => ({
       job: id, status: "completed", model: "m", runtime: "transformers", agent: "a", agent_name: "pi",
-      hardware_fingerprint: "", statistics: {}, request_statistics: {}, cold_start: null, unavailable_metrics: {}, efficiency,
+      hardware_fingerprint: "", scoring_status: "scored", statistics: {}, request_statistics: {}, cold_start: null,
+      unavailable_metrics: {}, efficiency,
     });
     const rows = efficiencyRows([job(1, base), job(2, null), job(3, { ...base, device: null, dtype: null })]);
     expect(rows.map((r) => r.job)).toEqual([1, 3]);

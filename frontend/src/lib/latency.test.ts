@@ -17,7 +17,8 @@ const perRequest = {
 const job = (id: number, statistics: Record<string, MetricStatistics>,
   requestStatistics?: Record<string, RequestStatistics>): ExperimentResultJob => ({
   job: id, status: "completed", model: "m", runtime: "vllm", agent: `a${id}`, agent_name: `host-${id}`,
-  hardware_fingerprint: "fp", statistics, request_statistics: requestStatistics as Record<string, RequestStatistics>,
+  hardware_fingerprint: "fp", scoring_status: "scored", statistics,
+  request_statistics: requestStatistics as Record<string, RequestStatistics>,
   efficiency: null, cold_start: null, unavailable_metrics: {},
 });
 

@@ -14,7 +14,7 @@ const stat = (mean: number, unit = "s") => ({
 
 const job = (id: number, runtime: string, statistics: Record<string, MetricStatistics>): ExperimentResultJob => ({
   job: id, status: "completed", model: "qwen", runtime, agent: "a", agent_name: "host", hardware_fingerprint: "fp",
-  statistics, request_statistics: {}, efficiency: null, cold_start: null, unavailable_metrics: {},
+  scoring_status: "scored", statistics, request_statistics: {}, efficiency: null, cold_start: null, unavailable_metrics: {},
 });
 
 describe("client vs inference server", () => {

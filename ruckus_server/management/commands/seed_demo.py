@@ -34,6 +34,7 @@ from common.protocol import (
 from core.roles import FLEET_ADMIN, assign_role
 from experiments.models import Experiment, JobStatus
 from experiments.services import experiment_create
+from results.scoring import score_all_pending
 from results.services import job_result_store
 
 GIB = 2**30
@@ -167,6 +168,7 @@ class Command(BaseCommand):
             job.transition(JobStatus.RUNNING, reason="demo data")
             job_result_store(job=job, result=_result(job.pk, rng, scale, watts, exp.runs_per_job))
             job.transition(JobStatus.COMPLETED, reason="demo data")
+        score_all_pending()  # the figures at once: the demo data is ready to explore without a scoring worker
         # Demo agents have no process behind them: show them offline so nothing is ever dispatched to them.
         Agent.objects.filter(pk__in=[a.pk for a, _, _ in agents]).update(status=AgentStatus.OFFLINE,
                                                                           status_reason="demo agent (no process)")
