@@ -731,11 +731,16 @@ class Fleet:
         # One connection pool of --connections for every agent's calls, kept as shards of POOL_SHARD connections:
         # httpx's pool does work in proportion to its size and its queue on every request (one client of 64
         # connections costs about 3 ms of CPU per request under load, eight of 8 about 1 ms), and the simulator's
-        # CPU is taken from the server it measures. Agent i uses shard i % shards.
-        shards = max(1, math.ceil(args.connections / POOL_SHARD))
+        # CPU is taken from the server it measures. Half the shards carry heartbeats, half the jobs' calls
+        # (registration, progress, results): a real agent's heartbeat never waits behind its own 100 KB result
+        # upload, let alone behind other agents' (the server would then see agents fall silent). Agent i uses shard
+        # i % shards of each half.
+        shards = max(2, math.ceil(args.connections / POOL_SHARD))
         per_shard = max(1, math.ceil(args.connections / shards))
         limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
-        self.clients = [httpx.AsyncClient(limits=limits, timeout=args.request_timeout) for _ in range(shards)]
+        clients = [httpx.AsyncClient(limits=limits, timeout=args.request_timeout) for _ in range(shards)]
+        self.clients = clients
+        self.hb_clients, self.job_clients = clients[: shards // 2], clients[shards // 2:]
         self._server: uvicorn.Server | None = None
         self._serve_task: asyncio.Task[None] | None = None
         self._hb_tasks: list[asyncio.Task[None]] = []
@@ -901,7 +906,7 @@ class Fleet:
         challenge = data.get("challenge")
         if challenge:
             try:
-                r = await self.client_of(agent).post(f"{server_url}/api/v1/agents/{agent_id}/reach/",
+                r = await self.client_of(agent, heartbeat=False).post(f"{server_url}/api/v1/agents/{agent_id}/reach/",
                                            json={"type": "agent.reach", "challenge": challenge})
                 r.raise_for_status()
             except httpx.HTTPError as exc:
@@ -998,11 +1003,13 @@ class Fleet:
                 agent.running = None
             raise
 
-    def client_of(self, agent: SimAgent) -> httpx.AsyncClient:
-        """The pool shard the agent's calls go through."""
-        return self.clients[agent.index % len(self.clients)]
+    def client_of(self, agent: SimAgent, *, heartbeat: bool) -> httpx.AsyncClient:
+        """The pool shard the agent's heartbeats, or its other calls, go through."""
+        shards = self.hb_clients if heartbeat else self.job_clients
+        return shards[agent.index % len(shards)]
 
-    async def timed_post(self, agent: SimAgent, url: str, body: bytes) -> tuple[httpx.Response, float, float]:
+    async def timed_post(self, agent: SimAgent, url: str, body: bytes, *, heartbeat: bool = False
+                         ) -> tuple[httpx.Response, float, float]:
         """POST through the shared pool; return the answer, the time from the call, and the time on the wire.
 
         The time on the wire starts when the request's headers go out (an httpx trace event), so it leaves out the
@@ -1015,7 +1022,8 @@ class Fleet:
                 sent.append(time.perf_counter())
 
         started = time.perf_counter()
-        r = await self.client_of(agent).post(url, content=body, headers=agent.auth, extensions={"trace": trace})
+        r = await self.client_of(agent, heartbeat=heartbeat).post(url, content=body, headers=agent.auth,
+                                                                  extensions={"trace": trace})
         ended = time.perf_counter()
         return r, ended - started, ended - (sent[0] if sent else started)
 
@@ -1139,7 +1147,7 @@ class Fleet:
             if counted:
                 self.hb_sent += 1
             try:
-                r, total, wire = await self.timed_post(agent, url, self._heartbeat_body(agent))
+                r, total, wire = await self.timed_post(agent, url, self._heartbeat_body(agent), heartbeat=True)
                 if r.status_code == 200:
                     self.hb_total_ok += 1
                     if counted:
@@ -1254,6 +1262,24 @@ class Driver:
             if kind not in self.errors.counts:
                 self.errors.add(kind, self.server.log_tail(name, 500))
 
+    async def check_online(self, phase: str) -> None:
+        """Count as an error of the phase every registered agent the server no longer sees online.
+
+        The simulated agents heartbeat all along, so an agent the server marked unreachable or offline means
+        heartbeats arrived too late (or not at all) for the server's liveness rules.
+        """
+        registered = sum(1 for a in self.fleet.agents if a.credential)
+        try:
+            r = await self.api.get("/agents/", params={"status": "online", "limit": 1})
+            r.raise_for_status()
+            online = int(r.json()["count"])
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            self.errors.add(f"{phase}:poll_{http_error_kind(exc)}", f"counting online agents: {exc}")
+            return
+        if online < registered:
+            self.errors.add(f"{phase}:agents_not_online", f"{registered - online} of {registered} agents are not "
+                            "online on the server (their heartbeats arrived late or not at all)")
+
     # -- registration ---------------------------------------------------------------------------------------
 
     async def register(self) -> None:
@@ -1289,6 +1315,7 @@ class Driver:
         cpu = self.cpu.stop()
         fingerprints = await self._fingerprints()
         self.check_processes("register")
+        await self.check_online("register")
         self.figures["register"] = {
             "agents": registered, "seconds": round(elapsed, 2), "agents_per_s": round(registered / elapsed, 1),
             "latency": latency.summary_ms(), "hardware_fingerprints": fingerprints,
@@ -1321,12 +1348,16 @@ class Driver:
         elapsed = time.monotonic() - started
         cpu = self.cpu.stop()
         self.check_processes("heartbeat")
+        await self.check_online("heartbeat")
         offered = self.args.heartbeat_rate
         self.figures["hb"] = {
             "seconds": round(elapsed, 1), "offered_per_s": round(offered, 1),
             "sent": fleet.hb_sent, "sent_per_s": round(fleet.hb_sent / elapsed, 1), "ok": fleet.hb_ok,
             "achieved_per_s": round(fleet.hb_ok / elapsed, 1),
-            "latency": fleet.hb_latency.summary_ms(), "errors": fleet.hb_errors,
+            "latency": fleet.hb_latency.summary_ms(),
+            # The window's failed beats, and what the checks after it found (a dead process, agents not online).
+            "errors": fleet.hb_errors + self.errors.of("heartbeat:process_died") +
+            self.errors.of("heartbeat:agents_not_online"),
             "server_asked_longer_interval": {"agents": len(fleet.hb_longer_interval),
                                              "interval_s": max(fleet.hb_longer_interval.values(), default=None)},
             "capability_pushes": fleet.capability_pushes, **cpu,
@@ -1446,6 +1477,7 @@ class Driver:
                 break
             await asyncio.sleep(POLL_S)
         cpu = self.cpu.stop()
+        await self.check_online("ingest")
         jobs_status = await self._job_counts()
         completed = jobs_status.get("completed", 0)
         if done_at is None or completed < self.expected_jobs:
@@ -1592,6 +1624,7 @@ class Driver:
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 self.errors.add("read:query_count_failed", str(exc)[-500:])
         self.check_processes("read")
+        await self.check_online("read")
         self.figures["read"] = {"requests": rows, "errors": self.errors.of("read:")}
 
 
