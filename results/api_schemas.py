@@ -299,6 +299,8 @@ class ExportRun(ResponseShape):
     """One raw run in the JSON export.
 
     Attributes:
+        scoring_status: ``scoring`` while the server is still computing the job's ROUGE scores and statistics:
+            this export then has neither (export again once it is ``scored``).
         metrics: The run's own metrics (a latency's being the mean over the run's requests).
         request_statistics: The job's per-request latency statistics (over all its warm requests, so the same in
             every run of the job), without raw values (the samples' metrics and timings hold them).
@@ -316,6 +318,7 @@ class ExportRun(ResponseShape):
     cold_start: bool
     started_at: datetime | None
     finished_at: datetime | None
+    scoring_status: ScoringStatus | None
     metrics: dict[str, float | None]
     unavailable_metrics: dict[str, str]
     request_statistics: dict[str, RequestStatistics]

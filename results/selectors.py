@@ -13,7 +13,7 @@ from agents.peaks import agent_benchmark
 from common.metrics import METRIC_SPECS, PER_REQUEST_METRICS, Metric, metric_spec
 from experiments.models import Experiment, Job
 from results.efficiency import job_efficiency
-from results.models import JobMetricStatistics, RunResult, SampleResult, StatisticsScope
+from results.models import JobMetricStatistics, JobResult, RunResult, SampleResult, StatisticsScope
 
 
 def sample_dict(sample: SampleResult, *, timings: bool = False) -> dict[str, Any]:
@@ -313,6 +313,7 @@ EXPORT_BASE_COLUMNS = [
     "cold_start",
     "started_at",
     "finished_at",
+    "scoring_status",
 ]
 
 
@@ -359,6 +360,14 @@ def _request_statistics_by_job(experiment: Experiment) -> dict[int, dict[str, di
     return out
 
 
+def export_scoring_statuses(experiment: Experiment) -> dict[int, str]:
+    """Job id -> where its result is in scoring, for the export's ``scoring_status`` (one query, a row per job).
+
+    A run whose job is still ``scoring`` has no ROUGE in its metrics and no statistics yet: the export says so.
+    """
+    return dict(JobResult.objects.filter(job__experiment=experiment).values_list("job_id", "scoring_status"))
+
+
 def export_runs(experiment: Experiment) -> Iterator[dict[str, Any]]:
     """Yield every raw run of an experiment (with samples), in job and run order, a chunk at a time.
 
@@ -372,6 +381,7 @@ def export_runs(experiment: Experiment) -> Iterator[dict[str, Any]]:
         One dict per run.
     """
     request_statistics = _request_statistics_by_job(experiment)
+    scoring = export_scoring_statuses(experiment)
     qs = (
         RunResult.objects.filter(job__experiment=experiment)
         .select_related("job", "job__agent", "attempt")
@@ -393,6 +403,7 @@ def export_runs(experiment: Experiment) -> Iterator[dict[str, Any]]:
             "cold_start": run.cold_start,
             "started_at": run.started_at.isoformat() if run.started_at else None,
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "scoring_status": scoring.get(job.pk),
             "metrics": run.metrics,
             "unavailable_metrics": run.unavailable_metrics,
             "request_statistics": request_statistics.get(job.pk, {}),

@@ -13,6 +13,7 @@ import typer
 from common.descriptive import cv_warning
 from common.metrics import SERVER_FIGURES
 from common.stats import CI_METHOD_LABELS
+from common.statuses import ScoringStatus
 from ruckus_cli.client import EXIT_API_ERROR, EXIT_USAGE, CliError, connect, error_summary
 from ruckus_cli.options import ServerOpt, TokenOpt
 from ruckus_cli.output import console, exits_on_error, print_json, print_table
@@ -27,6 +28,9 @@ BENCHMARK_KINDS = ("bandwidth_gbps", "tflops", "gflops")
 #: names of the server's CSV export).
 REQUEST_STATISTICS = ("n", "mean", "median", "p90", "p95", "p99")
 
+
+#: What a figure cell says while the server is still scoring the job's result.
+SCORING_CELL = "scoring…"
 
 #: Headings of the client-vs-server section: whose figure each column is.
 CLIENT_HEADING = "client (RUCKUS)"
@@ -109,6 +113,8 @@ def results_show(
     than ``common.descriptive.UNSTABLE_CV``. Per request (latency metrics): median / p95 / p99 over every warm
     request pooled (n requests; every gap for ITL), as peer tools report them. Gray-box jobs then get a section
     with each figure as RUCKUS measured it next to the inference server's own (its /metrics).
+
+    A job whose result the server is still scoring (ROUGE, statistics) says ``scoring`` in place of its figures.
     """
     if fmt not in ("table", "json", "csv"):
         raise CliError(f"--format must be table, json or csv, not {fmt!r}", EXIT_USAGE)
@@ -140,6 +146,7 @@ def results_show(
         row["cold_model_load_s"] = (job.get("cold_start") or {}).get("model_load_s")
         eff = job.get("efficiency") or {}
         row["peak_bandwidth_fraction"] = eff.get("bandwidth_fraction")
+        row["scoring_status"] = job.get("scoring_status")
         rows.append(row)
     if fmt == "csv":
         buf = io.StringIO()
@@ -150,13 +157,17 @@ def results_show(
         return
     table_rows = []
     for r in rows:
+        scoring = r["scoring_status"] == ScoringStatus.SCORING
         cells = []
         for m in metrics:
-            cells.append(_run_cell(r, m))
+            cells.append(SCORING_CELL if scoring else _run_cell(r, m))
             if m in per_request:
-                cells.append(_percentiles_cell(r, m))
+                cells.append(SCORING_CELL if scoring else _percentiles_cell(r, m))
         load, frac = r["cold_model_load_s"], r["peak_bandwidth_fraction"]
-        table_rows.append([r["job"], f"{r['model']} / {r['runtime']} / {r['agent']}", r["status"], *cells,
+        status = f"{r['status']}, scoring" if scoring else r["status"]
+        if r["scoring_status"] == ScoringStatus.FAILED:
+            status += ", scoring failed"
+        table_rows.append([r["job"], f"{r['model']} / {r['runtime']} / {r['agent']}", status, *cells,
                            f"{load:.2f}" if load is not None else "—",
                            f"{frac:.1%}" if frac is not None else "—"])
     headers = []
@@ -172,6 +183,9 @@ def results_show(
     if methods:
         console.print("95% CI of the mean (never below zero for a non-negative metric): "
                       + "; ".join(CI_METHOD_LABELS.get(x, x) for x in methods), highlight=False)
+    if data.get("scoring"):
+        console.print(f"[yellow]{data['scoring']} job(s) still being scored[/yellow]: their ROUGE scores and "
+                      "statistics appear here once the server has scored them", highlight=False)
     _print_server_figures(data["jobs"])
     for item in data.get("unrunnable", []):
         console.print(f"[yellow]not run[/yellow] {item['model']} / {item['runtime']}: {item['reason']}")
@@ -198,7 +212,7 @@ def results_export(
     fmt: Annotated[str | None, typer.Option("--format", help="csv or json (default: from the file name)")] = None,
     server: ServerOpt = None, token: TokenOpt = None,
 ) -> None:
-    """Export every raw run of an experiment (streamed to the file)."""
+    """Export every raw run of an experiment (streamed to the file); says so when some results are still scoring."""
     fmt = fmt or ("csv" if output.suffix.lower() == ".csv" else "json")
     if fmt not in ("csv", "json"):
         raise CliError(f"--format must be csv or json, not {fmt!r}", EXIT_USAGE)
@@ -213,3 +227,8 @@ def results_export(
                 fh.write(chunk)
     tmp.replace(output)  # never leave a half-written export under the requested name
     console.print(f"Wrote {output} ({output.stat().st_size} bytes)")
+    scoring = api.get(f"/api/v1/experiments/{exp_id}/results/").get("scoring") or 0
+    if scoring:
+        console.print(f"[yellow]{scoring} job(s) were still being scored[/yellow]: their ROUGE scores and statistics "
+                      "are not in this export (its scoring_status column says which); export again once scored",
+                      highlight=False)

@@ -3,6 +3,9 @@ queries of a result POST, and an experiment's status when its jobs finish at the
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import secrets
 import threading
 
@@ -82,6 +85,11 @@ def test_a_result_is_stored_scoring_and_shown_without_figures_until_a_worker_sco
     cell = api.get(f"/api/v1/experiments/{exp.pk}/comparison/?metric=rougeL").json()["rows"][0]["cells"]
     assert [c["scoring_status"] for c in cell.values()] == ["scoring"]
     assert all(c["mean"] is None for c in cell.values())
+    export = json.loads(b"".join(api.get(f"/api/v1/experiments/{exp.pk}/export/?format=json").streaming_content))
+    assert {run["scoring_status"] for run in export} == {"scoring"}
+    csv_rows = list(csv.DictReader(io.StringIO(
+        b"".join(api.get(f"/api/v1/experiments/{exp.pk}/export/?format=csv").streaming_content).decode())))
+    assert {row["scoring_status"] for row in csv_rows} == {"scoring"}
 
     # A worker scores it: ROUGE per sample (as rouge-score computes it), run means, statistics.
     assert score_pending() == 1

@@ -34,6 +34,8 @@ export type Plan = S["Plan"];
 /** A latency's statistics over every warm request (`scope: "request"`), next to the per-run `MetricStatistics`. */
 export type RequestStatistics = S["RequestStatistics"];
 export type RunResults = S["RunResults"];
+/** Where a stored result is in server-side scoring (ROUGE, statistics): `scoring`, `scored` or `failed`. */
+export type ScoringStatus = S["ScoringStatusEnum"];
 export type Permissions = S["Permissions"];
 export type Role = S["RoleEnum"];
 /** The logged-in user with role and permissions (`/auth/me/`, `/auth/session/`, the token API's `user`). */

@@ -4,7 +4,8 @@ import { useMutation, useQuery, useQueryClient, type QueryClient } from "@tansta
 import { api, PAGE_LIMIT, unwrap } from "./client";
 import { events, type ServerEvent, type SocketState, type Subscription } from "./events";
 import { keepCanManage, permissionsOf } from "../lib/permissions";
-import type { Agent, Experiment, ExperimentRequest, Job, Plan, SessionUser } from "./models";
+import { awaitsScoring, SCORING_POLL_MS } from "../lib/scoring";
+import type { Agent, Experiment, ExperimentRequest, ExperimentResults, Job, Plan, SessionUser } from "./models";
 
 /** Query keys of the cache (websocket events update these entries). */
 export const keys = {
@@ -111,7 +112,9 @@ export function applyEvent(qc: QueryClient, event: ServerEvent): void {
           before?.status !== job.status) {
         void qc.invalidateQueries({ queryKey: keys.job(job.id) });
       }
-      if (before && before.status !== job.status) {
+      // A new status, or a finished job's results being scored (the scoring worker announces the job when done).
+      const scored = awaitsScoring(qc.getQueryData<ExperimentResults>(keys.results(job.experiment)), job.id);
+      if ((before && before.status !== job.status) || scored) {
         void qc.invalidateQueries({ queryKey: keys.results(job.experiment) });
         void qc.invalidateQueries({ queryKey: ["comparison", job.experiment] });
         void qc.invalidateQueries({ queryKey: keys.jobResults(job.id) });
@@ -306,11 +309,15 @@ export function useExperimentActions(experiment: number) {
 
 // --- results ------------------------------------------------------------------------------------
 
-/** An experiment's aggregated results (statistics, efficiency, metric descriptions). */
+/**
+ * An experiment's aggregated results (statistics, efficiency, metric descriptions). While some jobs' results are
+ * being scored they are read again every few seconds, in case no websocket event says so.
+ */
 export function useExperimentResults(id: number) {
   return useQuery({
     queryKey: keys.results(id),
     queryFn: () => unwrap(api.GET("/api/v1/experiments/{id}/results/", { params: { path: { id } } })),
+    refetchInterval: (query) => (query.state.data?.scoring ? SCORING_POLL_MS : false),
   });
 }
 

@@ -1320,6 +1320,8 @@ export interface components {
          * @description One raw run in the JSON export.
          *
          *     Attributes:
+         *         scoring_status: ``scoring`` while the server is still computing the job's ROUGE scores and statistics:
+         *             this export then has neither (export again once it is ``scored``).
          *         metrics: The run's own metrics (a latency's being the mean over the run's requests).
          *         request_statistics: The job's per-request latency statistics (over all its warm requests, so the same in
          *             every run of the job), without raw values (the samples' metrics and timings hold them).
@@ -1339,6 +1341,7 @@ export interface components {
             started_at: string | null;
             /** Format: date-time */
             finished_at: string | null;
+            scoring_status: components["schemas"]["ScoringStatusEnum"] | null;
             metrics: {
                 [key: string]: number | null;
             };

@@ -23,6 +23,16 @@ export function StatusBadge({ status, title }: { status: AnyStatus; title?: stri
   );
 }
 
+/** A finished job whose figures (ROUGE, statistics) the server is still computing. */
+export function ScoringBadge() {
+  return (
+    <span className="badge badge-info" data-status="scoring" title="ROUGE and statistics are being computed">
+      <span className="dot" />
+      scoring
+    </span>
+  );
+}
+
 /** Loading state. */
 export function Spinner({ label = "Loading…" }: { label?: string }) {
   return (

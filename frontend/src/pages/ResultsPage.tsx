@@ -3,7 +3,7 @@ import { Link, useParams } from "react-router-dom";
 import { useComparison, useExperiment, useExperimentResults, useJobResults, useLive } from "../api/queries";
 import type { Comparison, ExperimentResultJob, MetricDescription, RunResults } from "../api/models";
 import { isExperimentTerminal } from "../api/statuses";
-import { Card, Empty, ErrorBox, KeyValues, Spinner, StatusBadge } from "../components/ui";
+import { Card, Empty, ErrorBox, KeyValues, ScoringBadge, Spinner, StatusBadge } from "../components/ui";
 import { ColdWarmChart, DistributionChart, MetricBarChart, ScatterChart, TelemetryChart } from "../components/Charts";
 import { availableMetrics, NO_MODEL, coldVsWarm, comparisonToSeries, distributions, jobLabel, scatterPoints, type ErrorKind } from "../lib/chartData";
 import { efficiencyRows, formatPercent, type FractionView } from "../lib/efficiency";
@@ -12,6 +12,7 @@ import { compareFigures, isBenchmarkMetric } from "../lib/peaks";
 import { comparisonScopeNote, countLabel, latencyMetrics, latencyRows, SCOPE_LABELS, scopeDescription } from "../lib/latency";
 import { ciMethodLabel, cvWarning } from "../lib/stats";
 import { CLIENT_LABEL, formatRelativeDifference, hasServerFigures, SERVER_LABEL, serverFigureRows } from "../lib/serverFigures";
+import { isScoring, scoringNotice } from "../lib/scoring";
 import { buildTelemetry } from "../lib/telemetry";
 
 /** The results' metric descriptions, or (from an older server) the metrics found in the statistics. */
@@ -73,7 +74,7 @@ function ComparisonTable({ cmp }: { cmp: Comparison }) {
                 if (!cell) return <td key={col.key} className="muted">—</td>;
                 return (
                   <td key={col.key} className={cell.mean !== null && cell.mean === b ? "best" : ""}>
-                    {cell.mean === null ? <StatusBadge status={cell.status} /> : (
+                    {cell.mean === null ? (isScoring(cell.scoring_status) ? <ScoringBadge /> : <StatusBadge status={cell.status} />) : (
                       <>
                         <strong>{formatNumber(cell.mean)}</strong>
                         {cell.std !== null && <span className="muted"> ± {formatNumber(cell.std)}</span>}
@@ -273,6 +274,14 @@ function SamplesSection({ jobs, units }: { jobs: ExperimentResultJob[]; units: M
         results.data.error ? <ErrorBox title="The job reported an error" error={results.data.error} /> :
         !run ? <Empty title="No runs stored yet" /> : (
           <div className="samples">
+            {isScoring(results.data.scoring_status) && (
+              <p className="muted small" data-testid="samples-scoring"><ScoringBadge /> ROUGE of these outputs is being
+                computed: the scores appear here when it is done.</p>
+            )}
+            {results.data.scoring_status === "failed" && (
+              <p className="small warn-text" data-testid="samples-scoring-failed">
+                Scoring failed: {results.data.scoring_error ?? "no reason given"}</p>
+            )}
             <h3>Telemetry of run {run.run_index}{run.cold_start ? " (cold)" : ""}</h3>
             <RunTelemetry run={run} />
             {(run.samples ?? []).length === 0 && (
@@ -411,6 +420,7 @@ export function ResultsPage() {
   const metrics = useMemo(() => orderMetrics(metricInfos(results.data?.metrics, jobs)), [results.data?.metrics, jobs]);
   const units = useMemo(() => new Map(metrics.map((m) => [m.name, m.unit])), [metrics]);
   const withStats = jobs.filter((j) => Object.keys(j.statistics).length > 0);
+  const scoring = scoringNotice(results.data?.scoring);
 
   return (
     <div className="page">
@@ -425,10 +435,17 @@ export function ResultsPage() {
         </div>
       </div>
       {exp.isError && <ErrorBox error={exp.error} />}
+      {scoring && withStats.length > 0 && (
+        <div className="notice small" role="status" data-testid="scoring-notice"><ScoringBadge /> {scoring}</div>
+      )}
       {results.isPending ? <Spinner /> : results.isError ? <ErrorBox error={results.error} onRetry={() => void results.refetch()} /> :
         withStats.length === 0 ? (
-          <Card><Empty title="No results yet">{exp.data && !isExperimentTerminal(exp.data.status)
-            ? "Jobs are still running: results appear here as soon as a job completes." : "No job produced statistics."}</Empty></Card>
+          <Card>{scoring ? (
+            <Empty title="Scoring results…"><span data-testid="scoring-notice">{scoring}</span></Empty>
+          ) : (
+            <Empty title="No results yet">{exp.data && !isExperimentTerminal(exp.data.status)
+              ? "Jobs are still running: results appear here as soon as a job completes." : "No job produced statistics."}</Empty>
+          )}</Card>
         ) : (
           <>
             <ComparisonSection experiment={id} metrics={metrics} />
