@@ -20,7 +20,10 @@ def register_events() -> None:
     )
     events.register(
         events.JOB_UPDATED,
-        load=lambda job_id: Job.objects.select_related("agent", "experiment__owner").filter(pk=job_id).first(),
+        # The payload names the agent and the experiment's owner: their large columns (the agent's capabilities,
+        # the experiment's plan of every job) are not read for each job event.
+        load=lambda job_id: Job.objects.select_related("agent", "experiment__owner")
+        .defer("agent__capabilities", "experiment__plan").filter(pk=job_id).first(),
         groups=lambda job: [events.experiment_group(job.experiment_id), events.job_group(job.pk)],
         serialize=lambda job: JobSerializer(job).data,
     )

@@ -213,6 +213,21 @@ def derive_experiment_status(counts: dict[str, int]) -> str:
     return ExperimentStatus.FAILED
 
 
+class JobQuerySet(models.QuerySet["Job"]):
+    """Queries of jobs."""
+
+    def with_experiment(self) -> JobQuerySet:
+        """Jobs with their experiment joined, without the experiment's stored plan.
+
+        The plan lists every job of the experiment (megabytes for a large one); the paths that lock a job (dispatch,
+        callbacks, retries) read the experiment's settings and status, never its plan, and load it once per job.
+
+        Returns:
+            The queryset.
+        """
+        return self.select_related("experiment").defer("experiment__plan")
+
+
 class Job(models.Model):
     """One (model, runtime, agent) combination of an experiment: ``runs_per_job`` runs on one hardware.
 
@@ -249,6 +264,8 @@ class Job(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

@@ -33,7 +33,7 @@ class CallbackRejected(Exception):
 
 def _locked_job(job_id: int) -> Job:
     """The job, locked for the callback's transaction (404 when unknown)."""
-    job = Job.objects.select_for_update(of=("self",)).select_related("experiment").filter(pk=job_id).first()
+    job = Job.objects.select_for_update(of=("self",)).with_experiment().filter(pk=job_id).first()
     if job is None:
         raise CallbackRejected("unknown job", 404)
     return job

@@ -114,7 +114,7 @@ def claim(job_id: int, now: datetime, no_agent: set[str] | None = None) -> Dispa
     with transaction.atomic():
         job = (
             Job.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("experiment")
+            .with_experiment()
             .filter(pk=job_id, status=JobStatus.PENDING)
             .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
             .first()

@@ -32,7 +32,7 @@ def lock_attempt(attempt_id: int) -> tuple[JobAttempt, Job]:
         ``(attempt, job)``, with ``attempt.job`` the locked job.
     """
     job_id = JobAttempt.objects.values_list("job_id", flat=True).get(pk=attempt_id)
-    job = Job.objects.select_for_update(of=("self",)).select_related("experiment").get(pk=job_id)
+    job = Job.objects.select_for_update(of=("self",)).with_experiment().get(pk=job_id)
     attempt = JobAttempt.objects.select_for_update().get(pk=attempt_id)
     attempt.job = job
     return attempt, job

@@ -75,7 +75,7 @@ def revive_reported(agent: Agent, job_id: str, attempt_token: str, reason: str, 
                                      status=AttemptStatus.LOST).exists():
         return False
     with transaction.atomic():
-        job = Job.objects.select_for_update(of=("self",)).select_related("experiment").filter(pk=pk).first()
+        job = Job.objects.select_for_update(of=("self",)).with_experiment().filter(pk=pk).first()
         if job is None:
             return False
         attempt = job.attempts.select_for_update().filter(attempt_token=attempt_token, agent=agent).first()
