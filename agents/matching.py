@@ -69,6 +69,8 @@ def unmet_requirement(
     model_spec: dict[str, Any],
     runtime_spec: dict[str, Any],
     requested_metrics: list[str] | None = None,
+    *,
+    info: AgentInfo | None = None,
 ) -> str | None:
     """Say why ``agent`` cannot run the combination, or None when it can.
 
@@ -77,6 +79,8 @@ def unmet_requirement(
         model_spec: Model spec of the job.
         runtime_spec: Runtime spec of the job.
         requested_metrics: Metrics the experiment asked for.
+        info: The agent's capabilities already parsed (``agent.info``), for callers that check one agent against
+            many combinations: parsing them is most of the cost of a check.
 
     Returns:
         None when the agent can run it, otherwise the reason in words.
@@ -85,7 +89,7 @@ def unmet_requirement(
         return "agent is deactivated"
     if agent.status == AgentStatus.OFFLINE:
         return "agent is offline"
-    info = agent.info
+    info = info if info is not None else agent.info
     if info is None:
         return "agent has not reported its capabilities yet"
     runtime_name = runtime_spec.get("name", "")
