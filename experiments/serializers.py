@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Count
+from django.db.models.manager import BaseManager
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -112,10 +113,60 @@ class AgentSelectionSerializer(serializers.Serializer):
         return {chosen[0]: attrs[chosen[0]]}
 
 
+def current_attempt(job: Job) -> JobAttempt | None:
+    """The job's current attempt, from its prefetched attempts when the query loaded them.
+
+    ``Job.current_attempt`` asks the database each time (it filters): in a list that is one query per row, however
+    the page was prefetched. A page's attempts come with it (``prefetch_related("attempts")``), so they are
+    searched here instead.
+
+    Args:
+        job: The job.
+
+    Returns:
+        The attempt with the job's current number, or None.
+    """
+    if not job.attempt:
+        return None
+    prefetched = getattr(job, "_prefetched_objects_cache", {}).get("attempts")
+    if prefetched is None:
+        return job.current_attempt
+    return next((a for a in prefetched if a.number == job.attempt), None)
+
+
 def _can_manage(context: dict[str, Any], owner_id: int | None) -> bool:
     """Whether the user of the serializer's request may act on an experiment owned by ``owner_id``."""
     request = context.get("request")
     return request is not None and may_manage(request.user, owner_id)
+
+
+def attach_job_counts(experiments: list[Experiment]) -> None:
+    """Count the jobs per status of many experiments in one query, for :meth:`ExperimentSerializer.get_job_counts`.
+
+    Args:
+        experiments: The experiments (each gets a ``job_counts_cache`` attribute: status -> count).
+    """
+    counts: dict[int, dict[str, int]] = {e.pk: {} for e in experiments}
+    rows = (
+        Job.objects.filter(experiment_id__in=list(counts))
+        .values("experiment_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        counts[row["experiment_id"]][row["status"]] = row["n"]
+    for experiment in experiments:
+        experiment.job_counts_cache = counts[experiment.pk]
+
+
+class ExperimentListSerializer(serializers.ListSerializer):
+    """A page of experiments: their job counts come from one query for the whole page, not one per experiment."""
+
+    def to_representation(self, data: Any) -> list[dict[str, Any]]:
+        """Count the page's jobs at once, then show each experiment."""
+        experiments = list(data.all() if isinstance(data, BaseManager) else data)
+        attach_job_counts(experiments)
+        return super().to_representation(experiments)
 
 
 class ExperimentSerializer(serializers.ModelSerializer):
@@ -170,6 +221,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["status", "plan", "created_at", "updated_at", "started_at", "finished_at"]
         extra_kwargs = {"description": {"max_length": 10_000}}
+        list_serializer_class = ExperimentListSerializer
 
     def get_can_manage(self, obj: Experiment) -> bool:
         """Whether the requesting user may act on the experiment (False without a request, e.g. in events)."""
@@ -177,6 +229,10 @@ class ExperimentSerializer(serializers.ModelSerializer):
 
     def get_job_counts(self, obj: Experiment) -> dict[str, int]:
         """Number of jobs per status."""
+        # In a list, the page's counts were made in one query (ExperimentListSerializer), not one per experiment.
+        cached = getattr(obj, "job_counts_cache", None)
+        if cached is not None:
+            return cached
         rows = obj.jobs.values("status").annotate(n=Count("id")).order_by()
         return {row["status"]: row["n"] for row in rows}
 
@@ -346,7 +402,7 @@ class JobSerializer(serializers.ModelSerializer):
     @extend_schema_field(ModelJSONField(JobProgress, allow_null=True))
     def get_progress(self, obj: Job) -> dict[str, Any] | None:
         """Latest progress reported by the current attempt."""
-        attempt = obj.current_attempt
+        attempt = current_attempt(obj)
         return attempt.progress or None if attempt is not None else None
 
 
