@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 from django.db.models import Prefetch
@@ -318,9 +319,13 @@ EXPORT_BASE_COLUMNS = [
 
 
 def export_metric_names(experiment: Experiment) -> list[str]:
-    """Every run-level metric name present in the experiment, known metrics first."""
+    """Every run-level metric name present in the experiment, known metrics first.
+
+    The runs' metrics are read a chunk at a time (only that column), so memory does not grow with the experiment.
+    """
     names: set[str] = set()
-    for metrics in RunResult.objects.filter(job__experiment=experiment).values_list("metrics", flat=True):
+    rows = RunResult.objects.filter(job__experiment=experiment).order_by().values_list("metrics", flat=True)
+    for metrics in rows.iterator(chunk_size=EXPORT_CHUNK_SIZE * 10):
         names.update(metrics)
     return ordered_metric_names(names)
 
@@ -351,13 +356,17 @@ def export_request_columns(experiment: Experiment) -> list[tuple[str, str, str]]
     ]
 
 
-def _request_statistics_by_job(experiment: Experiment) -> dict[int, dict[str, dict[str, Any]]]:
-    """Job id -> metric -> per-request statistics (without raw values: the export's samples hold them)."""
-    out: dict[int, dict[str, dict[str, Any]]] = {}
-    rows = JobMetricStatistics.objects.filter(job__experiment=experiment, scope=StatisticsScope.REQUEST).defer("values")
-    for s in rows:
-        out.setdefault(s.job_id, {})[s.metric] = s.as_dict(values=False)
-    return out
+#: Runs read per chunk by the export. Each chunk costs the same few queries (its runs with their jobs, agents and
+#: attempts; their jobs' per-request statistics; their samples, in the JSON export), whatever the experiment's size.
+EXPORT_CHUNK_SIZE = 200
+
+#: The columns the export reads: the run's own, and the few it shows of its job, agent, attempt and result. The rest
+#: (an agent's capabilities, a job's specs, an attempt's progress, a run's telemetry) would be decoded for every run.
+_EXPORT_RUN_FIELDS = (
+    "run_index", "cold_start", "started_at", "finished_at", "metrics", "unavailable_metrics",
+    "job", "job__model_name", "job__runtime_name", "job__hardware_fingerprint", "job__agent", "job__agent__name",
+    "attempt", "attempt__number", "job__result", "job__result__scoring_status",
+)
 
 
 def export_scoring_statuses(experiment: Experiment) -> dict[int, str]:
@@ -368,44 +377,73 @@ def export_scoring_statuses(experiment: Experiment) -> dict[int, str]:
     return dict(JobResult.objects.filter(job__experiment=experiment).values_list("job_id", "scoring_status"))
 
 
-def export_runs(experiment: Experiment) -> Iterator[dict[str, Any]]:
+def _request_statistics_by_job(job_ids: Iterable[int]) -> dict[int, dict[str, dict[str, Any]]]:
+    """Job id -> metric -> per-request statistics of these jobs (without raw values: the samples hold them)."""
+    out: dict[int, dict[str, dict[str, Any]]] = {}
+    rows = JobMetricStatistics.objects.filter(job_id__in=job_ids, scope=StatisticsScope.REQUEST).defer("values")
+    for s in rows:
+        out.setdefault(s.job_id, {})[s.metric] = s.as_dict(values=False)
+    return out
+
+
+def _samples_by_run(run_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+    """Run id -> its samples as the export shows them (with raw timings), in sample order."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for sample in SampleResult.objects.filter(run_id__in=run_ids).order_by("run_id", "id"):
+        out.setdefault(sample.run_id, []).append(sample_dict(sample, timings=True))
+    return out
+
+
+def export_runs(experiment: Experiment, *, samples: bool = True) -> Iterator[dict[str, Any]]:
     """Yield every raw run of an experiment (with samples), in job and run order, a chunk at a time.
 
     Each run carries its job's per-request statistics (``request_statistics``: over all of the job's warm
-    requests, so the same for every run of a job), next to its own run-level ``metrics``.
+    requests, so the same for every run of a job), next to its own run-level ``metrics``. Runs are read
+    :data:`EXPORT_CHUNK_SIZE` at a time (with their jobs, agents, attempts and results' scoring statuses), and
+    each chunk's samples and statistics in one query each: memory stays flat and the number of queries grows with
+    the chunks, not with the runs.
+
+    A chunk's rows are plain values, not prefetched into the runs: prefetching links each sample and its run both
+    ways, and such cycles wait for a full garbage collection, so memory grew with the export however it streamed.
 
     Args:
         experiment: The experiment.
+        samples: Read and include each run's samples (the CSV export has no column for them).
 
     Yields:
-        One dict per run.
+        One dict per run (``samples`` empty when not read).
     """
-    request_statistics = _request_statistics_by_job(experiment)
-    scoring = export_scoring_statuses(experiment)
-    qs = (
+    runs = (
         RunResult.objects.filter(job__experiment=experiment)
-        .select_related("job", "job__agent", "attempt")
-        .prefetch_related("samples")
+        .select_related("job", "job__agent", "job__result", "attempt")
+        .only(*_EXPORT_RUN_FIELDS)
         .order_by("job_id", "run_index")
+        .iterator(chunk_size=EXPORT_CHUNK_SIZE)
     )
-    for run in qs.iterator(chunk_size=200):
-        job = run.job
-        yield {
-            "experiment": experiment.pk,
-            "job": job.pk,
-            "model": job.model_name,
-            "runtime": job.runtime_name,
-            "agent": str(job.agent_id) if job.agent_id else None,
-            "agent_name": job.agent.name if job.agent else None,
-            "hardware_fingerprint": job.hardware_fingerprint,
-            "attempt": run.attempt.number if run.attempt else None,
-            "run_index": run.run_index,
-            "cold_start": run.cold_start,
-            "started_at": run.started_at.isoformat() if run.started_at else None,
-            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-            "scoring_status": scoring.get(job.pk),
-            "metrics": run.metrics,
-            "unavailable_metrics": run.unavailable_metrics,
-            "request_statistics": request_statistics.get(job.pk, {}),
-            "samples": [sample_dict(s, timings=True) for s in run.samples.all()],
-        }
+    while chunk := list(islice(runs, EXPORT_CHUNK_SIZE)):
+        request_statistics = _request_statistics_by_job({run.job_id for run in chunk})
+        run_samples = _samples_by_run([run.pk for run in chunk]) if samples else {}
+        for run in chunk:
+            job = run.job
+            result = getattr(job, "result", None)  # a job whose result is not stored has none
+            yield {
+                "experiment": experiment.pk,
+                "job": job.pk,
+                "model": job.model_name,
+                "runtime": job.runtime_name,
+                "agent": str(job.agent_id) if job.agent_id else None,
+                "agent_name": job.agent.name if job.agent else None,
+                "hardware_fingerprint": job.hardware_fingerprint,
+                "attempt": run.attempt.number if run.attempt else None,
+                "run_index": run.run_index,
+                "cold_start": run.cold_start,
+                "started_at": run.started_at.isoformat() if run.started_at else None,
+                "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+                "scoring_status": result.scoring_status if result is not None else None,
+                "metrics": run.metrics,
+                "unavailable_metrics": run.unavailable_metrics,
+                "request_statistics": request_statistics.get(job.pk, {}),
+                "samples": run_samples.get(run.pk, []),
+            }
+        # Let this chunk's rows go before the next chunk's are read: one chunk in memory at a time, not two.
+        del run_samples, request_statistics
