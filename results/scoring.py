@@ -110,7 +110,7 @@ def _score(claimed: Sequence[JobResult]) -> list[_Scored]:
     samples_by_job: dict[int, list[SampleResult]] = {}
     samples = list(
         SampleResult.objects.filter(run_id__in=list(job_of_run))
-        .only("id", "run_id", "output", "reference", "metrics", "timings", "error")
+        .only("id", "run_id", "sample_id", "output", "reference", "metrics", "timings", "error")
         .order_by("run_id", "id")
     )
     for sample in samples:
@@ -121,19 +121,20 @@ def _score(claimed: Sequence[JobResult]) -> list[_Scored]:
     for result in claimed:
         scored = _Scored(result, runs_by_job.get(result.job_id, []), samples_by_job.get(result.job_id, []))
         per_run: dict[int, list[dict[str, float]]] = {}
+        run_index = {run.pk: run.run_index for run in scored.runs}
         for sample in scored.samples:
             value = rouge[sample.pk]
             if isinstance(value, Exception):
-                scored.reasons.append(_reason(f"ROUGE of sample {sample.pk}", value))
+                where = f"ROUGE of sample {sample.sample_id!r} of run {run_index[sample.run_id]}"
+                scored.reasons.append(_reason(where, value))
                 continue
             if value:
                 sample.metrics = {**(sample.metrics or {}), **value}
             per_run.setdefault(sample.run_id, []).append(value)
         for run in scored.runs:
             run.metrics = {**(run.metrics or {}), **rouge_means(per_run.get(run.pk, []))}
-        # The samples are in run-id order; the statistics read them in run order (the same: ids follow run_index).
-        runs_in_order = {run.pk: run.run_index for run in scored.runs}
-        ordered = sorted(scored.samples, key=lambda s: (runs_in_order[s.run_id], s.pk))
+        # The per-request statistics take the samples in run order, then request order.
+        ordered = sorted(scored.samples, key=lambda s: (run_index[s.run_id], s.pk))
         try:
             scored.statistics = job_statistics_rows(result.job, scored.runs, ordered)
         except Exception as exc:  # recorded on the result as its failure reason

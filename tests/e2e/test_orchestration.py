@@ -88,7 +88,10 @@ def test_register_run_and_collect_results(stack: Stack, user_api: httpx.Client):
     detail = user_api.get(f"/jobs/{job['id']}/").json()
     states = [t["to_state"] for t in detail["transitions"] if t["attempt"] is None]
     assert states == ["pending", "assigned", "running", "completed"]
-    results = user_api.get(f"/jobs/{job['id']}/results/").json()
+    # The result is stored at once and scored a moment later by the scheduler's scoring thread.
+    results = wait_for(
+        lambda: (r := user_api.get(f"/jobs/{job['id']}/results/").json())["scoring_status"] == "scored" and r, 60,
+        interval=0.2, what="the result to be scored" + stack.log("scheduler")[-2000:])
     assert [r["cold_start"] for r in results["runs"]] == [True, False, False]
     stats = results["statistics"]
     assert stats["e2e_latency_s"]["n"] == 2 and stats["rougeL"]["n"] == 2
