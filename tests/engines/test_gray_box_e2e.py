@@ -53,7 +53,10 @@ def test_gray_box_experiment_on_an_agent_with_a_local_vllm(stack: Stack, user_ap
             "status"] in ("completed", "failed") and j,
         300, interval=0.5, what="the gray-box job to finish")
     assert job["status"] == "completed", f"{job}\n{stack.log('agent-v')}"
-    results = user_api.get(f"/jobs/{job['id']}/results/").json()
+    # The result is stored at once and scored a moment later by the scheduler's scoring thread.
+    results = wait_for(
+        lambda: (r := user_api.get(f"/jobs/{job['id']}/results/").json())["scoring_status"] == "scored" and r, 60,
+        interval=0.2, what="the result to be scored" + stack.log("scheduler")[-2000:])
     assert results["access_mode"] == "gray_box"
     stats = results["statistics"]
     # The client's figures and the inference server's own, side by side, over the two warm runs.

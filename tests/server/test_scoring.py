@@ -118,7 +118,7 @@ def test_a_result_is_stored_scoring_and_shown_without_figures_until_a_worker_sco
 @pytest.mark.django_db
 def test_scoring_announces_the_job_with_a_new_updated_at(django_capture_on_commit_callbacks, monkeypatch):
     sent = []
-    monkeypatch.setattr("core.events.send_now", lambda event, object_id: sent.append((event, object_id)))
+    monkeypatch.setattr("core.events._publish", lambda event, object_id: sent.append((event, object_id)))
     agent = AgentFactory()
     job = _experiment([agent]).jobs.get()
     job_result_store(job=job, result=job_result(job.pk))
