@@ -66,8 +66,15 @@ def _run(tmp_path: Path, policy: AgentPolicy, request: JobRequest) -> MultiRunJo
         engine.shutdown(5)
 
 
-def _close(client: float, server: float, limit: float = AGREEMENT) -> bool:
-    return abs(client - server) <= limit * server
+#: Per request, a client's TTFT and e2e also hold a few milliseconds of HTTP and streaming that the server does not
+#: see; on a busy 2-core host that part alone reached 9 ms of a 240 ms TTFT. Their relative limit applies above this
+#: absolute one (per-token figures, TPOT and ITL, carry no such fixed part and keep the relative limit alone).
+REQUEST_FLOOR_S = 0.010
+PER_REQUEST = ("ttft_s", "e2e_latency_s")
+
+
+def _close(client: float, server: float, limit: float = AGREEMENT, floor: float = 0.0) -> bool:
+    return abs(client - server) <= max(limit * server, floor)
 
 
 def test_the_agent_finds_the_server_and_advertises_what_it_serves(tmp_path, vllm):
@@ -121,7 +128,8 @@ def test_black_box_openai_runtime_on_the_same_server_agrees_too(tmp_path, vllm):
     for client, name in PAIRS.items():
         c, s = run.metrics[client], server[name]
         print(f"black box {client}: client {c * 1000:.2f} ms, server {s * 1000:.2f} ms ({(c - s) / s:+.2%})")
-        assert _close(c, s, BLACK_BOX_AGREEMENT), f"{client}: {c} vs {s}"
+        floor = REQUEST_FLOOR_S if client in PER_REQUEST else 0.0
+        assert _close(c, s, BLACK_BOX_AGREEMENT, floor), f"{client}: {c} vs {s}"
 
 
 def test_a_model_the_server_does_not_serve_is_refused_with_the_reason(tmp_path, vllm):
