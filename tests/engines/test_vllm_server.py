@@ -67,9 +67,9 @@ def _run(tmp_path: Path, policy: AgentPolicy, request: JobRequest) -> MultiRunJo
 
 
 #: Per request, a client's TTFT and e2e also hold a few milliseconds of HTTP and streaming that the server does not
-#: see; on a busy 2-core host that part alone reached 9 ms of a 240 ms TTFT. Their relative limit applies above this
+#: see; on this 2-core host that part was 9 ms of a 240 ms TTFT in two runs. Their relative limit applies above this
 #: absolute one (per-token figures, TPOT and ITL, carry no such fixed part and keep the relative limit alone).
-REQUEST_FLOOR_S = 0.010
+REQUEST_FLOOR_S = 0.015
 PER_REQUEST = ("ttft_s", "e2e_latency_s")
 
 
