@@ -14,7 +14,7 @@ from agents.peaks import agent_benchmark
 from common.metrics import METRIC_SPECS, PER_REQUEST_METRICS, Metric, metric_spec
 from experiments.models import Experiment, Job
 from results.efficiency import job_efficiency
-from results.models import JobMetricStatistics, JobResult, RunResult, SampleResult, StatisticsScope
+from results.models import JobMetricStatistics, RunResult, SampleResult, StatisticsScope
 
 
 def sample_dict(sample: SampleResult, *, timings: bool = False) -> dict[str, Any]:
@@ -367,14 +367,6 @@ _EXPORT_RUN_FIELDS = (
     "job", "job__model_name", "job__runtime_name", "job__hardware_fingerprint", "job__agent", "job__agent__name",
     "attempt", "attempt__number", "job__result", "job__result__scoring_status",
 )
-
-
-def export_scoring_statuses(experiment: Experiment) -> dict[int, str]:
-    """Job id -> where its result is in scoring, for the export's ``scoring_status`` (one query, a row per job).
-
-    A run whose job is still ``scoring`` has no ROUGE in its metrics and no statistics yet: the export says so.
-    """
-    return dict(JobResult.objects.filter(job__experiment=experiment).values_list("job_id", "scoring_status"))
 
 
 def _request_statistics_by_job(job_ids: Iterable[int]) -> dict[int, dict[str, dict[str, Any]]]:
