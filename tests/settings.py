@@ -57,3 +57,8 @@ if _EMBEDDED_SOCKET_DIR:
 # Dispatch sends on the test's own thread: a sending thread would have its own database connection, outside the
 # transaction a test case runs in (the processes the tests start use the concurrent default).
 RUCKUS_DISPATCH_CONCURRENCY = 1
+
+# Events go out inline in the test process: a publisher thread would read the database on its own connection while
+# a transactional test's teardown truncates the tables (a lock-order deadlock that fails the flush). The servers the
+# tests start use the background publisher; tests/server/test_events_publisher.py drives the thread itself.
+RUCKUS_EVENTS_IN_BACKGROUND = False

@@ -3,7 +3,7 @@
 The agent finds the server (``--endpoint vllm=URL``), advertises the runtime with the model it serves and the
 engine's version, picks it for a job that names no ``base_url``, and measures by the definitions of ``vllm bench
 serve``: the client's figures must agree with the server's own histograms over the same requests (TTFT, TPOT and
-e2e within 2%; token counts exactly).
+e2e within 2%, TTFT and e2e with a fixed per-request allowance; token counts exactly).
 """
 
 from __future__ import annotations
@@ -66,10 +66,12 @@ def _run(tmp_path: Path, policy: AgentPolicy, request: JobRequest) -> MultiRunJo
         engine.shutdown(5)
 
 
-#: Per request, a client's TTFT and e2e also hold a few milliseconds of HTTP and streaming that the server does not
-#: see; on this 2-core host that part was 9 ms of a 240 ms TTFT in two runs. Their relative limit applies above this
-#: absolute one (per-token figures, TPOT and ITL, carry no such fixed part and keep the relative limit alone).
-REQUEST_FLOOR_S = 0.015
+#: Per request, a client's TTFT and e2e also hold the HTTP, tokenization and streaming that the server's clock does
+#: not see. On a 2-core host where the engine keeps the cores busy that part was 9 ms of a 240 ms TTFT on a quiet
+#: run and 16.5 ms of 270 ms on a loaded one. Their relative limit applies above this absolute one, which stays
+#: under one decode step (checked against the server's TPOT), so a definition off by one token still fails.
+#: Per-token figures (TPOT, ITL) carry no such fixed part and keep the relative limit alone.
+REQUEST_FLOOR_S = 0.03
 PER_REQUEST = ("ttft_s", "e2e_latency_s")
 
 
@@ -109,7 +111,9 @@ def test_gray_box_job_agrees_with_the_servers_histograms(tmp_path, vllm):
         figures[client] = (c, s)
         print(f"{client}: client {c * 1000:.2f} ms, server {s * 1000:.2f} ms ({(c - s) / s:+.2%})")
     table = "; ".join(f"{k} client {c:.5f} s, server {s:.5f} s" for k, (c, s) in figures.items())
-    assert all(_close(c, s) for c, s in figures.values()), table
+    assert REQUEST_FLOOR_S < figures["tpot_s"][1], "the allowance must stay under one decode step"
+    assert all(_close(c, s, AGREEMENT, REQUEST_FLOOR_S if k in PER_REQUEST else 0.0)
+               for k, (c, s) in figures.items()), table
     # The client sees a request start before the server does and end after it.
     assert all(c >= s * 0.995 for k, (c, s) in figures.items() if k != "tpot_s"), table
 
@@ -129,6 +133,7 @@ def test_black_box_openai_runtime_on_the_same_server_agrees_too(tmp_path, vllm):
         c, s = run.metrics[client], server[name]
         print(f"black box {client}: client {c * 1000:.2f} ms, server {s * 1000:.2f} ms ({(c - s) / s:+.2%})")
         floor = REQUEST_FLOOR_S if client in PER_REQUEST else 0.0
+        assert floor < server["server_tpot_s"], "the allowance must stay under one decode step"
         assert _close(c, s, BLACK_BOX_AGREEMENT, floor), f"{client}: {c} vs {s}"
 
 
