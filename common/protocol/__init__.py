@@ -5,7 +5,7 @@ understand instead of misreading it. Field names here are a contract: the server
 API, the CLI and the UI all rely on them.
 
 The models live in one module per idea (:mod:`~common.protocol.enums`, :mod:`~common.protocol.agent_info`,
-:mod:`~common.protocol.benchmarks`, :mod:`~common.protocol.jobs`, :mod:`~common.protocol.results`,
+:mod:`~common.protocol.benchmarks`, :mod:`~common.protocol.jobs`, :mod:`~common.protocol.load`, :mod:`~common.protocol.results`,
 :mod:`~common.protocol.messages`); every public name is re-exported here, so ``from common.protocol import X``
 is the way to use them.
 """
@@ -39,6 +39,20 @@ from common.protocol.enums import (
     JobStage,
 )
 from common.protocol.jobs import JobProgress, JobRequest, ModelSpec, RuntimeSpec, TaskSpec
+from common.protocol.load import (
+    Arrival,
+    EarlyStop,
+    GeneratorOverhead,
+    INFINITE_RATE,
+    LoadPointRun,
+    LoadSpec,
+    LoadSweepRun,
+    MAX_LOAD_POINTS,
+    PromptSource,
+    PromptSpec,
+    RequestRecord,
+    ServiceLevelObjectives,
+)
 from common.protocol.messages import (
     MAX_WORK_WAIT_S,
     AgentJobReport,
@@ -62,6 +76,8 @@ from common.protocol.statistics import MetricStatistics
 
 __all__ = [
     "AGENT_TERMINAL_STATES",
+    "INFINITE_RATE",
+    "MAX_LOAD_POINTS",
     "MAX_RUNS_PER_JOB",
     "MAX_WORK_WAIT_S",
     "MIN_RUNS_PER_JOB",
@@ -76,11 +92,14 @@ __all__ = [
     "AgentStatusReport",
     "AnnounceAnswer",
     "AnnounceRequest",
+    "Arrival",
     "BenchmarkFigure",
     "CpuInfo",
     "DiskInfo",
+    "EarlyStop",
     "ExecutionInfo",
     "FrameworkInfo",
+    "GeneratorOverhead",
     "GpuInfo",
     "HardwareBenchmarkResult",
     "Heartbeat",
@@ -89,6 +108,9 @@ __all__ = [
     "JobRejection",
     "JobRequest",
     "JobStage",
+    "LoadPointRun",
+    "LoadSpec",
+    "LoadSweepRun",
     "LocalServer",
     "MemoryInfo",
     "MetricStatistics",
@@ -97,15 +119,19 @@ __all__ = [
     "MonitoringCapability",
     "MultiRunJobResult",
     "ProbeStatus",
+    "PromptSource",
+    "PromptSpec",
     "ProtocolModel",
     "PullRegistration",
     "ReachAnswer",
     "ReachRequest",
     "RegisterRequest",
+    "RequestRecord",
     "RuntimeCapability",
     "RuntimeSpec",
     "SampleResult",
     "ServerContact",
+    "ServiceLevelObjectives",
     "SingleRunResult",
     "SystemInfo",
     "TaskSpec",

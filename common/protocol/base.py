@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict
 
 #: Version of this protocol. Bump the minor part for additive changes, the major part for breaking ones.
-PROTOCOL_VERSION = "1.1"
+PROTOCOL_VERSION = "1.2"
 
 #: Bounds of ``runs_per_job`` (DESIGN section 5).
 MIN_RUNS_PER_JOB = 1

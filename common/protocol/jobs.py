@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from common.protocol.base import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB, PROTOCOL_VERSION, ProtocolModel, utcnow
 from common.protocol.enums import AgentJobState, JobStage
+from common.protocol.load import LoadSpec
 
 
 class TaskSpec(ProtocolModel):
@@ -60,6 +61,7 @@ class JobRequest(ProtocolModel):
         runs_per_job: Number of sequential runs (run 1 is the cold run).
         timeout_s: Wall-clock budget for the whole job on the agent.
         requested_metrics: Metrics the experiment asked for (others may be produced too).
+        load: A load sweep to run instead of sequential runs (serving under load); None for sequential runs.
     """
 
     type: Literal["job.request"] = "job.request"
@@ -74,6 +76,7 @@ class JobRequest(ProtocolModel):
     runs_per_job: int = Field(default=1, ge=MIN_RUNS_PER_JOB, le=MAX_RUNS_PER_JOB)
     timeout_s: float | None = Field(default=None, gt=0)
     requested_metrics: list[str] = Field(default_factory=list)
+    load: LoadSpec | None = None
 
     @field_validator("job_id", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from common.protocol.base import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB, PROTOCOL_VERSION, ProtocolModel
 from common.protocol.benchmarks import HardwareBenchmarkResult
 from common.protocol.enums import AccessMode, AgentJobState
+from common.protocol.load import LoadSweepRun
 from common.protocol.statistics import MetricStatistics
 
 #: Longest metric name a run may report (the server's statistics are stored per metric name).
@@ -132,6 +133,7 @@ class MultiRunJobResult(ProtocolModel):
         error: Error text when the job failed.
         started_at: Start time.
         finished_at: End time.
+        load: The load sweep's points and raw per-request timings (jobs with a load spec; ``runs`` is empty).
     """
 
     type: Literal["job.result"] = "job.result"
@@ -155,6 +157,7 @@ class MultiRunJobResult(ProtocolModel):
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    load: LoadSweepRun | None = None
 
     @field_validator("job_id", mode="before")
     @classmethod
