@@ -6,11 +6,16 @@ import { describeError, errorsAt, type FieldErrors } from "../api/errors";
 import type { Agent, Catalog, Plan } from "../api/models";
 import { Card, Empty, ErrorBox, Field, FieldMessages, Spinner } from "../components/ui";
 import {
-  combinationLabel, groupExcluded, HARDWARE_TASK, initialForm, runtimeIndex, runtimesForTask, selectTask, taskNeedsModel,
-  toRequest, WIKIPEDIA_TASK, type FormState, type RuntimeName,
+  combinationLabel, enabledRuntimes, groupExcluded, HARDWARE_TASK, initialForm, runtimeIndex, runtimesForTask,
+  selectTask, taskNeedsModel, toRequest, WIKIPEDIA_TASK, type FormState, type RuntimeName,
 } from "../lib/experimentForm";
 import { useDebounced } from "../lib/useDebounced";
 import { canCreateExperiments } from "../lib/permissions";
+import { LoadPlanPreview, LoadSweepSection } from "../components/LoadSweepForm";
+import {
+  initialLoadForm, loadServerErrors, mergeLoadErrors, readLoadForm, whiteBoxRuntimes, withLoad, type LoadFormState,
+  type LoadReading,
+} from "../lib/loadForm";
 
 type Update = (fn: (f: FormState) => FormState) => void;
 
@@ -307,11 +312,11 @@ function AgentsSection({ n, form, update, errors, agents }: { n: number; form: F
   );
 }
 
-function PlanPreview({ form, catalog }: { form: FormState; catalog: Catalog | undefined }) {
+function PlanPreview({ form, catalog, load }: { form: FormState; catalog: Catalog | undefined; load: LoadReading }) {
   const body = useMemo(() => {
-    const req = toRequest(form, catalog);
+    const req = withLoad(toRequest(form, catalog), load);
     return { ...req, name: req.name || "preview" };
-  }, [form, catalog]);
+  }, [form, catalog, load]);
   const noModel = catalog?.no_model_name ?? "none";
   const debounced = useDebounced(body, 400);
   const plan = useQuery<Plan, Error>({
@@ -340,6 +345,7 @@ function PlanPreview({ form, catalog }: { form: FormState; catalog: Catalog | un
             {unrunnable.length > 0 && <>, <strong className="warn-text">{unrunnable.length}</strong> combination(s) cannot run</>}
             {excludedCount > 0 && <>, <strong className="warn-text">{excludedCount}</strong> agent(s) left out</>}
           </p>
+          <LoadPlanPreview reading={load} jobs={jobs.length} />
           {jobs.length > 0 && (
             <table className="table compact">
               <thead><tr><th>Agent</th><th>Model</th><th>Runtime</th></tr></thead>
@@ -400,18 +406,30 @@ export function NewExperimentPage() {
 
 function NewExperimentForm() {
   const [form, setForm] = useState<FormState>(initialForm);
+  const [load, setLoad] = useState<LoadFormState>(initialLoadForm);
+  const [triedSubmit, setTriedSubmit] = useState(false);
   const agents = useAgents();
   const catalog = useCatalog();
   const needsModel = taskNeedsModel(form.taskName, catalog.data);
+  // Only tasks with a model can run under load: the others never send the section.
+  const whiteBox = whiteBoxRuntimes(enabledRuntimes(form, catalog.data), catalog.data).join(",");
+  const loadReading = useMemo(
+    () => readLoadForm(needsModel ? load : initialLoadForm, whiteBox ? whiteBox.split(",") : []),
+    [load, needsModel, whiteBox],
+  );
   const create = useCreateExperiment();
   const navigate = useNavigate();
   const refusal = describeError(create.error);
   const errors = refusal.fields;
   const update: Update = (fn) => setForm(fn);
 
+  const loadErrors = mergeLoadErrors(loadReading.errors, create.error ? loadServerErrors(errors) : {});
+
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    create.mutate(toRequest(form, catalog.data), { onSuccess: (exp) => navigate(`/experiments/${exp.id}`) });
+    setTriedSubmit(true);
+    if (!loadReading.valid) return;
+    create.mutate(withLoad(toRequest(form, catalog.data), loadReading), { onSuccess: (exp) => navigate(`/experiments/${exp.id}`) });
   };
 
   return (
@@ -436,6 +454,10 @@ function NewExperimentForm() {
             : <FieldMessages messages={errorsAt(errors, "models", true)} />}
           <RuntimesSection n={needsModel ? 4 : 3} form={form} update={update} errors={errors} catalog={catalog.data} />
           <AgentsSection n={needsModel ? 5 : 4} form={form} update={update} errors={errors} agents={agents.data ?? []} />
+          {needsModel && <LoadSweepSection n={6} load={load} setLoad={setLoad} errors={loadErrors} />}
+          {triedSubmit && !loadReading.valid && (
+            <div className="form-error" role="alert">The load sweep has mistakes: see the fields marked above.</div>
+          )}
           {create.error && (
             <div className="form-error" role="alert">
               {refusal.refused ? "The server refused the experiment:" : refusal.general.join(" ")}
@@ -448,7 +470,7 @@ function NewExperimentForm() {
             </button>
           </div>
         </form>
-        <PlanPreview form={form} catalog={catalog.data} />
+        <PlanPreview form={form} catalog={catalog.data} load={loadReading} />
       </div>
     </div>
   );
