@@ -8,6 +8,8 @@ import { experimentActions, jobActions } from "../lib/permissions";
 import { combinationLabel, groupExcluded } from "../lib/experimentForm";
 import { Card, Empty, ErrorBox, Field, KeyValues, ProgressBar, Spinner, StatusBadge } from "../components/ui";
 import { formatDate, formatDuration, formatModels, progressFraction } from "../lib/format";
+import { experimentLoad } from "../lib/load";
+import { LoadSweepPanel } from "../components/LoadSweepPanel";
 
 function progressLabel(job: Job): string {
   const p = job.progress;
@@ -224,6 +226,7 @@ export function ExperimentDetailPage() {
   if (exp.isPending) return <Spinner />;
   if (exp.isError) return <ErrorBox error={exp.error} title={`Experiment #${id} could not be loaded`} onRetry={() => void exp.refetch()} />;
   const sorted = [...(jobs.data ?? [])].sort((a, b) => a.id - b.id);
+  const load = experimentLoad(exp.data);
   return (
     <div className="page">
       <ExperimentHeader exp={exp.data} />
@@ -243,6 +246,7 @@ export function ExperimentDetailPage() {
           <Card title="Job details"><Empty title="Select a job">Its attempts and the transition log (with reasons) appear here.</Empty></Card>
         )}
       </div>
+      {load && <LoadSweepPanel experiment={id} spec={load} />}
     </div>
   );
 }
