@@ -298,10 +298,7 @@ def early_stop_reason(figures: Sequence[dict[str, Any]], early_stop: EarlyStop) 
     latest = figures[-1]
     error_rate = latest.get("error_rate")
     if early_stop.max_error_rate is not None and error_rate is not None and error_rate > early_stop.max_error_rate:
-        return (
-            f"{error_rate * 100:.3g}% of requests failed or timed out "
-            f"(limit {early_stop.max_error_rate * 100:.3g}%)"
-        )
+        return f"{error_rate * 100:.3g}% of requests failed or timed out (limit {early_stop.max_error_rate * 100:.3g}%)"
     if early_stop.latency_factor is not None and len(figures) > 1:
         first, last = _median_e2e(figures[0]), _median_e2e(latest)
         if first is not None and last is not None and first > 0 and last > early_stop.latency_factor * first:

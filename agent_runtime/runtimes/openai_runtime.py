@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -66,6 +66,54 @@ def _count(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         return None
     return value
+
+
+class StreamStep(NamedTuple):
+    """What one streamed chunk carries, read the same way by sequential runs and the load generator.
+
+    Attributes:
+        text: The text of its choices (``delta.content`` of chat, ``text`` of completions), "" when none.
+        has_choice: It carries a choice, with or without text: the final (EOS) step of vLLM and other servers is a
+            choice without text, and a request lasts until it (``vllm bench serve``'s latency ends there too).
+        usage: Its ``usage`` object (the final usage chunk of ``stream_options.include_usage``), else None.
+        finish_reason: The last non-empty ``finish_reason`` of its choices, else None.
+    """
+
+    text: str
+    has_choice: bool
+    usage: dict[str, Any] | None
+    finish_reason: str | None
+
+
+def read_chunk(data: str) -> StreamStep:
+    """Read one Server-Sent Events ``data:`` payload of an OpenAI-compatible stream.
+
+    Args:
+        data: The payload (after ``data:``; not ``[DONE]``).
+
+    Returns:
+        Its text, whether it carries a choice, its usage and finish reason.
+
+    Raises:
+        RequestError: The payload is not a JSON object, or its choices are malformed (what it held is not repeated).
+    """
+    chunk = _chunk(data)
+    usage = chunk.get("usage") if isinstance(chunk.get("usage"), dict) else None
+    choices = chunk.get("choices") or []
+    if not isinstance(choices, list):
+        raise RequestError(MALFORMED_CHUNK)
+    parts: list[str] = []
+    finish: str | None = None
+    for choice in choices:
+        if not isinstance(choice, dict):
+            raise RequestError(MALFORMED_CHUNK)
+        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        content = delta.get("content") or choice.get("text") or ""
+        if content and isinstance(content, str):
+            parts.append(content)
+        reason = choice.get("finish_reason")
+        finish = reason if isinstance(reason, str) and reason else finish
+    return StreamStep("".join(parts), bool(choices), usage, finish)
 
 
 class OpenAIRuntime(Runtime):
@@ -201,24 +249,15 @@ class OpenAIRuntime(Runtime):
                     if data == "[DONE]":
                         break
                     now = time.perf_counter()
-                    chunk = _chunk(data)
-                    if isinstance(chunk.get("usage"), dict):
-                        usage = chunk["usage"]
-                    choices = chunk.get("choices") or []
-                    if not isinstance(choices, list):
-                        raise RequestError(MALFORMED_CHUNK)
-                    if choices and times:
+                    step = read_chunk(data)
+                    if step.usage is not None:
+                        usage = step.usage
+                    if step.has_choice and times:
                         last_step = now
-                    for choice in choices:
-                        if not isinstance(choice, dict):
-                            raise RequestError(MALFORMED_CHUNK)
-                        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-                        content = delta.get("content") or choice.get("text") or ""
-                        if content and isinstance(content, str):
-                            parts.append(content)
-                            times.append(now)
-                        reason = choice.get("finish_reason")
-                        finish = reason if isinstance(reason, str) and reason else finish
+                    if step.text:
+                        parts.append(step.text)
+                        times.append(now)
+                    finish = step.finish_reason or finish
                     if should_stop():
                         stopped = True
                         break

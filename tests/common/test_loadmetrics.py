@@ -35,20 +35,42 @@ def _random_point(rng: random.Random, n: int, *, failures: bool = True) -> LoadP
         sent = i * 0.01 + rng.random() * 0.005
         kind = rng.random() if failures else 1.0
         if kind < 0.05:
-            requests.append(RequestRecord(scheduled_s=sent, sent_s=sent, error="endpoint answered HTTP 500",
-                                          e2e_s=rng.random() * 0.01))
+            requests.append(
+                RequestRecord(
+                    scheduled_s=sent, sent_s=sent, error="endpoint answered HTTP 500", e2e_s=rng.random() * 0.01
+                )
+            )
             continue
         if kind < 0.08:
-            requests.append(RequestRecord(scheduled_s=sent, sent_s=sent, timed_out=True, error="timed out",
-                                          ttft_s=0.2, e2e_s=2.0, itl_s=[0.1], output_tokens=2))
+            requests.append(
+                RequestRecord(
+                    scheduled_s=sent,
+                    sent_s=sent,
+                    timed_out=True,
+                    error="timed out",
+                    ttft_s=0.2,
+                    e2e_s=2.0,
+                    itl_s=[0.1],
+                    output_tokens=2,
+                )
+            )
             continue
         tokens = rng.choice([1, 1, 2, 5, 17, 40])
         ttft = rng.lognormvariate(-3, 0.6)
         itl = [rng.lognormvariate(-5, 0.4) for _ in range(tokens - 1)]
         # A final EOS step without text after the last token, as vLLM streams it: e2e goes past the last ITL.
         e2e = ttft + sum(itl) + rng.random() * 0.002
-        requests.append(RequestRecord(scheduled_s=sent, sent_s=sent, ttft_s=ttft, e2e_s=e2e, itl_s=itl,
-                                      prompt_tokens=rng.randint(5, 500), output_tokens=tokens))
+        requests.append(
+            RequestRecord(
+                scheduled_s=sent,
+                sent_s=sent,
+                ttft_s=ttft,
+                e2e_s=e2e,
+                itl_s=itl,
+                prompt_tokens=rng.randint(5, 500),
+                output_tokens=tokens,
+            )
+        )
     return LoadPointRun(index=3, concurrency=8, duration_s=n * 0.01 + 1.0, requests=requests)
 
 
@@ -152,8 +174,9 @@ def test_point_figures_match_vllm_calculate_metrics_on_random_points(seed):
 def test_goodput_per_objective_matches_vllm():
     point = _random_point(random.Random(11), 1500)
     for goodput in ({"ttft": 50}, {"tpot": 7}, {"e2el": 120}, {"ttft": 80, "e2el": 200}):
-        slo = ServiceLevelObjectives(ttft_ms=goodput.get("ttft"), tpot_ms=goodput.get("tpot"),
-                                     e2e_ms=goodput.get("e2el"))
+        slo = ServiceLevelObjectives(
+            ttft_ms=goodput.get("ttft"), tpot_ms=goodput.get("tpot"), e2e_ms=goodput.get("e2el")
+        )
         assert point_figures(point, slo)["goodput"] == pytest.approx(_vllm_reference(point, goodput)["goodput"])
 
 
@@ -231,8 +254,12 @@ def test_without_slo_or_cost_or_requests():
     assert empty["completed"] == 0 and empty["error_rate"] is None
     assert empty["request_throughput"] is None and empty["slo_met"] is False
     assert all(empty[key] is None for key in DISTRIBUTIONS)
-    all_failed = LoadPointRun(index=0, concurrency=1, duration_s=1.0,
-                              requests=[RequestRecord(scheduled_s=0, sent_s=0, error="connection failed")])
+    all_failed = LoadPointRun(
+        index=0,
+        concurrency=1,
+        duration_s=1.0,
+        requests=[RequestRecord(scheduled_s=0, sent_s=0, error="connection failed")],
+    )
     f = point_figures(all_failed, ServiceLevelObjectives(e2e_ms=1, max_error_rate=1.0))
     assert f["error_rate"] == 1.0 and f["request_throughput"] == 0.0 and f["goodput"] == 0.0
     assert f["slo_met"] is False  # nothing completed: nothing met
@@ -283,6 +310,7 @@ def test_fast_enough_for_a_large_point():
     elapsed = time.perf_counter() - start
     print(f"point_figures of 100,000 requests (1.5M ITL values): {elapsed:.2f} s")
     assert f["completed"] == 100_000 and f["itl_s"]["count"] == 1_500_000
-    assert math.isclose(f["goodput"] * point.duration_s, sum(
-        1 for r in requests if r.ttft_s <= 0.055 and r.e2e_s <= 0.205))
+    assert math.isclose(
+        f["goodput"] * point.duration_s, sum(1 for r in requests if r.ttft_s <= 0.055 and r.e2e_s <= 0.205)
+    )
     assert elapsed < 10.0, f"point_figures took {elapsed:.2f} s for 100,000 requests"
