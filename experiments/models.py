@@ -18,7 +18,7 @@ from django.db import models, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from common.protocol import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB
+from common.protocol import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB, LoadSpec
 from common.statuses import (
     ATTEMPT_TERMINAL_STATUSES,
     EXPERIMENT_TERMINAL_STATUSES,
@@ -66,6 +66,8 @@ class Experiment(models.Model):
         runs_per_job: Sequential runs per job (1-100); run 1 is the cold run.
         requested_metrics: Metrics the user wants (drives capability matching).
         plan: Expansion result: jobs made and combinations that cannot run, with reasons.
+        load: A load sweep (:class:`common.protocol.LoadSpec` as JSON) each job runs instead of ``runs_per_job``
+            sequential runs (serving under load); null for sequential runs.
         status: Derived from the jobs (kept in a column so lists can filter on it).
         owner: Creator.
     """
@@ -82,6 +84,7 @@ class Experiment(models.Model):
     )
     requested_metrics = models.JSONField(default=list, blank=True)
     plan = models.JSONField(default=dict, blank=True)
+    load = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=ExperimentStatus.choices(), default=ExperimentStatus.PENDING)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="experiments"
@@ -114,6 +117,11 @@ class Experiment(models.Model):
     def is_terminal(self) -> bool:
         """True when no job of the experiment will change any more."""
         return self.status in EXPERIMENT_TERMINAL_STATUSES
+
+    @property
+    def load_spec(self) -> LoadSpec | None:
+        """The load sweep as the protocol model (None for an experiment of sequential runs)."""
+        return LoadSpec.model_validate(self.load) if self.load else None
 
     def refresh_status(self, now: datetime | None = None, *, job_status: str | None = None) -> Experiment:
         """Re-derive the status from the jobs and save it, logging a change.

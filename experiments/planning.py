@@ -12,7 +12,7 @@ from pydantic import Field
 
 from agents.matching import unmet_requirement
 from agents.models import Agent
-from common.protocol import ModelSpec, RuntimeSpec
+from common.protocol import LoadSpec, ModelSpec, RuntimeSpec
 from common.statuses import AgentStatus
 from core.api_schemas import ResponseShape
 from experiments.models import Experiment
@@ -76,6 +76,59 @@ class PlannedJob(ResponseShape):
     job: int | None = None
 
 
+class LoadPlan(ResponseShape):
+    """What each job of a load experiment sends: one sweep of load points (``runs_per_job`` does not apply).
+
+    Attributes:
+        mode: ``concurrency`` (closed loop) or ``request_rate`` (open loop).
+        points: The load points in sweep order: concurrency levels, or request rates (``"inf"``: all at once).
+        requests_per_point: Measured requests per point plus its warm-up (absent for points sized by time).
+        duration_s_per_point: Seconds per point (absent for points sized by a request count).
+        warmup_requests: Warm-up requests before each point (not measured).
+        requests_per_job: Requests each job sends at most: points x (num_requests + warm-up); null when the
+            points are sized by time (absent then: a point sends as many as fit in ``duration_s_per_point``).
+        summary: The same in words.
+    """
+
+    mode: str
+    points: list[int | float | str]
+    requests_per_point: int | None = None
+    duration_s_per_point: float | None = None
+    warmup_requests: int = 0
+    requests_per_job: int | None = None
+    summary: str
+
+
+def load_plan(spec: LoadSpec) -> LoadPlan:
+    """The plan preview of a load sweep.
+
+    Args:
+        spec: The experiment's load spec.
+
+    Returns:
+        What each job will send.
+    """
+    points = spec.points()
+    axis = "concurrency" if spec.mode == "concurrency" else "request rate"
+    shown = ", ".join(str(p) for p in points)
+    if spec.num_requests is not None:
+        per_point = spec.num_requests + spec.warmup_requests
+        total = per_point * len(points)
+        summary = (
+            f"one sweep per job over {len(points)} {axis} point(s) ({shown}): {len(points)} x "
+            f"({spec.num_requests} + {spec.warmup_requests} warm-up) = {total} requests at most "
+            "(runs_per_job does not apply; the sweep may stop early)"
+        )
+        return LoadPlan(mode=spec.mode, points=points, requests_per_point=per_point,
+                        warmup_requests=spec.warmup_requests, requests_per_job=total, summary=summary)
+    summary = (
+        f"one sweep per job over {len(points)} {axis} point(s) ({shown}): {spec.duration_s:g} s per point "
+        f"after {spec.warmup_requests} warm-up request(s) (runs_per_job does not apply; the sweep may stop early)"
+    )
+    return LoadPlan(mode=spec.mode, points=points, duration_s_per_point=spec.duration_s,
+                    warmup_requests=spec.warmup_requests, summary=summary)
+
+
 class Plan(ResponseShape):
     """What an experiment runs and why the rest cannot run.
 
@@ -86,12 +139,14 @@ class Plan(ResponseShape):
         unrunnable: The combinations no selected agent can run.
         excluded: Every selected agent left out of a combination (also where another agent runs it).
         job_count: Number of jobs.
+        load: What each job sends, for an experiment with a load sweep (absent otherwise).
     """
 
     jobs: list[PlannedJob] = Field(default_factory=list)
     unrunnable: list[Unrunnable] = Field(default_factory=list)
     excluded: list[Excluded] = Field(default_factory=list)
     job_count: int = 0
+    load: LoadPlan | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The plan as the API shows it and the experiment stores it (specs keep only the fields given)."""
@@ -147,6 +202,7 @@ def plan_experiment(
     runtime_specs: list[dict[str, Any]],
     agent_selection: dict[str, Any],
     requested_metrics: list[str] | None = None,
+    load: dict[str, Any] | None = None,
 ) -> Plan:
     """Work out which (model, runtime, agent) jobs will run and why the other combinations cannot.
 
@@ -155,6 +211,7 @@ def plan_experiment(
         runtime_specs: Runtimes of the experiment.
         agent_selection: Agent selection.
         requested_metrics: Metrics asked for.
+        load: The experiment's load spec (JSON), validated: the plan then says what each job sends.
 
     Returns:
         The plan: ``unrunnable`` holds the combinations no selected agent can run, ``excluded`` every
@@ -201,4 +258,5 @@ def plan_experiment(
                 unrunnable.append(
                     Unrunnable(model=model["name"], runtime=runtime["name"], reason=summary, agents=refusals)
                 )
-    return Plan(jobs=jobs, unrunnable=unrunnable, excluded=excluded, job_count=len(jobs))
+    preview = load_plan(LoadSpec.model_validate(load)) if load else None
+    return Plan(jobs=jobs, unrunnable=unrunnable, excluded=excluded, job_count=len(jobs), load=preview)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db.models import Count
 from django.db.models.manager import BaseManager
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema_field
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 from rest_framework import serializers
 
 from agents.models import Agent
@@ -19,7 +23,15 @@ from common.catalog import (
     validate_model_name,
 )
 from common.metrics import is_known_metric
-from common.protocol import MAX_RUNS_PER_JOB, MIN_RUNS_PER_JOB, JobProgress, ModelSpec, RuntimeSpec
+from common.protocol import (
+    MAX_RUNS_PER_JOB,
+    MIN_RUNS_PER_JOB,
+    AccessMode,
+    JobProgress,
+    LoadSpec,
+    ModelSpec,
+    RuntimeSpec,
+)
 from core.api_schemas import ModelJSONField
 from core.models import StateTransition
 from core.parsers import StorableJSONValidator
@@ -113,6 +125,122 @@ class AgentSelectionSerializer(serializers.Serializer):
         return {chosen[0]: attrs[chosen[0]]}
 
 
+class LoadSpecField(serializers.JSONField):
+    """An experiment's load sweep: a :class:`common.protocol.LoadSpec` object, validated by the serializer."""
+
+
+class LoadSpecFieldSchema(OpenApiSerializerFieldExtension):
+    """A :class:`LoadSpecField` is the ``LoadSpec`` component in the schema."""
+
+    target_class = LoadSpecField
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        """Reference the ``LoadSpec`` component."""
+        return auto_schema.resolve_serializer(LoadSpec, direction).ref
+
+
+#: A message that starts by naming its field (``request_rate[2]: ...``, ``load.max_concurrency: ...``).
+_NAMED_MESSAGE = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\])?(?:\.[A-Za-z_]\w*(?:\[\d+\])?)*): (.+)$", re.DOTALL)
+
+
+def _unknown_fields(model: type[BaseModel], data: Any, path: str) -> dict[str, list[str]]:
+    """Fields of ``data`` (and of its nested objects) that ``model`` does not have.
+
+    The protocol ignores unknown fields; the API refuses them, so that a misspelt setting is not silently left at its
+    default.
+    """
+    if not isinstance(data, dict):
+        return {}
+    errors: dict[str, list[str]] = {}
+    for key, value in data.items():
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        if field is None:
+            errors[f"{path}.{key}"] = ["unknown field"]
+            continue
+        nested = field.annotation
+        for candidate in getattr(nested, "__args__", (nested,)):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                errors.update(_unknown_fields(candidate, value, f"{path}.{key}"))
+    return errors
+
+
+def load_errors(exc: PydanticValidationError) -> dict[str, list[str]]:
+    """A load spec's validation errors keyed by the field's path (``load.request_rate[2]``, ``load.slo``).
+
+    Pydantic places a list validator's error on the whole list and a model validator's on the model; their
+    messages name the precise field first (``request_rate[2]: must be ...``), and that name becomes the key.
+
+    Args:
+        exc: The error of ``LoadSpec.model_validate``.
+
+    Returns:
+        Path -> messages, every path starting with ``load``.
+    """
+    errors: dict[str, list[str]] = {}
+    for err in exc.errors():
+        parts: list[str] = []
+        for part in err.get("loc", ()):
+            if isinstance(part, int) and parts:
+                parts[-1] += f"[{part}]"
+            else:
+                parts.append(str(part))
+        message = "unknown field" if err.get("type") == "extra_forbidden" else str(err.get("msg", "invalid"))
+        message = message.removeprefix("Value error, ")
+        key = ".".join(["load", *parts])
+        named = _NAMED_MESSAGE.match(message) if err.get("type") == "value_error" else None
+        if named:
+            name, rest = named.groups()
+            head = re.split(r"[.\[]", name, maxsplit=1)[0]
+            if head == "load":
+                key, message = name, rest
+            elif not parts:
+                key, message = f"load.{name}", rest
+            elif head == re.split(r"\[", parts[-1], maxsplit=1)[0]:
+                key, message = ".".join(["load", *parts[:-1], name]), rest
+        errors.setdefault(key, []).append(message)
+    return errors
+
+
+def validate_load(load: Any, *, task: str, runtimes: list[str]) -> dict[str, Any]:
+    """Check an experiment's load sweep and return it as stored (defaults filled in).
+
+    Args:
+        load: The ``load`` object of the request.
+        task: The experiment's task.
+        runtimes: Its runtimes' names.
+
+    Returns:
+        The load spec's JSON.
+
+    Raises:
+        serializers.ValidationError: Keyed by each bad field's path (``load.request_rate[2]``).
+    """
+    if not isinstance(load, dict):
+        raise serializers.ValidationError({"load": ["must be an object (a load spec)"]})
+    unknown = _unknown_fields(LoadSpec, load, "load")
+    if unknown:
+        raise serializers.ValidationError(unknown)
+    try:
+        spec = LoadSpec.model_validate(load)
+    except PydanticValidationError as exc:
+        raise serializers.ValidationError(load_errors(exc)) from None
+    if not TASKS[task].needs_model:
+        raise serializers.ValidationError(
+            {"load": [f"task {task!r} measures the host and generates nothing: a load sweep needs a generation task"]}
+        )
+    if spec.request_rate is not None:
+        # A white-box runtime has no server to send requests to: it makes load as batches of a given size.
+        batch_only = [name for name in runtimes if RUNTIMES[name].access_mode == AccessMode.WHITE_BOX]
+        if batch_only:
+            raise serializers.ValidationError(
+                {"load.request_rate": [
+                    f"runtime(s) {', '.join(batch_only)} run a load sweep as batches: give concurrency levels "
+                    "(batch sizes), not request rates"
+                ]}
+            )
+    return spec.model_dump(mode="json")
+
+
 def current_attempt(job: Job) -> JobAttempt | None:
     """The job's current attempt, from its prefetched attempts when the query loaded them.
 
@@ -196,6 +324,16 @@ class ExperimentSerializer(serializers.ModelSerializer):
         help_text="Whether the requesting user may edit, cancel or delete the experiment and cancel or retry its jobs."
     )
     job_counts = serializers.SerializerMethodField()
+    load = LoadSpecField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=(
+            "A load sweep each job runs instead of sequential runs (serving under load): concurrency levels or "
+            "request rates, each point sized by num_requests or duration_s. A load job is one sweep: runs_per_job "
+            "is ignored for it. Only generation tasks take one; white-box runtimes sweep concurrency (batch sizes)."
+        ),
+    )
 
     class Meta:
         model = Experiment
@@ -209,6 +347,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "agents",
             "runs_per_job",
             "requested_metrics",
+            "load",
             "status",
             "plan",
             "job_counts",
@@ -266,7 +405,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
         """Check models against the runtimes they will run with; refuse spec changes on update."""
         if self.instance is not None:
             frozen = {"task", "model_specs", "runtime_specs", "agent_selection", "runs_per_job",
-                      "requested_metrics"}
+                      "requested_metrics", "load"}
             changed = sorted(frozen & set(self.initial_data or {}) | frozen & set(attrs))
             if changed:
                 api_names = {"model_specs": "models", "runtime_specs": "runtimes", "agent_selection": "agents"}
@@ -283,6 +422,8 @@ class ExperimentSerializer(serializers.ModelSerializer):
         }
         if runtime_errors:
             raise serializers.ValidationError({"runtimes": runtime_errors})
+        if attrs.get("load") is not None:
+            attrs["load"] = validate_load(attrs["load"], task=task, runtimes=runtime_names)
         models = attrs.get("model_specs") or []
         if not TASKS[task].needs_model:
             # The host is measured: jobs carry the placeholder model, one job per (runtime, agent).
@@ -323,6 +464,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "agents": data["agent_selection"],
             "runs_per_job": data["runs_per_job"],
             "requested_metrics": data.get("requested_metrics") or [],
+            "load": data.get("load"),
         }
 
 

@@ -42,6 +42,7 @@ def experiment_create(
     description: str = "",
     requested_metrics: list[str] | None = None,
     owner: Any = None,
+    load: dict[str, Any] | None = None,
 ) -> Experiment:
     """Create an experiment and expand it into jobs (one per runnable (model, runtime, agent)).
 
@@ -59,13 +60,15 @@ def experiment_create(
         description: Free text.
         requested_metrics: Metrics asked for.
         owner: Creating user.
+        load: A validated load spec (JSON): each job runs it as one sweep instead of ``runs_per_job`` runs.
 
     Returns:
         The experiment, with its plan stored and its jobs created.
     """
     # The plan is made once, before anything is written, and the experiment is stored with it in one INSERT.
     plan = plan_experiment(
-        model_specs=models, runtime_specs=runtimes, agent_selection=agents, requested_metrics=requested_metrics
+        model_specs=models, runtime_specs=runtimes, agent_selection=agents, requested_metrics=requested_metrics,
+        load=load,
     )
     experiment = Experiment.objects.create(
         name=name,
@@ -78,6 +81,7 @@ def experiment_create(
         runs_per_job=runs_per_job,
         requested_metrics=requested_metrics or [],
         plan=plan.as_json(),
+        load=load,
         owner=owner,
     )
     _create_jobs(experiment, plan)

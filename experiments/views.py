@@ -64,7 +64,11 @@ class ExperimentViewSet(viewsets.ModelViewSet):
     @extend_schema(request=ExperimentSerializer, responses=Plan)
     @action(detail=False, methods=["post"], url_path="plan")
     def plan_dry_run(self, request: Request) -> Response:
-        """Dry run: which (model, runtime, agent) jobs an experiment would make, and why the rest cannot run."""
+        """Dry run: which (model, runtime, agent) jobs an experiment would make, and why the rest cannot run.
+
+        With a load sweep, ``load`` says what each job sends: its points and requests (a load job is one sweep;
+        ``runs_per_job`` does not apply).
+        """
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -73,6 +77,7 @@ class ExperimentViewSet(viewsets.ModelViewSet):
             runtime_specs=[{"name": r["name"], "params": r.get("params") or {}} for r in data["runtime_specs"]],
             agent_selection=data["agent_selection"],
             requested_metrics=data.get("requested_metrics") or [],
+            load=data.get("load"),
         )
         return Response(plan.as_json())
 

@@ -29,6 +29,8 @@ class JobResult(models.Model):
             run means and the statistics (``scored``), or has recorded why it could not (``failed``).
         scoring_error: Why scoring failed (empty otherwise).
         scored_at: When scoring ended.
+        load: The job's load sweep, for a job with a load spec (its points are :class:`LoadPoint` rows):
+            ``{"mode", "method", "stopped_early", "spec"}``; null for sequential runs.
     """
 
     job = models.OneToOneField("experiments.Job", on_delete=models.CASCADE, related_name="result")
@@ -48,6 +50,7 @@ class JobResult(models.Model):
     scoring_status = models.CharField(max_length=10, choices=ScoringStatus.choices(), default=ScoringStatus.SCORING)
     scoring_error = models.TextField(blank=True, default="")
     scored_at = models.DateTimeField(null=True, blank=True)
+    load = models.JSONField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -230,3 +233,59 @@ class JobMetricStatistics(models.Model):
             "source": self.source,
             "scope": self.scope,
         }
+
+
+class LoadPoint(models.Model):
+    """One load point of a job's sweep (serving under load): its raw per-request timings and its figures.
+
+    The figures are the server's own, computed from the raw records (:func:`common.loadmetrics.point_figures`, with
+    the experiment's objectives and the agent's cost per hour) when the result is stored; the agent's summaries are
+    never trusted.
+
+    Attributes:
+        job: The job.
+        result: The job's result the point came with.
+        index: 0-based position in the sweep (the load spec's order).
+        concurrency: The point's concurrency (closed-loop sweeps).
+        request_rate: The point's request rate, requests/s (open-loop sweeps; null when infinite or closed loop).
+        request_rate_infinite: The point sent every request at once (``request_rate`` ``"inf"``).
+        duration_s: From the first send to the last request's end.
+        warmup_requests: Warm-up requests sent before the point (not measured).
+        figures: The point's figures (:func:`common.loadmetrics.point_figures`).
+        raw: The measured requests, compacted into columns (see :func:`results.services.compact_requests`).
+        power_w: Mean power over the point, where telemetry had it.
+        energy_j: Energy over the point, where telemetry had it.
+        power_source: What measured the power (``nvml``, ``rapl`` ...).
+        overhead: What the load generator itself cost (:class:`common.protocol.GeneratorOverhead`).
+        notes: Caveats the agent recorded.
+    """
+
+    job = models.ForeignKey("experiments.Job", on_delete=models.CASCADE, related_name="load_points")
+    result = models.ForeignKey(JobResult, on_delete=models.CASCADE, related_name="load_points")
+    index = models.PositiveSmallIntegerField()
+    concurrency = models.PositiveIntegerField(null=True, blank=True)
+    request_rate = models.FloatField(null=True, blank=True)
+    request_rate_infinite = models.BooleanField(default=False)
+    duration_s = models.FloatField()
+    warmup_requests = models.PositiveIntegerField(default=0)
+    figures = models.JSONField(default=dict)
+    raw = models.JSONField(default=dict)
+    power_w = models.FloatField(null=True, blank=True)
+    energy_j = models.FloatField(null=True, blank=True)
+    power_source = models.CharField(max_length=50, blank=True, default="")
+    overhead = models.JSONField(default=dict, blank=True)
+    notes = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["job_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="load_point_job_index_unique")]
+
+    def __str__(self) -> str:
+        return f"load point {self.index} of job #{self.job_id}"
+
+    @property
+    def load(self) -> int | float | str | None:
+        """The point's load: its concurrency, else its request rate (``"inf"`` when infinite)."""
+        if self.concurrency is not None:
+            return self.concurrency
+        return "inf" if self.request_rate_infinite else self.request_rate

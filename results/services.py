@@ -14,17 +14,30 @@ from typing import Any
 
 import structlog
 from django.db import transaction
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
 
 from agents.models import Agent
 from common.catalog import measurement_tasks
 from common.descriptive import summarize
+from common.loadmetrics import point_figures
 from common.metrics import PER_REQUEST_METRICS, ROUGE_METRICS, Metric, metric_spec
-from common.protocol import AgentJobState, MetricStatistics, MultiRunJobResult, SingleRunResult
+from common.protocol import (
+    AgentJobState,
+    LoadPointRun,
+    LoadSpec,
+    LoadSweepRun,
+    MetricStatistics,
+    MultiRunJobResult,
+    RequestRecord,
+    SingleRunResult,
+)
+from common.protocol.load import MAX_REQUESTS_PER_POINT, MAX_SYNTHETIC_TOKENS
 from common.stats import describe_runs
 from common.statuses import ScoringStatus
 from core import events
 from experiments.models import Job, JobAttempt
-from results.models import JobMetricStatistics, JobResult, RunResult, SampleResult, StatisticsScope
+from results.models import JobMetricStatistics, JobResult, LoadPoint, RunResult, SampleResult, StatisticsScope
 
 log = structlog.get_logger(__name__)
 
@@ -245,6 +258,258 @@ def _set_latest_benchmark(agent_id: Any, job_result: JobResult) -> None:
     events.emit(events.AGENT_UPDATED, agent.pk)
 
 
+# --------------------------------------------------------------------------------------------------
+# Load sweeps
+# --------------------------------------------------------------------------------------------------
+
+#: Decimal places request times are stored with (microseconds: far below any latency a network adds).
+TIME_DECIMALS = 6
+#: Most problems one refusal of a load result lists (the first ones; a broken generator repeats itself).
+MAX_LOAD_PROBLEMS = 20
+
+
+class LoadResultRefused(ValidationError):
+    """A load result that does not fit its job's load spec, or holds times that cannot be: a 400 naming each field.
+
+    Nothing of the result is stored (the caller's transaction rolls back).
+    """
+
+
+def _time(value: float | None) -> float | None:
+    """A time rounded to microseconds (None stays None)."""
+    return None if value is None else round(value, TIME_DECIMALS)
+
+
+def compact_requests(records: Sequence[RequestRecord]) -> dict[str, Any]:
+    """A point's requests as columns, times rounded to microseconds: what :class:`~results.models.LoadPoint` stores.
+
+    One list per field (a list of objects would repeat every key 100,000 times); errors and timeouts, rare, are
+    kept by request position.
+
+    Args:
+        records: The measured requests, in send order.
+
+    Returns:
+        ``{"scheduled_s", "sent_s", "ttft_s", "e2e_s", "itl_s", "prompt_tokens", "output_tokens"}`` lists (one
+        item per request; ``itl_s`` a list per request), ``"errors"`` (position as text -> message) and
+        ``"timed_out"`` (positions).
+    """
+    return {
+        "scheduled_s": [_time(r.scheduled_s) for r in records],
+        "sent_s": [_time(r.sent_s) for r in records],
+        "ttft_s": [_time(r.ttft_s) for r in records],
+        "e2e_s": [_time(r.e2e_s) for r in records],
+        "itl_s": [[round(gap, TIME_DECIMALS) for gap in r.itl_s] for r in records],
+        "prompt_tokens": [r.prompt_tokens for r in records],
+        "output_tokens": [r.output_tokens for r in records],
+        "errors": {str(i): r.error for i, r in enumerate(records) if r.error is not None},
+        "timed_out": [i for i, r in enumerate(records) if r.timed_out],
+    }
+
+
+def expand_requests(raw: dict[str, Any]) -> list[RequestRecord]:
+    """The requests of a stored point, back from :func:`compact_requests`'s columns (already validated: not again).
+
+    Args:
+        raw: The stored columns.
+
+    Returns:
+        The requests, in send order.
+    """
+    errors = raw.get("errors") or {}
+    timed_out = set(raw.get("timed_out") or [])
+    columns = zip(
+        raw.get("scheduled_s") or [], raw.get("sent_s") or [], raw.get("ttft_s") or [], raw.get("e2e_s") or [],
+        raw.get("itl_s") or [], raw.get("prompt_tokens") or [], raw.get("output_tokens") or [], strict=True,
+    )
+    return [
+        RequestRecord.model_construct(
+            scheduled_s=scheduled, sent_s=sent, ttft_s=ttft, e2e_s=e2e, itl_s=itl, prompt_tokens=prompt,
+            output_tokens=output, error=errors.get(str(i)), timed_out=i in timed_out,
+        )
+        for i, (scheduled, sent, ttft, e2e, itl, prompt, output) in enumerate(columns)
+    ]
+
+
+def load_point_run(point: LoadPoint) -> LoadPointRun:
+    """A stored point as the protocol's :class:`LoadPointRun` (its requests rebuilt from the stored columns).
+
+    Args:
+        point: The stored point (with ``raw`` loaded).
+
+    Returns:
+        The point, as :func:`common.loadmetrics.point_figures` reads it.
+    """
+    return LoadPointRun.model_construct(
+        index=point.index,
+        concurrency=point.concurrency,
+        request_rate="inf" if point.request_rate_infinite else point.request_rate,
+        duration_s=point.duration_s,
+        requests=expand_requests(point.raw or {}),
+        warmup_requests=point.warmup_requests,
+        power_w=point.power_w,
+        energy_j=point.energy_j,
+        power_source=point.power_source or None,
+        notes=list(point.notes or []),
+    )
+
+
+def _bad_time(value: float | None) -> str | None:
+    """Why a time cannot be (not finite, or negative), or None."""
+    if value is None:
+        return None
+    if not math.isfinite(value):
+        return "must be a finite number of seconds"
+    if value < 0:
+        return f"must not be negative, got {value}"
+    return None
+
+
+def _record_problems(record: RequestRecord, path: str) -> list[tuple[str, str]]:
+    """What is wrong with one request's times."""
+    problems = []
+    for name in ("scheduled_s", "sent_s", "ttft_s", "e2e_s"):
+        problem = _bad_time(getattr(record, name))
+        if problem:
+            problems.append((f"{path}.{name}", problem))
+    if len(record.itl_s) > MAX_SYNTHETIC_TOKENS:
+        problems.append((f"{path}.itl_s", f"at most {MAX_SYNTHETIC_TOKENS} gaps, got {len(record.itl_s)}"))
+    else:
+        for j, gap in enumerate(record.itl_s):
+            problem = _bad_time(gap)
+            if problem:
+                problems.append((f"{path}.itl_s[{j}]", problem))
+                break
+    if not problems and record.ttft_s is not None and record.e2e_s is not None and record.ttft_s > record.e2e_s + 1e-6:
+        problems.append((f"{path}.ttft_s", f"the first token ({record.ttft_s} s) cannot come after the end "
+                                           f"({record.e2e_s} s)"))
+    return problems
+
+
+def _same_load(point: LoadPointRun, spec: LoadSpec, expected: int | float | str) -> bool:
+    """Whether a point was run at the load its index has in the spec."""
+    if spec.mode == "concurrency":
+        return point.concurrency == expected and point.request_rate is None
+    if point.concurrency is not None:
+        return False
+    if expected == "inf" or point.request_rate == "inf":
+        return point.request_rate == expected
+    return isinstance(point.request_rate, int | float) and math.isclose(point.request_rate, float(expected))
+
+
+def load_result_problems(sweep: LoadSweepRun, spec: LoadSpec) -> dict[str, list[str]]:
+    """What makes a job's load sweep impossible for its spec: mode, point indices and loads, request counts, times.
+
+    Args:
+        sweep: The sweep the agent sent.
+        spec: The job's load spec (its experiment's, never the one the agent echoes).
+
+    Returns:
+        Field path (``load.points[2].requests[17].ttft_s``) -> messages; empty when the sweep is sound. At most
+        :data:`MAX_LOAD_PROBLEMS` are listed.
+    """
+    problems: list[tuple[str, str]] = []
+    if sweep.mode != spec.mode:
+        problems.append(("load.mode", f"the job's load spec sweeps {spec.mode}, not {sweep.mode}"))
+    if sweep.method == "batch" and spec.mode != "concurrency":
+        problems.append(("load.method", "batch load is made only for concurrency sweeps"))
+    values = spec.points()
+    cap = spec.num_requests if spec.num_requests is not None else MAX_REQUESTS_PER_POINT
+    seen: set[int] = set()
+    for i, point in enumerate(sweep.points):
+        path = f"load.points[{i}]"
+        if point.index in seen:
+            problems.append((f"{path}.index", f"point {point.index} appears more than once"))
+        seen.add(point.index)
+        if point.index >= len(values):
+            problems.append((f"{path}.index", f"the load spec has {len(values)} point(s): 0 to {len(values) - 1}"))
+        elif not _same_load(point, spec, values[point.index]):
+            shown = point.concurrency if point.concurrency is not None else point.request_rate
+            problems.append((f"{path}.{spec.mode}", f"point {point.index} of the load spec is "
+                                                    f"{values[point.index]}, not {shown}"))
+        if not math.isfinite(point.duration_s):
+            problems.append((f"{path}.duration_s", "must be a finite number of seconds"))
+        if len(point.requests) > cap:
+            problems.append((f"{path}.requests", f"at most {cap} measured requests per point, got "
+                                                 f"{len(point.requests)}"))
+        if point.warmup_requests > spec.warmup_requests:
+            problems.append((f"{path}.warmup_requests", f"the load spec asks for {spec.warmup_requests}, got "
+                                                        f"{point.warmup_requests}"))
+        for name in ("power_w", "energy_j"):
+            value = getattr(point, name)
+            if value is not None and not math.isfinite(value):
+                problems.append((f"{path}.{name}", "must be a finite number"))
+        for j, record in enumerate(point.requests):
+            problems += _record_problems(record, f"{path}.requests[{j}]")
+            if len(problems) >= MAX_LOAD_PROBLEMS:
+                break
+        if len(problems) >= MAX_LOAD_PROBLEMS:
+            break
+    out: dict[str, list[str]] = {}
+    for key, message in problems[:MAX_LOAD_PROBLEMS]:
+        out.setdefault(key, []).append(message)
+    return out
+
+
+def _agent_cost_per_hour(agent_id: Any) -> float | None:
+    """What the agent's host costs per hour (None when unknown)."""
+    cost = Agent.objects.filter(pk=agent_id).values_list("cost_per_hour", flat=True).first() if agent_id else None
+    return float(cost) if cost is not None else None
+
+
+def _load_point_row(
+    job: Job, job_result: JobResult, point: LoadPointRun, spec: LoadSpec, cost_per_hour: float | None
+) -> LoadPoint:
+    """One load point as an unsaved row, its figures computed from the stored (rounded) requests."""
+    raw = compact_requests(point.requests)
+    # The figures come from exactly what is stored, so anyone can recompute them from the row.
+    stored = point.model_copy(update={"requests": expand_requests(raw)})
+    figures = point_figures(stored, spec.slo, cost_per_hour)
+    infinite = point.request_rate == "inf"
+    return LoadPoint(
+        job=job,
+        result=job_result,
+        index=point.index,
+        concurrency=point.concurrency,
+        request_rate=None if infinite or point.request_rate is None else float(point.request_rate),
+        request_rate_infinite=infinite,
+        duration_s=point.duration_s,
+        warmup_requests=point.warmup_requests,
+        figures=figures,
+        raw=raw,
+        power_w=point.power_w,
+        energy_j=point.energy_j,
+        power_source=point.power_source or "",
+        overhead=point.overhead.model_dump(mode="json"),
+        notes=[note[:1000] for note in point.notes[:100]],
+    )
+
+
+def load_points_recompute(job: Job) -> list[LoadPoint]:
+    """Compute a job's load figures again from its stored requests (after a change of objectives or cost).
+
+    Args:
+        job: The job (its experiment's load spec gives the objectives).
+
+    Returns:
+        The points, their figures updated and saved.
+    """
+    spec = job.experiment.load_spec
+    cost = _agent_cost_per_hour(job.agent_id)
+    points = list(LoadPoint.objects.filter(job=job).order_by("index"))
+    for point in points:
+        point.figures = point_figures(load_point_run(point), spec.slo if spec else None, cost)
+    LoadPoint.objects.bulk_update(points, ["figures"])
+    return points
+
+
+def _store_load(job: Job, job_result: JobResult, sweep: LoadSweepRun, spec: LoadSpec, agent_id: Any) -> None:
+    """Store a job's load points (validated) with their figures, and the sweep's outcome on its result."""
+    cost = _agent_cost_per_hour(agent_id)
+    points = sorted(sweep.points, key=lambda p: p.index)
+    LoadPoint.objects.bulk_create([_load_point_row(job, job_result, p, spec, cost) for p in points], batch_size=8)
+
+
 def job_result_store(
     *, job: Job, result: MultiRunJobResult, attempt: JobAttempt | None = None
 ) -> tuple[JobResult, bool]:
@@ -284,13 +549,25 @@ def job_result_store_locked(
 
     Returns:
         ``(job_result, created)``; ``created`` is False when a result was already stored (replay).
+
+    Raises:
+        LoadResultRefused: A load sweep that its job did not ask for or that does not fit its load spec (nothing
+            is stored).
     """
     if not known_new:
         existing = JobResult.objects.filter(job=job).first()
         if existing is not None:
             log.info("result_replay_ignored", job_id=job.pk, attempt=result.attempt)
             return existing, False
+    spec = job.experiment.load_spec
+    if result.load is not None:
+        if spec is None:
+            raise LoadResultRefused({"load": ["this job has no load spec: its result cannot hold a load sweep"]})
+        problems = load_result_problems(result.load, spec)
+        if problems:
+            raise LoadResultRefused(problems)
     runs = sorted(result.runs, key=lambda r: r.run_index)
+    load_only = result.load is not None and not runs
     benchmark = next((r.benchmark for r in reversed(runs) if r.benchmark), None)
     # Only a hardware benchmark job measures peaks: a benchmark attached to any other job's runs is ignored.
     measures_peaks = (
@@ -302,18 +579,29 @@ def job_result_store_locked(
         job=job,
         attempt=attempt,
         access_mode=result.access_mode or "",
-        statistics_source="warm",
         cold_start=result.cold_start,
         unavailable_metrics=result.unavailable_metrics,
         hardware_fingerprint=result.hardware_fingerprint or "",
         error=result.error or ("" if result.status == AgentJobState.COMPLETED else result.status),
         execution=result.execution.model_dump(mode="json") if result.execution else None,
         benchmark=benchmark.model_dump(mode="json") if measures_peaks and benchmark is not None else None,
-        raw=result.model_dump(mode="json", exclude={"runs", "attempt_token", "statistics", "execution"}),
+        # The load's requests are stored once, in their points, not again here.
+        raw=result.model_dump(mode="json", exclude={"runs", "attempt_token", "statistics", "execution", "load"}),
         started_at=result.started_at,
         finished_at=result.finished_at,
-        scoring_status=ScoringStatus.SCORING,
+        # A load job's figures are its points' (computed below, as it is stored): nothing is left to score.
+        scoring_status=ScoringStatus.SCORED if load_only else ScoringStatus.SCORING,
+        statistics_source="none" if load_only else "warm",
+        scored_at=timezone.now() if load_only else None,
+        load=None if result.load is None or spec is None else {
+            "mode": result.load.mode,
+            "method": result.load.method,
+            "stopped_early": result.load.stopped_early,
+            "spec": spec.model_dump(mode="json"),
+        },
     )
+    if result.load is not None and spec is not None:
+        _store_load(job, job_result, result.load, spec, attempt.agent_id if attempt else job.agent_id)
     rows = RunResult.objects.bulk_create([_run_row(job, attempt, run) for run in runs])
     if any(row.pk is None for row in rows):  # a database that cannot return the new ids (SQLite before 3.35)
         ids = dict(RunResult.objects.filter(job=job).values_list("run_index", "pk"))

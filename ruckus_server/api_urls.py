@@ -8,6 +8,7 @@ from rest_framework.routers import APIRootView, DefaultRouter
 
 from agents.views import AgentViewSet
 from experiments.views import ExperimentViewSet, JobViewSet
+from results.load_views import ExperimentLoadView, JobLoadView
 from results.views import (
     ExperimentComparisonView,
     ExperimentExportView,
@@ -56,6 +57,8 @@ urlpatterns = [
     path("experiments/<int:pk>/comparison/", ExperimentComparisonView.as_view(), name="experiment-comparison"),
     path("experiments/<int:pk>/export/", ExperimentExportView.as_view(), name="experiment-export"),
     path("jobs/<int:pk>/results/", JobResultsView.as_view(), name="job-results"),
+    path("experiments/<int:pk>/load/", ExperimentLoadView.as_view(), name="experiment-load"),
+    path("jobs/<int:pk>/load/", JobLoadView.as_view(), name="job-load"),
     path("", include(router.urls)),
     # Last: an unknown API path (an id that is not one, such as /experiments/1.5/) answers 404 in the API's error
     # format, not with Django's HTML page. Only paths ending in "/": the others keep the trailing-slash redirect.

@@ -94,6 +94,7 @@ def job_request(job: Job, attempt: JobAttempt) -> JobRequest:
         runs_per_job=exp.runs_per_job,
         timeout_s=settings.RUCKUS_JOB_LEASE_S,
         requested_metrics=exp.requested_metrics,
+        load=exp.load_spec,
     )
 
 

@@ -75,6 +75,7 @@ RULES: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/experiments/{id}/cancel/"): OWN,
     ("GET", "/api/v1/experiments/{id}/comparison/"): READ,
     ("GET", "/api/v1/experiments/{id}/export/"): READ,
+    ("GET", "/api/v1/experiments/{id}/load/"): READ,
     ("GET", "/api/v1/experiments/{id}/plan/"): READ,
     ("GET", "/api/v1/experiments/{id}/results/"): READ,
     ("GET", "/api/v1/jobs/"): READ,
@@ -82,6 +83,7 @@ RULES: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/jobs/{id}/cancel/"): OWN,
     ("POST", "/api/v1/jobs/{id}/retry/"): OWN,
     ("GET", "/api/v1/jobs/{id}/results/"): READ,
+    ("GET", "/api/v1/jobs/{id}/load/"): READ,
     ("POST", "/api/v1/jobs/{id}/progress/"): AGENT,
     ("POST", "/api/v1/jobs/{id}/result/"): AGENT,
 }
