@@ -3,7 +3,8 @@
 Used by the API (a push agent's ``POST /jobs``) and by the pull loop (a job received in a work answer), so both
 modes refuse the same jobs with the same field-naming messages. The agent's policy is applied here first: a key
 variable, an endpoint or a file the operator did not allow is refused before the job is accepted (and again where
-it is used).
+it is used). A load job is also refused when its runtime cannot run its sweep (``load``, ``load.request_rate``) or
+its prompt file lies where the operator allows none (``load.prompts.path``).
 """
 
 from __future__ import annotations
@@ -66,4 +67,9 @@ def check_job_request(
     errors.update(task.check())
     runtime = make_runtime(job, data_dir=data_dir, model_dirs=model_dirs, policy=policy)
     errors.update(runtime.check())
+    if job.load is not None:
+        # A sweep the runtime cannot make, or a prompt file where the operator allows none, is refused now.
+        from agent_runtime.load.sweep import check_load  # the load generator is imported only for load jobs
+
+        errors.update(check_load(job, runtime, policy))
     return errors

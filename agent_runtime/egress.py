@@ -17,6 +17,8 @@ untrusted (DESIGN section 7):
   (the URL is rewritten to the IP; ``Host`` and the TLS server name stay the host name), so a name that resolves
   differently a moment later (DNS rebinding) cannot lead elsewhere. It also refuses any request that would carry
   one of the agent's own secrets. Clients built by :func:`pinned_client` never follow redirects.
+  :class:`AsyncPinnedTransport` and :func:`async_pinned_client` do the same for the load generator's
+  concurrent requests.
 """
 
 from __future__ import annotations
@@ -447,6 +449,113 @@ class PinnedTransport(httpx.BaseTransport):
         self._transports.clear()
         if self._inner is not None:
             self._inner.close()
+
+
+class AsyncPinnedTransport(httpx.AsyncBaseTransport):
+    """The asynchronous twin of :class:`PinnedTransport`, for the load generator's concurrent requests.
+
+    Every request is checked against the policy, refused when it would carry one of the agent's secrets, and
+    sent to the first address the check resolved (``Host`` and the TLS server name stay the host name), exactly
+    as :class:`PinnedTransport` does.
+
+    Args:
+        policy: The endpoint policy.
+        runtime: Runtime name the requests are for.
+        secrets: Returns the values no request may carry.
+        inner: Transport that does the sending (default: one ``httpx.AsyncHTTPTransport`` per host name).
+        limits: Connection limits of the default transports (a load point keeps many requests in flight).
+    """
+
+    def __init__(
+        self,
+        policy: EndpointPolicy,
+        runtime: str,
+        *,
+        secrets: Callable[[], Iterable[str]] = tuple,
+        inner: httpx.AsyncBaseTransport | None = None,
+        limits: httpx.Limits | None = None,
+    ) -> None:
+        self.policy = policy
+        self.runtime = runtime
+        self.secrets = secrets
+        self._inner = inner
+        self._limits = limits or httpx.Limits(max_connections=None, max_keepalive_connections=None)
+        self._transports: dict[tuple[str, str, int], httpx.AsyncBaseTransport] = {}
+
+    def _transport(self, target: Target) -> httpx.AsyncBaseTransport:
+        """The transport for a target's host name."""
+        if self._inner is not None:
+            return self._inner
+        key = (target.url.scheme, target.host, target.url.port or _DEFAULT_PORTS[target.url.scheme])
+        if key not in self._transports:
+            self._transports[key] = httpx.AsyncHTTPTransport(limits=self._limits)
+        return self._transports[key]
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Check, pin and send one request.
+
+        Args:
+            request: The request as the client built it.
+
+        Returns:
+            The response.
+
+        Raises:
+            EndpointRefused: The URL is not allowed (now: the name may resolve differently than at admission).
+            SecretRefused: The request would carry one of the agent's secrets.
+        """
+        target = self.policy.check(request.url, self.runtime, field="request URL")
+        values = [s.encode() for s in self.secrets() if s]
+        if values:
+            parts = [str(request.url).encode(), *(v for _, v in request.headers.raw), await request.aread()]
+            if any(v in part for v in values for part in parts):
+                raise SecretRefused("request", "it would carry one of the agent's own secrets; it was not sent")
+        extensions = dict(request.extensions)
+        if target.url.scheme == "https":
+            extensions["sni_hostname"] = target.host
+        pinned = httpx.Request(
+            request.method,
+            request.url.copy_with(host=str(target.pinned)),
+            headers=request.headers.copy(),  # Host: the name, as the client set it
+            stream=request.stream,
+            extensions=extensions,
+        )
+        return await self._transport(target).handle_async_request(pinned)
+
+    async def aclose(self) -> None:
+        """Close the underlying transports."""
+        for transport in self._transports.values():
+            await transport.aclose()
+        self._transports.clear()
+        if self._inner is not None:
+            await self._inner.aclose()
+
+
+def async_pinned_client(
+    policy: EndpointPolicy,
+    runtime: str,
+    *,
+    timeout: httpx.Timeout | float,
+    secrets: Callable[[], Iterable[str]] = tuple,
+    inner: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """An asynchronous client for a runtime's endpoint, with the guarantees of :func:`pinned_client`.
+
+    Pinned to checked addresses, no redirects, no environment proxies, no connection limit (the load point's
+    concurrency is the limit).
+
+    Args:
+        policy: The endpoint policy.
+        runtime: Runtime name.
+        timeout: Request timeout.
+        secrets: Values no request may carry.
+        inner: Transport that does the sending (tests).
+
+    Returns:
+        The client.
+    """
+    transport = AsyncPinnedTransport(policy, runtime, secrets=secrets, inner=inner)
+    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
 
 
 def pinned_client(

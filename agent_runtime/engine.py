@@ -11,6 +11,11 @@ between samples. Every finished run is spooled at once; a partial run is dropped
 Measurement tasks (``hardware_benchmark``) have no samples and no model: each run calls the task's
 ``measure`` on the device the ``hardware`` runtime resolved, and each run carries its full benchmark result
 (``SingleRunResult.benchmark``): the server keeps the latest as the agent's measured peaks.
+
+A job with a ``load`` spec runs a sweep of load points instead of runs (:mod:`agent_runtime.load.sweep`): the
+runtime loads the model once (no point includes that time), then each point runs in order; every finished point
+is spooled at once, a point cut short by cancel or timeout is dropped, and the result carries the sweep
+(``MultiRunJobResult.load``) and no runs.
 """
 
 from __future__ import annotations
@@ -47,7 +52,10 @@ from common.protocol import (
     JobProgress,
     JobRequest,
     JobStage,
+    LoadPointRun,
+    LoadSweepRun,
     MultiRunJobResult,
+    PromptSource,
     SampleResult,
     SingleRunResult,
     utcnow,
@@ -94,6 +102,7 @@ class JobRecord:
         cancel: Set to stop the job.
         stop_state: State to end in when ``cancel`` is set (cancelled, or interrupted on shutdown).
         thread: Worker thread.
+        sweep: A load job's sweep so far (its finished points).
     """
 
     request: JobRequest
@@ -103,6 +112,7 @@ class JobRecord:
     cancel: threading.Event = field(default_factory=threading.Event)
     stop_state: AgentJobState = AgentJobState.CANCELLED
     thread: threading.Thread | None = None
+    sweep: LoadSweepRun | None = None
 
     @property
     def state(self) -> AgentJobState:
@@ -205,13 +215,16 @@ class JobEngine:
                 continue
             if result is None:
                 runs = self.spool.load_runs(job_id)
+                sweep = _spooled_sweep(self.spool, spec)
+                kept = f"{len(sweep.points)} finished load point(s)" if sweep else f"{len(runs)} finished run(s)"
                 info = self.info_provider()
                 result = build_result(
                     spec,
                     runs,
                     AgentJobState.INTERRUPTED,
-                    error=f"the agent stopped while the job was running; {len(runs)} finished run(s) kept",
+                    error=f"the agent stopped while the job was running; {kept} kept",
                     fingerprint=info.hardware_fingerprint() if info else None,
+                    load=sweep,
                 )
                 self.spool.save_result(result)
                 log.warning("job.interrupted", job_id=job_id, runs_kept=len(runs))
@@ -221,12 +234,14 @@ class JobEngine:
                 attempt_token=spec.attempt_token,
                 status=result.status,
                 stage=JobStage.DONE,
-                run_index=len(result.runs),
-                runs_total=spec.runs_per_job,
+                run_index=len(result.load.points) if result.load else len(result.runs),
+                runs_total=_runs_total(spec),
                 message=result.error,
             )
             with self._lock:
-                self._jobs[job_id] = JobRecord(spec, progress, runs=list(result.runs), result=result)
+                self._jobs[job_id] = JobRecord(
+                    spec, progress, runs=list(result.runs), result=result, sweep=result.load
+                )
             found.append(job_id)
         return found
 
@@ -267,7 +282,7 @@ class JobEngine:
                     attempt=request.attempt,
                     attempt_token=request.attempt_token,
                     status=AgentJobState.QUEUED,
-                    runs_total=request.runs_per_job,
+                    runs_total=_runs_total(request),
                 ),
             )
             self._jobs[request.job_id] = record
@@ -368,7 +383,7 @@ class JobEngine:
         try:
             task = make_task(req.task.name, req.task.params, data_dir=self.data_dir, paths=self.policy.paths)
             samples: list[Sample] = []
-            if isinstance(task, Task):
+            if isinstance(task, Task) and req.load is None:  # a sweep builds its own prompts
                 self._progress(record, stage=JobStage.LOADING_DATA)
                 samples = task.load_samples()
                 if not samples:
@@ -380,23 +395,26 @@ class JobEngine:
             if isinstance(task, MeasurementTask) and not isinstance(runtime, HardwareRuntime):
                 raise RuntimeFailure(f"task {task.name} runs with the 'hardware' runtime, not {req.runtime.name!r}")
             runtime.prepare()
-            for index in range(1, req.runs_per_job + 1):
-                if should_stop():
-                    raise _Stopped
-                if isinstance(task, MeasurementTask):
-                    assert isinstance(runtime, HardwareRuntime)  # nosec B101  # narrowing: measurement tasks run there
-                    run = self._measurement_run(record, runtime, task, index, should_stop)
-                else:
-                    run = self._one_run(record, runtime, task, samples, index, should_stop)
-                # Durable first: a run is only reported as finished once it is on disk.
-                self.spool.save_run(req.job_id, run)
-                record.runs.append(run)
-                log.info(
-                    "job.run.finished",
-                    job_id=req.job_id,
-                    run=index,
-                    wall_s=run.metrics.get(Metric.RUN_WALL_S),
-                )
+            if req.load is not None:
+                self._sweep(record, runtime, task, should_stop)
+            else:
+                for index in range(1, req.runs_per_job + 1):
+                    if should_stop():
+                        raise _Stopped
+                    if isinstance(task, MeasurementTask):
+                        assert isinstance(runtime, HardwareRuntime)  # nosec B101  # narrowing: measurement tasks run there
+                        run = self._measurement_run(record, runtime, task, index, should_stop)
+                    else:
+                        run = self._one_run(record, runtime, task, samples, index, should_stop)
+                    # Durable first: a run is only reported as finished once it is on disk.
+                    self.spool.save_run(req.job_id, run)
+                    record.runs.append(run)
+                    log.info(
+                        "job.run.finished",
+                        job_id=req.job_id,
+                        run=index,
+                        wall_s=run.metrics.get(Metric.RUN_WALL_S),
+                    )
         except _Stopped:
             status = AgentJobState.TIMED_OUT if timed_out.is_set() and not record.cancel.is_set() else record.stop_state
             error = {
@@ -404,7 +422,8 @@ class JobEngine:
                 AgentJobState.CANCELLED: "cancelled",
                 AgentJobState.INTERRUPTED: "the agent shut down while the job was running",
             }.get(status, status.value)
-            error += f"; {len(record.runs)} finished run(s) kept"
+            kept = f"{len(record.sweep.points)} finished load point(s)" if record.sweep else None
+            error += f"; {kept or f'{len(record.runs)} finished run(s)'} kept"
         except (
             TaskDataError, RuntimeFailure, ModelNotFoundError, PathRefused, EgressRefused, ValidationError, KeyError
         ) as exc:
@@ -434,6 +453,7 @@ class JobEngine:
             fingerprint=info.hardware_fingerprint() if info else None,
             started_at=started_at,
             execution=execution,
+            load=record.sweep,
         )
         try:
             self.spool.save_result(result)
@@ -447,6 +467,86 @@ class JobEngine:
                 self.listener.on_finished(req.job_id)
             except Exception as exc:
                 log.warning("engine.listener.failed", error=str(exc))
+
+    def _sweep(
+        self,
+        record: JobRecord,
+        runtime: Runtime,
+        task: Task | MeasurementTask,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        """Run a load job's sweep: load the model once, build the prompts, run the points in order.
+
+        Every finished point is spooled before the next starts; ``record.sweep`` holds the points so far.
+
+        Raises:
+            _Stopped: Cancelled or out of time (the finished points are kept).
+            RuntimeFailure: The runtime cannot run this sweep.
+            TaskDataError: The prompts cannot be built (the message names the field).
+        """
+        from agent_runtime.load.sweep import (  # the load generator is imported only where a sweep runs
+            SweepHooks,
+            SweepStopped,
+            check_load,
+            load_method,
+            prompt_tokenizer,
+            run_sweep,
+            sweep_prompts,
+        )
+
+        req = record.request
+        spec = req.load
+        assert spec is not None  # nosec B101  # narrowing: only load jobs come here
+        if not isinstance(task, Task):
+            raise RuntimeFailure(f"load: task {req.task.name!r} has no prompts to send; a sweep needs a model task")
+        problems = check_load(req, runtime, self.policy)  # checked at admission; the host may have changed since
+        if problems:
+            field_name, problem = next(iter(problems.items()))
+            raise RuntimeFailure(f"{field_name}: {problem}")
+        record.sweep = LoadSweepRun(mode=spec.mode, spec=spec, method=load_method(runtime))
+        total = len(spec.points())
+        self._progress(record, stage=JobStage.LOADING_MODEL, run_index=0, runs_total=total)
+        load_s = runtime.load()
+        notes = []
+        if load_s is not None:
+            notes.append(f"the model loaded in {load_s:.3g} s before the sweep; no point includes that time")
+        self._progress(record, stage=JobStage.LOADING_DATA)
+        tokenizer = None
+        if spec.prompts.source is PromptSource.SYNTHETIC:
+            tokenizer = prompt_tokenizer(
+                runtime, req, data_dir=self.data_dir, model_dirs=self.model_dirs, policy=self.policy
+            )
+        prompts = sweep_prompts(spec, task, tokenizer, self.policy)
+        per_point = spec.num_requests or 0  # a point sized by time has no request count ahead
+
+        def point_started(index: int) -> None:
+            """A point starts: it is the job's current 'run'."""
+            self._progress(
+                record, stage=JobStage.WARM_RUN, run_index=index + 1, samples_done=0, samples_total=per_point
+            )
+            log.info("job.load_point.started", job_id=req.job_id, point=index, value=spec.points()[index])
+
+        def point_finished(point: LoadPointRun) -> None:
+            """Durable first: a point counts as finished only once it is on disk."""
+            self.spool.save_point(req.job_id, point)
+
+        hooks = SweepHooks(
+            should_stop=should_stop,
+            on_point_start=point_started,
+            on_requests=lambda done: self._progress(record, samples_done=done),
+            on_point=point_finished,
+        )
+        try:
+            run_sweep(runtime, prompts, record.sweep, hooks=hooks, telemetry_interval_s=self.telemetry_interval_s,
+                      notes=notes)
+        except SweepStopped:
+            raise _Stopped from None
+        requests = [r for p in record.sweep.points for r in p.requests]
+        if requests and all(r.error is not None or r.timed_out for r in requests):
+            first = next((r.error for r in requests if r.error), None) or "timed out"
+            raise RuntimeFailure(f"every request of the sweep failed; first error: {first}")
+        log.info("job.load_sweep.finished", job_id=req.job_id, points=len(record.sweep.points),
+                 stopped_early=record.sweep.stopped_early)
 
     def _measurement_run(
         self,
@@ -557,3 +657,18 @@ class JobEngine:
             telemetry=measured.series,
             notes=notes,
         )
+
+
+def _runs_total(request: JobRequest) -> int:
+    """What progress counts as the job's runs: its runs, or the points of its load sweep."""
+    return len(request.load.points()) if request.load is not None else request.runs_per_job
+
+
+def _spooled_sweep(spool: Spool, request: JobRequest) -> LoadSweepRun | None:
+    """A load job's sweep as far as the spool kept it (None for a job without a load spec)."""
+    if request.load is None:
+        return None
+    method = "batch" if request.runtime.name == "transformers" else "http"
+    return LoadSweepRun(
+        mode=request.load.mode, spec=request.load, points=spool.load_points(request.job_id), method=method
+    )

@@ -27,6 +27,7 @@ from common.protocol import (
     AgentJobState,
     ExecutionInfo,
     JobRequest,
+    LoadSweepRun,
     MultiRunJobResult,
     SampleResult,
     SingleRunResult,
@@ -187,8 +188,12 @@ def build_result(
     fingerprint: str | None = None,
     started_at: object = None,
     execution: ExecutionInfo | None = None,
+    load: LoadSweepRun | None = None,
 ) -> MultiRunJobResult:
     """Assemble a job result: the raw runs, the cold run's metrics apart (the server computes statistics).
+
+    A load job's result carries its sweep (``load``: the points run, each with its raw request timings) and no
+    runs.
 
     Args:
         request: The job.
@@ -198,6 +203,7 @@ def build_result(
         fingerprint: Hardware fingerprint of this agent.
         started_at: When the job started.
         execution: Device, dtype and weight size of the loaded model, when the runtime knows them.
+        load: The sweep of a load job (its finished points).
 
     Returns:
         The result.
@@ -220,6 +226,7 @@ def build_result(
         unavailable_metrics=job_unavailable_metrics(runs),
         hardware_fingerprint=fingerprint,
         execution=execution,
+        load=load,
         error=error,
         started_at=started_at,  # type: ignore[arg-type]
         finished_at=utcnow(),

@@ -4,12 +4,13 @@ Layout (one directory per job)::
 
     spool/<job_id>/spec.json         the JobRequest, written before the job is accepted
     spool/<job_id>/run-0001.json     every finished run (SingleRunResult), written as it finishes
+    spool/<job_id>/point-0000.json   every finished load point of a sweep (LoadPointRun), written as it finishes
     spool/<job_id>/result.json       the MultiRunJobResult once the job ended (any terminal state)
 
 Every file is written atomically and owner-only (:mod:`common.files`: specs carry attempt tokens), so a
 reader sees either the old content or the new, never half of it. A job directory is removed once the
-server has acknowledged its result. After a restart, :meth:`Spool.recover` turns a job that has a spec
-but no result into an ``interrupted`` result that keeps its finished runs.
+server has acknowledged its result. After a restart, the engine turns a job that has a spec but no result
+into an ``interrupted`` result that keeps its finished runs (or load points).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pydantic import ValidationError
 
 from agent_runtime.logging import get_logger
 from common.files import atomic_write_bytes, fsync_dir
-from common.protocol import JobRequest, MultiRunJobResult, SingleRunResult
+from common.protocol import JobRequest, LoadPointRun, MultiRunJobResult, SingleRunResult
 
 log = get_logger(__name__)
 
@@ -73,6 +74,20 @@ class Spool:
     def save_run(self, job_id: str, run: SingleRunResult) -> None:
         """Persist one finished run."""
         atomic_write_bytes(self.job_dir(job_id) / f"run-{run.run_index:04d}.json", run.model_dump_json().encode())
+
+    def save_point(self, job_id: str, point: LoadPointRun) -> None:
+        """Persist one finished load point of a sweep."""
+        atomic_write_bytes(self.job_dir(job_id) / f"point-{point.index:04d}.json", point.model_dump_json().encode())
+
+    def load_points(self, job_id: str) -> list[LoadPointRun]:
+        """Read a sweep's finished load points in order (unreadable files are skipped and logged)."""
+        points = []
+        for path in sorted(self.job_dir(job_id).glob("point-*.json")):
+            try:
+                points.append(LoadPointRun.model_validate_json(path.read_bytes()))
+            except ValidationError as exc:
+                log.error("spool.point.unreadable", path=str(path), error=str(exc))
+        return points
 
     def save_result(self, result: MultiRunJobResult) -> None:
         """Persist a job's final result."""

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import httpx
 
-from agent_runtime.egress import CONNECTION_FAILED, EgressRefused, pinned_client
+from agent_runtime.egress import CONNECTION_FAILED, EgressRefused, async_pinned_client, pinned_client
 from agent_runtime.runtimes.base import Generation, RequestError, Runtime, RuntimeFailure, StopCheck
 from agent_runtime.tasks.base import GenerationSettings, Sample, Task
 from common.catalog import OpenAIParams
 from common.metrics import Metric
-from common.protocol import AgentInfo, RuntimeCapability
+from common.protocol import AgentInfo, PromptSpec, RuntimeCapability
+
+if TYPE_CHECKING:
+    from agent_runtime.load.generator import LoadPrompt, LoadTarget
 
 #: Note recorded when the endpoint sends no usage chunk.
 CHUNK_COUNT_NOTE = "the endpoint sent no usage: output_tokens counts non-empty streamed chunks"
@@ -144,6 +147,7 @@ class OpenAIRuntime(Runtime):
                 Metric.GPU_POWER_W: reason,
                 Metric.ENERGY_J: reason,
             },
+            load_modes=list(cls.load_modes),
         )
 
     def api_base(self) -> str:
@@ -298,3 +302,95 @@ class OpenAIRuntime(Runtime):
             return {"base_url": self.api_base(), "served_model": self.model_id()}
         except RuntimeFailure:  # a gray-box job whose server is gone: nothing to describe
             return {"base_url": None, "served_model": None}
+
+    # -- serving under load ----------------------------------------------------------------------------
+
+    #: Load sweeps this runtime can run (``RuntimeCapability.load_modes``): streaming requests to the endpoint.
+    load_modes: ClassVar[tuple[str, ...]] = ("concurrency", "request_rate")
+    #: Whether the endpoint is known to honour ``ignore_eos`` (vLLM's and llama.cpp's servers do; a black-box
+    #: endpoint may ignore the field or refuse it).
+    honours_ignore_eos: ClassVar[bool] = False
+
+    def load_target(self, prompts: PromptSpec) -> LoadTarget:
+        """Where and how the load generator sends a sweep's requests: the URL, headers and body of :meth:`generate`.
+
+        Same endpoint (chat or completions), model id and key header as a sequential run; every request streams
+        with usage, asks for ``prompt.output_tokens`` tokens at temperature 0 and, when the prompts want it,
+        ``ignore_eos``.
+
+        Args:
+            prompts: The sweep's prompt spec (whether requests ask to ignore EOS).
+
+        Returns:
+            The target.
+
+        Raises:
+            RuntimeFailure: The key variable is not allowed or not set, or no local server serves the model.
+        """
+        from agent_runtime.load.generator import LoadTarget  # the generator needs no import unless a sweep runs
+
+        base = self.api_base().rstrip("/")
+        completions = getattr(self.params, "endpoint", "chat") == "completions"
+        url = f"{base}/completions" if completions else f"{base}/chat/completions"
+        model = self.model_id()
+        ignore_eos = prompts.wants_ignore_eos()
+
+        def build_body(prompt: LoadPrompt) -> dict[str, Any]:
+            """The body of one request for ``prompt``."""
+            body: dict[str, Any] = {
+                "model": model,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+                "max_tokens": prompt.output_tokens,
+                "temperature": 0.0,
+            }
+            if ignore_eos:
+                body["ignore_eos"] = True
+            if completions:
+                body["prompt"] = prompt.text if prompt.text is not None else _flatten(prompt.messages or [])
+            else:
+                body["messages"] = (
+                    prompt.messages if prompt.messages is not None else [{"role": "user", "content": prompt.text}]
+                )
+            return body
+
+        return LoadTarget(url=url, headers=self._headers(), build_body=build_body)
+
+    def load_notes(self, prompts: PromptSpec) -> list[str]:
+        """Caveats every load point of this runtime carries.
+
+        Args:
+            prompts: The sweep's prompt spec.
+
+        Returns:
+            Notes for ``LoadPointRun.notes``.
+        """
+        notes = ["black-box endpoint: the serving host's power and energy are out of the agent's sight"]
+        if prompts.wants_ignore_eos() and not self.honours_ignore_eos:
+            notes.append(
+                "ignore_eos was asked for, but a black-box endpoint may ignore it (or refuse the request): "
+                "outputs may stop at EOS before output_tokens"
+            )
+        return notes
+
+    def load_client(self, request_timeout_s: float) -> httpx.AsyncClient:
+        """The generator's asynchronous client: pinned to checked addresses like :meth:`_http`, no redirects.
+
+        Args:
+            request_timeout_s: The sweep's per-request timeout (also the longest wait for one chunk).
+
+        Returns:
+            A new client; the caller closes it.
+        """
+        return async_pinned_client(
+            self.policy.endpoints,
+            self.name,
+            # No pool timeout: at a high load point requests wait for a connection as long as they must.
+            timeout=httpx.Timeout(request_timeout_s, connect=min(10.0, request_timeout_s), pool=None),
+            secrets=self.policy.secrets,
+        )
+
+
+def _flatten(messages: list[dict[str, Any]]) -> str:
+    """Chat messages as one plain-text prompt (as :meth:`Task.prompt_text` flattens them)."""
+    return "\n\n".join(str(m.get("content", "")) for m in messages) + "\n\n"

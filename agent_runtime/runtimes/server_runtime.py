@@ -27,7 +27,7 @@ from agent_runtime.runtimes.openai_runtime import OpenAIRuntime
 from agent_runtime.telemetry import RunMonitor
 from common.catalog import VllmParams
 from common.metrics import Metric
-from common.protocol import AgentInfo, LocalServer, RuntimeCapability
+from common.protocol import AgentInfo, LocalServer, PromptSpec, RuntimeCapability
 
 log = get_logger(__name__)
 
@@ -92,6 +92,7 @@ class ServerRuntime(OpenAIRuntime):
             metrics=metrics,
             unavailable_metrics=unavailable,
             served_models=sorted({m for s in answering for m in s.models}),
+            load_modes=list(cls.load_modes),
         )
 
     # -- which server ---------------------------------------------------------------------------------
@@ -233,3 +234,19 @@ class ServerRuntime(OpenAIRuntime):
         if self._engine is not None:
             out.update(engine=self._engine.engine, engine_version=self._engine.engine_version)
         return out
+
+    # -- serving under load ----------------------------------------------------------------------------
+
+    #: vLLM's and llama.cpp's servers honour ``ignore_eos``.
+    honours_ignore_eos: ClassVar[bool] = True
+
+    def load_notes(self, prompts: PromptSpec) -> list[str]:
+        """No caveat of its own: the server honours ``ignore_eos`` and its host's GPUs are read through NVML.
+
+        Args:
+            prompts: The sweep's prompt spec.
+
+        Returns:
+            Notes for ``LoadPointRun.notes`` (none).
+        """
+        return []

@@ -177,6 +177,8 @@ class RuntimeCapability(ProtocolModel):
         served_models: For a runtime that reaches a server on the agent's host (gray box): the model names its
             answering servers serve (``GET /v1/models``); a job for another model cannot run here. None for
             runtimes that load models themselves or reach remote endpoints.
+        load_modes: The load sweeps it can run (``concurrency``, ``request_rate``); empty when it cannot sweep
+            (an agent older than load sweeps sends none).
     """
 
     name: str
@@ -186,6 +188,7 @@ class RuntimeCapability(ProtocolModel):
     metrics: list[str] = Field(default_factory=list)
     unavailable_metrics: dict[str, str] = Field(default_factory=dict)
     served_models: list[str] | None = None
+    load_modes: list[str] = Field(default_factory=list)
 
 
 class LocalServer(ProtocolModel):
