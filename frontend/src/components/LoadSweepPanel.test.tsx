@@ -13,6 +13,8 @@ import { ExperimentDetailPage } from "../pages/ExperimentDetailPage";
 import type { ExperimentLoad, JobLoad } from "../lib/load";
 import { cell, point, sweep } from "../lib/loadFixtures";
 import { LOAD_REFRESH_MS, loadKeys } from "../lib/loadQueries";
+// Loaded here as well so that the page's lazy import of the panel resolves at once.
+import "./LoadSweepPanel";
 
 const listeners = vi.hoisted(() => new Set<(e: unknown) => void>());
 
@@ -49,7 +51,8 @@ function job(id: number, status: string): Job {
     can_manage: false, created_at: NOW, updated_at: NOW, started_at: NOW, finished_at: null } as unknown as Job;
 }
 
-function renderPage(load: unknown, data: ExperimentLoad | null) {
+/** Render the experiment's page; resolves once the load panel (loaded lazily) is there, if the experiment has one. */
+async function renderPage(load: unknown, data: ExperimentLoad | null) {
   const qc = new QueryClient({ defaultOptions: { queries: { staleTime: Infinity, retry: false } } });
   qc.setQueryData(keys.experiment(7), experiment(load));
   qc.setQueryData(keys.jobs(7), [job(1, "completed"), job(2, "running")]);
@@ -61,6 +64,7 @@ function renderPage(load: unknown, data: ExperimentLoad | null) {
       </MemoryRouter>
     </QueryClientProvider>,
   );
+  if (load) await screen.findByText("Serving under load", {}, { timeout: 5000 });
   return qc;
 }
 
@@ -86,8 +90,8 @@ afterEach(() => {
 });
 
 describe("the load sweep of an experiment", () => {
-  it("compares the cells: max goodput and where, peak, knee, cost, early stop; a running cell says so", () => {
-    renderPage(SPEC, sweep());
+  it("compares the cells: max goodput and where, peak, knee, cost, early stop; a running cell says so", async () => {
+    await renderPage(SPEC, sweep());
     const table = screen.getByRole("table", { name: "Load sweep comparison" });
     const first = table.querySelector('tr[data-job="1"]') as HTMLElement;
     expect(within(first).getByTestId("max-goodput")).toHaveTextContent("3.4 at 4");
@@ -104,8 +108,8 @@ describe("the load sweep of an experiment", () => {
     expect(screen.getByText("TTFT ≤ 200 ms at p99")).toBeInTheDocument();
   });
 
-  it("draws latency against throughput per cell with load labels, the SLO line and the marked points", () => {
-    renderPage(SPEC, sweep());
+  it("draws latency against throughput per cell with load labels, the SLO line and the marked points", async () => {
+    await renderPage(SPEC, sweep());
     const option = chartOption("Throughput vs latency");
     const [a, b, maxGoodput, knee] = option.series;
     expect(a).toMatchObject({ type: "line", name: "host-1 · vllm" });
@@ -136,8 +140,8 @@ describe("the load sweep of an experiment", () => {
     expect(e2e.xAxis).toMatchObject({ name: "requests/s" });
   });
 
-  it("draws goodput at each load, hollow where a point misses the SLOs", () => {
-    renderPage(SPEC, sweep());
+  it("draws goodput at each load, hollow where a point misses the SLOs", async () => {
+    await renderPage(SPEC, sweep());
     const option = chartOption("Load vs goodput");
     expect(option.xAxis).toMatchObject({ type: "category", data: ["1", "4", "16"], name: "concurrency" });
     const [a, b] = option.series;
@@ -146,18 +150,18 @@ describe("the load sweep of an experiment", () => {
     expect((b?.data as { value: number | null }[]).map((d) => d.value)).toEqual([0, null, null]);
   });
 
-  it("without SLOs shows request throughput and says there is no goodput", () => {
+  it("without SLOs shows request throughput and says there is no goodput", async () => {
     const base = sweep();
     // Without objectives the server finds no max goodput.
     const data = { ...base, slo: null, cells: base.cells.map((c) => ({ ...c, max_goodput: null })) };
-    renderPage({ ...SPEC, slo: null }, data);
+    await renderPage({ ...SPEC, slo: null }, data);
     expect(chartOption("Load vs goodput").yAxis).toMatchObject({ name: "request throughput (req/s)" });
     expect(screen.getByText(/No SLOs were set/)).toBeInTheDocument();
     expect(screen.getAllByText("no SLOs")).toHaveLength(2);
   });
 
-  it("before any point is measured: the rows say why, and no curve is drawn", () => {
-    renderPage(SPEC, { experiment: 7, mode: "concurrency", slo: SPEC.slo,
+  it("before any point is measured: the rows say why, and no curve is drawn", async () => {
+    await renderPage(SPEC, { experiment: 7, mode: "concurrency", slo: SPEC.slo,
       cells: [cell(1, { status: "running" }), cell(2, { status: "failed" }), cell(3, { status: "pending" })] });
     const rows = screen.getByRole("table", { name: "Load sweep comparison" }).querySelectorAll("tbody tr");
     expect([...rows].map((r) => r.getAttribute("data-state"))).toEqual(["running", "failed", "waiting"]);
@@ -166,8 +170,8 @@ describe("the load sweep of an experiment", () => {
     expect(document.querySelector('[data-chart="Throughput vs latency"]')).toBeNull();
   });
 
-  it("shows no load panel for an experiment without a load", () => {
-    renderPage(null, null);
+  it("shows no load panel for an experiment without a load", async () => {
+    await renderPage(null, null);
     expect(screen.queryByText("Serving under load")).toBeNull();
     expect(fetchMock).not.toHaveBeenCalled();
   });
@@ -177,7 +181,7 @@ describe("the load sweep of an experiment", () => {
     const detail: JobLoad = { ...(data.cells[0] as JobLoad), points: (data.cells[0]?.points ?? []).map((p) => ({
       ...p, raw: { ttft_s: [0.05, 0.06, 0.06, 0.07], tpot_s: [], itl_s: [], e2e_s: [] } })) };
     fetchMock.mockResolvedValue(new Response(JSON.stringify(detail), { status: 200 }));
-    renderPage(SPEC, data);
+    await renderPage(SPEC, data);
     expect(fetchMock).not.toHaveBeenCalled();
     fireEvent.change(screen.getByLabelText("Cell"), { target: { value: "1" } });
     await waitFor(() => expect(document.querySelector('[data-chart="TTFT distribution"]')).not.toBeNull());
@@ -191,9 +195,9 @@ describe("the load sweep of an experiment", () => {
   });
 
   it("reads the sweep again after its jobs' updates, once for a burst", async () => {
-    vi.useFakeTimers();
     fetchMock.mockImplementation(async () => new Response(JSON.stringify(sweep()), { status: 200 }));
-    renderPage(SPEC, sweep());
+    await renderPage(SPEC, sweep());
+    vi.useFakeTimers();
     expect(listeners.size).toBeGreaterThan(0);
     const update = (id: number, experimentId = 7) => act(() => {
       listeners.forEach((fn) => fn({ type: "job.updated", data: { ...job(id, "running"), experiment: experimentId } } as ServerEvent));
@@ -209,7 +213,7 @@ describe("the load sweep of an experiment", () => {
 
   it("shows a refusal of the sweep's figures with its message and a retry", async () => {
     fetchMock.mockResolvedValue(new Response(JSON.stringify({ detail: "Not found." }), { status: 404, statusText: "Not Found" }));
-    renderPage(SPEC, null);
+    await renderPage(SPEC, null);
     expect(await screen.findByText("The sweep's figures could not be read")).toBeInTheDocument();
     expect(screen.getByText("Not found.")).toBeInTheDocument();
     expect(screen.getByRole("button", { name: "Try again" })).toBeInTheDocument();
@@ -217,9 +221,9 @@ describe("the load sweep of an experiment", () => {
 });
 
 describe("request-rate sweeps", () => {
-  it("label their points in req/s with inf last", () => {
+  it("label their points in req/s with inf last", async () => {
     const c = cell(1, { points: [point(0, 2, {}, "request_rate"), point(1, "inf", {}, "request_rate")] });
-    renderPage({ ...SPEC, concurrency: null, request_rate: [2, "inf"] },
+    await renderPage({ ...SPEC, concurrency: null, request_rate: [2, "inf"] },
       { experiment: 7, mode: "request_rate", slo: null, cells: [c] });
     expect(chartOption("Load vs goodput").xAxis).toMatchObject({ data: ["2 req/s", "inf"], name: "request rate (req/s)" });
     expect(screen.getByText("2 req/s, inf")).toBeInTheDocument();

@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from "react";
+import { lazy, Suspense, useState, type FormEvent } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { useExperiment, useExperimentActions, useJob, useJobs, useLive } from "../api/queries";
 import { describeError, errorMessage } from "../api/errors";
@@ -9,7 +9,9 @@ import { combinationLabel, groupExcluded } from "../lib/experimentForm";
 import { Card, Empty, ErrorBox, Field, KeyValues, ProgressBar, Spinner, StatusBadge } from "../components/ui";
 import { formatDate, formatDuration, formatModels, progressFraction } from "../lib/format";
 import { experimentLoad } from "../lib/load";
-import { LoadSweepPanel } from "../components/LoadSweepPanel";
+
+// The sweep's charts bring the chart library: loaded only for experiments with a load sweep.
+const LoadSweepPanel = lazy(() => import("../components/LoadSweepPanel").then((m) => ({ default: m.LoadSweepPanel })));
 
 function progressLabel(job: Job): string {
   const p = job.progress;
@@ -246,7 +248,9 @@ export function ExperimentDetailPage() {
           <Card title="Job details"><Empty title="Select a job">Its attempts and the transition log (with reasons) appear here.</Empty></Card>
         )}
       </div>
-      {load && <LoadSweepPanel experiment={id} spec={load} />}
+      {load && (
+        <Suspense fallback={<Spinner label="Loading the load sweep view…" />}><LoadSweepPanel experiment={id} spec={load} /></Suspense>
+      )}
     </div>
   );
 }
