@@ -11,7 +11,9 @@ from ruckus_cli.client import EXIT_USAGE, CliError
 from ruckus_cli.errors import api_error_lines
 
 #: Keys an experiment file may contain (the body of ``POST /api/v1/experiments/``).
-EXPERIMENT_KEYS = {"name", "description", "task", "models", "runtimes", "agents", "runs_per_job", "requested_metrics"}
+EXPERIMENT_KEYS = {
+    "name", "description", "task", "models", "runtimes", "agents", "runs_per_job", "requested_metrics", "load",
+}
 
 
 class ExperimentFile:

@@ -11,6 +11,7 @@ import typer
 from common.statuses import ExperimentStatus
 from ruckus_cli.client import EXIT_API_ERROR, EXIT_USAGE, CliError, connect
 from ruckus_cli.files import ExperimentFile
+from ruckus_cli.load_output import validate_load
 from ruckus_cli.options import FileOpt, JsonOpt, ServerOpt, TokenOpt
 from ruckus_cli.output import console, exits_on_error, print_json, print_table
 from ruckus_cli.watch import watch_experiment
@@ -21,6 +22,7 @@ app = typer.Typer(help="Experiments: create, plan, list, show, cancel, watch.", 
 def _submit_file(path: Path, endpoint: str, server: str | None, token: str | None) -> Any:
     """POST an experiment file; map validation errors back to file lines."""
     doc = ExperimentFile(path)
+    validate_load(doc)  # a load sweep's errors name the file's lines before anything is sent
     try:
         return connect(server, token).post(endpoint, doc.data)
     except CliError as exc:

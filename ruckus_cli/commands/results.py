@@ -14,11 +14,12 @@ from common.descriptive import cv_warning
 from common.metrics import SERVER_FIGURES
 from common.stats import CI_METHOD_LABELS
 from common.statuses import ScoringStatus
+from ruckus_cli import load_output
 from ruckus_cli.client import EXIT_API_ERROR, EXIT_USAGE, CliError, connect, error_summary
-from ruckus_cli.options import ServerOpt, TokenOpt
+from ruckus_cli.options import JsonOpt, ServerOpt, TokenOpt
 from ruckus_cli.output import console, exits_on_error, print_json, print_table
 
-app = typer.Typer(help="Results: show, export.", no_args_is_help=True)
+app = typer.Typer(help="Results: show, load, export.", no_args_is_help=True)
 
 #: First part of the flattened hardware benchmark figures.
 BENCHMARK_KINDS = ("bandwidth_gbps", "tflops", "gflops")
@@ -118,7 +119,12 @@ def results_show(
     """
     if fmt not in ("table", "json", "csv"):
         raise CliError(f"--format must be table, json or csv, not {fmt!r}", EXIT_USAGE)
-    data = connect(server, token).get(f"/api/v1/experiments/{exp_id}/results/")
+    api = connect(server, token)
+    data = api.get(f"/api/v1/experiments/{exp_id}/results/")
+    load = load_output.experiment_load(api, exp_id)
+    if load is not None:  # a load sweep's jobs have points, not runs: their comparison is the result
+        _show_load(data, load, fmt)
+        return
     present = [m["name"] for m in data.get("metrics", [])]
     default = [m for m in ("e2e_latency_s", "ttft_s", "output_tokens_per_s", "rougeL") if m in present]
     # A hardware benchmark has no latency: show its figures (bandwidth_gbps.*, tflops.*, gflops.*).
@@ -189,6 +195,102 @@ def results_show(
     _print_server_figures(data["jobs"])
     for item in data.get("unrunnable", []):
         console.print(f"[yellow]not run[/yellow] {item['model']} / {item['runtime']}: {item['reason']}")
+
+
+#: Columns of ``results show --format csv`` for a load sweep: one row per job, its sweep summarized.
+LOAD_SUMMARY_COLUMNS = (
+    "job", "model", "runtime", "agent", "hardware", "method", "status", "cost_per_hour", "stopped_early", "points",
+    "max_goodput_load", "max_goodput", "max_goodput_output_throughput", "max_goodput_output_tokens_per_dollar",
+    "max_goodput_output_tokens_per_joule", "peak_load", "peak_request_throughput", "peak_output_throughput",
+    "knee_load", "knee_output_throughput", "knee_e2e_median_s",
+)
+
+
+def load_summary_row(cell: dict[str, Any]) -> dict[str, Any]:
+    """One job of a load sweep as a ``results show --format csv`` row (:data:`LOAD_SUMMARY_COLUMNS`).
+
+    Args:
+        cell: One cell of ``GET /api/v1/experiments/{id}/load/``.
+
+    Returns:
+        Column -> value (None where the job has no such summary).
+    """
+    best, peak, knee = cell.get("max_goodput") or {}, cell.get("peak") or {}, cell.get("knee") or {}
+    return {
+        "job": cell["job"], "model": cell.get("model"), "runtime": cell.get("runtime"),
+        "agent": cell.get("agent_name"), "hardware": cell.get("hardware"), "method": cell.get("method"),
+        "status": cell.get("status"), "cost_per_hour": cell.get("cost_per_hour"),
+        "stopped_early": cell.get("stopped_early"), "points": len(cell.get("points") or []),
+        "max_goodput_load": best.get("load"), "max_goodput": best.get("goodput"),
+        "max_goodput_output_throughput": best.get("output_throughput"),
+        "max_goodput_output_tokens_per_dollar": best.get("output_tokens_per_dollar"),
+        "max_goodput_output_tokens_per_joule": best.get("output_tokens_per_joule"),
+        "peak_load": peak.get("load"), "peak_request_throughput": peak.get("request_throughput"),
+        "peak_output_throughput": peak.get("output_throughput"), "knee_load": knee.get("load"),
+        "knee_output_throughput": knee.get("output_throughput"), "knee_e2e_median_s": knee.get("e2e_median_s"),
+    }
+
+
+def _show_load(data: dict[str, Any], load: dict[str, Any], fmt: str) -> None:
+    """``results show`` of an experiment with a load sweep: its jobs compared (json: the results with ``load``)."""
+    if fmt == "json":
+        print_json({**data, "load": load})
+        return
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(LOAD_SUMMARY_COLUMNS))
+        writer.writeheader()
+        writer.writerows(load_summary_row(cell) for cell in load.get("cells") or [])
+        sys.stdout.write(buf.getvalue())
+        return
+    load_output.print_load_comparison(load)
+    for item in data.get("unrunnable", []):
+        console.print(f"[yellow]not run[/yellow] {item['model']} / {item['runtime']}: {item['reason']}")
+
+
+@app.command("load")
+@exits_on_error
+def results_load(
+    exp_id: int,
+    job: Annotated[int | None, typer.Option("--job", help="Only this job of the experiment.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
+    as_json: JsonOpt = False,
+    server: ServerOpt = None, token: TokenOpt = None,
+) -> None:
+    """Each load point of an experiment's sweep (or of one job's, with ``--job``).
+
+    Per point: load, completed / failed / timed-out requests, request and output throughput, goodput (requests/s
+    meeting every SLO), achieved concurrency, TTFT, TPOT, ITL and e2e latency (median / p99, ms) and whether the
+    point met the SLOs; the peak, max goodput and knee points are marked. ``--format json`` (or ``--json``)
+    prints the API's JSON (with ``--job``: the job's, raw per-request values included); ``--format csv`` one row
+    per (job, point), the columns of the server's ``kind=load_points`` export.
+    """
+    fmt = "json" if as_json else fmt
+    if fmt not in ("table", "json", "csv"):
+        raise CliError(f"--format must be table, json or csv, not {fmt!r}", EXIT_USAGE)
+    api = connect(server, token)
+    if job is None:
+        data = load_output.experiment_load(api, exp_id)
+        if data is None:
+            api.get(f"/api/v1/experiments/{exp_id}/")  # an experiment that does not exist is a 404, said as such
+            raise CliError(f"experiment #{exp_id} has no load sweep: `ruckus results show {exp_id}` shows its "
+                           "results", EXIT_USAGE)
+        cells, mode, slo = data.get("cells") or [], data.get("mode"), data.get("slo")
+    else:
+        data = api.get(f"/api/v1/jobs/{job}/load/")
+        cells, mode = [data], load_output.sweep_mode(data)
+        # The job's answer is one cell; the sweep's SLOs are the experiment's.
+        slo = data["slo"] if "slo" in data else (api.get(f"/api/v1/experiments/{exp_id}/").get("load") or {}).get("slo")
+    if fmt == "json":
+        print_json(data)
+        return
+    if fmt == "csv":
+        load_output.write_csv(load_output.load_csv_rows(cells, exp_id, mode))
+        return
+    if not cells:
+        console.print(f"Experiment #{exp_id} has no jobs")
+    for cell in cells:
+        load_output.print_load_points(cell, mode, slo)
 
 
 def _run_cell(row: dict[str, Any], metric: str) -> str:
