@@ -55,7 +55,8 @@ function job(id: number, status: string): Job {
 async function renderPage(load: unknown, data: ExperimentLoad | null) {
   const qc = new QueryClient({ defaultOptions: { queries: { staleTime: Infinity, retry: false } } });
   qc.setQueryData(keys.experiment(7), experiment(load));
-  qc.setQueryData(keys.jobs(7), [job(1, "completed"), job(2, "running")]);
+  qc.setQueryData(keys.jobs(7), [job(1, "completed"), { ...job(2, "running"), progress: {
+    job_id: "2", status: "running", stage: "warm_run", run_index: 2, runs_total: 5, samples_done: 30, samples_total: 100 } }]);
   if (data) qc.setQueryData(loadKeys.experiment(7), data);
   render(
     <QueryClientProvider client={qc}>
@@ -106,6 +107,8 @@ describe("the load sweep of an experiment", () => {
     expect(within(second).getByTestId("max-goodput")).toHaveTextContent("no point met the SLOs");
     expect(within(second).getByTestId("stopped-early")).toHaveTextContent("no");
     expect(screen.getByText("TTFT ≤ 200 ms at p99")).toBeInTheDocument();
+    // The job cards count load points and requests, not runs and samples.
+    expect(document.querySelector('.job-card[data-job="2"]')).toHaveTextContent("point 2/5 · 30/100 requests · warm run");
   });
 
   it("draws latency against throughput per cell with load labels, the SLO line and the marked points", async () => {

@@ -183,7 +183,7 @@ function LoadDistributions({ cells, mode }: { cells: LoadCell[]; mode: LoadMode 
             setIndex(measured.find((c) => c.job === next)?.points[0]?.index ?? null);
           }}>
             <option value="">choose…</option>
-            {measured.map((c) => <option key={c.job} value={c.job}>#{c.job} {c.agent_name ?? c.hardware} · {c.model} · {c.runtime}</option>)}
+            {measured.map((c) => <option key={c.job} value={c.job}>#{c.job} {c.agent_name || c.hardware || "unassigned"} · {c.model} · {c.runtime}</option>)}
           </select>
         </label>
         {cell && (

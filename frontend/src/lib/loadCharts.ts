@@ -12,7 +12,7 @@ const FINISHED = new Set(["completed", "failed", "cancelled", "timed_out", "lost
 
 /** Legend names of cells: the parts (agent, model, runtime, method) that tell them apart, all of them for one cell. */
 export function cellLabels(cells: LoadCell[]): Map<number, string> {
-  const parts = (c: LoadCell) => [c.agent_name ?? c.hardware ?? "unassigned", c.model, c.runtime, c.method];
+  const parts = (c: LoadCell) => [c.agent_name || c.hardware || "unassigned", c.model, c.runtime, c.method];
   const varying = [0, 1, 2, 3].filter((i) => new Set(cells.map((c) => parts(c)[i])).size > 1);
   const shown = varying.length ? varying : [0, 1, 2];
   const labels = new Map<number, string>();
@@ -60,7 +60,7 @@ export function comparisonRows(cells: LoadCell[], mode: LoadMode | null, hasSlo:
     return {
       job: c.job,
       label: labels.get(c.job) ?? String(c.job),
-      agent: c.agent_name ?? "unassigned",
+      agent: c.agent_name || "unassigned",
       hardware: c.hardware,
       model: c.model,
       runtime: c.runtime,

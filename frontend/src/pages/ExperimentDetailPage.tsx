@@ -13,16 +13,19 @@ import { experimentLoad } from "../lib/load";
 // The sweep's charts bring the chart library: loaded only for experiments with a load sweep.
 const LoadSweepPanel = lazy(() => import("../components/LoadSweepPanel").then((m) => ({ default: m.LoadSweepPanel })));
 
-function progressLabel(job: Job): string {
+function progressLabel(job: Job, sweep: boolean): string {
   const p = job.progress;
   if (job.status === "completed") return "done";
   if (!p) return job.status === "pending" && job.not_before ? `retry after ${new Date(job.not_before).toLocaleTimeString()}` : job.status;
-  const run = p.run_index ? `run ${p.run_index}/${p.runs_total ?? "?"}` : "starting";
-  const samples = p.samples_total ? ` · ${p.samples_done ?? 0}/${p.samples_total} samples` : "";
+  // A load sweep reports its load points as runs and each point's requests as samples.
+  const run = p.run_index ? `${sweep ? "point" : "run"} ${p.run_index}/${p.runs_total ?? "?"}` : "starting";
+  const samples = p.samples_total ? ` · ${p.samples_done ?? 0}/${p.samples_total} ${sweep ? "requests" : "samples"}` : "";
   return `${run}${samples}${p.stage ? ` · ${p.stage.replace(/_/g, " ")}` : ""}`;
 }
 
-function JobCard({ job, selected, onSelect }: { job: Job; selected: boolean; onSelect: () => void }) {
+function JobCard({ job, selected, onSelect, sweep = false }: {
+  job: Job; selected: boolean; onSelect: () => void; sweep?: boolean;
+}) {
   const fraction = job.status === "completed" ? 1 : isJobTerminal(job.status) ? null : progressFraction(job.progress);
   return (
     <button type="button" className={`job-card status-${job.status}${selected ? " selected" : ""}`} onClick={onSelect}
@@ -35,7 +38,7 @@ function JobCard({ job, selected, onSelect }: { job: Job; selected: boolean; onS
       <div className="mono small">{job.model_name}</div>
       <div className="small muted">{job.runtime_name} · attempt {job.attempt}/{job.max_attempts}</div>
       {!isJobTerminal(job.status) || job.status === "completed"
-        ? <ProgressBar fraction={fraction} label={progressLabel(job)} />
+        ? <ProgressBar fraction={fraction} label={progressLabel(job, sweep)} />
         : <div className="small job-reason">{job.status_reason}</div>}
     </button>
   );
@@ -238,7 +241,9 @@ export function ExperimentDetailPage() {
             {jobs.isPending ? <Spinner /> : jobs.isError ? <ErrorBox error={jobs.error} onRetry={() => void jobs.refetch()} /> :
               sorted.length === 0 ? <Empty title="No jobs">No agent could run any combination: see the reasons below.</Empty> : (
                 <div className="job-grid" aria-label="Jobs">
-                  {sorted.map((j) => <JobCard key={j.id} job={j} selected={selected === j.id} onSelect={() => setSelected(j.id)} />)}
+                  {sorted.map((j) => (
+                    <JobCard key={j.id} job={j} selected={selected === j.id} onSelect={() => setSelected(j.id)} sweep={load !== null} />
+                  ))}
                 </div>
               )}
           </Card>
