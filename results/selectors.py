@@ -11,10 +11,12 @@ from django.db.models import Prefetch
 
 from agents.models import Agent
 from agents.peaks import agent_benchmark
+from common.loadcolumns import cell_columns, request_columns
 from common.metrics import METRIC_SPECS, PER_REQUEST_METRICS, Metric, metric_spec
 from experiments.models import Experiment, Job
 from results.efficiency import job_efficiency
-from results.models import JobMetricStatistics, RunResult, SampleResult, StatisticsScope
+from results.load_selectors import load_cell
+from results.models import JobMetricStatistics, LoadPoint, RunResult, SampleResult, StatisticsScope
 
 
 def sample_dict(sample: SampleResult, *, timings: bool = False) -> dict[str, Any]:
@@ -439,3 +441,109 @@ def export_runs(experiment: Experiment, *, samples: bool = True) -> Iterator[dic
             }
         # Let this chunk's rows go before the next chunk's are read: one chunk in memory at a time, not two.
         del run_samples, request_statistics
+
+
+#: What the export can hold (``?kind=``): the runs (sequential jobs), a load sweep's points, or its raw requests.
+EXPORT_KINDS = ("runs", "load_points", "load_requests")
+
+#: Jobs read per chunk by the load points export (each chunk's points' figures in one query).
+LOAD_EXPORT_JOB_CHUNK = 200
+
+#: The columns the load exports read of a job (and its agent and result): what a cell shows, no specs or logs.
+_LOAD_EXPORT_JOB_FIELDS = (
+    "id", "experiment_id", "status", "model_name", "runtime_name", "hardware_fingerprint", "agent_id",
+    "agent__id", "agent__name", "agent__cost_per_hour", "result__id", "result__load",
+)
+
+
+def _load_export_jobs(experiment: Experiment) -> Iterator[Job]:
+    """The experiment's jobs with their agent and result, in id order, read a chunk at a time."""
+    return (
+        Job.objects.filter(experiment_id=experiment.pk)
+        .select_related("agent", "result")
+        .only(*_LOAD_EXPORT_JOB_FIELDS)
+        .order_by("id")
+        .iterator(chunk_size=LOAD_EXPORT_JOB_CHUNK)
+    )
+
+
+def export_load_points(experiment: Experiment) -> Iterator[dict[str, Any]]:
+    """Yield one row per (job, load point) of an experiment's sweep, in job and point order.
+
+    Each row is the job's columns (:data:`common.loadcolumns.LOAD_CELL_COLUMNS`) followed by the point's figures
+    as the load endpoints send them (latencies as dicts of statistics; the CSV export flattens them with
+    :func:`common.loadcolumns.flatten_point`). Jobs are read :data:`LOAD_EXPORT_JOB_CHUNK` at a time with their
+    points' figures in one query per chunk (the raw requests are not read).
+
+    Args:
+        experiment: The experiment (none for an experiment without a load sweep).
+
+    Yields:
+        One dict per point.
+    """
+    spec = experiment.load_spec
+    if spec is None:
+        return
+    jobs = _load_export_jobs(experiment)
+    while chunk := list(islice(jobs, LOAD_EXPORT_JOB_CHUNK)):
+        figures: dict[int, list[dict[str, Any]]] = {}
+        rows = LoadPoint.objects.filter(job_id__in=[job.pk for job in chunk]).order_by("job_id", "index")
+        for job_id, point in rows.values_list("job_id", "figures"):
+            figures.setdefault(job_id, []).append(point)
+        for job in chunk:
+            columns = cell_columns(load_cell(job, [], spec.mode), experiment.pk, spec.mode)
+            for point in figures.get(job.pk, []):
+                yield {**columns, **point}
+        del figures
+
+
+#: Points read at a time by the raw requests export: a point may hold 100,000 requests.
+LOAD_EXPORT_POINT_CHUNK = 4
+
+
+def export_load_requests(experiment: Experiment) -> Iterator[dict[str, Any]]:
+    """Yield one row per measured request of an experiment's sweep, in job, point and send order.
+
+    Each row is the job's columns, the point's ``point`` (index), ``concurrency`` and ``request_rate``, and the
+    request's own (:data:`common.loadcolumns.LOAD_REQUEST_OWN_COLUMNS`: its raw times as the agent measured them,
+    microseconds apart; ``itl_s`` its inter-token gaps as a JSON list). Points are read
+    :data:`LOAD_EXPORT_POINT_CHUNK` at a time, so memory holds a few points' requests however large the sweep.
+
+    Args:
+        experiment: The experiment (none for an experiment without a load sweep).
+
+    Yields:
+        One dict per request.
+    """
+    spec = experiment.load_spec
+    if spec is None:
+        return
+    cells: dict[int, dict[str, Any]] = {}
+    for job in _load_export_jobs(experiment):
+        cells[job.pk] = cell_columns(load_cell(job, [], spec.mode), experiment.pk, spec.mode)
+    points = (
+        LoadPoint.objects.filter(job__experiment_id=experiment.pk)
+        .order_by("job_id", "index")
+        .only("job_id", "index", "concurrency", "request_rate", "request_rate_infinite", "raw")
+        .iterator(chunk_size=LOAD_EXPORT_POINT_CHUNK)
+    )
+    for point in points:
+        head = {
+            **cells[point.job_id],
+            "point": point.index,
+            "concurrency": point.concurrency,
+            "request_rate": "inf" if point.request_rate_infinite else point.request_rate,
+        }
+        raw = point.raw or {}
+        errors, timed_out = raw.get("errors") or {}, set(raw.get("timed_out") or [])
+        for number, request in enumerate(_raw_requests(raw)):
+            request["error"] = errors.get(str(number))
+            request["timed_out"] = number in timed_out
+            yield {**head, **request_columns(request, number)}
+
+
+def _raw_requests(raw: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A stored point's requests (:func:`results.services.compact_requests`'s columns), one dict each."""
+    fields = ("scheduled_s", "sent_s", "ttft_s", "e2e_s", "itl_s", "prompt_tokens", "output_tokens")
+    for values in zip(*(raw.get(field) or [] for field in fields), strict=True):
+        yield dict(zip(fields, values, strict=True))

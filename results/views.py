@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.loadcolumns import LOAD_POINT_COLUMNS, LOAD_REQUEST_COLUMNS, flatten_point
 from common.metrics import BENCHMARK_METRIC_RE, METRIC_SPECS, Metric, is_known_metric
 from core.permissions import Rule
 from core.roles import VIEW_EXPERIMENTS
@@ -145,16 +146,36 @@ class ExperimentExportView(APIView):
 
     @extend_schema(
         responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/json"): ExportRuns},
-        parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["csv", "json"], default="json")],
+        parameters=[
+            OpenApiParameter("format", OpenApiTypes.STR, enum=["csv", "json"], default="json"),
+            OpenApiParameter(
+                "kind",
+                OpenApiTypes.STR,
+                enum=list(selectors.EXPORT_KINDS),
+                default="runs",
+                description="runs: every raw run; load_points: one row per (job, load point) of a load sweep, with "
+                "its figures (CSV: latencies flattened, ttft_s_p99 ...); load_requests: one row per measured "
+                "request of a load sweep, with its raw times",
+            ),
+        ],
     )
     def get(self, request: Request, pk: int) -> StreamingHttpResponse:
-        """Stream the runs as CSV (one row per run, one column per metric) or as a JSON array."""
+        """Stream the runs (or a load sweep's points or requests) as CSV or as a JSON array."""
         experiment = get_object_or_404(Experiment, pk=pk)
         fmt = request.query_params.get("format", "json").lower()
         if fmt not in ("csv", "json"):
             raise ValidationError({"format": f"unsupported export format {fmt!r}; use csv or json"})
-        filename = f"ruckus-experiment-{experiment.pk}.{fmt}"
-        if fmt == "csv":
+        kind = request.query_params.get("kind", "runs").lower()
+        if kind not in selectors.EXPORT_KINDS:
+            raise ValidationError(
+                {"kind": [f"unsupported export kind {kind[:40]!r}; use {', '.join(selectors.EXPORT_KINDS)}"]}
+            )
+        suffix = "" if kind == "runs" else "-" + kind.replace("_", "-")
+        filename = f"ruckus-experiment-{experiment.pk}{suffix}.{fmt}"
+        if kind != "runs":
+            body = _load_csv(experiment, kind) if fmt == "csv" else _json_array(_load_rows(experiment, kind))
+            content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
+        elif fmt == "csv":
             body = self._csv(experiment)
             content_type = "text/csv; charset=utf-8"
         else:
@@ -197,3 +218,39 @@ class ExperimentExportView(APIView):
             yield ("" if first else ",") + json.dumps(run)
             first = False
         yield "]"
+
+
+def _load_rows(experiment: Experiment, kind: str) -> Iterator[dict[str, object]]:
+    """The rows of a load export: a sweep's points (``load_points``) or its measured requests (``load_requests``)."""
+    if kind == "load_points":
+        return selectors.export_load_points(experiment)
+    return selectors.export_load_requests(experiment)
+
+
+def _load_csv(experiment: Experiment, kind: str) -> Iterator[str]:
+    """CSV rows of a load export: the columns of :mod:`common.loadcolumns`, a point's latencies flattened.
+
+    Args:
+        experiment: The experiment.
+        kind: ``load_points`` or ``load_requests``.
+
+    Yields:
+        The header, then one row per point or request (empty cells for absent values).
+    """
+    writer = csv.writer(_Echo())
+    points = kind == "load_points"
+    columns = LOAD_POINT_COLUMNS if points else LOAD_REQUEST_COLUMNS
+    yield writer.writerow(columns)
+    for row in _load_rows(experiment, kind):
+        flat = {**row, **flatten_point(row)} if points else row
+        yield writer.writerow([csv_cell("" if flat.get(c) is None else flat[c]) for c in columns])
+
+
+def _json_array(rows: Iterator[dict[str, object]]) -> Iterator[str]:
+    """A JSON array written one row at a time."""
+    yield "["
+    first = True
+    for row in rows:
+        yield ("" if first else ",") + json.dumps(row)
+        first = False
+    yield "]"
