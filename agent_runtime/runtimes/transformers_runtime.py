@@ -10,8 +10,9 @@ from __future__ import annotations
 import gc
 import importlib.util
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from agent_runtime.constants import GENERATION_JOIN_TIMEOUT_S
 from agent_runtime.models import ModelNotFoundError, ResolvedModel, resolve_model
@@ -31,6 +32,8 @@ from common.metrics import Metric
 from common.protocol import AgentInfo, ExecutionInfo, RuntimeCapability
 
 _GPU_HOST = (Metric.GPU_POWER_W, Metric.GPU_UTILIZATION_PCT, Metric.ENERGY_J)
+
+T = TypeVar("T")
 
 
 def _make_streamer_class() -> type:
@@ -306,16 +309,59 @@ class TransformersRuntime(Runtime):
                 out.unavailable[m] = reason
         return out
 
+    def encode_prompt(
+        self, messages: list[dict[str, Any]] | None, text: str | None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Tokenize a prompt as :meth:`generate` sends it (on the CPU; the caller moves it to the device).
+
+        Chat messages go through the model's chat template, with the assistant's turn opened; text, or messages
+        when the tokenizer has no chat template, is tokenized as plain text.
+
+        Args:
+            messages: Chat messages (``role`` and ``content``), or None for a plain-text prompt.
+            text: The plain-text prompt (used when ``messages`` is None or the tokenizer has no chat template;
+                when None there, the messages' contents joined by blank lines).
+
+        Returns:
+            The tokenizer's output (``input_ids`` and ``attention_mask``, batch of one) and notes on how the
+            prompt was built.
+
+        Raises:
+            ValueError: When neither messages nor text is given.
+        """
+        notes: list[str] = []
+        if messages is not None and getattr(self.tokenizer, "chat_template", None):
+            enc = self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
+            return dict(enc), notes
+        if messages is not None:
+            notes.append("the tokenizer has no chat template: the prompt is plain text")
+            if text is None:
+                text = "\n\n".join(str(m.get("content", "")) for m in messages) + "\n\n"
+        if text is None:
+            raise ValueError("prompt: give chat messages or a text prompt")
+        return dict(self.tokenizer(text, return_tensors="pt")), notes
+
+    def eos_token_ids(self) -> set[int]:
+        """The token ids that end a generation (the loaded model's generation config; empty when it has none)."""
+        eos = self.model.generation_config.eos_token_id
+        return set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+
+    def run_on_torch_thread(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the job's torch thread (where the model was loaded) and return its result.
+
+        Args:
+            fn: The work (model calls, tensor building).
+
+        Returns:
+            What ``fn`` returned; its exception propagates.
+        """
+        return self._executor().submit(fn).result()
+
     def _encode(self, task: Task, sample: Sample) -> tuple[Any, list[str]]:
         """Tokenize the prompt with the model's chat template (plain text when it has none)."""
-        notes: list[str] = []
-        if getattr(self.tokenizer, "chat_template", None):
-            enc = self.tokenizer.apply_chat_template(
-                task.messages(sample), add_generation_prompt=True, return_tensors="pt", return_dict=True
-            )
-        else:
-            notes.append("the tokenizer has no chat template: the prompt is plain text")
-            enc = self.tokenizer(task.prompt_text(sample), return_tensors="pt")
+        enc, notes = self.encode_prompt(task.messages(sample), task.prompt_text(sample))
         return {k: v.to(self.device) for k, v in enc.items()}, notes
 
     def generate(self, task: Task, sample: Sample, settings: GenerationSettings, should_stop: StopCheck) -> Generation:
@@ -361,8 +407,7 @@ class TransformersRuntime(Runtime):
             (t for i, t in zip(ids, times, strict=True) if i not in self._special_ids and self.tokenizer.decode([i])),
             None,
         )
-        eos = self.model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        eos_ids = self.eos_token_ids()
         stopped = should_stop() and (not ids or ids[-1] not in eos_ids) and len(ids) < settings.max_new_tokens
         finish = "cancelled" if stopped else "stop" if ids and ids[-1] in eos_ids else "length"
         return Generation(
