@@ -385,3 +385,89 @@ def test_load_target_builds_the_sequential_request(tmp_path, monkeypatch):
         "black-box endpoint: the serving host's power and energy are out of the agent's sight"
     ]
     assert isinstance(runtime.load_client(30.0), httpx.AsyncClient)
+
+
+# -- white box: batches on the model itself ------------------------------------------------------------------------
+
+
+def test_transformers_sweep_runs_batches_on_the_loaded_model(tmp_path, tiny_model_dir):
+    progress = Progress()
+    engine = JobEngine(Spool(tmp_path / "spool"), data_dir=tmp_path, listener=progress, telemetry_interval_s=0.05,
+                       policy=allowing(tmp_path, paths=(tiny_model_dir.parent,)))
+    load = {"concurrency": [1, 2], "num_requests": 3, "prompts": {"source": "synthetic", "input_tokens": 8,
+                                                                   "output_tokens": 4}}
+    result = _run(engine, JobRequest.model_validate(job_payload(tiny_model_dir, load=load)), timeout=120).result
+    assert result.status is AgentJobState.COMPLETED, result.error
+    sweep = result.load
+    assert sweep.method == "batch" and [p.concurrency for p in sweep.points] == [1, 2]
+    for point in sweep.points:
+        assert len(point.requests) == 3
+        # The runtime's own tokenizer made the prompts: exactly input_tokens each, ignore_eos honoured.
+        assert all(r.error is None and r.prompt_tokens == 8 and r.output_tokens == 4 for r in point.requests)
+        assert any(n.startswith("the model loaded in ") for n in point.notes)
+        assert any("static batching" in n for n in point.notes)
+        # Power where NVML reads it, else the reason.
+        assert point.power_w is not None or any(n.startswith("no GPU power or energy") for n in point.notes)
+    assert result.execution is not None and result.execution.device == "cpu"
+    assert max(p.run_index for p in progress.seen) == 2
+
+
+# -- gray box: the server's tokenizer --------------------------------------------------------------------------------
+
+
+class TokenizingServer:
+    """A vLLM-like server's /tokenize and /detokenize over a word vocabulary (one token per word)."""
+
+    def __init__(self) -> None:
+        self.vocab: list[str] = []
+        self.calls = 0
+        app = FastAPI()
+        server = self
+
+        @app.post("/tokenize")
+        async def tokenize(request: Request) -> dict:
+            body = await request.json()
+            server.calls += 1
+            ids = []
+            for word in body["prompt"].split():
+                if word not in server.vocab:
+                    server.vocab.append(word)
+                ids.append(server.vocab.index(word))
+            return {"count": len(ids), "max_model_len": 4096, "tokens": ids}
+
+        @app.post("/detokenize")
+        async def detokenize(request: Request) -> dict:
+            body = await request.json()
+            return {"prompt": " ".join(server.vocab[i] for i in body["tokens"])}
+
+        self.app = app
+
+
+def test_vllm_runtime_measures_synthetic_prompts_with_the_servers_tokenizer(tmp_path):
+    from agent_runtime.load.prompts import synthetic_prompts
+    from agent_runtime.load.sweep import prompt_tokenizer
+    from common.protocol import PromptSpec
+
+    server = TokenizingServer()
+    with UvicornThread(server.app) as running:
+        request = JobRequest.model_validate(job_payload(
+            "/unused", model={"name": "served-model"}, load={"concurrency": [1], "num_requests": 1},
+            runtime={"name": "vllm", "params": {"base_url": f"{running.url}/v1"}},
+        ))
+        runtime = make_runtime(request, data_dir=tmp_path)  # loopback: the gray-box runtime's own host
+        runtime.load()
+        try:
+            tokenizer = prompt_tokenizer(runtime, request, data_dir=tmp_path, model_dirs=(),
+                                         policy=allowing(tmp_path))
+            assert tokenizer is not None and tokenizer.candidate_ids() is None
+            built = synthetic_prompts(10, 3, 4, seed=5, tokenizer=tokenizer)
+            assert [p.prompt_tokens for p in built.prompts] == [10] * 4
+            assert all(len(p.text.split()) == 10 for p in built.prompts)
+            # A gray-box server honours ignore_eos: the body asks for it and no point says otherwise.
+            spec = PromptSpec(source="synthetic", input_tokens=10, output_tokens=3)
+            assert runtime.load_target(spec).build_body(built.prompts[0])["ignore_eos"] is True
+            assert runtime.load_notes(spec) == []
+        finally:
+            runtime.close()
+    # Once the server is gone, there is no tokenizer (and no error): prompts will say they are approximate.
+    assert prompt_tokenizer(runtime, request, data_dir=tmp_path, model_dirs=(), policy=allowing(tmp_path)) is None
