@@ -30,6 +30,9 @@ BENCHMARK_KINDS = ("bandwidth_gbps", "tflops", "gflops")
 REQUEST_STATISTICS = ("n", "mean", "median", "p90", "p95", "p99")
 
 
+#: What ``results export --kind`` can ask for (the server's ``?kind=``).
+EXPORT_KINDS = ("runs", "load_points", "load_requests")
+
 #: What a figure cell says while the server is still scoring the job's result.
 SCORING_CELL = "scoring…"
 
@@ -312,15 +315,25 @@ def results_export(
     exp_id: int,
     output: Annotated[Path, typer.Option("-o", "--output", help="File to write.")],
     fmt: Annotated[str | None, typer.Option("--format", help="csv or json (default: from the file name)")] = None,
+    kind: Annotated[str, typer.Option(
+        "--kind", help="runs; or for a load sweep load_points (a row per job and point) or load_requests (a row per "
+        "measured request)")] = "runs",
     server: ServerOpt = None, token: TokenOpt = None,
 ) -> None:
-    """Export every raw run of an experiment (streamed to the file); says so when some results are still scoring."""
+    """Export every raw run of an experiment (streamed to the file); says so when some results are still scoring.
+
+    With ``--kind load_points`` or ``--kind load_requests``: a load sweep's points with their figures, or every
+    measured request with its raw times (the columns of ``common.loadcolumns``).
+    """
     fmt = fmt or ("csv" if output.suffix.lower() == ".csv" else "json")
     if fmt not in ("csv", "json"):
         raise CliError(f"--format must be csv or json, not {fmt!r}", EXIT_USAGE)
+    if kind not in EXPORT_KINDS:
+        raise CliError(f"--kind must be {', '.join(EXPORT_KINDS)}, not {kind!r}", EXIT_USAGE)
     api = connect(server, token)
     tmp = output.with_name(output.name + ".part")
-    with api.stream("GET", f"/api/v1/experiments/{exp_id}/export/", params={"format": fmt}) as response:
+    params = {"format": fmt} if kind == "runs" else {"format": fmt, "kind": kind}  # older servers know no kind
+    with api.stream("GET", f"/api/v1/experiments/{exp_id}/export/", params=params) as response:
         if response.status_code >= 400:
             response.read()
             raise CliError(f"export failed ({response.status_code}): {error_summary(response)}", EXIT_API_ERROR)
@@ -329,6 +342,8 @@ def results_export(
                 fh.write(chunk)
     tmp.replace(output)  # never leave a half-written export under the requested name
     console.print(f"Wrote {output} ({output.stat().st_size} bytes)")
+    if kind != "runs":  # a load sweep's figures are computed as its results arrive: nothing waits for scoring
+        return
     scoring = api.get(f"/api/v1/experiments/{exp_id}/results/").get("scoring") or 0
     if scoring:
         console.print(f"[yellow]{scoring} job(s) were still being scored[/yellow]: their ROUGE scores and statistics "

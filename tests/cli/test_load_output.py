@@ -124,6 +124,9 @@ def server(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         if path == "/api/v1/experiments/7/":
             return httpx.Response(200, json={"id": 7, "status": "completed", "load": {"request_rate": [1, 2, 4, "inf"],
                                                                                      "slo": SLO}})
+        if path == "/api/v1/experiments/7/export/":
+            state["export_params"] = dict(request.url.params)
+            return httpx.Response(200, text="experiment,job,index\n7,11,0\n")
         if path == "/api/v1/experiments/8/":
             return httpx.Response(200, json={"id": 8, "status": "completed", "load": None})
         if path == "/api/v1/jobs/11/load/":
@@ -235,6 +238,17 @@ def test_results_load_of_a_missing_experiment_says_it_is_not_found(server):
 
 def test_results_load_refuses_an_unknown_format(server):
     assert "--format must be table, json or csv" in run("results", "load", "7", "--format", "xml", code=EXIT_USAGE)
+
+
+def test_results_export_asks_for_a_kind_of_rows(server, tmp_path: Path):
+    text = run("results", "export", "7", "-o", str(tmp_path / "points.csv"), "--kind", "load_points")
+    assert "Wrote" in text and (tmp_path / "points.csv").read_text() == "experiment,job,index\n7,11,0\n"
+    assert server["export_params"] == {"format": "csv", "kind": "load_points"}
+    assert "/api/v1/experiments/7/results/" not in server["paths"]  # no scoring to wait for
+    run("results", "export", "7", "-o", str(tmp_path / "runs.json"))
+    assert server["export_params"] == {"format": "json"}  # runs: what any server exports without a kind
+    text = run("results", "export", "7", "-o", str(tmp_path / "x.csv"), "--kind", "points", code=EXIT_USAGE)
+    assert "--kind must be runs, load_points, load_requests, not 'points'" in text
 
 
 @pytest.mark.parametrize("name", ["load-concurrency.json", "load-rate-slo.json"])
