@@ -10,21 +10,34 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rich.console import Console
+from typer.testing import CliRunner
 
 from common.catalog import task_params
 from common.loadcolumns import LOAD_POINT_COLUMNS, LOAD_REQUEST_COLUMNS, flatten_point
 from common.protocol import LoadPointRun, LoadSweepRun, MultiRunJobResult, RequestRecord
 from common.protocol.load import LoadSpec
+from experiments.models import Experiment
 from experiments.services import experiment_create
 from results.services import job_result_store
-from tests.factories import AgentFactory
+from ruckus_cli import output
+from ruckus_cli.client import Api
+from ruckus_cli.commands import experiments as experiments_command
+from ruckus_cli.commands import results as results_command
+from ruckus_cli.config import Config
+from ruckus_cli.main import app as cli_app
+from tests.factories import AgentFactory, agent_info
 
 pytestmark = pytest.mark.django_db
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 SPEC = {
     "request_rate": [2, "inf"],
@@ -185,3 +198,81 @@ def test_the_load_points_export_makes_the_same_queries_whatever_the_number_of_jo
         text = _export(api, large, "load_points", "csv")
     assert len(text.splitlines()) == 1 + 6 * 2
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+# --- the CLI over this server's API: what it prints comes from the real endpoints ----------------------------------
+
+
+class _DjangoTransport(httpx.BaseTransport):
+    """Sends the CLI's requests to this test's server (Django's test client) instead of the network."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.client.generic(request.method, request.url.raw_path.decode(), data=request.content,
+                                       content_type=request.headers.get("content-type", "application/json"))
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        return httpx.Response(response.status_code, headers=dict(response.items()), content=body)
+
+
+@pytest.fixture
+def cli(api, monkeypatch: pytest.MonkeyPatch):
+    """Runs the CLI against this test's server; returns its output (exit code 0 required)."""
+
+    def connect(server: str | None, token: str | None) -> Api:
+        client = Api(Config("http://ruckus.test", "token"))
+        client._http = httpx.Client(base_url="http://ruckus.test", transport=_DjangoTransport(api))
+        return client
+
+    for module in (results_command, experiments_command):
+        monkeypatch.setattr(module, "connect", connect)
+    monkeypatch.setattr(output, "console", Console(width=400))
+    monkeypatch.setattr(results_command, "console", output.console)
+    monkeypatch.setattr(experiments_command, "console", output.console)
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(cli_app, list(args))
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    return run
+
+
+def test_the_cli_shows_and_exports_a_sweep_created_from_the_example(api, cli, tmp_path):
+    AgentFactory(name="gpu-1", cost_per_hour=3, info=agent_info(runtimes=("vllm",), gpus=[("NVIDIA H100", 80)]))
+    created = cli("experiments", "create", "-f", str(EXAMPLES / "load-rate-slo.json"))
+    exp = Experiment.objects.get(pk=int(created.split("#")[1].split()[0]))
+    job = exp.jobs.get()
+    spec = exp.load_spec
+    points = []
+    for index, rate in enumerate(spec.points()):
+        # The TTFT grows with the rate: 0.2 s at the first point, 1.4 s at the last (the SLO is 1 s at p99).
+        requests = [RequestRecord(scheduled_s=0.1 * i, sent_s=0.1 * i, ttft_s=0.2 + 0.2 * index + 0.001 * i,
+                                  e2e_s=1.0 + 0.3 * index, itl_s=[0.01] * 63, prompt_tokens=256, output_tokens=64)
+                    for i in range(10)]
+        points.append(LoadPointRun(index=index, request_rate=rate, duration_s=10.0 / min(float(rate), 20.0),
+                                   requests=requests, power_w=350.0))
+    job_result_store(job=job, result=MultiRunJobResult(
+        job_id=str(job.pk), attempt=1, attempt_token="t" * 16, task="wikipedia_summarization",
+        model="smollm2-135m-instruct", runtime="vllm", runs_per_job=1, runs=[],
+        load=LoadSweepRun(mode="request_rate", spec=spec, points=points)))
+
+    text = cli("results", "show", str(exp.pk))
+    cell = api.get(f"/api/v1/experiments/{exp.pk}/load/").json()["cells"][0]
+    best = cell["max_goodput"]
+    assert best is not None and best["load"] == 4.0  # TTFT 1.0 s at 8 req/s: over the SLO
+    row = next(line for line in text.splitlines() if "gpu-1" in line)
+    assert f"{best['goodput']:.4g} req/s @ 4 req/s" in row and "@ inf req/s" in row
+    assert f"{best['output_tokens_per_dollar']:,.0f}" in row
+    points_text = cli("results", "load", str(exp.pk))
+    assert "│ 8 req/s" in points_text and "SLO met" in points_text
+    assert next(line for line in points_text.splitlines() if "│ 0.5 req/s" in line).count("yes") == 1
+
+    # The CLI's CSV and the server's export are the same file (no name here needs a formula guard).
+    exported = _export(api, exp, "load_points", "csv")
+    assert cli("results", "load", str(exp.pk), "--format", "csv").replace("\r\n", "\n") == exported.replace(
+        "\r\n", "\n")
+    cli("results", "export", str(exp.pk), "-o", str(tmp_path / "requests.csv"), "--kind", "load_requests")
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "requests.csv").read_text())))
+    assert len(rows) == 60 and rows[-1]["request_rate"] == "inf" and rows[-1]["ttft_s"] == "1.209"
