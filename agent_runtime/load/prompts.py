@@ -41,6 +41,8 @@ MAX_JSONL_BYTES = 64 * 1024 * 1024
 MAX_JSONL_LINES = 100_000
 #: Most distinct prompts built for a sweep (longer sweeps cycle through them).
 MAX_DISTINCT_PROMPTS = 2048
+#: Most tokens of all distinct synthetic prompts together (long prompts: fewer distinct ones).
+SYNTHETIC_TOKEN_BUDGET = 4_000_000
 #: Vocabulary ids examined for synthetic prompts (a sample of a large vocabulary is enough for random prompts).
 _VOCABULARY_SAMPLE = 4096
 #: Tries to bring a decoded synthetic prompt to its exact token count.
@@ -210,7 +212,7 @@ def _jsonl_line(raw: bytes, lineno: int, default_output_tokens: int) -> LoadProm
         raise PromptError(f"{where}: not UTF-8 text") from None
     try:
         row = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         raise PromptError(f"{where}: not valid JSON") from None
     if not isinstance(row, dict):
         raise PromptError(f"{where}: must be a JSON object with a \"prompt\" string")
@@ -351,6 +353,7 @@ def build_prompts(
     notes: list[str] = []
     if spec.source is PromptSource.SYNTHETIC:
         assert spec.input_tokens is not None  # nosec B101  # narrowing: PromptSpec requires it for synthetic
+        distinct = max(1, min(distinct, SYNTHETIC_TOKEN_BUDGET // spec.input_tokens))
         built = synthetic_prompts(spec.input_tokens, output_tokens, distinct, seed, tokenizer)
         base, notes = built.prompts, built.notes
     elif spec.source is PromptSource.JSONL:

@@ -119,6 +119,7 @@ def test_jsonl_size_and_line_caps(tmp_path, monkeypatch):
         (b'{"prompt": "x", "output_tokens": 0}', "output_tokens: must be a whole number"),
         (b'{"prompt": "x", "output_tokens": 2.5}', "output_tokens: must be a whole number"),
         (b'{"prompt": "\xff\xfe"}', "not UTF-8 text"),
+        (b"[" * 100_000, "not valid JSON"),
     ],
 )
 def test_jsonl_bad_line_names_its_number_not_its_content(tmp_path, line, problem):
@@ -165,3 +166,10 @@ def test_synthetic_prompts_without_a_tokenizer_say_they_are_approximate(tmp_path
     assert [p.text for p in build_prompts(spec, task, None, _policy(tmp_path), 5, seed=1).prompts] == [
         p.text for p in built.prompts
     ]
+
+
+def test_long_synthetic_prompts_are_fewer(tmp_path, monkeypatch):
+    monkeypatch.setattr(prompts_mod, "SYNTHETIC_TOKEN_BUDGET", 100)
+    spec = PromptSpec(source="synthetic", input_tokens=30, output_tokens=2)
+    built = build_prompts(spec, _task(tmp_path), None, _policy(tmp_path), 50)
+    assert len(built.prompts) == 3 and any("3 distinct prompt(s), repeated in turn" in n for n in built.notes)
