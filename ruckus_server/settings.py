@@ -355,6 +355,9 @@ RUCKUS_AGENT_PROBE_TIMEOUT_S: float = env.float("RUCKUS_AGENT_PROBE_TIMEOUT_S", 
 RUCKUS_MAX_PAGE_SIZE: int = env.int("RUCKUS_MAX_PAGE_SIZE", default=1000)
 # The deepest nesting of objects and arrays a JSON request body may have (deeper: 400 naming the field).
 RUCKUS_MAX_JSON_DEPTH: int = env.int("RUCKUS_MAX_JSON_DEPTH", default=32)
+# The largest result body an agent may send (413 beyond, before it is read): a load sweep carries every request's
+# timings, about 200 bytes per request plus 20 per streamed chunk. Other requests keep DATA_UPLOAD_MAX_MEMORY_SIZE.
+RUCKUS_MAX_RESULT_BYTES: int = env.int("RUCKUS_MAX_RESULT_BYTES", default=256 * 1024 * 1024)
 
 # --- Logging (structlog) -------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

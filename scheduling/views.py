@@ -24,6 +24,7 @@ from common.statuses import JobStatus
 from core.api import parse_protocol
 from core.openapi import ErrorSerializer
 from experiments.models import Job
+from results.uploads import read_result_body
 from scheduling.callbacks import CallbackRejected, handle_progress, handle_result
 from scheduling.locking import job_pk
 from scheduling.pull import begin_work_request, work_for
@@ -61,11 +62,16 @@ class JobCallbackViewSet(viewsets.GenericViewSet):
             return Response({"detail": str(exc)}, status=exc.status)
         return Response({"accepted": True})
 
-    @extend_schema(request=MultiRunJobResult, responses={200: _ResultAnswer, 409: ErrorSerializer})
+    @extend_schema(
+        request=MultiRunJobResult, responses={200: _ResultAnswer, 409: ErrorSerializer, 413: ErrorSerializer}
+    )
     @action(detail=True, methods=["post"])
     def result(self, request: Request, pk: str | None = None) -> Response:
-        """Agent callback: the attempt's result, stored once (replays answer 200 without storing again)."""
-        message = parse_protocol(MultiRunJobResult, request.data)
+        """Agent callback: the attempt's result, stored once (replays answer 200 without storing again).
+
+        The body may be up to ``RUCKUS_MAX_RESULT_BYTES`` (a load sweep's requests); a larger one gets 413.
+        """
+        message = parse_protocol(MultiRunJobResult, read_result_body(request))
         try:
             outcome = handle_result(_job_id(pk), request.auth, message)
         except CallbackRejected as exc:

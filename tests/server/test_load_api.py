@@ -453,3 +453,23 @@ def test_experiment_load_does_not_grow_with_its_jobs(api):
         )
         _deliver(Job.objects.with_experiment().get(pk=job.pk), running(job), agents[i % 2], spec)
     assert queries() == few <= 8  # authentication and permissions, the experiment, its jobs, their points
+
+
+def test_a_result_may_be_larger_than_other_requests_up_to_its_own_cap(load_job, settings):
+    job, attempt, agent = load_job
+    message = result_message(job, attempt, sweep(LoadSpec.model_validate(LOAD)))
+    client = agent_client(agent)
+    # Over the limit of every other request, under the result's own: stored.
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    # Over the result's own limit: 413 before the body is read, saying what to do.
+    settings.RUCKUS_MAX_RESULT_BYTES = 2000
+    r = client.post(f"/api/v1/jobs/{job.pk}/result/", message, format="json")
+    assert r.status_code == 413, r.content[:300]
+    assert "larger than this server accepts (2000 bytes, RUCKUS_MAX_RESULT_BYTES)" in r.json()["detail"]
+    assert not JobResult.objects.filter(job=job).exists()
+    settings.RUCKUS_MAX_RESULT_BYTES = 1_000_000
+    r = client.post(f"/api/v1/jobs/{job.pk}/result/", message, format="json")
+    assert r.status_code == 200 and r.json()["stored"] is True
+    # The callback's body is still checked like any other: malformed JSON is a 400.
+    r = client.generic("POST", f"/api/v1/jobs/{job.pk}/result/", "{not json", content_type="application/json")
+    assert r.status_code == 400 and "JSON parse error" in r.json()["detail"]
