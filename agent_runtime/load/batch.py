@@ -10,8 +10,9 @@ Timing comes from a :class:`transformers.StoppingCriteria`, which ``generate()``
 with the sequences so far (the step's new token last); it reads the new tokens (which waits for the device to
 produce them), stamps the step with :func:`time.perf_counter`, and ends each row on its own: at its EOS (unless
 EOS is ignored), at its own token limit, past ``request_timeout_s``, or every row when ``should_stop()`` turns
-true. A row that has ended gets padding from ``generate()`` until the batch ends; its record stops at its last
-token, as a server would report it.
+true. A row that has ended keeps its place in the batch (``generate()`` still computes it: padding, or tokens
+thrown away) until the batch ends; its record stops at its last token, as a server would report it. Every token
+counts as one streamed chunk: TTFT is the first step, whether or not its token decodes to text.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ if TYPE_CHECKING:
 #: Longest error message kept on a request (the protocol's limit).
 _MAX_ERROR_CHARS = 500
 
+#: The caveat every batch point carries.
 STATIC_BATCHING_NOTE = (
     "batch mode: static batching (generate() on batches of this many prompts, left-padded; no continuous "
     "batching): a batch's requests start together, the next batch starts when its last request ends, and each "
     "request's TTFT includes the whole batch's prefill"
 )
+#: What ``overhead.cpu_s`` means here: the generator is the model's own process.
 CPU_NOTE = "overhead.cpu_s is the agent process's CPU time, the model's own computation included"
 
 
