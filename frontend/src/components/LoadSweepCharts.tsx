@@ -45,6 +45,7 @@ export function LoadLatencyChart({ curves, xName, yName, slo, logY, label }: {
     type: "line" as const,
     name: c.name,
     showSymbol: true,
+    symbol: "circle",
     symbolSize: 7,
     data: c.points.map((p): PointDatum => ({ name: p.load, value: [p.x, p.y], cell: c.name })),
     label: { show: true, position: "top" as const, fontSize: 10, formatter: "{b}" },
@@ -95,6 +96,7 @@ export function LoadGoodputChart({ data, xName, label }: { data: GoodputChartDat
       type: "line" as const,
       name: s.name,
       connectNulls: false,
+      symbol: "circle",
       symbolSize: 8,
       data: s.values.map((v, i) => ({
         value: v,

@@ -58,6 +58,7 @@ export function LoadSweepSection({ n, load, setLoad, errors }: {
         <p className="muted small">Off: each job runs its task's samples one after another.</p>
       ) : (
         <>
+          <p className="muted small">A load job runs one sweep: runs per job do not apply to it.</p>
           <FieldMessages messages={[...(errors[""] ?? [])]} />
           <Group title="Load points">
             <Segmented name="load-mode" label="Load mode" value={load.mode} onChange={(mode) => set({ mode })}

@@ -139,6 +139,7 @@ describe("the load sweep of an experiment", () => {
       { name: "16", value: [5, 2600], cell: "host-1 · vllm" },
     ]);
     expect(e2e.series[0]).not.toHaveProperty("markLine");
+    expect(screen.getByText(/E2E latency has no SLO target/)).toBeInTheDocument();
     expect(e2e.yAxis).toMatchObject({ type: "log", name: "median E2E latency (ms)" });
     expect(e2e.xAxis).toMatchObject({ name: "requests/s" });
   });

@@ -111,7 +111,7 @@ function Select<T extends string>({ label, value, options, onChange }: {
   label: string; value: T; options: Record<T, string>; onChange: (v: T) => void;
 }) {
   return (
-    <label className="field" style={{ minWidth: 140 }}>
+    <label className="field" style={{ flex: "0 0 auto", minWidth: 160 }}>
       <span className="field-label">{label}</span>
       <select aria-label={label} value={value} onChange={(e) => onChange(e.target.value as T)}>
         {(Object.entries(options) as [T, string][]).map(([v, text]) => <option key={v} value={v}>{text}</option>)}
@@ -128,6 +128,7 @@ function LoadCurves({ data, mode }: { data: ExperimentLoad; mode: LoadMode | nul
   const [logY, setLogY] = useState(false);
   const curves = useMemo(() => latencyCurves(data.cells, mode, { x, y, stat }), [data.cells, mode, x, y, stat]);
   const goodput = useMemo(() => goodputChart(data.cells, mode, data.slo !== null), [data.cells, mode, data.slo]);
+  const slo = sloLine(data.slo, y);
   if (curves.every((c) => c.points.length === 0)) {
     return <Empty title="No load point measured yet">The curves appear as the sweeps report their points.</Empty>;
   }
@@ -143,10 +144,10 @@ function LoadCurves({ data, mode }: { data: ExperimentLoad; mode: LoadMode | nul
           </label>
         </div>
         <LoadLatencyChart curves={curves} xName={X_AXES[x]} yName={`${STATS[stat]} ${LATENCY_LABELS[y]} (ms)`}
-          slo={sloLine(data.slo, y)} logY={logY} label="Throughput vs latency" />
+          slo={slo} logY={logY} label="Throughput vs latency" />
         <p className="muted small">
           Each point is labelled with its load ({modeLabel(mode)}); ▲ max goodput, ◆ knee
-          {data.slo ? `; dashed: the SLO (${describeSlo(data.slo)})` : ""}.
+          {slo ? `; dashed: the SLO (${describeSlo(data.slo)})` : data.slo ? `; ${LATENCY_LABELS[y]} has no SLO target` : ""}.
         </p>
       </div>
       <div className="wide">
@@ -175,7 +176,7 @@ function LoadDistributions({ cells, mode }: { cells: LoadCell[]; mode: LoadMode 
   return (
     <div data-testid="load-distributions">
       <div className="row" role="group" aria-label="Distribution settings">
-        <label className="field">
+        <label className="field" style={{ flex: "0 1 auto", minWidth: 240 }}>
           <span className="field-label">Cell</span>
           <select aria-label="Cell" value={job ?? ""} onChange={(e) => {
             const next = e.target.value ? Number(e.target.value) : null;
@@ -187,7 +188,7 @@ function LoadDistributions({ cells, mode }: { cells: LoadCell[]; mode: LoadMode 
           </select>
         </label>
         {cell && (
-          <label className="field">
+          <label className="field" style={{ flex: "0 0 auto", minWidth: 120 }}>
             <span className="field-label">Load point</span>
             <select aria-label="Load point" value={index ?? ""} onChange={(e) => setIndex(Number(e.target.value))}>
               {cell.points.map((p) => <option key={p.index} value={p.index}>{formatLoad(pointLoad(p, mode), mode)}</option>)}
