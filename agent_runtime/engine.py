@@ -544,7 +544,10 @@ class JobEngine:
         requests = [r for p in record.sweep.points for r in p.requests]
         if requests and all(r.error is not None or r.timed_out for r in requests):
             first = next((r.error for r in requests if r.error), None) or "timed out"
-            raise RuntimeFailure(f"every request of the sweep failed; first error: {first}")
+            hint = ""
+            if spec.prompts.wants_ignore_eos() and not getattr(runtime, "honours_ignore_eos", True):
+                hint = " (the endpoint may refuse ignore_eos: set load.prompts.ignore_eos to false)"
+            raise RuntimeFailure(f"every request of the sweep failed; first error: {first}{hint}")
         log.info("job.load_sweep.finished", job_id=req.job_id, points=len(record.sweep.points),
                  stopped_early=record.sweep.stopped_early)
 

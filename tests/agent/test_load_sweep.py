@@ -240,6 +240,7 @@ def test_every_request_failing_fails_the_job_with_its_points(tmp_path, standin):
     assert result.status is AgentJobState.FAILED
     assert result.error.startswith("every request of the sweep failed; first error: ")
     assert "500" in result.error and len(result.load.points) == 1
+    assert result.error.endswith("(the endpoint may refuse ignore_eos: set load.prompts.ignore_eos to false)")
 
 
 def test_cancel_mid_point_keeps_finished_points_and_drops_the_partial_one(tmp_path, standin):
