@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,10 @@ class ExperimentFile:
     def line_of(self, dotted: str) -> int | None:
         """1-based line where the value at ``dotted`` (e.g. ``task.params.num_samples``) was written.
 
-        Falls back to the closest existing parent when the field itself is missing.
+        Falls back to the closest existing parent when the field itself is missing. A list item may be written
+        ``models.1`` or ``models[1]`` (as the server names load spec fields: ``load.request_rate[2]``).
         """
+        dotted = re.sub(r"\[(\d+)\]", r".\1", dotted)
         node: Any = self._root
         line = node.start_mark.line + 1 if node is not None else None
         for part in dotted.split("."):

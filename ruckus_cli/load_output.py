@@ -47,8 +47,7 @@ def validate_load(doc: ExperimentFile) -> None:
         lines = []
         for path, message in field_errors(exc, "load", default_field="load").items():
             field, text = field_of_message(path, message)
-            dotted = re.sub(r"\[(\d+)\]", r".\1", field)  # request_rate[1] is written at request_rate.1
-            lines.append(f"{doc.location(dotted)}: {field}: {text}")
+            lines.append(f"{doc.location(field)}: {field}: {text}")
         raise CliError("the experiment file's load is not valid:\n" + "\n".join(lines), EXIT_USAGE) from exc
 
 
@@ -80,6 +79,31 @@ def field_of_message(path: str, message: str) -> tuple[str, str]:
     if re.split(r"[.\[]", named, maxsplit=1)[0] == last:
         return f"{path.rsplit('.', 1)[0]}.{named}" if "." in path else f"load.{named}", match["text"]
     return path, message
+
+
+def sweep_text(spec: dict[str, Any]) -> str:
+    """An experiment's load spec in words: ``request rate sweep 1, 2, inf req/s (poisson), 100 requests per point``.
+
+    Args:
+        spec: The experiment's ``load`` (:class:`common.protocol.load.LoadSpec` as JSON).
+
+    Returns:
+        The axis and its points, how each point is sized, the prompts and the SLOs.
+    """
+    if spec.get("concurrency"):
+        axis = "concurrency sweep " + ", ".join(str(c) for c in spec["concurrency"])
+    else:
+        rates = ", ".join(r if isinstance(r, str) else f"{r:g}" for r in spec.get("request_rate") or [])
+        axis = f"request rate sweep {rates} req/s ({spec.get('arrival', 'poisson')} arrivals)"
+    size = (f"{spec['num_requests']} requests per point" if spec.get("num_requests")
+            else f"{spec.get('duration_s', 0):g} s per point")
+    prompts = spec.get("prompts") or {}
+    source = prompts.get("source", "task")
+    if source == "synthetic":
+        source = f"synthetic prompts of {prompts.get('input_tokens')} tokens, {prompts.get('output_tokens')} out"
+    else:
+        source = f"{source} prompts"
+    return f"{axis}, {size}, {source}; {slo_text(spec.get('slo'))}"
 
 
 def experiment_load(api: Api, exp_id: int) -> dict[str, Any] | None:

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from common.statuses import ExperimentStatus
 from ruckus_cli.client import EXIT_API_ERROR, EXIT_USAGE, CliError, connect
 from ruckus_cli.files import ExperimentFile
-from ruckus_cli.load_output import validate_load
+from ruckus_cli.load_output import sweep_text, validate_load
 from ruckus_cli.options import FileOpt, JsonOpt, ServerOpt, TokenOpt
 from ruckus_cli.output import console, exits_on_error, print_json, print_table
 from ruckus_cli.watch import watch_experiment
@@ -44,6 +45,8 @@ def experiments_create(file: FileOpt, server: ServerOpt = None, token: TokenOpt 
     else:
         jobs = exp["plan"].get("job_count", 0)
         console.print(f"Created experiment #{exp['id']} ({exp['status']}) with {jobs} job(s)")
+        if exp.get("load"):
+            console.print(f"Each job runs a {escape(sweep_text(exp['load']))}")
         for item in exp["plan"].get("unrunnable", []):
             console.print(f"[yellow]not run[/yellow] {item['model']} / {item['runtime']}: {item['reason']}")
         not_run = {(u["model"], u["runtime"]) for u in exp["plan"].get("unrunnable", [])}
@@ -68,6 +71,8 @@ def experiments_plan(
     print_table("Jobs that will run", ["model", "runtime", "agent", "hardware"],
                 [[j["model"]["name"], j["runtime"]["name"], j["agent_name"], j["hardware_fingerprint"]]
                  for j in plan["jobs"]])
+    if (plan.get("load") or {}).get("summary"):
+        console.print(f"Load: {escape(plan['load']['summary'])}", highlight=False)
     if plan["unrunnable"]:
         print_table("Cannot run", ["model", "runtime", "reason"],
                     [[u["model"], u["runtime"], u["reason"]] for u in plan["unrunnable"]])
@@ -102,8 +107,8 @@ def experiments_show(
     if as_json:
         print_json({**exp, "jobs": jobs})
         return
-    console.print(f"#{exp['id']} {exp['name']}: [bold]{exp['status']}[/bold], task {exp['task']['name']}, "
-                  f"{exp['runs_per_job']} runs/job")
+    runs = f"load: {escape(sweep_text(exp['load']))}" if exp.get("load") else f"{exp['runs_per_job']} runs/job"
+    console.print(f"#{exp['id']} {exp['name']}: [bold]{exp['status']}[/bold], task {exp['task']['name']}, {runs}")
     print_table("Jobs", ["id", "model", "runtime", "agent", "status", "attempt", "reason"],
                 [[j["id"], j["model_name"], j["runtime_name"], j["agent_name"], j["status"], j["attempt"],
                   j["status_reason"]] for j in jobs])

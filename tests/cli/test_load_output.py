@@ -287,6 +287,23 @@ def test_create_names_the_line_and_field_of_a_bad_load_before_sending(server, tm
     assert server["posted"] == [] and not any("plan" in p for p in server["paths"])
 
 
+def test_the_servers_refusal_of_a_load_field_names_its_line(server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A field the CLI cannot check (the server's rules: tasks, runtimes) is located by the server's path."""
+    path, lines = _bad_file(tmp_path, {})
+    refusal = {"load": {"request_rate[5]": ["the vllm runtime cannot send every request at once"]}}
+    monkeypatch.setattr(experiments_command, "connect", lambda server, token: _refusing_api(refusal))
+    text = run("experiments", "create", "-f", str(path), code=EXIT_USAGE)
+    rate_line = next(i for i, line in enumerate(lines, 1) if '"inf"' in line)
+    assert f"bad.json:{rate_line}: load.request_rate[5]: the vllm runtime cannot send every request at once" in text
+
+
+def _refusing_api(body: dict[str, Any]) -> Api:
+    """A client whose server refuses every request with ``body`` (a 400)."""
+    api = Api(Config(SERVER, "token"))
+    api._http = httpx.Client(base_url=SERVER, transport=httpx.MockTransport(lambda r: httpx.Response(400, json=body)))
+    return api
+
+
 def test_create_names_a_bad_rate_by_its_index_and_line(server, tmp_path: Path):
     path = tmp_path / "bad.yaml"
     path.write_text("name: x\ntask: {name: wikipedia_summarization}\nmodels: [{name: m}]\nruntimes: [{name: vllm}]\n"

@@ -241,8 +241,14 @@ def cli(api, monkeypatch: pytest.MonkeyPatch):
 
 def test_the_cli_shows_and_exports_a_sweep_created_from_the_example(api, cli, tmp_path):
     AgentFactory(name="gpu-1", cost_per_hour=3, info=agent_info(runtimes=("vllm",), gpus=[("NVIDIA H100", 80)]))
+    planned = cli("experiments", "plan", "-f", str(EXAMPLES / "load-rate-slo.json"))
+    assert "Load: one sweep per job over 6 request rate point(s) (0.5, 1.0, 2.0, 4.0, 8.0, inf)" in planned
     created = cli("experiments", "create", "-f", str(EXAMPLES / "load-rate-slo.json"))
+    sweep = ("request rate sweep 0.5, 1, 2, 4, 8, inf req/s (poisson arrivals), 100 requests per point, synthetic "
+             "prompts of 256 tokens, 64 out; p99 TTFT ≤ 1000 ms, TPOT ≤ 100 ms; error rate ≤ 1%")
+    assert f"Each job runs a {sweep}" in created
     exp = Experiment.objects.get(pk=int(created.split("#")[1].split()[0]))
+    assert f"task wikipedia_summarization, load: {sweep}" in cli("experiments", "show", str(exp.pk))
     job = exp.jobs.get()
     spec = exp.load_spec
     points = []
