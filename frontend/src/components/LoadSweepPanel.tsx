@@ -78,7 +78,10 @@ export function LoadComparisonTable({ rows, hasSlo }: { rows: ComparisonRow[]; h
         <tbody>
           {rows.map((r) => (
             <tr key={r.job} data-job={r.job} data-state={r.state ?? "measured"}>
-              <td><div className="strong">{r.agent}</div><div className="mono small muted">{r.hardware}</div></td>
+              <td>
+                <div className="strong">{r.agent}</div><div className="mono small muted">{r.hardware}</div>
+                {r.cost && <div className="small muted" data-testid="cost">{r.cost}</div>}
+              </td>
               <td className="mono small">{r.model}</td>
               <td>{r.runtime}</td>
               <td>{r.method}</td>

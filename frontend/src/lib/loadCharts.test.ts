@@ -42,13 +42,13 @@ describe("comparisonRows", () => {
     const data = sweep();
     const [a, b] = comparisonRows(data.cells, "concurrency", true, 5);
     expect(a).toMatchObject({
-      job: 1, agent: "host-1", hardware: "NVIDIA H100 80GB", method: "http", pointsRun: 3, pointsPlanned: 5,
+      job: 1, agent: "host-1", hardware: "NVIDIA H100 80GB", method: "http", cost: "$2.00/h", pointsRun: 3, pointsPlanned: 5,
       maxGoodput: { goodput: 3.4, load: "4" }, peak: { outputThroughput: 640, load: "16" },
       knee: { outputThroughput: 450, e2eMedianS: 2.6, load: "4" }, tokensPerDollar: 810000, tokensPerJoule: 2.5,
       stoppedEarly: "median e2e latency 60 s is more than 20x the first point's", state: null,
     });
     // Running, one point measured, none meeting the SLOs yet.
-    expect(b).toMatchObject({ job: 2, status: "running", pointsRun: 1, maxGoodput: null, state: "no-slo-met" });
+    expect(b).toMatchObject({ job: 2, status: "running", cost: null, pointsRun: 1, maxGoodput: null, state: "no-slo-met" });
   });
 
   it("says why a cell has no figures: waiting, running, failed", () => {

@@ -24,6 +24,12 @@ export function cellLabels(cells: LoadCell[]): Map<number, string> {
   return labels;
 }
 
+/** An agent's cost per hour ("2.5000") for people ("$2.50/h"), or null when not set or unreadable. */
+export function formatCost(costPerHour: string | null): string | null {
+  const n = costPerHour === null ? Number.NaN : Number(costPerHour);
+  return Number.isFinite(n) ? `$${n.toFixed(2)}/h` : null;
+}
+
 /** One row of the comparison table. */
 export interface ComparisonRow {
   job: number;
@@ -34,6 +40,8 @@ export interface ComparisonRow {
   runtime: string;
   method: string;
   status: string;
+  /** The agent's cost ("$2.50/h"), which output tokens per dollar derive from; null when not set. */
+  cost: string | null;
   /** Points measured so far, and how many the spec plans (null when unknown). */
   pointsRun: number;
   pointsPlanned: number | null;
@@ -66,6 +74,7 @@ export function comparisonRows(cells: LoadCell[], mode: LoadMode | null, hasSlo:
       runtime: c.runtime,
       method: c.method,
       status: c.status,
+      cost: formatCost(c.cost_per_hour),
       pointsRun: c.points.length,
       pointsPlanned,
       maxGoodput: c.max_goodput ? { goodput: c.max_goodput.goodput, load: formatLoad(c.max_goodput.load, mode) } : null,
