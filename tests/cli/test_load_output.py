@@ -226,6 +226,25 @@ def test_results_load_csv_has_a_row_per_point_with_flat_figures(server):
     assert rows[0]["experiment"] == "7"
 
 
+def test_a_batch_concurrency_sweep_without_slos(server, monkeypatch: pytest.MonkeyPatch):
+    """White-box batches: loads read ``batch N``, no goodput without SLOs, tokens per joule at the peak."""
+    cell = _gpu_cell()
+    cell.update(runtime="transformers", method="batch", max_goodput=None,
+                peak={"index": 3, "load": 8, "request_throughput": 4.8, "output_throughput": 310.0},
+                knee={"index": 2, "load": 4, "output_throughput": 250.0, "e2e_median_s": 3.3})
+    for point, batch in zip(cell["points"], (1, 2, 4, 8), strict=True):
+        point.update(concurrency=batch, request_rate=None, goodput=None, slo_met=None)
+    data = {"experiment": 7, "mode": "concurrency", "slo": None, "cells": [cell]}
+    monkeypatch.setattr(results_command.load_output, "experiment_load", lambda api, exp_id: data)
+    text = run("results", "show", "7")
+    row = _line(text, "gpu-1")
+    assert "concurrency sweep (no SLOs)" in text and "out tok/J @ peak" in text
+    assert "no SLOs" in row and "310 @ batch 8" in row and "batch 4: 250 tok/s" in row
+    assert "0.4267" in row and "744,000" in row  # the peak point's tokens per joule and per dollar
+    points = run("results", "load", "7")
+    assert "│ batch 8 " in points and "│ —       │" in points  # no SLO verdict
+
+
 def test_results_load_of_an_experiment_without_a_sweep_says_so(server):
     text = run("results", "load", "8", code=EXIT_USAGE)
     assert "experiment #8 has no load sweep" in text

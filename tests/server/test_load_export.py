@@ -274,6 +274,10 @@ def test_the_cli_shows_and_exports_a_sweep_created_from_the_example(api, cli, tm
     points_text = cli("results", "load", str(exp.pk))
     assert "│ 8 req/s" in points_text and "SLO met" in points_text
     assert next(line for line in points_text.splitlines() if "│ 0.5 req/s" in line).count("yes") == 1
+    one = cli("results", "load", str(exp.pk), "--job", str(job.pk))
+    assert f"Job #{job.pk}: smollm2-135m-instruct / vllm on gpu-1" in one and "p99 TTFT ≤ 1000 ms" in one
+    assert len(json.loads(cli("results", "load", str(exp.pk), "--job", str(job.pk), "--json"))["points"][0]["raw"][
+        "ttft_s"]) == 10
 
     # The CLI's CSV and the server's export are the same file (no name here needs a formula guard).
     exported = _export(api, exp, "load_points", "csv")
