@@ -140,7 +140,11 @@ class _Echo:
 
 
 class ExperimentExportView(APIView):
-    """``GET /api/v1/experiments/{id}/export/?format=csv|json``: every raw run, streamed."""
+    """``GET /api/v1/experiments/{id}/export/?format=csv|json&kind=runs|load_points|load_requests``: streamed.
+
+    ``runs`` (the default): every raw run. A load sweep's ``load_points``: one row per (job, point) with its figures;
+    ``load_requests``: one row per measured request with its raw times (columns: :mod:`common.loadcolumns`).
+    """
 
     access_rules = {"GET": Rule(VIEW_EXPERIMENTS)}
 
