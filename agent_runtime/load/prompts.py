@@ -114,7 +114,7 @@ class PromptSet:
     """The prompts of a sweep and what a reader should know about them.
 
     Attributes:
-        prompts: In sending order (cycled and shuffled).
+        prompts: The distinct prompts, in an order shuffled with the sweep's seed (a point cycles through them).
         notes: Caveats, for every point's ``notes``.
     """
 
