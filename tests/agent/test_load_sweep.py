@@ -472,3 +472,26 @@ def test_vllm_runtime_measures_synthetic_prompts_with_the_servers_tokenizer(tmp_
             runtime.close()
     # Once the server is gone, there is no tokenizer (and no error): prompts will say they are approximate.
     assert prompt_tokenizer(runtime, request, data_dir=tmp_path, model_dirs=(), policy=allowing(tmp_path)) is None
+
+
+def test_async_pinned_client_connects_to_the_checked_address():
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, text="ok")
+
+    answers = {"api.example.test": ["93.184.216.34"], "rebound.example.test": ["169.254.169.254"]}
+    policy = EndpointPolicy.from_values(["https://api.example.test/v1", "https://rebound.example.test/v1"],
+                                        resolver=lambda host, port: answers[host])
+
+    async def main():
+        async with async_pinned_client(policy, "openai", timeout=5, inner=httpx.MockTransport(handler)) as client:
+            assert (await client.post("https://api.example.test/v1/completions", json={})).text == "ok"
+            with pytest.raises(EndpointRefused):  # a name that resolves to a metadata address: never sent
+                await client.post("https://rebound.example.test/v1/completions", json={})
+
+    asyncio.run(main())
+    [request] = seen
+    assert request.url.host == "93.184.216.34" and request.headers["host"] == "api.example.test"
+    assert request.extensions["sni_hostname"] == "api.example.test"
