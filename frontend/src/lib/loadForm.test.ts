@@ -146,16 +146,26 @@ describe("loadServerErrors", () => {
       request_rate: ["request_rate[2]: must be above 0 and at most 100000, got -1"],
       "slo.ttft_ms": ["Input should be greater than 0"],
       "prompts.path": ["prompts.path: a jsonl prompt source needs the file's path on the agent"],
-      concurrency: ["Input should be a valid integer"],
+      concurrency: ["concurrency[3]: Input should be a valid integer"],
       burstiness: ["load.burstiness: only gamma arrivals take a burstiness (poisson is 1)"],
       "": ["load: give exactly one of num_requests and duration_s"],
     });
   });
 
   it("reads flat dotted keys and bracketed indices too, and keeps one copy of a message the form also gave", () => {
-    const server = loadServerErrors({ "load.request_rate[1]": ["bad rate"], "load.early_stop.latency_factor": ["too low"] });
-    expect(server).toEqual({ request_rate: ["bad rate"], "early_stop.latency_factor": ["too low"] });
-    expect(mergeLoadErrors({ request_rate: ["bad rate"] }, server)).toEqual(server);
+    // As the server sends them: the item's index is in the key, not in the message.
+    const server = loadServerErrors({
+      "load.request_rate[1]": ["must be above 0 and at most 100000, got -2"], "load.early_stop.latency_factor": ["too low"],
+      "load.max_concurrency": ["only open-loop (request_rate) sweeps take a cap"], load: ["give exactly one of num_requests and duration_s"],
+    });
+    expect(server).toEqual({
+      request_rate: ["request_rate[1]: must be above 0 and at most 100000, got -2"],
+      "early_stop.latency_factor": ["too low"],
+      max_concurrency: ["only open-loop (request_rate) sweeps take a cap"],
+      "": ["give exactly one of num_requests and duration_s"],
+    });
+    const same = ["request_rate[1]: must be above 0 and at most 100000, got -2"];
+    expect(mergeLoadErrors({ request_rate: same }, server).request_rate).toEqual(same);
   });
 });
 

@@ -287,11 +287,13 @@ export function loadServerErrors(errors: FieldErrors): LoadErrors {
   for (const [path, messages] of Object.entries(errors)) {
     if (path !== "load" && !path.startsWith("load.") && !path.startsWith("load[")) continue;
     const rel = path.replace(/^load\.?/, "");
+    // An item of a list ("request_rate[2]", "concurrency.3") keeps its index in the message: the field is the list.
+    const item = /\[\d+\]|\.\d+(?=\.|$)/.test(rel) ? rel.replace(/\.(\d+)(?=\.|$)/g, "[$1]") : null;
     for (const message of messages) {
       const named = MESSAGE_PATH.exec(message)?.[1];
       const candidates = named ? [named, rel ? `${rel}.${named}` : named, rel] : [rel];
       const field = candidates.map(fieldOf).find((f) => f !== null) ?? null;
-      add(out, field ?? "", message);
+      add(out, field ?? "", item && !named ? `${item}: ${message}` : message);
     }
   }
   return out;
