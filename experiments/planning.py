@@ -85,8 +85,8 @@ class LoadPlan(ResponseShape):
         requests_per_point: Measured requests per point plus its warm-up (absent for points sized by time).
         duration_s_per_point: Seconds per point (absent for points sized by a request count).
         warmup_requests: Warm-up requests before each point (not measured).
-        requests_per_job: Requests each job sends at most: points x (num_requests + warm-up); null when the
-            points are sized by time (absent then: a point sends as many as fit in ``duration_s_per_point``).
+        requests_per_job: Requests each job sends at most: points x (num_requests + warm-up); absent when the
+            points are sized by time (a point then sends as many as fit in ``duration_s_per_point``).
         summary: The same in words.
     """
 

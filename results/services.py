@@ -374,7 +374,8 @@ def _record_problems(record: RequestRecord, path: str) -> list[tuple[str, str]]:
             problems.append((f"{path}.{name}", problem))
     if len(record.itl_s) > MAX_SYNTHETIC_TOKENS:
         problems.append((f"{path}.itl_s", f"at most {MAX_SYNTHETIC_TOKENS} gaps, got {len(record.itl_s)}"))
-    else:
+    elif record.itl_s and (min(record.itl_s) < 0 or not math.isfinite(sum(record.itl_s))):
+        # Only a request with a bad gap is searched for it (a point has millions of gaps).
         for j, gap in enumerate(record.itl_s):
             problem = _bad_time(gap)
             if problem:

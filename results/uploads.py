@@ -79,4 +79,6 @@ def read_result_body(request: Request) -> Any:
         raise ParseError(f"JSON parse error - {exc}") from exc
     if not text.strip():
         return {}
-    return loads(text, strict_constants=api_settings.STRICT_JSON)
+    # Only the nesting here: the protocol's parsing checks every string and number of the message anyway
+    # (core.api.parse_protocol), and one walk over a sweep's millions of values is enough.
+    return loads(text, strict_constants=api_settings.STRICT_JSON, storable=False)

@@ -296,6 +296,8 @@ SPECTACULAR_SETTINGS = {
         "AgentActivityEnum": "common.statuses.AgentActivity.choices",
         "AgentModeEnum": "common.statuses.AgentMode.choices",
         "ScoringStatusEnum": "common.statuses.ScoringStatus.choices",
+        # The axis of a load sweep (common.protocol.LoadSpec.mode), apart from an agent's push/pull mode.
+        "LoadModeEnum": [("concurrency", "concurrency"), ("request_rate", "request_rate")],
     },
 }
 

@@ -473,3 +473,11 @@ def test_a_result_may_be_larger_than_other_requests_up_to_its_own_cap(load_job, 
     # The callback's body is still checked like any other: malformed JSON is a 400.
     r = client.generic("POST", f"/api/v1/jobs/{job.pk}/result/", "{not json", content_type="application/json")
     assert r.status_code == 400 and "JSON parse error" in r.json()["detail"]
+
+
+def test_text_that_cannot_be_stored_is_refused_in_a_large_result_too(load_job):
+    job, attempt, agent = load_job
+    message = result_message(job, attempt, sweep(LoadSpec.model_validate(LOAD)))
+    message["load"]["points"][0]["requests"][0]["error"] = "reset\x00"
+    r = agent_client(agent).post(f"/api/v1/jobs/{job.pk}/result/", message, format="json")
+    assert r.status_code == 400 and "NUL character" in r.json()["load.points.0.requests.0.error"][0]

@@ -380,8 +380,29 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description Stream the runs as CSV (one row per run, one column per metric) or as a JSON array. */
+        /** @description Stream the runs (or a load sweep's points or requests) as CSV or as a JSON array. */
         get: operations["v1_experiments_export_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/experiments/{id}/load/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description Return every job's sweep: its points' figures, peak, highest goodput within the objectives and knee.
+         *
+         *     The figures follow ``vllm bench serve``'s definitions and are computed by the server from the raw requests.
+         */
+        get: operations["v1_experiments_load_retrieve"];
         put?: never;
         post?: never;
         delete?: never;
@@ -437,7 +458,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Dry run: which (model, runtime, agent) jobs an experiment would make, and why the rest cannot run. */
+        /**
+         * @description Dry run: which (model, runtime, agent) jobs an experiment would make, and why the rest cannot run.
+         *
+         *     With a load sweep, ``load`` says what each job sends: its points and requests (a load job is one sweep;
+         *     ``runs_per_job`` does not apply).
+         */
         post: operations["v1_experiments_plan_create"];
         delete?: never;
         options?: never;
@@ -496,6 +522,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/jobs/{id}/load/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Return the job's sweep, each point with ``raw``: its completed requests' TTFT, TPOT, ITL and e2e values. */
+        get: operations["v1_jobs_load_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/jobs/{id}/progress/": {
         parameters: {
             query?: never;
@@ -522,7 +565,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Agent callback: the attempt's result, stored once (replays answer 200 without storing again). */
+        /**
+         * @description Agent callback: the attempt's result, stored once (replays answer 200 without storing again).
+         *
+         *     The body may be up to ``RUCKUS_MAX_RESULT_BYTES`` (a load sweep's requests); a larger one gets 413.
+         */
         post: operations["v1_jobs_result_create"];
         delete?: never;
         options?: never;
@@ -638,7 +685,7 @@ export interface components {
         AgentInfo: {
             /** @default agent.info */
             type?: components["schemas"]["AgentInfoTypeEnum"];
-            /** @default 1.1 */
+            /** @default 1.2 */
             protocol_version?: string;
             /** @default null */
             agent_id?: string | null;
@@ -691,7 +738,7 @@ export interface components {
         AgentInfoRequest: {
             /** @default agent.info */
             type?: components["schemas"]["AgentInfoTypeEnum"];
-            /** @default 1.1 */
+            /** @default 1.2 */
             protocol_version?: string;
             /** @default null */
             agent_id?: string | null;
@@ -854,7 +901,7 @@ export interface components {
         AnnounceRequestRequest: {
             /** @default agent.announce */
             type?: components["schemas"]["AnnounceRequestTypeEnum"];
-            /** @default 1.1 */
+            /** @default 1.2 */
             protocol_version?: string;
             /** @default push */
             mode?: components["schemas"]["AgentModeEnum"];
@@ -870,6 +917,15 @@ export interface components {
         };
         /** @enum {string} */
         AnnounceRequestTypeEnum: "agent.announce";
+        /**
+         * @description How open-loop requests arrive (``vllm bench serve``: ``--request-rate`` with ``--burstiness``).
+         *
+         *     Intervals are gamma-distributed with shape ``burstiness`` and mean ``1 / rate``: ``poisson`` is shape 1
+         *     (exponential gaps), ``gamma`` takes the spec's ``burstiness`` (below 1 burstier, above 1 more regular) and
+         *     ``constant`` sends at exactly ``1 / rate`` apart.
+         * @enum {string}
+         */
+        Arrival: "poisson" | "gamma" | "constant";
         /** @description One dispatch of a job (the attempt token is never shown). */
         Attempt: {
             /** Format: int64 */
@@ -1120,6 +1176,18 @@ export interface components {
             /** @default null */
             free_bytes?: number | null;
         };
+        /** @description A per-request latency distribution of one point (seconds; population std, linear percentiles). */
+        Distribution: {
+            mean: number;
+            median: number;
+            std: number;
+            p90: number;
+            p95: number;
+            p99: number;
+            min: number;
+            max: number;
+            count: number;
+        };
         /**
          * @description * `auto` - auto
          *     * `float32` - float32
@@ -1128,6 +1196,20 @@ export interface components {
          * @enum {string}
          */
         DtypeEnum: "auto" | "float32" | "float16" | "bfloat16";
+        /**
+         * @description When a sweep stops before its last load point (the points after it are not run).
+         *
+         *     Attributes:
+         *         latency_factor: Stop after a point whose median e2e latency is more than this many times the first
+         *             point's (latency has exploded: the server is far past saturation).
+         *         max_error_rate: Stop after a point where more than this share of requests failed or timed out.
+         */
+        EarlyStop: {
+            /** @default 20 */
+            latency_factor?: number | null;
+            /** @default 0.5 */
+            max_error_rate?: number | null;
+        };
         /**
          * @description Fractions of the agent's measured peaks that a finished LLM job reached (see ``results.efficiency``).
          *
@@ -1226,6 +1308,8 @@ export interface components {
             /** @default 3 */
             runs_per_job?: number;
             requested_metrics?: string[];
+            /** @description A load sweep each job runs instead of sequential runs (serving under load): concurrency levels or request rates, each point sized by num_requests or duration_s. A load job is one sweep: runs_per_job is ignored for it. Only generation tasks take one; white-box runtimes sweep concurrency (batch sizes). */
+            load?: components["schemas"]["LoadSpec"] | null;
             readonly status: components["schemas"]["ExperimentStatusEnum"];
             readonly plan: components["schemas"]["Plan"];
             /** @description Number of jobs per status. */
@@ -1277,6 +1361,21 @@ export interface components {
                 [key: string]: string;
             };
         };
+        /**
+         * @description Every job's sweep of an experiment (``GET /api/v1/experiments/{id}/load/``).
+         *
+         *     Attributes:
+         *         experiment: The experiment's id.
+         *         mode: ``concurrency`` or ``request_rate`` (null for an experiment without a load sweep).
+         *         slo: The sweep's service level objectives (null when it has none).
+         *         cells: One per job (empty for an experiment without a load sweep).
+         */
+        ExperimentLoad: {
+            experiment: number;
+            mode: components["schemas"]["LoadModeEnum"] | null;
+            slo: components["schemas"]["ServiceLevelObjectives"] | null;
+            cells: components["schemas"]["LoadCell"][];
+        };
         /** @description Experiment as the API shows it and accepts it (create validates everything; update only renames). */
         ExperimentRequest: {
             name: string;
@@ -1288,6 +1387,8 @@ export interface components {
             /** @default 3 */
             runs_per_job?: number;
             requested_metrics?: string[];
+            /** @description A load sweep each job runs instead of sequential runs (serving under load): concurrency levels or request rates, each point sized by num_requests or duration_s. A load job is one sweep: runs_per_job is ignored for it. Only generation tasks take one; white-box runtimes sweep concurrency (batch sizes). */
+            load?: components["schemas"]["LoadSpecRequest"] | null;
         };
         /**
          * @description Aggregated results of an experiment.
@@ -1392,6 +1493,28 @@ export interface components {
             };
             /** @default null */
             reason?: string | null;
+        };
+        /**
+         * @description What the load generator itself cost at a point, so that a reader can tell it did not distort figures.
+         *
+         *     Attributes:
+         *         send_lag_p50_s: Median delay between a request's scheduled time and its send.
+         *         send_lag_p99_s: 99th percentile of that delay.
+         *         send_lag_max_s: Largest such delay.
+         *         cpu_s: CPU seconds the generator's process used during the point.
+         *         chunk_handling_s: Mean seconds spent handling one streamed chunk (parse and record).
+         */
+        GeneratorOverhead: {
+            /** @default null */
+            send_lag_p50_s?: number | null;
+            /** @default null */
+            send_lag_p99_s?: number | null;
+            /** @default null */
+            send_lag_max_s?: number | null;
+            /** @default null */
+            cpu_s?: number | null;
+            /** @default null */
+            chunk_handling_s?: number | null;
         };
         /**
          * @description One accelerator.
@@ -1557,7 +1680,7 @@ export interface components {
         HeartbeatRequest: {
             /** @default agent.heartbeat */
             type?: components["schemas"]["HeartbeatTypeEnum"];
-            /** @default 1.1 */
+            /** @default 1.2 */
             protocol_version?: string;
             agent_id: string;
             /** @default idle */
@@ -1646,6 +1769,23 @@ export interface components {
             readonly attempts: components["schemas"]["Attempt"][];
             /** @description Every state change of the job and its attempts, oldest first. */
             readonly transitions: components["schemas"]["Transition"][];
+        };
+        /** @description One job's sweep with each point's raw per-request series (``GET /api/v1/jobs/{id}/load/``). */
+        JobLoadCell: {
+            job: number;
+            status: components["schemas"]["JobStatusEnum"];
+            agent_id: string | null;
+            agent_name: string | null;
+            hardware: string;
+            model: string;
+            runtime: string;
+            method: components["schemas"]["MethodEnum"];
+            cost_per_hour: string | null;
+            stopped_early: string | null;
+            points: components["schemas"]["PointWithRaw"][];
+            peak: components["schemas"]["Peak"] | null;
+            max_goodput: components["schemas"]["MaxGoodput"] | null;
+            knee: components["schemas"]["Knee"] | null;
         };
         /**
          * @description Statistics of one metric of one job, as stored: the protocol's statistics and the runs they cover.
@@ -1800,11 +1940,12 @@ export interface components {
          *         runs_per_job: Number of sequential runs (run 1 is the cold run).
          *         timeout_s: Wall-clock budget for the whole job on the agent.
          *         requested_metrics: Metrics the experiment asked for (others may be produced too).
+         *         load: A load sweep to run instead of sequential runs (serving under load); None for sequential runs.
          */
         JobRequest: {
             /** @default job.request */
             type?: components["schemas"]["JobTypeEnum"];
-            /** @default 1.1 */
+            /** @default 1.2 */
             protocol_version?: string;
             job_id: string;
             /** @default 1 */
@@ -1820,6 +1961,8 @@ export interface components {
             /** @default null */
             timeout_s?: number | null;
             requested_metrics?: string[];
+            /** @default null */
+            load?: components["schemas"]["LoadSpec"] | null;
         };
         /**
          * @description Everything measured for one job: statistics, efficiency, the cold run and every run.
@@ -1891,6 +2034,236 @@ export interface components {
         /** @enum {string} */
         JobTypeEnum: "job.request";
         /**
+         * @description The point maximizing Kleinrock's power (output throughput over median end-to-end latency).
+         *
+         *     Attributes:
+         *         index: Its position in the sweep.
+         *         load: Its concurrency or request rate.
+         *         output_throughput: Its output tokens/s.
+         *         e2e_median_s: Its median end-to-end latency.
+         */
+        Knee: {
+            index: number;
+            load: (number | "inf") | null;
+            output_throughput: number | null;
+            e2e_median_s: number | null;
+        };
+        /**
+         * @description One job's sweep: what it ran on, its points' figures and where it saturates.
+         *
+         *     Attributes:
+         *         job: The job's id.
+         *         status: The job's status.
+         *         agent_id: Its agent (null once removed).
+         *         agent_name: Its agent's name (null once removed).
+         *         hardware: The hardware fingerprint it measured.
+         *         model: Model name.
+         *         runtime: Runtime name.
+         *         method: ``http`` (streaming requests to an OpenAI-compatible endpoint) or ``batch`` (white-box
+         *             ``generate`` on batches of each concurrency).
+         *         cost_per_hour: The agent's cost per hour, as a decimal string (null when not set).
+         *         stopped_early: Why the sweep stopped before its last point (null when it ran them all, or has not run).
+         *         points: The points run, in sweep order (empty until the result arrives).
+         *         peak: The point with the highest output throughput.
+         *         max_goodput: The best point within the objectives (null without objectives or when none meets them).
+         *         knee: The point maximizing Kleinrock's power.
+         */
+        LoadCell: {
+            job: number;
+            status: components["schemas"]["JobStatusEnum"];
+            agent_id: string | null;
+            agent_name: string | null;
+            hardware: string;
+            model: string;
+            runtime: string;
+            method: components["schemas"]["MethodEnum"];
+            cost_per_hour: string | null;
+            stopped_early: string | null;
+            points: components["schemas"]["PointFigures"][];
+            peak: components["schemas"]["Peak"] | null;
+            max_goodput: components["schemas"]["MaxGoodput"] | null;
+            knee: components["schemas"]["Knee"] | null;
+        };
+        /** @enum {string} */
+        LoadModeEnum: "concurrency" | "request_rate";
+        /**
+         * @description What each job of a load experiment sends: one sweep of load points (``runs_per_job`` does not apply).
+         *
+         *     Attributes:
+         *         mode: ``concurrency`` (closed loop) or ``request_rate`` (open loop).
+         *         points: The load points in sweep order: concurrency levels, or request rates (``"inf"``: all at once).
+         *         requests_per_point: Measured requests per point plus its warm-up (absent for points sized by time).
+         *         duration_s_per_point: Seconds per point (absent for points sized by a request count).
+         *         warmup_requests: Warm-up requests before each point (not measured).
+         *         requests_per_job: Requests each job sends at most: points x (num_requests + warm-up); absent when the
+         *             points are sized by time (a point then sends as many as fit in ``duration_s_per_point``).
+         *         summary: The same in words.
+         */
+        LoadPlan: {
+            mode: string;
+            points: (number | string)[];
+            /** @default null */
+            requests_per_point?: number | null;
+            /** @default null */
+            duration_s_per_point?: number | null;
+            /** @default 0 */
+            warmup_requests?: number;
+            /** @default null */
+            requests_per_job?: number | null;
+            summary: string;
+        };
+        /**
+         * @description What the agent measured at one load point (the server derives every figure from ``requests``).
+         *
+         *     Attributes:
+         *         index: 0-based position in the sweep.
+         *         concurrency: The point's concurrency (closed loop).
+         *         request_rate: The point's rate, requests/s, or ``"inf"`` (open loop).
+         *         duration_s: From the first send to the last request's end (``vllm bench serve``'s benchmark duration).
+         *         requests: Every measured request (warm-up excluded), in send order.
+         *         warmup_requests: Warm-up requests sent before the point.
+         *         power_w: Mean accelerator (else host) power over the point, where telemetry has it.
+         *         energy_j: Energy over the point, where telemetry has it.
+         *         power_source: What ``power_w`` measured (``nvml``, ``rocm-smi``, ``rapl`` ...).
+         *         overhead: The generator's own cost.
+         *         notes: Caveats (an endpoint without ``ignore_eos``, token counts from chunks ...).
+         */
+        LoadPointRun: {
+            index: number;
+            /** @default null */
+            concurrency?: number | null;
+            /** @default null */
+            request_rate?: (number | "inf") | null;
+            duration_s: number;
+            requests?: components["schemas"]["RequestRecord"][];
+            /** @default 0 */
+            warmup_requests?: number;
+            /** @default null */
+            power_w?: number | null;
+            /** @default null */
+            energy_j?: number | null;
+            /** @default null */
+            power_source?: string | null;
+            overhead?: components["schemas"]["GeneratorOverhead"];
+            notes?: string[];
+        };
+        /**
+         * @description A sweep of load points, run in the order given.
+         *
+         *     Exactly one of ``concurrency`` (closed loop: that many requests always in flight) and ``request_rate``
+         *     (open loop: arrivals at that rate, requests/s, or ``"inf"`` for all at once) lists the points. Exactly one of
+         *     ``num_requests`` and ``duration_s`` sizes each point.
+         *
+         *     Attributes:
+         *         concurrency: Concurrency levels.
+         *         request_rate: Request rates (requests/s) or ``"inf"``.
+         *         arrival: Arrival process of open-loop points.
+         *         burstiness: Gamma shape of ``gamma`` arrivals (1 is Poisson).
+         *         max_concurrency: Cap on requests in flight at open-loop points (``vllm bench serve --max-concurrency``).
+         *         num_requests: Measured requests per point.
+         *         duration_s: Seconds per point (requests are sent until then; those in flight are awaited).
+         *         warmup_requests: Requests sent before each point and left out of its figures.
+         *         seed: Random seed of arrivals and prompt order (same seed, same schedule on every agent).
+         *         request_timeout_s: A request still unfinished after this long counts as timed out.
+         *         slo: Latency targets for goodput and saturation.
+         *         prompts: Where prompts come from.
+         *         early_stop: When to stop the sweep early.
+         */
+        LoadSpec: {
+            /** @default null */
+            concurrency?: number[] | null;
+            /** @default null */
+            request_rate?: (number | "inf")[] | null;
+            /** @default poisson */
+            arrival?: components["schemas"]["Arrival"];
+            /** @default 1 */
+            burstiness?: number;
+            /** @default null */
+            max_concurrency?: number | null;
+            /** @default null */
+            num_requests?: number | null;
+            /** @default null */
+            duration_s?: number | null;
+            /** @default 0 */
+            warmup_requests?: number;
+            /** @default 0 */
+            seed?: number;
+            /** @default 600 */
+            request_timeout_s?: number;
+            /** @default null */
+            slo?: components["schemas"]["ServiceLevelObjectives"] | null;
+            prompts?: components["schemas"]["PromptSpec"];
+            early_stop?: components["schemas"]["EarlyStop"];
+        };
+        /**
+         * @description A sweep of load points, run in the order given.
+         *
+         *     Exactly one of ``concurrency`` (closed loop: that many requests always in flight) and ``request_rate``
+         *     (open loop: arrivals at that rate, requests/s, or ``"inf"`` for all at once) lists the points. Exactly one of
+         *     ``num_requests`` and ``duration_s`` sizes each point.
+         *
+         *     Attributes:
+         *         concurrency: Concurrency levels.
+         *         request_rate: Request rates (requests/s) or ``"inf"``.
+         *         arrival: Arrival process of open-loop points.
+         *         burstiness: Gamma shape of ``gamma`` arrivals (1 is Poisson).
+         *         max_concurrency: Cap on requests in flight at open-loop points (``vllm bench serve --max-concurrency``).
+         *         num_requests: Measured requests per point.
+         *         duration_s: Seconds per point (requests are sent until then; those in flight are awaited).
+         *         warmup_requests: Requests sent before each point and left out of its figures.
+         *         seed: Random seed of arrivals and prompt order (same seed, same schedule on every agent).
+         *         request_timeout_s: A request still unfinished after this long counts as timed out.
+         *         slo: Latency targets for goodput and saturation.
+         *         prompts: Where prompts come from.
+         *         early_stop: When to stop the sweep early.
+         */
+        LoadSpecRequest: {
+            /** @default null */
+            concurrency?: number[] | null;
+            /** @default null */
+            request_rate?: (number | "inf")[] | null;
+            /** @default poisson */
+            arrival?: components["schemas"]["Arrival"];
+            /** @default 1 */
+            burstiness?: number;
+            /** @default null */
+            max_concurrency?: number | null;
+            /** @default null */
+            num_requests?: number | null;
+            /** @default null */
+            duration_s?: number | null;
+            /** @default 0 */
+            warmup_requests?: number;
+            /** @default 0 */
+            seed?: number;
+            /** @default 600 */
+            request_timeout_s?: number;
+            /** @default null */
+            slo?: components["schemas"]["ServiceLevelObjectives"] | null;
+            prompts?: components["schemas"]["PromptSpec"];
+            early_stop?: components["schemas"]["EarlyStop"];
+        };
+        /**
+         * @description A job's sweep: the points run, in order, and why it stopped early (if it did).
+         *
+         *     Attributes:
+         *         mode: ``concurrency`` or ``request_rate``.
+         *         spec: The load spec the job ran.
+         *         points: The points run.
+         *         stopped_early: Why the sweep stopped before its last point (None when it ran them all).
+         *         method: How the runtime made the load: ``http`` (streaming requests to an OpenAI-compatible endpoint)
+         *             or ``batch`` (white-box ``generate`` on a batch of that size: concurrency sweeps only).
+         */
+        LoadSweepRun: {
+            mode: components["schemas"]["LoadModeEnum"];
+            spec: components["schemas"]["LoadSpec"];
+            points?: components["schemas"]["LoadPointRun"][];
+            /** @default null */
+            stopped_early?: string | null;
+            /** @default http */
+            method?: components["schemas"]["MethodEnum"];
+        };
+        /**
          * @description An inference server on (or next to) the agent's host, as the agent last found it.
          *
          *     The operator names servers (``--endpoint vllm=http://127.0.0.1:8000``) or lets the agent probe the usual
@@ -1941,6 +2314,25 @@ export interface components {
         LoginThrottled: {
             detail: string;
         };
+        /**
+         * @description Among the points that meet the objectives, the one with the highest goodput.
+         *
+         *     Attributes:
+         *         index: Its position in the sweep.
+         *         load: Its concurrency or request rate.
+         *         goodput: Its requests/s that met every objective.
+         *         output_throughput: Its output tokens/s.
+         *         output_tokens_per_dollar: Its output tokens per dollar (null without a cost per hour).
+         *         output_tokens_per_joule: Its output tokens per joule (null without telemetry).
+         */
+        MaxGoodput: {
+            index: number;
+            load: (number | "inf") | null;
+            goodput: number | null;
+            output_throughput: number | null;
+            output_tokens_per_dollar: number | null;
+            output_tokens_per_joule: number | null;
+        };
         /** @description System memory in bytes. */
         MemoryInfo: {
             /** @default 0 */
@@ -1950,6 +2342,8 @@ export interface components {
             /** @default null */
             swap_total_bytes?: number | null;
         };
+        /** @enum {string} */
+        MethodEnum: "http" | "batch";
         /**
          * @description Name, unit and direction of a metric present in some results.
          *
@@ -2113,11 +2507,12 @@ export interface components {
          *         error: Error text when the job failed.
          *         started_at: Start time.
          *         finished_at: End time.
+         *         load: The load sweep's points and raw per-request timings (jobs with a load spec; ``runs`` is empty).
          */
         MultiRunJobResultRequest: {
             /** @default job.result */
             type?: components["schemas"]["MultiRunJobResultTypeEnum"];
-            /** @default 1.1 */
+            /** @default 1.2 */
             protocol_version?: string;
             job_id: string;
             /** @default 1 */
@@ -2165,6 +2560,8 @@ export interface components {
              * @default null
              */
             finished_at?: string | null;
+            /** @default null */
+            load?: components["schemas"]["LoadSweepRun"] | null;
         };
         /** @enum {string} */
         MultiRunJobResultTypeEnum: "job.result";
@@ -2233,6 +2630,23 @@ export interface components {
             /** @default 3 */
             runs_per_job?: number;
             requested_metrics?: string[];
+            /** @description A load sweep each job runs instead of sequential runs (serving under load): concurrency levels or request rates, each point sized by num_requests or duration_s. A load job is one sweep: runs_per_job is ignored for it. Only generation tasks take one; white-box runtimes sweep concurrency (batch sizes). */
+            load?: components["schemas"]["LoadSpecRequest"] | null;
+        };
+        /**
+         * @description The point with the highest output throughput.
+         *
+         *     Attributes:
+         *         index: Its position in the sweep.
+         *         load: Its concurrency or request rate.
+         *         request_throughput: Its completed requests/s.
+         *         output_throughput: Its output tokens/s.
+         */
+        Peak: {
+            index: number;
+            load: (number | "inf") | null;
+            request_throughput: number | null;
+            output_throughput: number | null;
         };
         /**
          * @description One measured peak: the best repeat of a hardware benchmark figure (best-of-N, as STREAM reports it).
@@ -2276,6 +2690,7 @@ export interface components {
          *         unrunnable: The combinations no selected agent can run.
          *         excluded: Every selected agent left out of a combination (also where another agent runs it).
          *         job_count: Number of jobs.
+         *         load: What each job sends, for an experiment with a load sweep (absent otherwise).
          */
         Plan: {
             jobs?: components["schemas"]["PlannedJob"][];
@@ -2283,6 +2698,8 @@ export interface components {
             excluded?: components["schemas"]["Excluded"][];
             /** @default 0 */
             job_count?: number;
+            /** @default null */
+            load?: components["schemas"]["LoadPlan"] | null;
         };
         /**
          * @description A job the plan makes: a model and a runtime on one agent.
@@ -2307,6 +2724,110 @@ export interface components {
             job?: number | null;
         };
         /**
+         * @description The figures of one load point, computed by the server from the point's raw requests.
+         *
+         *     The definitions are ``vllm bench serve``'s (see :mod:`common.loadmetrics`); a figure that could not be
+         *     computed (no completed request, no telemetry, no objectives, no cost) is null.
+         *
+         *     Attributes:
+         *         index: Position in the sweep.
+         *         concurrency: Concurrency of a closed-loop point.
+         *         request_rate: Request rate of an open-loop point (``"inf"``: all at once).
+         *         completed: Requests that succeeded.
+         *         failed: Requests that failed (timeouts apart).
+         *         timed_out: Requests past the spec's ``request_timeout_s``.
+         *         error_rate: (failed + timed out) / requests.
+         *         duration_s: First send to last request's end.
+         *         total_input_tokens: Prompt tokens of the completed requests.
+         *         total_output_tokens: Output tokens of the completed requests.
+         *         request_throughput: Completed requests/s.
+         *         output_throughput: Output tokens/s.
+         *         total_token_throughput: Prompt and output tokens/s.
+         *         goodput: Completed requests/s that met every objective (null without objectives).
+         *         achieved_concurrency: Mean requests in flight (Little's law).
+         *         slo_met: The point meets the objectives at their percentile (null without objectives).
+         *         ttft_s: Time to first token.
+         *         tpot_s: Time per output token after the first.
+         *         itl_s: Gaps between streamed chunks.
+         *         e2e_s: End-to-end latency.
+         *         power_w: Mean power over the point.
+         *         energy_j: Energy over the point.
+         *         energy_per_output_token_j: Joules per output token.
+         *         output_tokens_per_joule: Output tokens per joule.
+         *         output_tokens_per_dollar: Output tokens per dollar of the agent's ``cost_per_hour``.
+         */
+        PointFigures: {
+            index: number;
+            concurrency: number | null;
+            request_rate: (number | "inf") | null;
+            completed: number;
+            failed: number;
+            timed_out: number;
+            error_rate: number | null;
+            duration_s: number;
+            total_input_tokens: number;
+            total_output_tokens: number;
+            request_throughput: number | null;
+            output_throughput: number | null;
+            total_token_throughput: number | null;
+            goodput: number | null;
+            achieved_concurrency: number | null;
+            slo_met: boolean | null;
+            ttft_s: components["schemas"]["Distribution"] | null;
+            tpot_s: components["schemas"]["Distribution"] | null;
+            itl_s: components["schemas"]["Distribution"] | null;
+            e2e_s: components["schemas"]["Distribution"] | null;
+            power_w: number | null;
+            energy_j: number | null;
+            energy_per_output_token_j: number | null;
+            output_tokens_per_joule: number | null;
+            output_tokens_per_dollar: number | null;
+        };
+        /**
+         * @description The per-request series of a point's completed requests, for distributions (seconds, send order).
+         *
+         *     Attributes:
+         *         ttft_s: One value per completed request.
+         *         tpot_s: One value per completed request with more than one output token.
+         *         itl_s: Every gap between streamed chunks, requests pooled in send order.
+         *         e2e_s: One value per completed request.
+         */
+        PointRaw: {
+            ttft_s: number[];
+            tpot_s: number[];
+            itl_s: number[];
+            e2e_s: number[];
+        };
+        /** @description A point's figures and its raw per-request series. */
+        PointWithRaw: {
+            index: number;
+            concurrency: number | null;
+            request_rate: (number | "inf") | null;
+            completed: number;
+            failed: number;
+            timed_out: number;
+            error_rate: number | null;
+            duration_s: number;
+            total_input_tokens: number;
+            total_output_tokens: number;
+            request_throughput: number | null;
+            output_throughput: number | null;
+            total_token_throughput: number | null;
+            goodput: number | null;
+            achieved_concurrency: number | null;
+            slo_met: boolean | null;
+            ttft_s: components["schemas"]["Distribution"] | null;
+            tpot_s: components["schemas"]["Distribution"] | null;
+            itl_s: components["schemas"]["Distribution"] | null;
+            e2e_s: components["schemas"]["Distribution"] | null;
+            power_w: number | null;
+            energy_j: number | null;
+            energy_per_output_token_j: number | null;
+            output_tokens_per_joule: number | null;
+            output_tokens_per_dollar: number | null;
+            raw: components["schemas"]["PointRaw"];
+        };
+        /**
          * @description Outcome of one detection probe; a failed probe is reported, never fatal.
          *
          *     Attributes:
@@ -2325,6 +2846,37 @@ export interface components {
         };
         ProgressAccepted: {
             accepted: boolean;
+        };
+        /**
+         * @description Where the prompts of a sweep come from.
+         * @enum {string}
+         */
+        PromptSource: "task" | "jsonl" | "synthetic";
+        /**
+         * @description The prompts of a sweep.
+         *
+         *     Attributes:
+         *         source: Task samples, a JSONL file on the agent, or synthetic prompts.
+         *         path: JSONL file on the agent (``jsonl`` only): relative to the agent's data directory or inside a
+         *             directory the operator allowed; each line an object with a ``prompt`` string (and optionally
+         *             ``output_tokens``).
+         *         input_tokens: Prompt length in tokens (``synthetic`` only; measured with the model's tokenizer where the
+         *             agent has it).
+         *         output_tokens: Tokens to generate per request (``max_tokens``); the task's ``max_new_tokens`` when unset.
+         *         ignore_eos: Ask the server to keep generating past EOS so every request yields ``output_tokens`` (vLLM's
+         *             ``ignore_eos``; servers without it stop at EOS and the notes say so). Default: on for synthetic.
+         */
+        PromptSpec: {
+            /** @default task */
+            source?: components["schemas"]["PromptSource"];
+            /** @default null */
+            path?: string | null;
+            /** @default null */
+            input_tokens?: number | null;
+            /** @default null */
+            output_tokens?: number | null;
+            /** @default null */
+            ignore_eos?: boolean | null;
         };
         /**
          * @description What a pull agent receives when its announce is accepted (a push agent gets it through ``/register``).
@@ -2364,6 +2916,40 @@ export interface components {
         };
         /** @enum {string} */
         ReachRequestTypeEnum: "agent.reach";
+        /**
+         * @description One measured request of a load point: raw timings on the generator's monotonic clock.
+         *
+         *     Times are seconds from the point's start (its first scheduled send). A request that failed keeps what it
+         *     got before failing.
+         *
+         *     Attributes:
+         *         scheduled_s: When the arrival schedule wanted it sent (closed loop: when a slot freed).
+         *         sent_s: When it was sent.
+         *         ttft_s: Time to first token (first chunk with text), from ``sent_s``.
+         *         e2e_s: End-to-end latency, from ``sent_s`` to the last chunk (the final EOS step included).
+         *         itl_s: Gaps between consecutive chunks with text (``vllm bench serve``'s ``itl``).
+         *         prompt_tokens: Prompt tokens (the server's usage, else the agent's tokenizer, else None).
+         *         output_tokens: Output tokens (the server's usage, else chunks with text).
+         *         error: Why it failed (None when it succeeded).
+         *         timed_out: It passed ``request_timeout_s``.
+         */
+        RequestRecord: {
+            scheduled_s: number;
+            sent_s: number;
+            /** @default null */
+            ttft_s?: number | null;
+            /** @default null */
+            e2e_s?: number | null;
+            itl_s?: number[];
+            /** @default null */
+            prompt_tokens?: number | null;
+            /** @default null */
+            output_tokens?: number | null;
+            /** @default null */
+            error?: string | null;
+            /** @default false */
+            timed_out?: boolean;
+        };
         /**
          * @description Statistics of one latency of one job over every request (``scope`` is ``request``).
          *
@@ -2445,6 +3031,8 @@ export interface components {
          *         served_models: For a runtime that reaches a server on the agent's host (gray box): the model names its
          *             answering servers serve (``GET /v1/models``); a job for another model cannot run here. None for
          *             runtimes that load models themselves or reach remote endpoints.
+         *         load_modes: The load sweeps it can run (``concurrency``, ``request_rate``); empty when it cannot sweep
+         *             (an agent older than load sweeps sends none).
          */
         RuntimeCapability: {
             name: string;
@@ -2458,6 +3046,7 @@ export interface components {
             };
             /** @default null */
             served_models?: string[] | null;
+            load_modes?: string[];
         };
         /** @description ``{"name": ..., "params": {...}}`` of a runtime. */
         RuntimeInput: {
@@ -2548,6 +3137,31 @@ export interface components {
          * @enum {string}
          */
         ScoringStatusEnum: "scoring" | "scored" | "failed";
+        /**
+         * @description Latency targets: a request is *good* when it meets every target given (``vllm bench serve --goodput``).
+         *
+         *     A load point *meets* the objectives when the ``percentile`` of each targeted figure is within its target
+         *     and its error rate is at most ``max_error_rate``.
+         *
+         *     Attributes:
+         *         ttft_ms: Time to first token, milliseconds.
+         *         tpot_ms: Time per output token after the first, milliseconds.
+         *         e2e_ms: End-to-end request latency, milliseconds.
+         *         percentile: The percentile a load point is judged at (e.g. 99 for p99).
+         *         max_error_rate: Largest share of failed requests a point may have and still meet the objectives.
+         */
+        ServiceLevelObjectives: {
+            /** @default null */
+            ttft_ms?: number | null;
+            /** @default null */
+            tpot_ms?: number | null;
+            /** @default null */
+            e2e_ms?: number | null;
+            /** @default 99 */
+            percentile?: number;
+            /** @default 0 */
+            max_error_rate?: number;
+        };
         SessionNotLoggedIn: {
             detail: string;
         };
@@ -2727,7 +3341,7 @@ export interface components {
         WorkRequestRequest: {
             /** @default agent.work */
             type?: components["schemas"]["WorkRequestTypeEnum"];
-            /** @default 1.1 */
+            /** @default 1.2 */
             protocol_version?: string;
             agent_id: string;
             /** @default idle */
@@ -4351,6 +4965,8 @@ export interface operations {
         parameters: {
             query?: {
                 format?: "csv" | "json";
+                /** @description runs: every raw run; load_points: one row per (job, load point) of a load sweep, with its figures (CSV: latencies flattened, ttft_s_p99 ...); load_requests: one row per measured request of a load sweep, with its raw times */
+                kind?: "load_points" | "load_requests" | "runs";
             };
             header?: never;
             path: {
@@ -4376,6 +4992,54 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ValidationErrors"];
+                };
+            };
+            /** @description No or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    v1_experiments_load_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExperimentLoad"];
                 };
             };
             /** @description No or invalid credentials */
@@ -4722,6 +5386,54 @@ export interface operations {
             };
         };
     };
+    v1_jobs_load_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobLoadCell"];
+                };
+            };
+            /** @description No or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     v1_jobs_progress_create: {
         parameters: {
             query?: never;
@@ -4853,6 +5565,14 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
