@@ -31,8 +31,12 @@ its schedule, the process's CPU time over the point, and the mean time spent han
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import importlib
 import json
 import random
+import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -50,7 +54,9 @@ from common.protocol.load import GeneratorOverhead, LoadPointRun, LoadSpec, Requ
 __all__ = [
     "CANCELLED",
     "CHUNK_COUNT_NOTE",
+    "LANE",
     "NO_TEXT",
+    "LaneTransport",
     "LoadPrompt",
     "LoadTarget",
     "client_limits",
@@ -63,6 +69,12 @@ CANCELLED = "cancelled"
 NO_TEXT = "the endpoint streamed no text"
 #: Note of a point where some request's output tokens were counted as chunks (no usage from the endpoint).
 CHUNK_COUNT_NOTE = "the endpoint sent no usage for some requests: their output_tokens count chunks with text"
+#: Request extension naming the lane (:class:`LaneTransport`) a request goes through.
+LANE = "ruckus_lane"
+#: Modules httpx imports at its first request (its HTTP/1.1 machinery and the event loop backend): most of a second
+#: on a busy host, which would fall inside the first request's TTFT and stall every request behind it.
+_HTTP_STACK = ("h11", "httpcore._async.connection_pool", "httpcore._backends.auto", "httpcore._backends.anyio",
+               "anyio._backends._asyncio")  # fmt: skip
 #: How often a running point asks ``should_stop`` while requests are in flight, seconds.
 _STOP_POLL_S = 0.05
 
@@ -114,6 +126,63 @@ def client_limits(max_in_flight: int | None) -> httpx.Limits:
     if max_in_flight is None:
         return httpx.Limits(max_connections=None, max_keepalive_connections=None)
     return httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+
+
+class LaneTransport(httpx.AsyncBaseTransport):
+    """Connections in lanes: each lane its own small connection pool, so that the cost of a request stays flat.
+
+    httpx's connection pool checks every connection it holds on every request and every response it releases (a
+    list of its idle connections per connection, a ``poll`` of each idle socket): at 64 connections and more that
+    work grows with the square of the concurrency and, on a small host, delays the very chunks being timed. The
+    generator sends each request on a lane (the closed loop's worker, or a free slot of the open loop) named by the
+    request extension :data:`LANE`; this transport gives every lane a pool of its own, which holds one connection
+    since a lane carries one request at a time. A request without a lane goes through lane ``None``, an ordinary
+    pool. Use it as the innermost transport (e.g. the ``inner`` transport of the agent's pinned client).
+
+    Args:
+        factory: Makes the pool of a new lane (default: an ``httpx.AsyncHTTPTransport`` sharing one TLS context with
+            the other lanes: building a context reads the CA bundle, a tenth of a second of CPU that would stall
+            the event loop, and every request in flight with it, at each new lane).
+    """
+
+    def __init__(self, factory: Callable[[], httpx.AsyncBaseTransport] | None = None) -> None:
+        self._factory = factory or self._default_pool
+        # Built now, with the client, not at the first request: it would stall that request and all behind it.
+        _import_http_stack()
+        self._tls = ssl.create_default_context() if factory is None else None
+        self._lanes: dict[object, httpx.AsyncBaseTransport] = {}
+
+    def _default_pool(self) -> httpx.AsyncBaseTransport:
+        """A lane's pool: no limits (a lane holds one request at a time), the shared TLS context."""
+        return httpx.AsyncHTTPTransport(verify=self._tls or True)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send the request on its lane's pool.
+
+        Args:
+            request: The request; its extension :data:`LANE` names the lane.
+
+        Returns:
+            The response.
+        """
+        lane = request.extensions.get(LANE)
+        pool = self._lanes.get(lane)
+        if pool is None:
+            pool = self._lanes[lane] = self._factory()
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Close every lane's pool."""
+        lanes, self._lanes = list(self._lanes.values()), {}
+        for pool in lanes:
+            await pool.aclose()
+
+
+def _import_http_stack() -> None:
+    """Import what httpx would import at its first request, before any point's clock starts."""
+    for name in _HTTP_STACK:
+        with contextlib.suppress(ImportError):  # another httpx version, other modules: the first request pays
+            importlib.import_module(name)
 
 
 class _Flight:
@@ -176,6 +245,27 @@ def _count(value: Any) -> int | None:
     return value
 
 
+class _LaneIds:
+    """Free lane numbers, lowest first (so that a point reuses the lanes, and connections, of the one before)."""
+
+    __slots__ = ("_free", "_next")
+
+    def __init__(self) -> None:
+        self._free: list[int] = []
+        self._next = 0
+
+    def take(self) -> int:
+        """A free lane."""
+        if self._free:
+            return heapq.heappop(self._free)
+        self._next += 1
+        return self._next - 1
+
+    def give(self, lane: int) -> None:
+        """Free a lane."""
+        heapq.heappush(self._free, lane)
+
+
 class _Handling:
     """Time spent handling streamed lines (parse and record), summed over a point."""
 
@@ -192,6 +282,7 @@ async def _send(
     flight: _Flight,
     timeout_s: float,
     handling: _Handling | None,
+    lane: int | None = None,
 ) -> None:
     """Send one request and stream its answer into ``flight`` (errors are recorded there, never raised).
 
@@ -204,37 +295,28 @@ async def _send(
     flight.sent = perf()
     try:
         async with asyncio.timeout(timeout_s):
-            async with client.stream("POST", target.url, content=content, headers=headers) as resp:
+            async with client.stream(
+                "POST", target.url, content=content, headers=headers, extensions={LANE: lane}
+            ) as resp:
                 if not resp.is_success:
                     # The status alone: nothing the endpoint sent is repeated (redirects are never followed).
                     flight.error = f"endpoint answered HTTP {resp.status_code}"
                     return
+                # Lines are split here from the bytes as they arrive (one timestamp per network read, before any
+                # parsing), rather than by httpx's text and line decoders, which cost more per line than the rest.
+                pending = b""
                 done = False
-                async for line in resp.aiter_lines():
+                async for data in resp.aiter_bytes():
                     now = perf()
-                    if done or not line.startswith("data:"):
-                        continue  # SSE comments, event names and keep-alives; anything after [DONE]
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        # Read on to the end of the response (it ends here): a response left unread closes its
-                        # connection, and the next request would pay for a new one inside its TTFT.
-                        done = True
-                        continue
-                    step = read_chunk(data)
-                    if step.usage is not None:
-                        flight.usage = step.usage
-                    if step.has_choice:
-                        flight.last_step = now
-                    if step.text:
-                        if flight.first is None:
-                            flight.first = now
-                        else:
-                            flight.itl.append(now - flight.last_text)  # type: ignore[operator]
-                        flight.last_text = now
-                        flight.chunks += 1
-                    if handling is not None:
-                        handling.seconds += perf() - now
-                        handling.lines += 1
+                    lines = (pending + data).split(b"\n")
+                    pending = lines.pop()
+                    if not done:
+                        done = _take_lines(lines, now, flight)
+                        if handling is not None:
+                            handling.seconds += perf() - now
+                            handling.lines += len(lines)
+                    # After [DONE], read on to the end of the response (it ends there): a response left unread
+                    # closes its connection, and the next request would pay for a new one inside its TTFT.
     except asyncio.CancelledError:
         flight.error = CANCELLED  # the point was stopped while this request was in flight
         raise
@@ -248,6 +330,33 @@ async def _send(
         flight.error = CONNECTION_FAILED
     finally:
         flight.ended = perf()
+
+
+def _take_lines(lines: list[bytes], now: float, flight: _Flight) -> bool:
+    """Record the SSE lines of one network read, all arrived at ``now``; True once ``[DONE]`` was among them.
+
+    Raises:
+        RequestError: A malformed chunk.
+    """
+    for raw in lines:
+        if not raw.startswith(b"data:"):
+            continue  # SSE comments, event names, keep-alives and the blank lines between events
+        data = raw[5:].strip()
+        if data == b"[DONE]":
+            return True
+        step = read_chunk(data.decode("utf-8", "replace"))
+        if step.usage is not None:
+            flight.usage = step.usage
+        if step.has_choice:
+            flight.last_step = now
+        if step.text:
+            if flight.first is None:
+                flight.first = now
+            else:
+                flight.itl.append(now - flight.last_text)  # type: ignore[operator]
+            flight.last_text = now
+            flight.chunks += 1
+    return False
 
 
 def _prompt_order(prompts: Sequence[LoadPrompt], seed: int) -> Iterator[LoadPrompt]:
@@ -272,9 +381,15 @@ async def _warm_up(
         return
     slots = asyncio.Semaphore(max(1, width))
 
+    lanes = _LaneIds()
+
     async def one(prompt: LoadPrompt) -> None:
         async with slots:
-            await _send(client, target, _Flight(time.perf_counter(), prompt), timeout_s, None)
+            lane = lanes.take()
+            try:
+                await _send(client, target, _Flight(time.perf_counter(), prompt), timeout_s, None, lane)
+            finally:
+                lanes.give(lane)
 
     await asyncio.gather(*(one(next(prompts)) for _ in range(count)))
 
@@ -304,7 +419,7 @@ async def _closed_loop(
     """``workers`` workers, each sending its next request when its previous one ends."""
     remaining = [count]
 
-    async def worker() -> None:
+    async def worker(lane: int) -> None:
         perf = time.perf_counter
         while not stopped.is_set():
             now = perf()
@@ -316,9 +431,9 @@ async def _closed_loop(
                 remaining[0] -= 1
             flight = _Flight(now, next(prompts))  # scheduled: the moment its slot freed
             flights.append(flight)
-            await _send(client, target, flight, timeout_s, handling)
+            await _send(client, target, flight, timeout_s, handling, lane)
 
-    await asyncio.gather(*(worker() for _ in range(workers)))
+    await asyncio.gather(*(worker(lane) for lane in range(workers)))
 
 
 async def _open_loop(
@@ -340,10 +455,14 @@ async def _open_loop(
     pending: set[asyncio.Task[None]] = set()
     perf = time.perf_counter
 
+    lanes = _LaneIds()
+
     async def one(flight: _Flight) -> None:
+        lane = lanes.take()
         try:
-            await _send(client, target, flight, timeout_s, handling)
+            await _send(client, target, flight, timeout_s, handling, lane)
         finally:
+            lanes.give(lane)
             if slots is not None:
                 slots.release()
 
@@ -410,6 +529,7 @@ async def run_point(
     closed = spec.mode == "concurrency"
     if closed and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ValueError(f"concurrency: a closed-loop point needs a whole number of requests >= 1, got {value!r}")
+    _import_http_stack()
     order = _prompt_order(prompts, spec.seed)
     timeout_s = spec.request_timeout_s
     width = int(value) if closed else (spec.max_concurrency or spec.warmup_requests)

@@ -14,7 +14,8 @@ The defaults (TTFT, ITL, EOS step) are the process's arguments; a request's body
 
 Every request is recorded on the server's clock, ``time.perf_counter()`` (CLOCK_MONOTONIC on Linux, the same clock
 in every process, so the generator's and the stand-in's times are comparable): when its request line began to
-arrive, when its body was complete, and when each chunk was actually written to the socket. ``GET /_records``
+arrive, when its body was complete, when each chunk was actually written to the socket, and on which connection (a
+number, counting from 1). ``GET /_records``
 returns (and forgets) them, so that a test compares what the generator measured with what was really sent.
 """
 
@@ -45,9 +46,12 @@ class _Server:
         self.itl_s = itl_s
         self.eos_step_s = eos_step_s
         self.records: list[dict[str, Any]] = []
+        self.connections = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one connection: requests one after another (keep-alive) until the client closes it."""
+        self.connections += 1
+        connection = self.connections
         try:
             while True:
                 line = await reader.readline()
@@ -68,11 +72,13 @@ class _Server:
                 if method == "GET" and path.startswith("/_records"):
                     payload = json.dumps(self.records).encode()
                     self.records = []
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                 b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload))  # fmt: skip
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload)
+                    )
                     await writer.drain()
                     continue
-                if not await self._complete(path, json.loads(body or b"{}"), started, arrived, writer):
+                if not await self._complete(path, json.loads(body or b"{}"), started, arrived, writer, connection):
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
             return
@@ -80,7 +86,13 @@ class _Server:
             writer.close()
 
     async def _complete(
-        self, path: str, body: dict[str, Any], started: float, arrived: float, writer: asyncio.StreamWriter
+        self,
+        path: str,
+        body: dict[str, Any],
+        started: float,
+        arrived: float,
+        writer: asyncio.StreamWriter,
+        connection: int,
     ) -> bool:
         """Stream one completion; False when the connection was dropped on purpose."""
         opts = body.get("standin") or {}
@@ -88,14 +100,24 @@ class _Server:
         itl = float(opts.get("itl_s", self.itl_s))
         tokens = int(opts.get("tokens", body.get("max_tokens") or 16))
         eos_step = opts.get("eos_step_s", self.eos_step_s)
-        record: dict[str, Any] = {"id": opts.get("id"), "started": started, "arrived": arrived, "sends": [],
-                                  "due": [], "eos": None, "role": None}  # fmt: skip
+        record: dict[str, Any] = {
+            "id": opts.get("id"),
+            "started": started,
+            "arrived": arrived,
+            "sends": [],
+            "due": [],
+            "eos": None,
+            "role": None,
+            "connection": connection,
+        }
         self.records.append(record)
         status = int(opts.get("status", 200))
         if status != 200:
             payload = b'{"error": {"message": "stand-in refusal: secret-ish detail"}}'
-            writer.write(b"HTTP/1.1 %d Refused\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                         % (status, len(payload), payload))  # fmt: skip
+            writer.write(
+                b"HTTP/1.1 %d Refused\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (status, len(payload), payload)
+            )
             await writer.drain()
             return True
         chat = path.endswith("/chat/completions")
@@ -112,21 +134,29 @@ class _Server:
                 return False
             due = arrived + ttft + k * itl
             await _sleep_until(due)
-            choice = ({"index": 0, "delta": {"content": f" t{k}"}, "finish_reason": None} if chat
-                      else {"index": 0, "text": f" t{k}", "finish_reason": None})  # fmt: skip
+            choice = (
+                {"index": 0, "delta": {"content": f" t{k}"}, "finish_reason": None}
+                if chat
+                else {"index": 0, "text": f" t{k}", "finish_reason": None}
+            )
             record["due"].append(due)
             record["sends"].append(time.perf_counter())
             self._event(writer, {"choices": [choice]})
             await writer.drain()
         if eos_step is not None:
             await _sleep_until(arrived + ttft + (tokens - 1) * itl + float(eos_step))
-            choice = ({"index": 0, "delta": {}, "finish_reason": "length"} if chat
-                      else {"index": 0, "text": "", "finish_reason": "length"})  # fmt: skip
+            choice = (
+                {"index": 0, "delta": {}, "finish_reason": "length"}
+                if chat
+                else {"index": 0, "text": "", "finish_reason": "length"}
+            )
             record["eos"] = time.perf_counter()
             self._event(writer, {"choices": [choice]})
         if opts.get("usage", True):
-            self._event(writer, {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": tokens,
-                                                          "total_tokens": 7 + tokens}})  # fmt: skip
+            self._event(
+                writer,
+                {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": tokens, "total_tokens": 7 + tokens}},
+            )
         writer.write(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
         await writer.drain()
         return True
@@ -167,8 +197,9 @@ class StandinEndpoint:
         args = [sys.executable, "-m", "tests.agent.standin_endpoint", "--ttft", str(ttft_s), "--itl", str(itl_s)]
         if eos_step_s is not None:
             args += ["--eos-step", str(eos_step_s)]
-        self.process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                                        env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+        self.process = subprocess.Popen(
+            args, cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
         line = self.process.stdout.readline() if self.process.stdout else ""
         if not line.startswith("PORT "):
             self.process.kill()
