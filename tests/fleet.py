@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,7 +162,8 @@ class Fleet:
         self._spawn(name, [sys.executable, "manage.py", "run_scheduler", "--interval",
                            str(self.timing.scheduler_interval_s)], self.server_env())
 
-    def start_agent(self, name: str, host: str, *, mode: str = "push", wait: bool = True) -> AgentProc:
+    def start_agent(self, name: str, host: str, *, mode: str = "push", wait: bool = True,
+                    extra: Sequence[str] = ()) -> AgentProc:
         """Start an agent on a host of the lab (a pull agent is put behind a NAT first).
 
         Args:
@@ -171,6 +172,7 @@ class Fleet:
             mode: ``push`` (listens on the host's address; register it with :meth:`register`) or ``pull``
                 (announces itself; its API stays on the host's loopback).
             wait: Wait until a push agent answers its health check / a pull agent appears on the server.
+            extra: More ``ruckus-agent serve`` options (``--allow-endpoint URL`` ...).
 
         Returns:
             The agent.
@@ -187,6 +189,7 @@ class Fleet:
             argv += ["--pull", "--host", "127.0.0.1", "--server", self.base, "--registration-key", REGISTRATION_KEY]
         else:
             argv += ["--host", self.lab.hosts[host].address]
+        argv += list(extra)
         agent.proc = self._spawn(name, argv, self.agent_env(), host=host)
         if wait:
             if mode == "pull":
