@@ -249,3 +249,36 @@ def test_bad_input_names_the_field(runtime):
         run_batch_point(runtime, [], index=0, spec=_spec(), value=1, should_stop=never)
     with pytest.raises(ValueError, match=r"prompts\[0\]"):
         run_batch_point(runtime, [_prompt("a", 0)], index=0, spec=_spec(), value=1, should_stop=never)
+
+
+@pytest.mark.slow
+def test_real_model_rows_match_their_unbatched_selves(smollm2_dir, tmp_path):
+    """SmolLM2 (a real chat template and EOS): left padding and the mask give every row its own greedy answer."""
+    import torch
+
+    threads = torch.get_num_threads()
+    params = {"name": "transformers", "params": {"device": "cpu", "threads": 1}}
+    request = JobRequest.model_validate(job_payload(smollm2_dir, model={"name": "smollm2", "path": str(smollm2_dir)},
+                                                    runtime=params))
+    rt = make_runtime(request, data_dir=tmp_path, policy=allowing(tmp_path, paths=(smollm2_dir.parent,)))
+    try:
+        rt.prepare()
+        rt.load()
+        questions = ["Say hi.", "What is the capital of France? Answer in one word.", "Count from one to twenty."]
+        prompts = [LoadPrompt(None, [{"role": "user", "content": q}], None, 12) for q in questions]
+        spec = _spec(num_requests=3)
+        alone = run_batch_point(rt, prompts, index=0, spec=spec, value=1, should_stop=never)
+        together = run_batch_point(rt, prompts, index=1, spec=spec, value=3, should_stop=never)
+    finally:
+        rt.close()
+        torch.set_num_threads(threads)
+    counts = [r.output_tokens for r in alone.requests]
+    # The prompts differ in length (padding), and one answer ends at its EOS before the limit.
+    assert len({r.prompt_tokens for r in together.requests}) == 3
+    assert min(counts) < 12
+    assert [r.output_tokens for r in together.requests] == counts
+    assert [r.prompt_tokens for r in together.requests] == [r.prompt_tokens for r in alone.requests]
+    for r in together.requests:
+        _check_request(r, r.output_tokens)
+    short = min(together.requests, key=lambda r: r.output_tokens)
+    assert short.e2e_s < max(r.e2e_s for r in together.requests)
