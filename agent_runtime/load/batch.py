@@ -180,9 +180,10 @@ def _generate_batch(
         runtime.model.generate(**kwargs)
     except Exception as exc:  # out of memory at a large batch is a result of the point, not a crash
         outcome.error = f"generate() failed at batch size {len(rows)}: {type(exc).__name__}: {exc}"
-        if runtime.device == "cuda":
-            torch.cuda.empty_cache()
     outcome.ended = time.perf_counter()
+    if outcome.error is not None and runtime.device == "cuda":
+        # Here, not in the handler: the exception's frames hold the failed batch's tensors until it is gone.
+        torch.cuda.empty_cache()
     return outcome
 
 
