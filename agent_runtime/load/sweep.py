@@ -199,11 +199,37 @@ class _Telemetry:
         return point.model_copy(update={"power_w": power, "energy_j": energy, "power_source": "nvml"})
 
 
+def _eos_note(point: LoadPointRun, spec: LoadSpec, prompts: Sequence[LoadPrompt]) -> str | None:
+    """Say so when requests asked to ignore EOS still ended before their ``output_tokens`` (measured, not assumed).
+
+    Args:
+        point: The finished point.
+        spec: The sweep.
+        prompts: The sweep's prompts (each request asked for at least the fewest ``output_tokens`` among them).
+
+    Returns:
+        The note, or None.
+    """
+    if not spec.prompts.wants_ignore_eos() or not prompts:
+        return None
+    floor = min(p.output_tokens for p in prompts)
+    short = sum(
+        1 for r in point.requests
+        if r.error is None and not r.timed_out and r.output_tokens is not None and r.output_tokens < floor
+    )
+    if not short:
+        return None
+    return (f"{short} of {len(point.requests)} requests ended before their output_tokens although ignore_eos was "
+            "asked for: the server does not honour it")
+
+
 def _finish_point(
     point: LoadPointRun, sweep: LoadSweepRun, figures: list[dict[str, Any]], notes: Sequence[str],
-    hooks: SweepHooks,
+    hooks: SweepHooks, prompts: Sequence[LoadPrompt],
 ) -> bool:
     """Keep a finished point (notes added, handed to ``on_point``), then say whether the sweep goes on."""
+    eos = _eos_note(point, sweep.spec, prompts)
+    notes = [*notes, eos] if eos else notes
     point = point.model_copy(update={"notes": [*point.notes, *(n for n in notes if n not in point.notes)]})
     hooks.on_point(point)
     sweep.points.append(point)
@@ -287,7 +313,7 @@ async def _http_sweep(
             if hooks.should_stop():
                 raise SweepStopped  # the point was cut short: dropped, like a partial run
             hooks.on_requests(len(point.requests))
-            if not _finish_point(point, sweep, figures, notes, hooks):
+            if not _finish_point(point, sweep, figures, notes, hooks, prompts):
                 return
 
 
@@ -316,7 +342,7 @@ def _batch_sweep(
         if hooks.should_stop():
             raise SweepStopped
         hooks.on_requests(len(point.requests))
-        if not _finish_point(point, sweep, figures, notes, hooks):
+        if not _finish_point(point, sweep, figures, notes, hooks, prompts):
             return
 
 

@@ -45,6 +45,7 @@ class StandIn:
         self.headers: list[dict] = []
         self.fail = False
         self.slow = 1.0
+        self.eos_after: int | None = None  # stop at "EOS" after this many tokens whatever ignore_eos says
         self.in_flight = 0
         self.max_in_flight = 0
         self.app = self._build()
@@ -58,6 +59,7 @@ class StandIn:
             standin.max_in_flight = max(standin.max_in_flight, standin.in_flight)
             try:
                 n = int(body.get("max_tokens") or 4)
+                n = min(n, standin.eos_after) if standin.eos_after is not None else n
                 for i in range(n):
                     await asyncio.sleep(standin.token_s * standin.slow)
                     part = {"delta": {"content": f"w{i} "}} if chat else {"text": f"w{i} "}
@@ -495,3 +497,15 @@ def test_async_pinned_client_connects_to_the_checked_address():
     [request] = seen
     assert request.url.host == "93.184.216.34" and request.headers["host"] == "api.example.test"
     assert request.extensions["sni_hostname"] == "api.example.test"
+
+
+def test_a_server_that_ignores_ignore_eos_is_noted(tmp_path, standin):
+    standin.eos_after = 2
+    engine = _engine(tmp_path, standin.url)
+    load = {"concurrency": [1], "num_requests": 3, "prompts": SYNTHETIC}
+    result = _run(engine, _load_job(standin.url, load)).result
+    assert result.status is AgentJobState.COMPLETED, result.error
+    [point] = result.load.points
+    assert all(r.output_tokens == 2 for r in point.requests)
+    assert ("3 of 3 requests ended before their output_tokens although ignore_eos was asked for: the server does "
+            "not honour it") in point.notes
