@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { act, cleanup, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
 import { MemoryRouter, Route, Routes } from "react-router-dom";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { api } from "../api/client";
 import { keys } from "../api/queries";
 import type { Experiment, Job } from "../api/models";
 import type { ServerEvent } from "../api/events";
@@ -76,17 +77,21 @@ function chartOption(label: string): { series: Record<string, unknown>[]; xAxis:
   return JSON.parse(el.getAttribute("data-option") ?? "{}");
 }
 
-const fetchMock = vi.fn();
+/** The API answering `data` (or refusing with `status` and `error`). */
+const answer = (data: unknown, status = 200, error?: unknown) =>
+  ({ ...(status < 300 ? { data } : { error }), response: new Response(null, { status }) }) as never;
+
+const spyGet = () => vi.spyOn(api, "GET");
+let get: ReturnType<typeof spyGet>;
 
 beforeEach(() => {
-  fetchMock.mockReset();
-  vi.stubGlobal("fetch", fetchMock);
+  get = spyGet();
 });
 
 afterEach(() => {
   cleanup();
   listeners.clear();
-  vi.unstubAllGlobals();
+  vi.restoreAllMocks();
   vi.useRealTimers();
 });
 
@@ -177,29 +182,29 @@ describe("the load sweep of an experiment", () => {
   it("shows no load panel for an experiment without a load", async () => {
     await renderPage(null, null);
     expect(screen.queryByText("Serving under load")).toBeNull();
-    expect(fetchMock).not.toHaveBeenCalled();
+    expect(get).not.toHaveBeenCalled();
   });
 
   it("reads a cell's raw latencies only when asked, and draws their histograms", async () => {
     const data = sweep();
     const detail: JobLoad = { ...(data.cells[0] as JobLoad), points: (data.cells[0]?.points ?? []).map((p) => ({
       ...p, raw: { ttft_s: [0.05, 0.06, 0.06, 0.07], tpot_s: [], itl_s: [], e2e_s: [] } })) };
-    fetchMock.mockResolvedValue(new Response(JSON.stringify(detail), { status: 200 }));
+    get.mockResolvedValue(answer(detail));
     await renderPage(SPEC, data);
-    expect(fetchMock).not.toHaveBeenCalled();
+    expect(get).not.toHaveBeenCalled();
     fireEvent.change(screen.getByLabelText("Cell"), { target: { value: "1" } });
     await waitFor(() => expect(document.querySelector('[data-chart="TTFT distribution"]')).not.toBeNull());
-    expect(fetchMock).toHaveBeenCalledWith("/api/v1/jobs/1/load/", expect.objectContaining({ credentials: "same-origin" }));
+    expect(get).toHaveBeenCalledWith("/api/v1/jobs/{id}/load/", { params: { path: { id: 1 } } });
     const bars = chartOption("TTFT distribution").series[0]?.data as number[];
     expect(bars.reduce((a, b) => a + b, 0)).toBe(4);
     expect(screen.getByText(/No values/)).toBeInTheDocument(); // ITL is empty at this point
     fireEvent.change(screen.getByLabelText("Load point"), { target: { value: "2" } });
     expect(screen.getByLabelText("Load point")).toHaveValue("2");
-    expect(fetchMock).toHaveBeenCalledTimes(1);
+    expect(get).toHaveBeenCalledTimes(1);
   });
 
   it("reads the sweep again after its jobs' updates, once for a burst", async () => {
-    fetchMock.mockImplementation(async () => new Response(JSON.stringify(sweep()), { status: 200 }));
+    get.mockResolvedValue(answer(sweep()));
     await renderPage(SPEC, sweep());
     vi.useFakeTimers();
     expect(listeners.size).toBeGreaterThan(0);
@@ -209,14 +214,14 @@ describe("the load sweep of an experiment", () => {
     update(1);
     update(2);
     update(3, 8); // another experiment's job
-    expect(fetchMock).not.toHaveBeenCalled();
+    expect(get).not.toHaveBeenCalled();
     await act(async () => { await vi.advanceTimersByTimeAsync(LOAD_REFRESH_MS); });
-    expect(fetchMock).toHaveBeenCalledTimes(1);
-    expect(fetchMock).toHaveBeenCalledWith("/api/v1/experiments/7/load/", expect.anything());
+    expect(get).toHaveBeenCalledTimes(1);
+    expect(get).toHaveBeenCalledWith("/api/v1/experiments/{id}/load/", { params: { path: { id: 7 } } });
   });
 
   it("shows a refusal of the sweep's figures with its message and a retry", async () => {
-    fetchMock.mockResolvedValue(new Response(JSON.stringify({ detail: "Not found." }), { status: 404, statusText: "Not Found" }));
+    get.mockResolvedValue(answer(null, 404, { detail: "Not found." }));
     await renderPage(SPEC, null);
     expect(await screen.findByText("The sweep's figures could not be read")).toBeInTheDocument();
     expect(screen.getByText("Not found.")).toBeInTheDocument();

@@ -4,7 +4,6 @@
  * Kept fresh while the jobs report.
  */
 import { useMemo, useState } from "react";
-import type { AnyStatus } from "../api/statuses";
 import { formatNumber } from "../lib/format";
 import {
   describeSlo, formatLoad, LATENCY_LABELS, modeLabel, pointLoad, specMode, specPoints, type ExperimentLoad,
@@ -85,7 +84,7 @@ export function LoadComparisonTable({ rows, hasSlo }: { rows: ComparisonRow[]; h
               <td className="mono small">{r.model}</td>
               <td>{r.runtime}</td>
               <td>{r.method}</td>
-              <td><StatusBadge status={r.status as AnyStatus} /></td>
+              <td><StatusBadge status={r.status} /></td>
               <td data-testid="points">{r.pointsRun}{r.pointsPlanned !== null ? ` / ${r.pointsPlanned}` : ""}</td>
               <td data-testid="max-goodput">
                 {r.maxGoodput ? <><strong>{formatNumber(r.maxGoodput.goodput)}</strong> <span className="muted small">at {r.maxGoodput.load}</span></>

@@ -2,178 +2,62 @@
  * Serving under load: the JSON shapes of a load sweep (the experiment's `load` spec and the figures the server
  * computes for each cell and load point), with the small helpers every view of them shares.
  *
- * The spec mirrors `common/protocol/load.py` (`LoadSpec`); the figures mirror `GET /experiments/{id}/load/` and
- * `GET /jobs/{id}/load/`, whose point dicts are `common.loadmetrics.point_figures`.
+ * The shapes are the generated API types (`schema.d.ts`): the spec is `common/protocol/load.py`'s `LoadSpec`; the
+ * figures are `GET /experiments/{id}/load/` and `GET /jobs/{id}/load/`, whose points are
+ * `common.loadmetrics.point_figures`.
  */
+import type { components } from "../api/schema";
+
+type S = components["schemas"];
 
 /** The two axes a sweep moves along. */
-export type LoadMode = "concurrency" | "request_rate";
+export type LoadMode = S["LoadModeEnum"];
 /** A request rate in requests/s, or "inf" (every request sent at once). */
 export type RequestRate = number | "inf";
 /** A load point's value: its concurrency or its request rate (the server may send "inf" as a string). */
 export type LoadValue = number | string;
 /** How open-loop requests arrive. */
-export type Arrival = "poisson" | "gamma" | "constant";
+export type Arrival = S["Arrival"];
 /** Where a sweep's prompts come from. */
-export type PromptSource = "task" | "jsonl" | "synthetic";
+export type PromptSource = S["PromptSource"];
 
 /** Latency targets (`ServiceLevelObjectives`). */
-export interface SloSpec {
-  ttft_ms?: number | null;
-  tpot_ms?: number | null;
-  e2e_ms?: number | null;
-  percentile?: number;
-  max_error_rate?: number;
-}
-
+export type SloSpec = S["ServiceLevelObjectives"];
 /** The prompts of a sweep (`PromptSpec`). */
-export interface PromptSpecJson {
-  source?: PromptSource;
-  path?: string | null;
-  input_tokens?: number | null;
-  output_tokens?: number | null;
-  ignore_eos?: boolean | null;
-}
-
+export type PromptSpecJson = S["PromptSpec"];
 /** When a sweep stops early (`EarlyStop`); null switches a criterion off. */
-export interface EarlyStopJson {
-  latency_factor?: number | null;
-  max_error_rate?: number | null;
-}
-
+export type EarlyStopJson = S["EarlyStop"];
 /** A sweep of load points (`LoadSpec`), as sent in an experiment's `load` and returned by its detail. */
-export interface LoadSpecJson {
-  concurrency?: number[] | null;
-  request_rate?: RequestRate[] | null;
-  arrival?: Arrival;
-  burstiness?: number;
-  max_concurrency?: number | null;
-  num_requests?: number | null;
-  duration_s?: number | null;
-  warmup_requests?: number;
-  seed?: number;
-  request_timeout_s?: number;
-  slo?: SloSpec | null;
-  prompts?: PromptSpecJson;
-  early_stop?: EarlyStopJson;
-}
-
-/** Summary of one latency over a point's requests, in seconds. */
-export interface LatencySummary {
-  mean: number | null;
-  median: number | null;
-  std: number | null;
-  p90: number | null;
-  p95: number | null;
-  p99: number | null;
-  min: number | null;
-  max: number | null;
-  count: number;
-}
+export type LoadSpecJson = S["LoadSpec"];
+/** Summary of one latency over a point's completed requests, in seconds. */
+export type LatencySummary = S["Distribution"];
 
 /** The latencies a point has summaries of. */
 export type LatencyKey = "ttft_s" | "tpot_s" | "itl_s" | "e2e_s";
 export const LATENCY_KEYS: LatencyKey[] = ["ttft_s", "tpot_s", "itl_s", "e2e_s"];
 
 /** One load point's figures (`point_figures`, with the definitions of `vllm bench serve`). */
-export interface LoadPointFigures {
-  index: number;
-  concurrency: number | null;
-  request_rate: LoadValue | null;
-  completed: number;
-  failed: number;
-  timed_out: number;
-  error_rate: number | null;
-  duration_s: number | null;
-  total_input_tokens: number | null;
-  total_output_tokens: number | null;
-  request_throughput: number | null;
-  output_throughput: number | null;
-  total_token_throughput: number | null;
-  goodput: number | null;
-  achieved_concurrency: number | null;
-  slo_met: boolean | null;
-  ttft_s: LatencySummary | null;
-  tpot_s: LatencySummary | null;
-  itl_s: LatencySummary | null;
-  e2e_s: LatencySummary | null;
-  power_w: number | null;
-  energy_j: number | null;
-  energy_per_output_token_j: number | null;
-  output_tokens_per_joule: number | null;
-  output_tokens_per_dollar: number | null;
-}
-
+export type LoadPointFigures = S["PointFigures"];
 /** A point's raw per-request latencies in seconds (`GET /jobs/{id}/load/` only). */
-export interface LoadRaw {
-  ttft_s: number[];
-  tpot_s: number[];
-  itl_s: number[];
-  e2e_s: number[];
-}
-
+export type LoadRaw = S["PointRaw"];
 /** The point of highest throughput. */
-export interface LoadPeak {
-  index: number;
-  load: LoadValue | null;
-  request_throughput: number | null;
-  output_throughput: number | null;
-}
-
+export type LoadPeak = S["Peak"];
 /** The point of highest goodput among those meeting the SLOs. */
-export interface LoadMaxGoodput {
-  index: number;
-  load: LoadValue | null;
-  goodput: number | null;
-  output_throughput: number | null;
-  output_tokens_per_dollar: number | null;
-  output_tokens_per_joule: number | null;
-}
-
+export type LoadMaxGoodput = S["MaxGoodput"];
 /** The point maximizing Kleinrock's power (output throughput over median e2e latency). */
-export interface LoadKnee {
-  index: number;
-  load: LoadValue | null;
-  output_throughput: number | null;
-  e2e_median_s: number | null;
-}
-
+export type LoadKnee = S["Knee"];
 /** One job's sweep (a cell: agent × model × runtime). */
-export interface LoadCell<P extends LoadPointFigures = LoadPointFigures> {
-  job: number;
-  status: string;
-  agent_id: string | null;
-  agent_name: string | null;
-  hardware: string;
-  model: string;
-  runtime: string;
-  method: "http" | "batch";
-  cost_per_hour: string | null;
-  stopped_early: string | null;
-  points: P[];
-  peak: LoadPeak | null;
-  max_goodput: LoadMaxGoodput | null;
-  knee: LoadKnee | null;
-}
-
+export type LoadCell = S["LoadCell"];
 /** `GET /experiments/{id}/load/`. */
-export interface ExperimentLoad {
-  experiment: number;
-  mode: LoadMode | null;
-  slo: SloSpec | null;
-  cells: LoadCell[];
-}
-
+export type ExperimentLoad = S["ExperimentLoad"];
 /** A point of `GET /jobs/{id}/load/`: its figures and raw latencies. */
-export type LoadPointWithRaw = LoadPointFigures & { raw?: LoadRaw | null };
+export type LoadPointWithRaw = S["PointWithRaw"];
 /** `GET /jobs/{id}/load/`. */
-export type JobLoad = LoadCell<LoadPointWithRaw>;
+export type JobLoad = S["JobLoadCell"];
 
 /** The load spec of an experiment (its detail carries `load` when it runs as a sweep), or null. */
-export function experimentLoad(experiment: unknown): LoadSpecJson | null {
-  if (!experiment || typeof experiment !== "object") return null;
-  const load = (experiment as { load?: unknown }).load;
-  return load && typeof load === "object" ? (load as LoadSpecJson) : null;
+export function experimentLoad(experiment: { load?: LoadSpecJson | null }): LoadSpecJson | null {
+  return experiment.load ?? null;
 }
 
 /** The sweep's axis from its spec. */

@@ -38,8 +38,8 @@ export interface ComparisonRow {
   hardware: string;
   model: string;
   runtime: string;
-  method: string;
-  status: string;
+  method: LoadCell["method"];
+  status: LoadCell["status"];
   /** The agent's cost ("$2.50/h"), which output tokens per dollar derive from; null when not set. */
   cost: string | null;
   /** Points measured so far, and how many the spec plans (null when unknown). */

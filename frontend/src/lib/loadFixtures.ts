@@ -7,7 +7,7 @@ export function summary(median: number, count = 100): LatencySummary {
 }
 
 /** A load point: `load` is its concurrency (or rate, with `mode`), the throughputs and TTFT median given. */
-export function point(index: number, load: number | string, fields: Partial<LoadPointFigures> & { ttft?: number } = {},
+export function point(index: number, load: number | "inf", fields: Partial<LoadPointFigures> & { ttft?: number } = {},
   mode: "concurrency" | "request_rate" = "concurrency"): LoadPointFigures {
   const { ttft = 0.1, ...rest } = fields;
   return {

@@ -1,7 +1,7 @@
 /** Reading a load sweep's figures from the API, kept fresh while its jobs run. */
 import { useEffect } from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { unwrap } from "../api/client";
+import { api, unwrap } from "../api/client";
 import { events } from "../api/events";
 import type { ExperimentLoad, JobLoad } from "./load";
 
@@ -11,21 +11,13 @@ export const loadKeys = {
   job: (id: number) => ["job-load", id] as const,
 };
 
-/** GET a JSON document of the API with the session's cookie; a refusal throws the API's error with its message. */
-async function getJson<T>(url: string): Promise<T> {
-  return unwrap<T>((async () => {
-    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
-    const body: unknown = await response.json().catch(() => undefined);
-    return response.ok ? { data: body as T, response } : { error: body, response };
-  })());
-}
-
 /** Every cell of an experiment's sweep with its points' figures (disabled while `enabled` is false). */
 export function useExperimentLoad(id: number, enabled = true) {
   return useQuery({
     queryKey: loadKeys.experiment(id),
     enabled,
-    queryFn: () => getJson<ExperimentLoad>(`/api/v1/experiments/${id}/load/`),
+    queryFn: (): Promise<ExperimentLoad> =>
+      unwrap(api.GET("/api/v1/experiments/{id}/load/", { params: { path: { id } } })),
   });
 }
 
@@ -34,7 +26,8 @@ export function useJobLoad(job: number | null) {
   return useQuery({
     queryKey: loadKeys.job(job ?? 0),
     enabled: job !== null,
-    queryFn: () => getJson<JobLoad>(`/api/v1/jobs/${job ?? 0}/load/`),
+    queryFn: (): Promise<JobLoad> =>
+      unwrap(api.GET("/api/v1/jobs/{id}/load/", { params: { path: { id: job ?? 0 } } })),
   });
 }
 
