@@ -74,7 +74,7 @@ LOAD_POINT_COLUMNS = (*LOAD_CELL_COLUMNS, *LOAD_POINT_FIGURE_COLUMNS)
 
 #: A measured request's own columns, after the cell's and the point's (``kind=load_requests``). Times are seconds
 #: from the point's start (``scheduled_s``, ``sent_s``) or from the request's send (``ttft_s``, ``e2e_s``);
-#: ``itl_s`` is the request's inter-token gaps as a JSON list.
+#: ``itl_s`` is the request's inter-token gaps (a list; in CSV a JSON list).
 LOAD_REQUEST_OWN_COLUMNS = (
     "request",
     "scheduled_s",
@@ -154,7 +154,7 @@ def request_columns(request: dict[str, Any], number: int) -> dict[str, Any]:
         number: Its 0-based position in the point (send order).
 
     Returns:
-        Column -> value; ``itl_s`` as a compact JSON list.
+        Column -> value; ``itl_s`` a list (a CSV writes it with :func:`csv_text`).
     """
     return {
         "request": number,
@@ -162,9 +162,25 @@ def request_columns(request: dict[str, Any], number: int) -> dict[str, Any]:
         "sent_s": request.get("sent_s"),
         "ttft_s": request.get("ttft_s"),
         "e2e_s": request.get("e2e_s"),
-        "itl_s": json.dumps(request.get("itl_s") or [], separators=(",", ":")),
+        "itl_s": list(request.get("itl_s") or []),
         "prompt_tokens": request.get("prompt_tokens"),
         "output_tokens": request.get("output_tokens"),
         "timed_out": bool(request.get("timed_out")),
         "error": request.get("error"),
     }
+
+
+def csv_text(value: Any) -> Any:
+    """A value as a CSV cell of the load exports: empty for None, a compact JSON list for a list, else itself.
+
+    Args:
+        value: A column's value.
+
+    Returns:
+        What the CSV writer is given.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return json.dumps(value, separators=(",", ":"))
+    return value

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.loadcolumns import LOAD_POINT_COLUMNS, LOAD_REQUEST_COLUMNS, flatten_point
+from common.loadcolumns import LOAD_POINT_COLUMNS, LOAD_REQUEST_COLUMNS, csv_text, flatten_point
 from common.metrics import BENCHMARK_METRIC_RE, METRIC_SPECS, Metric, is_known_metric
 from core.permissions import Rule
 from core.roles import VIEW_EXPERIMENTS
@@ -247,7 +247,7 @@ def _load_csv(experiment: Experiment, kind: str) -> Iterator[str]:
     yield writer.writerow(columns)
     for row in _load_rows(experiment, kind):
         flat = {**row, **flatten_point(row)} if points else row
-        yield writer.writerow([csv_cell("" if flat.get(c) is None else flat[c]) for c in columns])
+        yield writer.writerow([csv_cell(csv_text(flat.get(c))) for c in columns])
 
 
 def _json_array(rows: Iterator[dict[str, object]]) -> Iterator[str]:

@@ -162,7 +162,7 @@ def test_load_requests_json(api):
     rows = json.loads(b"".join(response.streaming_content))
     assert len(rows) == 8 and set(rows[0]) == set(LOAD_REQUEST_COLUMNS)
     assert rows[7]["error"] == "=HYPERLINK(\"x\") connection reset" and rows[7]["ttft_s"] is None
-    assert rows[6]["timed_out"] is True and rows[6]["request_rate"] == "inf" and rows[6]["itl_s"] == "[0.1]"
+    assert rows[6]["timed_out"] is True and rows[6]["request_rate"] == "inf" and rows[6]["itl_s"] == [0.1]
 
 
 def test_an_unknown_kind_is_a_400_naming_it(api):
