@@ -363,7 +363,10 @@ def _run_point(
         outcome = run(rows_for(size))
         requests.extend(_records(outcome, t0=t0, scheduled=scheduled, timeout_s=timeout_s))
         hook_costs.extend(outcome.hook_costs)
-        last_end = outcome.step_times[-1] if outcome.step_times else outcome.ended
+        # The batch's last request ends at its last token: ``generate()`` may run a step more (on MPS it reads the
+        # stop decision one step late, then undoes that step), which no request counts.
+        ends = [outcome.step_times[r.last_step] for r in outcome.rows if r.last_step is not None]
+        last_end = max(ends) if ends else outcome.ended
         scheduled = outcome.ended - t0
         if size < value:
             notes.append(f"the last batch held {size} requests (num_requests is not a multiple of {value})")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from agent_runtime.load.batch import STATIC_BATCHING_NOTE, run_batch_point
@@ -282,3 +284,36 @@ def test_real_model_rows_match_their_unbatched_selves(smollm2_dir, tmp_path):
         _check_request(r, r.output_tokens)
     short = min(together.requests, key=lambda r: r.output_tokens)
     assert short.e2e_s < max(r.e2e_s for r in together.requests)
+
+
+def test_the_hook_stamps_each_step_as_the_streamer_sees_it(runtime):
+    """One stamp per decoding step, as the streamer sees the steps (one token each at batch size 1)."""
+    import torch
+    from transformers import StoppingCriteriaList
+
+    from agent_runtime.load.batch import _BatchOutcome, _make_step_clock, _Row
+
+    enc, _ = runtime.encode_prompt(None, "hello there")
+    rows = [_Row(enc["input_ids"][0].tolist(), OUT)]
+    outcome = _BatchOutcome(sent=0.0, ended=0.0, rows=rows)
+    clock = _make_step_clock(rows, eos_ids=set(), timeout_s=60.0, should_stop=never, outcome=outcome)
+    streamer = runtime._streamer_cls(runtime.tokenizer, skip_prompt=True)
+
+    def generate():
+        outcome.sent = time.perf_counter()
+        return runtime.model.generate(
+            input_ids=torch.tensor([rows[0].input_ids]), attention_mask=torch.ones(1, len(rows[0].input_ids)),
+            max_new_tokens=OUT + 4, do_sample=False, pad_token_id=runtime.tokenizer.pad_token_id,
+            streamer=streamer, stopping_criteria=StoppingCriteriaList([clock]),
+        )
+
+    out = runtime.run_on_torch_thread(generate)
+    # The hook ended the row at its own limit, before max_new_tokens.
+    assert out.shape[-1] - len(rows[0].input_ids) == OUT == rows[0].tokens
+    seen, stamps = streamer.token_times, outcome.step_times
+    assert len(seen) == len(stamps) == OUT
+    # Step k's two sightings (the hook's and the streamer's, in whichever order this transformers calls them)
+    # both come before either sighting of step k + 1.
+    for k in range(OUT - 1):
+        assert max(seen[k], stamps[k]) <= min(seen[k + 1], stamps[k + 1])
+    assert streamer.token_ids == out[0, len(rows[0].input_ids):].tolist()
