@@ -12,9 +12,9 @@ Rows:
   **max sustained streaming rate** printed at the end.
 - ``concurrency C``: closed loop with C requests in flight (chunk rate = C x 500 chunks/s per request stream).
 
-Columns: achieved req/s; send lag p50/p99 (behind the schedule); |measured - actual| p99 of TTFT, ITL and e2e; the
-stand-in's own lateness p99 (how late the host ran it: beyond a millisecond or two, the host is busy and no client's
-timings are better than that); the generator's CPU per request and per streamed line.
+Columns: achieved req/s; send lag p50/p99 (behind the schedule); |measured - actual| p50 and p99 of TTFT, p99 of ITL
+and e2e; the stand-in's own lateness p99 (how late the host ran it: beyond a millisecond or two, the host is busy and
+no client's timings are better than that); the generator's CPU per request and per streamed line.
 
 Run: ``.venv/bin/python benchmarks/load_generator_speed.py [--seconds 3] [--rates 50,100,200,400,800]
 [--concurrency 1,16,64,256]``.
@@ -48,6 +48,11 @@ PROMPTS = [LoadPrompt(text=f"prompt {i}", messages=None, prompt_tokens=None, out
 def p99(values: list[float]) -> float:
     """The 99th percentile (0 for nothing)."""
     return percentile_sorted(sorted(values), 99) if values else 0.0
+
+
+def p50(values: list[float]) -> float:
+    """The median (0 for nothing)."""
+    return percentile_sorted(sorted(values), 50) if values else 0.0
 
 
 async def measure(endpoint: StandinEndpoint, spec: LoadSpec, value: int | float) -> dict[str, Any]:
@@ -86,6 +91,7 @@ async def measure(endpoint: StandinEndpoint, spec: LoadSpec, value: int | float)
         "throughput": figures["request_throughput"] or 0.0,
         "lag_p50": point.overhead.send_lag_p50_s or 0.0,
         "lag_p99": point.overhead.send_lag_p99_s or 0.0,
+        "ttft50": p50(ttft),
         "ttft": p99(ttft),
         "itl": p99(itl),
         "e2e": p99(e2e),
@@ -99,7 +105,8 @@ def row(name: str, m: dict[str, Any]) -> str:
     """One printed row."""
     return (
         f"{name:<22} {m['throughput']:>8.1f} {m['lag_p50'] * 1e3:>7.3f} {m['lag_p99'] * 1e3:>8.3f} "
-        f"{m['ttft'] * 1e3:>8.3f} {m['itl'] * 1e3:>8.3f} {m['e2e'] * 1e3:>8.3f} {m['late'] * 1e3:>8.3f} "
+        f"{m['ttft50'] * 1e3:>8.3f} {m['ttft'] * 1e3:>8.3f} {m['itl'] * 1e3:>8.3f} {m['e2e'] * 1e3:>8.3f} "
+        f"{m['late'] * 1e3:>8.3f} "
         f"{m['cpu_per_request'] * 1e3:>8.3f} {m['cpu_per_line'] * 1e6:>8.1f} {m['failed']:>6}"
     )
 
@@ -113,29 +120,36 @@ async def main() -> None:
     args = parser.parse_args()
     print(f"host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     header = (
-        f"{'point':<22} {'req/s':>8} {'lag p50':>7} {'lag p99':>8} {'TTFT err':>8} {'ITL err':>8} {'e2e err':>8} "
+        f"{'point':<22} {'req/s':>8} {'lag p50':>7} {'lag p99':>8} {'TTFT err':>8} {'TTFT err':>8} {'ITL err':>8} "
+        f"{'e2e err':>8} "
         f"{'late p99':>8} {'CPU/req':>8} {'CPU/line':>8} {'failed':>6}"
     )
     print(header)
     print(
-        f"{'':<22} {'':>8} {'ms':>7} {'ms':>8} {'ms p99':>8} {'ms p99':>8} {'ms p99':>8} {'ms':>8} {'ms':>8} {'us':>8}"
+        f"{'':<22} {'':>8} {'ms':>7} {'ms':>8} {'ms p50':>8} {'ms p99':>8} {'ms p99':>8} {'ms p99':>8} {'ms':>8} "
+        f"{'ms':>8} {'us':>8}"
     )
-    sustained = 0.0
+    sustained = noisy = 0.0
     with StandinEndpoint() as endpoint:
         for rate in (float(r) for r in args.rates.split(",")):
             spec = LoadSpec(request_rate=[rate], num_requests=max(10, int(rate * args.seconds)), warmup_requests=16)
             m = await measure(endpoint, spec, rate)
             print(row(f"Poisson {rate:g} req/s", m), flush=True)
-            ok = abs(m["throughput"] - rate) <= 0.05 * rate and m["lag_p99"] < 0.002 and m["ttft"] < 0.001
-            if ok and not m["failed"]:
+            kept_up = abs(m["throughput"] - rate) <= 0.05 * rate and not m["failed"]
+            if kept_up and m["lag_p99"] < 0.002 and m["ttft"] < 0.001:
                 sustained = max(sustained, rate)
+            # The host's own noise: a client cannot be timelier than the host runs it (the stand-in's lateness).
+            slack = max(0.0, m["late"] - 0.001)
+            if kept_up and m["lag_p99"] < 0.002 + slack and m["ttft"] < 0.001 + slack:
+                noisy = max(noisy, rate)
         for level in (int(c) for c in args.concurrency.split(",")):
             spec = LoadSpec(concurrency=[level], num_requests=max(level * 8, 50), warmup_requests=level)
             m = await measure(endpoint, spec, level)
             print(row(f"concurrency {level}", m), flush=True)
     print(
         f"max sustained streaming rate: {sustained:g} req/s (achieved within 5%, send lag p99 < 2 ms, "
-        f"TTFT error p99 < 1 ms)"
+        f"TTFT error p99 < 1 ms); {noisy:g} req/s allowing for the host's noise (the stand-in's lateness beyond 1 ms "
+        f"added to both bounds)"
     )
 
 
