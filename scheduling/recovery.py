@@ -29,6 +29,7 @@ from common.statuses import (
     JobStatus,
 )
 from experiments.models import Job, JobAttempt
+from results.services import LoadResultRefused
 from scheduling.callbacks import apply_result
 from scheduling.dispatch import ClientFactory
 from scheduling.locking import lock_attempt
@@ -290,11 +291,18 @@ def pull_results(now: datetime | None = None, client_factory: ClientFactory = Ag
         except ValueError as exc:
             log.warning("pull_failed", job_id=attempt.job_id, error=f"result does not follow the protocol: {exc}")
             continue
-        with transaction.atomic():
-            locked, job = lock_attempt(attempt.pk)
-            if not locked.is_current:
-                continue
-            apply_result(job, locked, message, now)
+        try:
+            with transaction.atomic():
+                locked, job = lock_attempt(attempt.pk)
+                if not locked.is_current:
+                    continue
+                apply_result(job, locked, message, now)
+        except LoadResultRefused as exc:
+            # A load sweep that does not fit its spec is not stored (nothing was written); the rest of the pass goes
+            # on, and the attempt ends with its lease like one whose result never came.
+            log.warning("pull_failed", job_id=attempt.job_id, error=f"result refused: {exc.detail}")
+            JobAttempt.objects.filter(pk=attempt.pk).update(updated_at=now)
+            continue
         try:
             client.ack_job(str(attempt.job_id))
         except AgentCallError as exc:

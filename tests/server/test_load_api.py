@@ -481,3 +481,35 @@ def test_text_that_cannot_be_stored_is_refused_in_a_large_result_too(load_job):
     message["load"]["points"][0]["requests"][0]["error"] = "reset\x00"
     r = agent_client(agent).post(f"/api/v1/jobs/{job.pk}/result/", message, format="json")
     assert r.status_code == 400 and "NUL character" in r.json()["load.points.0.requests.0.error"][0]
+
+
+def test_a_pulled_load_result_that_does_not_fit_is_not_stored_and_the_pass_goes_on(load_job, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from scheduling.recovery import pull_results
+
+    job, attempt, _ = load_job
+    message = result_message(job, attempt, sweep(LoadSpec.model_validate(LOAD)))
+    message["load"]["points"][1]["index"] = 0  # a point twice
+
+    class Agent:
+        """The agent's API as the scheduler's pull sees it: the job's finished result, once asked."""
+
+        acks: list[str] = []
+
+        def __init__(self, url: str, token: str) -> None:
+            pass
+
+        def get_job(self, job_id: str) -> dict:
+            return {"attempt": 1, "result": message}
+
+        def ack_job(self, job_id: str) -> None:
+            self.acks.append(job_id)
+
+    later = timezone.now() + timedelta(seconds=settings.RUCKUS_PULL_AFTER_S + 1)
+    pull_results(later, Agent)  # no exception: the scheduler's pass continues with its other steps
+    attempt.refresh_from_db()
+    assert attempt.status == AttemptStatus.RUNNING and attempt.updated_at == later
+    assert not JobResult.objects.filter(job=job).exists() and Agent.acks == []
