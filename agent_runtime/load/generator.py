@@ -26,6 +26,13 @@ still in flight when the point is stopped is recorded with the error ``cancelled
 
 The generator measures its own cost (:class:`~common.protocol.load.GeneratorOverhead`): the lag of each send behind
 its schedule, the process's CPU time over the point, and the mean time spent handling one streamed line.
+
+What keeps the generator out of its own measurements: the request body is serialized before the clock starts; lines
+are split from the bytes of each network read, stamped once per read before any parsing; responses are read to
+their end, so that connections stay open for the next request; each worker (or open-loop slot) has a lane of its
+own, a connection pool of one connection (:class:`LaneTransport`), because httpx's shared pool does work in
+proportion to the square of the concurrency on every request; httpx's HTTP modules and the TLS context are made
+before the first request; and, as in ``vllm bench serve``, the garbage collector's heap is frozen for the point.
 """
 
 from __future__ import annotations
@@ -116,7 +123,8 @@ def client_limits(max_in_flight: int | None) -> httpx.Limits:
     """Connection limits for a point with at most ``max_in_flight`` requests in flight (None: no limit).
 
     Every request in flight needs its own connection (HTTP/1.1 streams one response per connection): a pool smaller
-    than the concurrency would make requests queue inside the client, unseen, and late.
+    than the concurrency would make requests queue inside the client, unseen, and late. These are for a plain pooled
+    client; one whose innermost transport is a :class:`LaneTransport` needs none (each lane holds one connection).
 
     Args:
         max_in_flight: The point's concurrency or ``max_concurrency``; None for an uncapped open-loop point.
@@ -508,8 +516,10 @@ async def run_point(
     """Run one load point and return every measured request's raw timings.
 
     Args:
-        client: The HTTP client (its connection limits sized to the point: :func:`client_limits`; its own timeouts
-            no shorter than ``spec.request_timeout_s``). Reused across requests and points.
+        client: The HTTP client, reused across requests and points. Best with a :class:`LaneTransport` as its
+            innermost transport (each request goes out on its lane: see the module docstring); else its connection
+            limits sized to the point (:func:`client_limits`). Its own timeouts no shorter than
+            ``spec.request_timeout_s``.
         target: Where requests go and how each is built.
         prompts: The sweep's prompts (taken in a seeded shuffled order, cycling).
         index: The point's position in the sweep.

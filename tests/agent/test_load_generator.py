@@ -20,7 +20,7 @@ import httpx
 import pytest
 from scipy import stats
 
-from agent_runtime.egress import CONNECTION_FAILED
+from agent_runtime.egress import CONNECTION_FAILED, EndpointPolicy, async_pinned_client
 from agent_runtime.load.arrivals import ArrivalSchedule, arrival_times
 from agent_runtime.load.generator import (
     CANCELLED,
@@ -447,3 +447,20 @@ def test_schedule_is_seeded_and_normalized_like_vllm():
     assert math.isclose(
         statistics.fmean(_gaps(arrival_times(50_000, 10.0, Arrival.POISSON, seed=1))), 0.1, rel_tol=0.001
     )
+
+
+async def test_lanes_under_the_agents_pinned_client(standin):
+    # The agent's pinned client (address checks, no redirects) with lanes as its innermost transport: every worker
+    # keeps one connection of its own from point to point.
+    policy = EndpointPolicy.from_values([f"http://127.0.0.1:{standin.port}/"])
+    client = async_pinned_client(policy, "openai", timeout=30, inner=LaneTransport())
+    url = f"{standin.base_url}/completions"
+    target = LoadTarget(url=url, headers={}, build_body=lambda p: {"max_tokens": 2, "standin": {"ttft_s": 0.005}})
+    spec = LoadSpec(concurrency=[3], num_requests=12)
+    standin.records()
+    async with client:
+        for index in range(2):
+            point = await run_point(client, target, PROMPTS, index=index, spec=spec, value=3)
+            assert [r.error for r in point.requests] == [None] * 12
+    connections = [r["connection"] for r in standin.records()]
+    assert len(connections) == 24 and len(set(connections)) == 3
