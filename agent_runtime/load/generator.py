@@ -276,7 +276,7 @@ class _LaneIds:
 
 
 class _Handling:
-    """Time spent handling streamed lines (parse and record), summed over a point."""
+    """Time spent handling streamed chunks (split, parse and record), and how many, summed over a point."""
 
     __slots__ = ("lines", "seconds")
 
@@ -320,10 +320,10 @@ async def _send(
                     lines = (pending + data).split(b"\n")
                     pending = lines.pop()
                     if not done:
-                        done = _take_lines(lines, now, flight)
+                        done, chunks = _take_lines(lines, now, flight)
                         if handling is not None:
                             handling.seconds += perf() - now
-                            handling.lines += len(lines)
+                            handling.lines += chunks
                     # After [DONE], read on to the end of the response (it ends there): a response left unread
                     # closes its connection, and the next request would pay for a new one inside its TTFT.
     except asyncio.CancelledError:
@@ -341,18 +341,23 @@ async def _send(
         flight.ended = perf()
 
 
-def _take_lines(lines: list[bytes], now: float, flight: _Flight) -> bool:
-    """Record the SSE lines of one network read, all arrived at ``now``; True once ``[DONE]`` was among them.
+def _take_lines(lines: list[bytes], now: float, flight: _Flight) -> tuple[bool, int]:
+    """Record the SSE lines of one network read, all arrived at ``now``.
+
+    Returns:
+        Whether ``[DONE]`` was among them, and how many chunks (``data:`` lines) were handled.
 
     Raises:
         RequestError: A malformed chunk.
     """
+    chunks = 0
     for raw in lines:
         if not raw.startswith(b"data:"):
             continue  # SSE comments, event names, keep-alives and the blank lines between events
         data = raw[5:].strip()
         if data == b"[DONE]":
-            return True
+            return True, chunks
+        chunks += 1
         step = read_chunk(data.decode("utf-8", "replace"))
         if step.usage is not None:
             flight.usage = step.usage
@@ -365,7 +370,7 @@ def _take_lines(lines: list[bytes], now: float, flight: _Flight) -> bool:
                 flight.itl.append(now - flight.last_text)  # type: ignore[operator]
             flight.last_text = now
             flight.chunks += 1
-    return False
+    return False, chunks
 
 
 def _prompt_order(prompts: Sequence[LoadPrompt], seed: int) -> Iterator[LoadPrompt]:

@@ -164,7 +164,7 @@ def _report(name: str, run: _Run) -> str:
         f"ITL {err['itl'] * 1e3:.3f} ms, e2e {err['e2e'] * 1e3:.3f} ms; stand-in lateness p99 "
         f"{run.lateness_p99() * 1e3:.3f} ms; send lag p50/p99/max {o.send_lag_p50_s * 1e3:.3f}/"
         f"{o.send_lag_p99_s * 1e3:.3f}/{o.send_lag_max_s * 1e3:.3f} ms; CPU {o.cpu_s:.2f} s; "
-        f"{o.chunk_handling_s * 1e6:.1f} us per line"
+        f"{o.chunk_handling_s * 1e6:.1f} us per chunk handled"
     )
     print(line)
     return line
