@@ -25,14 +25,15 @@ OUTPUT_TOKENS = 8
 REQUESTS = 3
 
 
-def _sweep(tmp_path: Path, runtime: str, url: str, model: dict, paths: tuple[Path, ...] = ()):
-    """Run a two-point sweep of synthetic prompts on the completions endpoint; return the job's result."""
+def _sweep(tmp_path: Path, runtime: str, url: str, model: dict, paths: tuple[Path, ...] = (),
+           levels: tuple[int, ...] = (1, 2)):
+    """Run a sweep of synthetic prompts on the completions endpoint (two points by default); return the result."""
     request = JobRequest.model_validate({
         "job_id": f"load-{runtime}", "attempt_token": "token-123456",
         "task": {"name": "wikipedia_summarization", "params": {"num_samples": 1}},
         "model": model,
         "runtime": {"name": runtime, "params": {"base_url": f"{url}/v1", "endpoint": "completions"}},
-        "load": {"concurrency": [1, 2], "num_requests": REQUESTS, "warmup_requests": 1, "request_timeout_s": 300,
+        "load": {"concurrency": list(levels), "num_requests": REQUESTS, "warmup_requests": 1, "request_timeout_s": 300,
                  "prompts": {"source": "synthetic", "input_tokens": INPUT_TOKENS, "output_tokens": OUTPUT_TOKENS}},
     })
     engine = JobEngine(Spool(tmp_path / "spool"), data_dir=tmp_path, policy=allowing(tmp_path, paths=paths),
@@ -70,3 +71,18 @@ def test_llamacpp_server_sweep(tmp_path: Path, llama_server: RunningServer) -> N
     result = _sweep(tmp_path, "llamacpp_server", llama_server.url,
                     {"name": "smollm2-135m-instruct", "path": str(model_dir)}, paths=(model_dir.parent,))
     _check(result, exact_prompt_tokens=False)
+
+
+def test_llama_cpp_python_server_sweep(tmp_path: Path, llama_cpp_python_server: RunningServer) -> None:
+    # llama-cpp-python's server takes no ignore_eos: a request may stop at EOS, and then the point says so. It
+    # serves one request at a time (a second one in flight may be dropped), so the sweep has one point.
+    model_dir = smollm2_hf_dir()
+    result = _sweep(tmp_path, "llamacpp_server", llama_cpp_python_server.url,
+                    {"name": "smollm2-135m-instruct", "path": str(model_dir)}, paths=(model_dir.parent,), levels=(1,))
+    assert result.status is AgentJobState.COMPLETED, result.error
+    for point in result.load.points:
+        assert len(point.requests) == REQUESTS
+        assert all(r.error is None and 0 < r.ttft_s < r.e2e_s for r in point.requests)
+        short = sum(1 for r in point.requests if r.output_tokens < OUTPUT_TOKENS)
+        assert all(r.output_tokens <= OUTPUT_TOKENS for r in point.requests)
+        assert (short == 0) == (not any("ignore_eos was asked for" in n for n in point.notes)), point.notes
