@@ -75,7 +75,8 @@ def test_llamacpp_server_sweep(tmp_path: Path, llama_server: RunningServer) -> N
 
 def test_llama_cpp_python_server_sweep(tmp_path: Path, llama_cpp_python_server: RunningServer) -> None:
     # llama-cpp-python's server takes no ignore_eos: a request may stop at EOS, and then the point says so. It
-    # serves one request at a time (a second one in flight may be dropped), so the sweep has one point.
+    # serves one request at a time and by default interrupts a streaming request when another arrives (its
+    # interrupt_requests setting: seen as broken streams at concurrency 2), so the sweep has one point.
     model_dir = smollm2_hf_dir()
     result = _sweep(tmp_path, "llamacpp_server", llama_cpp_python_server.url,
                     {"name": "smollm2-135m-instruct", "path": str(model_dir)}, paths=(model_dir.parent,), levels=(1,))
