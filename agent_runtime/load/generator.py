@@ -299,7 +299,9 @@ async def _send(
     """
     # The body is serialized before the clock starts: building it is the generator's work, not the endpoint's.
     content = json.dumps(target.build_body(flight.prompt)).encode()
-    headers = {**target.headers, "content-type": "application/json"}
+    # An uncompressed stream is read as it comes off the connection, without httpx's decoders (a fifth of the
+    # generator's CPU per chunk); a server that compresses anyway is decoded.
+    headers = {**target.headers, "content-type": "application/json", "accept-encoding": "identity"}
     perf = time.perf_counter
     flight.sent = perf()
     try:
@@ -315,7 +317,8 @@ async def _send(
                 # parsing), rather than by httpx's text and line decoders, which cost more per line than the rest.
                 pending = b""
                 done = False
-                async for data in resp.aiter_bytes():
+                plain = resp.headers.get("content-encoding", "identity").strip().lower() in ("", "identity")
+                async for data in resp.aiter_raw() if plain else resp.aiter_bytes():
                     now = perf()
                     lines = (pending + data).split(b"\n")
                     pending = lines.pop()

@@ -10,7 +10,7 @@ a late chunk never delays the next.
 
 The defaults (TTFT, ITL, EOS step) are the process's arguments; a request's body may override them, and more, in a
 ``standin`` object: ``{"ttft_s", "itl_s", "tokens", "eos_step_s", "usage", "role_chunk", "status", "drop_after",
-"id"}``. ``tokens`` defaults to the body's ``max_tokens``.
+"gzip", "id"}``. ``tokens`` defaults to the body's ``max_tokens``.
 
 Every request is recorded on the server's clock, ``time.perf_counter()`` (CLOCK_MONOTONIC on Linux, the same clock
 in every process, so the generator's and the stand-in's times are comparable): when its request line began to
@@ -29,6 +29,7 @@ import os
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -121,11 +122,11 @@ class _Server:
             await writer.drain()
             return True
         chat = path.endswith("/chat/completions")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        stream = _Stream(writer, gzip=bool(opts.get("gzip")))
         if opts.get("role_chunk") and chat:
             record["role"] = time.perf_counter()
-            self._event(writer, {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
-        writer.write(b"8\r\n: ping\n\n\r\n")  # an SSE comment (a keep-alive): clients skip it
+            stream.event({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+        stream.send(b": ping\n\n")  # an SSE comment (a keep-alive): clients skip it
         await writer.drain()
         drop_after = opts.get("drop_after")
         for k in range(tokens):
@@ -141,7 +142,7 @@ class _Server:
             )
             record["due"].append(due)
             record["sends"].append(time.perf_counter())
-            self._event(writer, {"choices": [choice]})
+            stream.event({"choices": [choice]})
             await writer.drain()
         if eos_step is not None:
             await _sleep_until(arrived + ttft + (tokens - 1) * itl + float(eos_step))
@@ -151,21 +152,44 @@ class _Server:
                 else {"index": 0, "text": "", "finish_reason": "length"}
             )
             record["eos"] = time.perf_counter()
-            self._event(writer, {"choices": [choice]})
+            stream.event({"choices": [choice]})
         if opts.get("usage", True):
-            self._event(
-                writer,
-                {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": tokens, "total_tokens": 7 + tokens}},
+            stream.event(
+                {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": tokens, "total_tokens": 7 + tokens}}
             )
-        writer.write(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
+        stream.send(b"data: [DONE]\n\n")
+        stream.end()
         await writer.drain()
         return True
 
-    @staticmethod
-    def _event(writer: asyncio.StreamWriter, data: dict[str, Any]) -> None:
-        """Write one SSE event as one HTTP chunk."""
-        payload = b"data: " + json.dumps(data).encode() + b"\n\n"
-        writer.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+
+class _Stream:
+    """A streamed response body: HTTP/1.1 chunks, each event flushed at once (gzip-compressed when asked)."""
+
+    def __init__(self, writer: asyncio.StreamWriter, *, gzip: bool) -> None:
+        self.writer = writer
+        self.gzip = zlib.compressobj(wbits=31) if gzip else None
+        encoding = b"Content-Encoding: gzip\r\n" if gzip else b""
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n%sTransfer-Encoding: chunked\r\n\r\n" % encoding
+        )
+
+    def send(self, data: bytes) -> None:
+        """Write ``data`` as one chunk (compressed and flushed, so that it leaves now)."""
+        if self.gzip is not None:
+            data = self.gzip.compress(data) + self.gzip.flush(zlib.Z_SYNC_FLUSH)
+        self.writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def event(self, data: dict[str, Any]) -> None:
+        """Write one SSE event."""
+        self.send(b"data: " + json.dumps(data).encode() + b"\n\n")
+
+    def end(self) -> None:
+        """End the body (the compressed stream's trailer first)."""
+        if self.gzip is not None:
+            tail = self.gzip.flush(zlib.Z_FINISH)
+            self.writer.write(b"%x\r\n%s\r\n" % (len(tail), tail))
+        self.writer.write(b"0\r\n\r\n")
 
 
 async def _sleep_until(due: float) -> None:

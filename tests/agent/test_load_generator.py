@@ -351,6 +351,13 @@ async def test_completions_endpoint_and_no_usage_counts_chunks(standin):
     assert run.point.notes == [CHUNK_COUNT_NOTE]
 
 
+async def test_a_compressed_stream_is_decoded(standin):
+    # The generator asks for an uncompressed stream; a server that compresses anyway is still read right.
+    run = await _run(standin, LoadSpec(concurrency=[2], num_requests=4), 2, options={"tokens": 5, "gzip": True})
+    assert [(r.error, r.output_tokens, len(r.itl_s)) for r in run.point.requests] == [(None, 5, 4)] * 4
+    assert all(r.e2e_s >= srv["eos"] - srv["started"] for r, srv in zip(run.point.requests, run.served, strict=True))
+
+
 async def test_http_error_connection_failure_and_timeout_are_recorded(standin):
     run = await _run(standin, LoadSpec(concurrency=[2], num_requests=2), 2, options={"status": 503})
     assert [r.error for r in run.point.requests] == ["endpoint answered HTTP 503"] * 2  # the body is not repeated
