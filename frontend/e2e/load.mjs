@@ -75,6 +75,12 @@ try {
   if (!/^\d[\d.,]* at [124]$/.test(peak)) throw new Error(`peak reads "${peak}"`);
   step(`completed live: max goodput ${goodput} req/s, peak ${peak} output tok/s`);
 
+  const csv = await panel.getByRole("link", { name: "Points CSV" }).getAttribute("href");
+  const exported = await page.request.get(`${BASE_URL}${csv}`);
+  const rows = (await exported.text()).trim().split("\n");
+  if (!exported.ok() || rows.length !== 4) throw new Error(`points CSV: ${exported.status()}, ${rows.length} lines`);
+  step("points CSV: a header and 3 points");
+
   // 4. The curves are drawn; the latency chart follows its settings.
   await panel.locator('[data-chart="Throughput vs latency"] canvas').waitFor({ timeout: 30_000 });
   await panel.locator('[data-chart="Load vs goodput"] canvas').waitFor({ timeout: 30_000 });

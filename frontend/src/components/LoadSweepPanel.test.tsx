@@ -112,6 +112,9 @@ describe("the load sweep of an experiment", () => {
     expect(within(second).getByTestId("max-goodput")).toHaveTextContent("no point met the SLOs");
     expect(within(second).getByTestId("stopped-early")).toHaveTextContent("no");
     expect(screen.getByText("TTFT ≤ 200 ms at p99")).toBeInTheDocument();
+    expect(screen.getByRole("link", { name: "Points CSV" })).toHaveAttribute("href", "/api/v1/experiments/7/export/?format=csv&kind=load_points");
+    expect(screen.getByRole("link", { name: "Requests CSV" })).toHaveAttribute("href", "/api/v1/experiments/7/export/?format=csv&kind=load_requests");
+    expect(screen.getByText("— (a load job runs one sweep)")).toBeInTheDocument();
     // The job cards count load points and requests, not runs and samples.
     expect(document.querySelector('.job-card[data-job="2"]')).toHaveTextContent("point 2/5 · 30/100 requests · warm run");
   });

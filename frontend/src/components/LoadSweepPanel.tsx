@@ -22,6 +22,8 @@ const X_AXES: Record<ThroughputAxis, string> = {
   request_throughput: "requests/s",
 };
 const STATS: Record<LatencyStat, string> = { median: "median", p90: "p90", p99: "p99" };
+/** A row of chart settings, each as wide as its choices. */
+const CONTROLS = { display: "flex", flexWrap: "wrap", gap: 12, alignItems: "flex-end", marginBottom: 8 } as const;
 
 /** The sweep's settings in a few lines. */
 function SpecLines({ spec }: { spec: LoadSpecJson }) {
@@ -113,7 +115,7 @@ function Select<T extends string>({ label, value, options, onChange }: {
   label: string; value: T; options: Record<T, string>; onChange: (v: T) => void;
 }) {
   return (
-    <label className="field" style={{ flex: "0 0 auto", minWidth: 160 }}>
+    <label className="field" style={{ minWidth: 140 }}>
       <span className="field-label">{label}</span>
       <select aria-label={label} value={value} onChange={(e) => onChange(e.target.value as T)}>
         {(Object.entries(options) as [T, string][]).map(([v, text]) => <option key={v} value={v}>{text}</option>)}
@@ -137,11 +139,11 @@ function LoadCurves({ data, mode }: { data: ExperimentLoad; mode: LoadMode | nul
   return (
     <div className="chart-grid">
       <div className="wide">
-        <div className="row" role="group" aria-label="Latency chart settings">
+        <div style={CONTROLS} role="group" aria-label="Latency chart settings">
           <Select label="Throughput" value={x} options={X_AXES} onChange={setX} />
           <Select label="Latency" value={y} options={LATENCY_LABELS} onChange={setY} />
           <Select label="Statistic" value={stat} options={STATS} onChange={setStat} />
-          <label className="check align-end">
+          <label className="check">
             <input type="checkbox" checked={logY} onChange={(e) => setLogY(e.target.checked)} /> log scale
           </label>
         </div>
@@ -177,8 +179,8 @@ function LoadDistributions({ cells, mode }: { cells: LoadCell[]; mode: LoadMode 
   const shown: LatencyKey[] = ["ttft_s", "itl_s"];
   return (
     <div data-testid="load-distributions">
-      <div className="row" role="group" aria-label="Distribution settings">
-        <label className="field" style={{ flex: "0 1 auto", minWidth: 240 }}>
+      <div style={CONTROLS} role="group" aria-label="Distribution settings">
+        <label className="field" style={{ minWidth: 240 }}>
           <span className="field-label">Cell</span>
           <select aria-label="Cell" value={job ?? ""} onChange={(e) => {
             const next = e.target.value ? Number(e.target.value) : null;
@@ -190,7 +192,7 @@ function LoadDistributions({ cells, mode }: { cells: LoadCell[]; mode: LoadMode 
           </select>
         </label>
         {cell && (
-          <label className="field" style={{ flex: "0 0 auto", minWidth: 120 }}>
+          <label className="field" style={{ minWidth: 120 }}>
             <span className="field-label">Load point</span>
             <select aria-label="Load point" value={index ?? ""} onChange={(e) => setIndex(Number(e.target.value))}>
               {cell.points.map((p) => <option key={p.index} value={p.index}>{formatLoad(pointLoad(p, mode), mode)}</option>)}
@@ -239,12 +241,24 @@ export function LoadSweepView({ data, spec }: { data: ExperimentLoad; spec: Load
   );
 }
 
+/** Downloads of the sweep: one row per load point with its figures, or one per measured request with its times. */
+function LoadExports({ experiment }: { experiment: number }) {
+  const url = (kind: string, format: string) => `/api/v1/experiments/${experiment}/export/?format=${format}&kind=${kind}`;
+  return (
+    <div className="actions-row">
+      <a className="btn btn-small" href={url("load_points", "csv")} download>Points CSV</a>
+      <a className="btn btn-small" href={url("load_points", "json")} download>Points JSON</a>
+      <a className="btn btn-small" href={url("load_requests", "csv")} download>Requests CSV</a>
+    </div>
+  );
+}
+
 /** The load sweep card of an experiment's page. */
 export function LoadSweepPanel({ experiment, spec }: { experiment: number; spec: LoadSpecJson }) {
   useLoadLiveRefresh(experiment);
   const load = useExperimentLoad(experiment);
   return (
-    <Card title="Serving under load" className="load-sweep">
+    <Card title="Serving under load" className="load-sweep" actions={<LoadExports experiment={experiment} />}>
       <SpecLines spec={spec} />
       {load.isPending ? <Spinner label="Reading the sweep…" />
         : load.isError ? <ErrorBox error={load.error} title="The sweep's figures could not be read" onRetry={() => void load.refetch()} />

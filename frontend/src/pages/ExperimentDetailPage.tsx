@@ -193,7 +193,7 @@ function SpecSummary({ exp }: { exp: Experiment }) {
         ["Models", formatModels(exp.models)],
         ["Runtimes", exp.runtimes.map((r) => r.name).join(", ")],
         ["Agents", exp.agents.all ? "all" : exp.agents.ids ? `${exp.agents.ids.length} chosen` : `labels: ${(exp.agents.labels ?? []).join(", ")}`],
-        ["Runs per job", exp.runs_per_job],
+        ["Runs per job", experimentLoad(exp) ? "— (a load job runs one sweep)" : exp.runs_per_job],
         ["Created", `${formatDate(exp.created_at)} by ${exp.owner ?? "—"}`],
         ["Duration", formatDuration(exp.started_at, exp.finished_at)],
       ]} />
