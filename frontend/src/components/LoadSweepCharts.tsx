@@ -17,6 +17,7 @@ const MAX_GOODPUT_COLOR = "#16a34a";
 const KNEE_COLOR = "#ea580c";
 const SLO_COLOR = "#dc2626";
 
+/** One ECharts chart in the project's palette, labelled for people and tests. */
 function Chart({ option, label, height = 360 }: { option: EChartsOption; label: string; height?: number }) {
   return (
     <div className="chart" aria-label={label} data-chart={label}>

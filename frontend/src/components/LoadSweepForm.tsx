@@ -12,6 +12,7 @@ function at(errors: LoadErrors, field: LoadField, nested = false): string[] {
   return Object.entries(errors).filter(([k]) => k === field || k.startsWith(`${field}.`)).flatMap(([, m]) => m ?? []);
 }
 
+/** A choice between a few options, drawn as a segmented control (radio buttons). */
 function Segmented<T extends string>({ name, value, options, onChange, label }: {
   name: string; value: T; options: [T, string][]; onChange: (v: T) => void; label: string;
 }) {
@@ -27,6 +28,7 @@ function Segmented<T extends string>({ name, value, options, onChange, label }: 
   );
 }
 
+/** A titled group of the section's fields. */
 function Group({ title, children }: { title: string; children: ReactNode }) {
   return (
     <fieldset className="load-group" style={{ border: 0, padding: 0, margin: "12px 0 0" }}>
@@ -66,7 +68,7 @@ export function LoadSweepSection({ n, load, setLoad, errors }: {
             <div className="form-grid">
               {load.mode === "concurrency" ? (
                 <Field label="Concurrency levels" errors={at(errors, "concurrency")} wide
-                  hint="requests always in flight at each point, comma separated (e.g. 1, 2, 4, 8)">
+                  hint="requests always in flight at each point, comma separated (e.g. 1, 2, 4, 8); white-box runtimes (transformers) run each as a batch of that size">
                   <input name="load-concurrency" value={load.concurrency} onChange={(e) => set({ concurrency: e.target.value })} />
                 </Field>
               ) : (

@@ -111,6 +111,7 @@ export function LoadComparisonTable({ rows, hasSlo }: { rows: ComparisonRow[]; h
   );
 }
 
+/** A labelled drop-down of the chart settings. */
 function Select<T extends string>({ label, value, options, onChange }: {
   label: string; value: T; options: Record<T, string>; onChange: (v: T) => void;
 }) {
