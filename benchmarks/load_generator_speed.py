@@ -11,13 +11,15 @@ Rows:
   throughput is within 5% of the rate, the send lag p99 under 2 ms and the TTFT error p99 under 1 ms is the
   **max sustained streaming rate** printed at the end.
 - ``concurrency C``: closed loop with C requests in flight (chunk rate = C x 500 chunks/s per request stream).
+  With ``--shared-pool``, each is run again through one httpx connection pool sized to C instead of the generator's
+  lanes (one pool per worker): httpx's pool checks every connection on every request, which the CPU column shows.
 
 Columns: achieved req/s; send lag p50/p99 (behind the schedule); |measured - actual| p50 and p99 of TTFT, p99 of ITL
 and e2e; the stand-in's own lateness p99 (how late the host ran it: beyond a millisecond or two, the host is busy and
 no client's timings are better than that); the generator's CPU per request and per streamed line.
 
 Run: ``.venv/bin/python benchmarks/load_generator_speed.py [--seconds 3] [--rates 50,100,200,400,800]
-[--concurrency 1,16,64,256]``.
+[--concurrency 1,16,64,256] [--shared-pool]``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ if str(REPO) not in sys.path:
 
 import httpx  # noqa: E402 - after the repository is importable
 
-from agent_runtime.load.generator import LaneTransport, LoadPrompt, LoadTarget, run_point  # noqa: E402
+from agent_runtime.load.generator import LaneTransport, LoadPrompt, LoadTarget, client_limits, run_point  # noqa: E402
 from common.loadmetrics import percentile_sorted, point_figures  # noqa: E402
 from common.protocol.load import LoadPointRun, LoadSpec  # noqa: E402
 from tests.agent.standin_endpoint import StandinEndpoint  # noqa: E402
@@ -55,8 +57,11 @@ def p50(values: list[float]) -> float:
     return percentile_sorted(sorted(values), 50) if values else 0.0
 
 
-async def measure(endpoint: StandinEndpoint, spec: LoadSpec, value: int | float) -> dict[str, Any]:
-    """Run one point and compare it with what the stand-in really sent."""
+async def measure(
+    endpoint: StandinEndpoint, spec: LoadSpec, value: int | float, *, lanes: bool = True
+) -> dict[str, Any]:
+    """Run one point and compare it with what the stand-in really sent (``lanes``: through a LaneTransport, else
+    through one shared httpx pool sized to the point)."""
     endpoint.records()
     ids = itertools.count()
 
@@ -71,7 +76,11 @@ async def measure(endpoint: StandinEndpoint, spec: LoadSpec, value: int | float)
         }
 
     target = LoadTarget(url=f"{endpoint.base_url}/chat/completions", headers={}, build_body=build_body)
-    async with httpx.AsyncClient(transport=LaneTransport(), timeout=60) as client:
+    if lanes:
+        client = httpx.AsyncClient(transport=LaneTransport(), timeout=60)
+    else:
+        client = httpx.AsyncClient(limits=client_limits(int(value)), timeout=60)
+    async with client:
         point: LoadPointRun = await run_point(client, target, PROMPTS, index=0, spec=spec, value=value)
     served = sorted(endpoint.records(), key=lambda r: r["id"])[spec.warmup_requests :]
     ttft, itl, e2e, late = [], [], [], []
@@ -117,6 +126,9 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each open-loop point")
     parser.add_argument("--rates", default="50,100,200,400,800", help="open-loop rates, requests/s")
     parser.add_argument("--concurrency", default="1,16,64,256", help="closed-loop concurrency levels")
+    parser.add_argument(
+        "--shared-pool", action="store_true", help="also run each concurrency through one shared httpx pool"
+    )
     args = parser.parse_args()
     print(f"host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     header = (
@@ -146,6 +158,9 @@ async def main() -> None:
             spec = LoadSpec(concurrency=[level], num_requests=max(level * 8, 50), warmup_requests=level)
             m = await measure(endpoint, spec, level)
             print(row(f"concurrency {level}", m), flush=True)
+            if args.shared_pool:
+                m = await measure(endpoint, spec, level, lanes=False)
+                print(row("  one shared pool", m), flush=True)
     print(
         f"max sustained streaming rate: {sustained:g} req/s (achieved within 5%, send lag p99 < 2 ms, "
         f"TTFT error p99 < 1 ms); {noisy:g} req/s allowing for the host's noise (the stand-in's lateness beyond 1 ms "
