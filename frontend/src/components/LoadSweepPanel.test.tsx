@@ -111,6 +111,8 @@ describe("the load sweep of an experiment", () => {
     expect(second).toHaveAttribute("data-state", "no-slo-met");
     expect(within(second).getByTestId("max-goodput")).toHaveTextContent("no point met the SLOs");
     expect(within(second).getByTestId("stopped-early")).toHaveTextContent("no");
+    expect(within(second).getByTestId("progress")).toHaveTextContent("point 2/5 · 30/100 requests");
+    expect(within(first).queryByTestId("progress")).toBeNull();
     expect(screen.getByText("TTFT ≤ 200 ms at p99")).toBeInTheDocument();
     expect(screen.getByRole("link", { name: "Points CSV" })).toHaveAttribute("href", "/api/v1/experiments/7/export/?format=csv&kind=load_points");
     expect(screen.getByRole("link", { name: "Requests CSV" })).toHaveAttribute("href", "/api/v1/experiments/7/export/?format=csv&kind=load_requests");

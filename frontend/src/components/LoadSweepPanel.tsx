@@ -10,10 +10,11 @@ import {
   type LatencyKey, type LoadCell, type LoadMode, type LoadSpecJson,
 } from "../lib/load";
 import {
-  comparisonRows, goodputChart, histogram, latencyCurves, sloLine, type ComparisonRow, type LatencyStat,
-  type ThroughputAxis,
+  comparisonRows, goodputChart, histogram, latencyCurves, sloLine, sweepProgress, type ComparisonRow,
+  type LatencyStat, type ThroughputAxis,
 } from "../lib/loadCharts";
 import { useExperimentLoad, useJobLoad, useLoadLiveRefresh } from "../lib/loadQueries";
+import { useJobs } from "../api/queries";
 import { LatencyHistogram, LoadGoodputChart, LoadLatencyChart } from "./LoadSweepCharts";
 import { Card, Empty, ErrorBox, KeyValues, Spinner, StatusBadge } from "./ui";
 
@@ -61,8 +62,13 @@ const STATE_TEXT: Record<NonNullable<ComparisonRow["state"]>, string> = {
   "no-slo-met": "no point met the SLOs",
 };
 
-/** One row per cell: where each reaches its max goodput, peak and knee, and what that costs. */
-export function LoadComparisonTable({ rows, hasSlo }: { rows: ComparisonRow[]; hasSlo: boolean }) {
+/**
+ * One row per cell: where each reaches its max goodput, peak and knee, and what that costs. `progress` says where
+ * the running sweeps are, by job.
+ */
+export function LoadComparisonTable({ rows, hasSlo, progress }: {
+  rows: ComparisonRow[]; hasSlo: boolean; progress?: Map<number, string>;
+}) {
   return (
     <div className="table-scroll" style={{ overflowX: "auto" }}>
       <table className="table compact" aria-label="Load sweep comparison">
@@ -87,7 +93,10 @@ export function LoadComparisonTable({ rows, hasSlo }: { rows: ComparisonRow[]; h
               <td>{r.runtime}</td>
               <td>{r.method}</td>
               <td><StatusBadge status={r.status} /></td>
-              <td data-testid="points">{r.pointsRun}{r.pointsPlanned !== null ? ` / ${r.pointsPlanned}` : ""}</td>
+              <td data-testid="points">
+                {r.pointsRun}{r.pointsPlanned !== null ? ` / ${r.pointsPlanned}` : ""}
+                {r.status === "running" && progress?.get(r.job) && <div className="small muted" data-testid="progress">{progress.get(r.job)}</div>}
+              </td>
               <td data-testid="max-goodput">
                 {r.maxGoodput ? <><strong>{formatNumber(r.maxGoodput.goodput)}</strong> <span className="muted small">at {r.maxGoodput.load}</span></>
                   : <span className="muted small">{!hasSlo ? "no SLOs" : r.state ? STATE_TEXT[r.state] : "—"}</span>}
@@ -224,7 +233,9 @@ function LoadDistributions({ cells, mode }: { cells: LoadCell[]; mode: LoadMode 
 }
 
 /** The sweep's figures as read: table, curves and distributions (pure rendering of `data`). */
-export function LoadSweepView({ data, spec }: { data: ExperimentLoad; spec: LoadSpecJson }) {
+export function LoadSweepView({ data, spec, progress }: {
+  data: ExperimentLoad; spec: LoadSpecJson; progress?: Map<number, string>;
+}) {
   const mode = data.mode ?? specMode(spec);
   const hasSlo = data.slo !== null;
   const rows = comparisonRows(data.cells, mode, hasSlo, specPoints(spec).length);
@@ -233,7 +244,7 @@ export function LoadSweepView({ data, spec }: { data: ExperimentLoad; spec: Load
   }
   return (
     <>
-      <LoadComparisonTable rows={rows} hasSlo={hasSlo} />
+      <LoadComparisonTable rows={rows} hasSlo={hasSlo} progress={progress} />
       <h3>Curves</h3>
       <LoadCurves data={data} mode={mode} />
       <h3>Latency distributions</h3>
@@ -258,12 +269,18 @@ function LoadExports({ experiment }: { experiment: number }) {
 export function LoadSweepPanel({ experiment, spec }: { experiment: number; spec: LoadSpecJson }) {
   useLoadLiveRefresh(experiment);
   const load = useExperimentLoad(experiment);
+  // The page keeps the jobs (with their progress) live already: the running sweeps' progress comes from there.
+  const jobs = useJobs(experiment);
+  const progress = useMemo(() => new Map((jobs.data ?? []).flatMap((j) => {
+    const text = sweepProgress(j.progress);
+    return text ? [[j.id, text] as const] : [];
+  })), [jobs.data]);
   return (
     <Card title="Serving under load" className="load-sweep" actions={<LoadExports experiment={experiment} />}>
       <SpecLines spec={spec} />
       {load.isPending ? <Spinner label="Reading the sweep…" />
         : load.isError ? <ErrorBox error={load.error} title="The sweep's figures could not be read" onRetry={() => void load.refetch()} />
-        : <LoadSweepView data={load.data} spec={spec} />}
+        : <LoadSweepView data={load.data} spec={spec} progress={progress} />}
     </Card>
   );
 }

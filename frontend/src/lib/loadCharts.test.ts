@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { describeSlo, experimentLoad, formatLoad, loadNumber, sloTargetMs } from "./load";
-import { cellLabels, comparisonRows, goodputChart, histogram, latencyCurves, sloLine, sweepLoads } from "./loadCharts";
+import {
+  cellLabels, comparisonRows, goodputChart, histogram, latencyCurves, sloLine, sweepLoads, sweepProgress,
+} from "./loadCharts";
 import { cell, point, sweep } from "./loadFixtures";
 
 describe("load values", () => {
@@ -58,6 +60,15 @@ describe("comparisonRows", () => {
     ], "concurrency", false, null);
     expect(rows.map((r) => r.state)).toEqual(["waiting", "running", "failed", null]);
     expect(rows[0]?.pointsPlanned).toBeNull();
+  });
+});
+
+describe("sweepProgress", () => {
+  it("counts load points and requests of a running sweep", () => {
+    expect(sweepProgress({ run_index: 2, runs_total: 5, samples_done: 30, samples_total: 100 })).toBe("point 2/5 · 30/100 requests");
+    expect(sweepProgress({ run_index: 1, runs_total: 3 })).toBe("point 1/3");
+    expect(sweepProgress({ run_index: 0, runs_total: 3 })).toBeNull();
+    expect(sweepProgress(null)).toBeNull();
   });
 });
 

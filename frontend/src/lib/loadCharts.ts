@@ -88,6 +88,17 @@ export function comparisonRows(cells: LoadCell[], mode: LoadMode | null, hasSlo:
   });
 }
 
+/**
+ * Where a running sweep is, from its job's progress (the agent reports load points as runs and each point's requests
+ * as samples): "point 2/5 · 30/100 requests", or null before the first point.
+ */
+export function sweepProgress(progress: { run_index?: number; runs_total?: number; samples_done?: number;
+  samples_total?: number } | null | undefined): string | null {
+  if (!progress?.run_index) return null;
+  const requests = progress.samples_total ? ` · ${progress.samples_done ?? 0}/${progress.samples_total} requests` : "";
+  return `point ${progress.run_index}/${progress.runs_total ?? "?"}${requests}`;
+}
+
 /** The statistic of a latency the chart reads. */
 export type LatencyStat = "median" | "p90" | "p99";
 /** The throughput the chart's x axis shows. */
