@@ -44,6 +44,8 @@ RESERVED_ENV_PREFIX = "RUCKUS_"
 #: The one message for every way a connection can fail (refused, unreachable, reset, timed out, TLS, ...).
 CONNECTION_FAILED = "no answer from the endpoint (the connection failed or timed out)"
 
+#: Times the load generator's transport sends a request again that the server dropped without any response.
+DROPPED_REQUEST_RETRIES = 3
 #: ``(host, port) -> addresses``: how host names are resolved (tests substitute their own).
 Resolver = Callable[[str, int], list[str]]
 
@@ -456,7 +458,8 @@ class AsyncPinnedTransport(httpx.AsyncBaseTransport):
 
     Every request is checked against the policy, refused when it would carry one of the agent's secrets, and
     sent to the first address the check resolved (``Host`` and the TLS server name stay the host name), exactly
-    as :class:`PinnedTransport` does.
+    as :class:`PinnedTransport` does. A request the server dropped without any response (a kept-alive connection
+    it had closed) is sent again, at most :data:`DROPPED_REQUEST_RETRIES` times.
 
     Args:
         policy: The endpoint policy.
@@ -520,7 +523,17 @@ class AsyncPinnedTransport(httpx.AsyncBaseTransport):
             stream=request.stream,
             extensions=extensions,
         )
-        return await self._transport(target).handle_async_request(pinned)
+        transport = self._transport(target)
+        for _ in range(DROPPED_REQUEST_RETRIES):
+            try:
+                return await transport.handle_async_request(pinned)
+            except httpx.RemoteProtocolError:
+                # No response at all: the server had closed the kept-alive connection the request went out on (a
+                # race every client of a server that closes connections meets: llama-server does, under load). It
+                # never read the request, which goes out again on another connection when its body can be resent.
+                if not isinstance(request.stream, httpx.ByteStream):
+                    raise
+        return await transport.handle_async_request(pinned)
 
     async def aclose(self) -> None:
         """Close the underlying transports."""

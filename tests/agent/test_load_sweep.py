@@ -509,3 +509,30 @@ def test_a_server_that_ignores_ignore_eos_is_noted(tmp_path, standin):
     assert all(r.output_tokens == 2 for r in point.requests)
     assert ("3 of 3 requests ended before their output_tokens although ignore_eos was asked for: the server does "
             "not honour it") in point.notes
+
+
+def test_async_pinned_client_resends_a_request_dropped_without_a_response():
+    attempts = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        attempts.append(request.content)
+        if len(attempts) <= 2:  # two stale kept-alive connections in a row
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        return httpx.Response(200, text="ok")
+
+    policy = EndpointPolicy.from_values(["127.0.0.0/8"])
+
+    async def main():
+        async with async_pinned_client(policy, "openai", timeout=5, inner=httpx.MockTransport(handler)) as client:
+            assert (await client.post("http://127.0.0.1:9/v1/completions", json={"p": 1})).text == "ok"
+            assert attempts == [b'{"p":1}'] * 3  # the same body each time
+            attempts.clear()
+
+            async def body():
+                yield b"{}"
+
+            with pytest.raises(httpx.RemoteProtocolError):  # a streamed body cannot be sent again
+                await client.post("http://127.0.0.1:9/v1/completions", content=body())
+            assert len(attempts) == 1
+
+    asyncio.run(main())
