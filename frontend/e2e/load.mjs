@@ -1,7 +1,8 @@
 // A load sweep through the UI in headless Chromium (playwright-core, system chromium; nothing downloaded): the form's
 // load section (a mistake named next to its field, the plan preview's points), the sweep running live, and the
 // experiment page's comparison table, curves and a load point's distributions.
-// Env: BASE_URL, USERNAME, PASSWORD, ENDPOINT_URL (an OpenAI-compatible /v1 the agent may reach), ARTIFACTS_DIR.
+// Env: BASE_URL, USERNAME, PASSWORD, ENDPOINT_URL (an OpenAI-compatible /v1 the agent may reach), RATE_EXPERIMENT
+// (a request-rate sweep over 20 req/s and inf), ARTIFACTS_DIR.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { env, openBrowser } from "./browser.mjs";
@@ -10,6 +11,7 @@ const BASE_URL = env("BASE_URL").replace(/\/$/, "");
 const USERNAME = env("USERNAME");
 const PASSWORD = env("PASSWORD");
 const ENDPOINT_URL = env("ENDPOINT_URL");
+const RATE_EXPERIMENT = env("RATE_EXPERIMENT");
 
 const { browser, page, problems, shot, step, artifacts } = await openBrowser("ui-load");
 
@@ -104,6 +106,20 @@ try {
   await shot("load-02-experiment");
   await panel.screenshot({ path: join(artifacts, "load-03-panel.png") });
   writeFileSync(join(artifacts, "load-experiment.json"), JSON.stringify({ experiment: experimentId }));
+
+  // 6. A request-rate sweep: its rates named in req/s, "inf" for all at once.
+  await page.goto(`${BASE_URL}/experiments/${RATE_EXPERIMENT}`);
+  const rates = page.locator(".card.load-sweep");
+  await rates.getByText("20 req/s, inf", { exact: true }).waitFor({ timeout: 30_000 });
+  await page.locator(".job-card[data-status='completed']").waitFor({ timeout: 240_000 });
+  const rateRow = rates.locator("table[aria-label='Load sweep comparison'] tbody tr[data-state]").first();
+  await rateRow.getByTestId("points").getByText("2 / 2").waitFor({ timeout: 30_000 });
+  const ratePeak = (await rateRow.getByTestId("peak").innerText()).replace(/\s+/g, " ");
+  if (!/ at (20 req\/s|inf)$/.test(ratePeak)) throw new Error(`the rate sweep's peak reads "${ratePeak}"`);
+  await rates.locator('[data-chart="Load vs goodput"] canvas').waitFor({ timeout: 30_000 });
+  step(`rate sweep: peak ${ratePeak}`);
+  await page.waitForTimeout(500);
+  await shot("load-04-rate-sweep");
 
   if (problems.length) throw new Error(problems.join("\n"));
   step("all good");

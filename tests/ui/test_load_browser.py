@@ -25,7 +25,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 @pytest.mark.skipif(not REQUIRED and _missing() is not None, reason=_missing() or "")
 def test_ui_load_sweep(stack: Stack, user_api: Any) -> None:
     """Create a concurrency sweep in the form (a wrong level named next to its field first), watch it complete
-    live, and find its figures in the table, its curves drawn and a point's TTFT histogram of its 12 requests."""
+    live, and find its figures in the table, its curves drawn and a point's TTFT histogram of its 12 requests; a
+    request-rate sweep's page names its rates, "inf" included."""
     missing = _missing()
     assert missing is None, f"RUCKUS_REQUIRE_UI=1 but {missing}"
     artifacts = Path(os.environ.get("ARTIFACTS_DIR", REPO / "test-artifacts" / "ui"))
@@ -36,12 +37,23 @@ def test_ui_load_sweep(stack: Stack, user_api: Any) -> None:
         reg = user_api.post("/agents/", json={"url": stack.agent_url("load-agent"),
                                               "token": stack.agent_tokens["load-agent"], "cost_per_hour": "2.0"})
         assert reg.status_code == 201, reg.text
+        # An open-loop sweep made through the API, for the page to show its rates (one of them "inf").
+        rate = user_api.post("/experiments/", json={
+            "name": "Rate sweep", "task": {"name": "wikipedia_summarization"},
+            "models": [{"name": "smollm2-135m-instruct"}],
+            "runtimes": [{"name": "openai", "params": {"base_url": endpoint.base_url, "served_model": "served-model"}}],
+            "agents": {"all": True},
+            "load": {"request_rate": [20, "inf"], "num_requests": 10,
+                     "prompts": {"source": "synthetic", "input_tokens": 16, "output_tokens": 8}},
+        })
+        assert rate.status_code == 201, rate.text
         env = {
             **os.environ,
             "BASE_URL": stack.base,
             "USERNAME": USERNAME,
             "PASSWORD": PASSWORD,
             "ENDPOINT_URL": endpoint.base_url,
+            "RATE_EXPERIMENT": str(rate.json()["id"]),
             "ARTIFACTS_DIR": str(artifacts),
         }
         proc = subprocess.run(

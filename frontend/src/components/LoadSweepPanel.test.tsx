@@ -167,11 +167,16 @@ describe("the load sweep of an experiment", () => {
   it("without SLOs shows request throughput and says there is no goodput", async () => {
     const base = sweep();
     // Without objectives the server finds no max goodput.
-    const data = { ...base, slo: null, cells: base.cells.map((c) => ({ ...c, max_goodput: null })) };
+    const data = { ...base, slo: null, cells: base.cells.map((c) => ({ ...c, max_goodput: null, points: c.points.map((p) =>
+      (p.index === 2 ? { ...p, output_tokens_per_dollar: 1_000_000, output_tokens_per_joule: null } : p)) })) };
     await renderPage({ ...SPEC, slo: null }, data);
     expect(chartOption("Load vs goodput").yAxis).toMatchObject({ name: "request throughput (req/s)" });
     expect(screen.getByText(/No SLOs were set/)).toBeInTheDocument();
     expect(screen.getAllByText("no SLOs")).toHaveLength(2);
+    // Efficiency at the peak instead of max goodput; a figure the point lacks says nothing of the peak.
+    const first = document.querySelector('tr[data-job="1"]') as HTMLElement;
+    expect(within(first).getByTestId("tokens-per-dollar")).toHaveTextContent("1,000,000 at peak");
+    expect(within(first).getByTestId("tokens-per-joule")).toHaveTextContent(/^—$/);
   });
 
   it("before any point is measured: the rows say why, and no curve is drawn", async () => {

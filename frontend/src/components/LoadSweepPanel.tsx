@@ -62,6 +62,11 @@ const STATE_TEXT: Record<NonNullable<ComparisonRow["state"]>, string> = {
   "no-slo-met": "no point met the SLOs",
 };
 
+/** " at peak" after an efficiency figure of the peak (a sweep without SLOs has no max goodput). */
+function atPeak(r: ComparisonRow, value: number | null) {
+  return r.efficiencyAt === "peak" && value !== null ? <span className="muted small"> at peak</span> : null;
+}
+
 /**
  * One row per cell: where each reaches its max goodput, peak and knee, and what that costs. `progress` says where
  * the running sweeps are, by job.
@@ -78,7 +83,8 @@ export function LoadComparisonTable({ rows, hasSlo, progress }: {
             <th title="highest goodput among the points that meet the SLOs">Max goodput (req/s)</th>
             <th>Peak output tok/s</th>
             <th title="the point of highest output throughput over median e2e latency (Kleinrock's power)">Knee</th>
-            <th title="at max goodput">Output tok/$</th><th title="at max goodput">Output tok/J</th>
+            <th title="at max goodput (at the peak without SLOs)">Output tok/$</th>
+            <th title="at max goodput (at the peak without SLOs)">Output tok/J</th>
             <th>Stopped early</th>
           </tr>
         </thead>
@@ -109,8 +115,8 @@ export function LoadComparisonTable({ rows, hasSlo, progress }: {
                 {r.knee ? <>{r.knee.load} <span className="muted small">({formatNumber(r.knee.outputThroughput)} tok/s,
                   e2e {formatNumber(r.knee.e2eMedianS)} s)</span></> : "—"}
               </td>
-              <td data-testid="tokens-per-dollar">{formatNumber(r.tokensPerDollar)}</td>
-              <td data-testid="tokens-per-joule">{formatNumber(r.tokensPerJoule)}</td>
+              <td data-testid="tokens-per-dollar">{formatNumber(r.tokensPerDollar)}{atPeak(r, r.tokensPerDollar)}</td>
+              <td data-testid="tokens-per-joule">{formatNumber(r.tokensPerJoule)}{atPeak(r, r.tokensPerJoule)}</td>
               <td data-testid="stopped-early" className="small">{r.stoppedEarly ?? <span className="muted">no</span>}</td>
             </tr>
           ))}

@@ -59,7 +59,22 @@ describe("comparisonRows", () => {
       cell(4, { status: "failed", points: [point(0, 1)] }),
     ], "concurrency", false, null);
     expect(rows.map((r) => r.state)).toEqual(["waiting", "running", "failed", null]);
+    expect(rows.map((r) => r.efficiencyAt)).toEqual([null, null, null, null]);
     expect(rows[0]?.pointsPlanned).toBeNull();
+  });
+});
+
+describe("efficiency figures", () => {
+  it("are those of max goodput, or of the peak when the sweep has no SLOs", () => {
+    const data = sweep();
+    expect(comparisonRows(data.cells, "concurrency", true, null)[0]).toMatchObject({
+      tokensPerDollar: 810000, tokensPerJoule: 2.5, efficiencyAt: "max goodput" });
+    const peaked = cell(5, { points: [point(0, 1), point(1, 2, { output_tokens_per_dollar: 9000, output_tokens_per_joule: 3 })],
+      peak: { index: 1, load: 2, request_throughput: 10, output_throughput: 1280 } });
+    expect(comparisonRows([peaked], "concurrency", false, null)[0]).toMatchObject({
+      tokensPerDollar: 9000, tokensPerJoule: 3, efficiencyAt: "peak" });
+    // With SLOs that no point met there is no figure to show.
+    expect(comparisonRows([peaked], "concurrency", true, null)[0]).toMatchObject({ tokensPerDollar: null, efficiencyAt: null });
   });
 });
 

@@ -49,11 +49,27 @@ export interface ComparisonRow {
   maxGoodput: { goodput: number | null; load: string } | null;
   peak: { outputThroughput: number | null; load: string } | null;
   knee: { outputThroughput: number | null; e2eMedianS: number | null; load: string } | null;
+  /** Output tokens per dollar and per joule at max goodput (at the peak when the sweep has no SLOs). */
   tokensPerDollar: number | null;
   tokensPerJoule: number | null;
+  /** Which point the two figures above are of (null when neither exists). */
+  efficiencyAt: "max goodput" | "peak" | null;
   stoppedEarly: string | null;
   /** Why the row has no figures, when it has none: "running", "failed"... (null when it has them). */
   state: "running" | "waiting" | "failed" | "no-slo-met" | "no-points" | null;
+}
+
+/** Output tokens per dollar and per joule at max goodput; without SLOs (no goodput) at the peak. */
+function efficiency(c: LoadCell, hasSlo: boolean): Pick<ComparisonRow, "tokensPerDollar" | "tokensPerJoule" | "efficiencyAt"> {
+  if (c.max_goodput) {
+    return { tokensPerDollar: c.max_goodput.output_tokens_per_dollar, tokensPerJoule: c.max_goodput.output_tokens_per_joule,
+      efficiencyAt: "max goodput" };
+  }
+  const peak = !hasSlo && c.peak ? c.points.find((p) => p.index === c.peak?.index) : undefined;
+  if (peak) {
+    return { tokensPerDollar: peak.output_tokens_per_dollar, tokensPerJoule: peak.output_tokens_per_joule, efficiencyAt: "peak" };
+  }
+  return { tokensPerDollar: null, tokensPerJoule: null, efficiencyAt: null };
 }
 
 /** The comparison table: one row per cell, in the server's order. */
@@ -80,8 +96,7 @@ export function comparisonRows(cells: LoadCell[], mode: LoadMode | null, hasSlo:
       maxGoodput: c.max_goodput ? { goodput: c.max_goodput.goodput, load: formatLoad(c.max_goodput.load, mode) } : null,
       peak: c.peak ? { outputThroughput: c.peak.output_throughput, load: formatLoad(c.peak.load, mode) } : null,
       knee: c.knee ? { outputThroughput: c.knee.output_throughput, e2eMedianS: c.knee.e2e_median_s, load: formatLoad(c.knee.load, mode) } : null,
-      tokensPerDollar: c.max_goodput?.output_tokens_per_dollar ?? null,
-      tokensPerJoule: c.max_goodput?.output_tokens_per_joule ?? null,
+      ...efficiency(c, hasSlo),
       stoppedEarly: c.stopped_early,
       state,
     };
