@@ -18,12 +18,13 @@ endif
 export LLAMA_CMAKE_ARGS
 LLAMA_SPEC := llama-cpp-python[server]>=0.3,<0.4
 
-.PHONY: setup test lint docker-validate demo ui ui-check clean help bench
+.PHONY: setup test lint docker-validate demo ui ui-check clean help bench load-reference
 
 help:
 	@echo "make demo   - set up, then run the server, scheduler and a local agent on a real benchmark"
 	@echo "make test   - set up, then run every test (Postgres: DATABASE_URL or an embedded one)"
 	@echo "make bench  - fleet benchmark: 1000 simulated agents, 1000 jobs against a local server (Postgres on :5432)"
+	@echo "make load-reference - RUCKUS's load generator next to vllm bench serve on a real vLLM CPU server (docs/load.md)"
 	@echo "make lint   - ruff, bandit, import contracts, migration check, OpenAPI schema validation, UI client in sync"
 	@echo "make setup  - create $(VENV) (and $(VLLM_VENV) for vLLM) and install everything (idempotent)"
 	@echo "make docker-validate - check docker/ (compose config + Dockerfile lint; needs docker-compose)"
@@ -63,6 +64,10 @@ test: setup
 # The server at fleet scale (benchmarks/fleet_sim.py --help for sizes, server options and older commits).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/fleet_sim.py
+
+# Serving under load, side by side with the reference client on the same vLLM server (docs/load.md).
+load-reference: setup
+	$(BIN)/python benchmarks/load_vs_reference.py --start
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
