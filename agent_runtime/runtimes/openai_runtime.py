@@ -376,18 +376,25 @@ class OpenAIRuntime(Runtime):
     def load_client(self, request_timeout_s: float) -> httpx.AsyncClient:
         """The generator's asynchronous client: pinned to checked addresses like :meth:`_http`, no redirects.
 
+        Its innermost transport keeps one connection per lane of the generator (:class:`LaneTransport`).
+
         Args:
             request_timeout_s: The sweep's per-request timeout (also the longest wait for one chunk).
 
         Returns:
             A new client; the caller closes it.
         """
+        from agent_runtime.load.generator import LaneTransport
+
         return async_pinned_client(
             self.policy.endpoints,
             self.name,
             # No pool timeout: at a high load point requests wait for a connection as long as they must.
             timeout=httpx.Timeout(request_timeout_s, connect=min(10.0, request_timeout_s), pool=None),
             secrets=self.policy.secrets,
+            # Each of the generator's lanes (a worker, an open-loop slot) keeps a connection of its own: the cost of
+            # a request stays flat however many are in flight.
+            inner=LaneTransport(),
         )
 
 
