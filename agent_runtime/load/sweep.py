@@ -63,12 +63,7 @@ def load_modes(runtime_cls: type[Runtime]) -> tuple[str, ...]:
     Returns:
         The modes.
     """
-    modes = getattr(runtime_cls, "load_modes", None)
-    if modes is not None:
-        return tuple(modes)
-    if issubclass(runtime_cls, TransformersRuntime):
-        return ("concurrency",)  # batches of each concurrency level: there is no arrival process to follow
-    return ()
+    return tuple(getattr(runtime_cls, "load_modes", ()))
 
 
 def load_method(runtime: Runtime) -> Literal["http", "batch"]:

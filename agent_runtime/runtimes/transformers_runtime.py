@@ -12,7 +12,7 @@ import importlib.util
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from agent_runtime.constants import GENERATION_JOIN_TIMEOUT_S
 from agent_runtime.models import ModelNotFoundError, ResolvedModel, resolve_model
@@ -126,6 +126,9 @@ class TransformersRuntime(Runtime):
 
     name = "transformers"
     params: TransformersParams
+    #: Load sweeps it can run (``RuntimeCapability.load_modes``): concurrency levels as batch sizes on the loaded
+    #: model (there is no arrival process to follow without a server).
+    load_modes: ClassVar[tuple[str, ...]] = ("concurrency",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -194,6 +197,7 @@ class TransformersRuntime(Runtime):
             available=True,
             metrics=metrics,
             unavailable_metrics=unavailable,
+            load_modes=list(cls.load_modes),
         )
 
     def check(self) -> dict[str, str]:
