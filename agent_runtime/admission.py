@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agent_runtime.load.sweep import check_load
 from agent_runtime.policy import AgentPolicy
 from agent_runtime.runtimes import RUNTIME_REGISTRY, make_runtime
 from agent_runtime.spool import is_safe_job_id
@@ -69,7 +70,5 @@ def check_job_request(
     errors.update(runtime.check())
     if job.load is not None:
         # A sweep the runtime cannot make, or a prompt file where the operator allows none, is refused now.
-        from agent_runtime.load.sweep import check_load  # the load generator is imported only for load jobs
-
         errors.update(check_load(job, runtime, policy))
     return errors

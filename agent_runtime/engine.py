@@ -32,6 +32,15 @@ from pydantic import ValidationError
 
 from agent_runtime.constants import TELEMETRY_INTERVAL_S
 from agent_runtime.egress import EgressRefused
+from agent_runtime.load.sweep import (
+    SweepHooks,
+    SweepStopped,
+    check_load,
+    load_method,
+    prompt_tokenizer,
+    run_sweep,
+    sweep_prompts,
+)
 from agent_runtime.logging import get_logger
 from agent_runtime.measure import add_model_load, build_result, merge_metrics, run_metrics, sample_result
 from agent_runtime.models import ModelNotFoundError
@@ -484,16 +493,6 @@ class JobEngine:
             RuntimeFailure: The runtime cannot run this sweep.
             TaskDataError: The prompts cannot be built (the message names the field).
         """
-        from agent_runtime.load.sweep import (  # the load generator is imported only where a sweep runs
-            SweepHooks,
-            SweepStopped,
-            check_load,
-            load_method,
-            prompt_tokenizer,
-            run_sweep,
-            sweep_prompts,
-        )
-
         req = record.request
         spec = req.load
         assert spec is not None  # nosec B101  # narrowing: only load jobs come here

@@ -60,7 +60,7 @@ class ArrivalSchedule:
         self.shape = burstiness if self.arrival is Arrival.GAMMA else 1.0
         # A string seed is hashed with SHA-512 by random.Random (stable across runs, unlike hash()): the arrival stream
         # stays independent of any other stream drawn from the same spec seed (the prompt order).
-        self._rng = random.Random(f"{seed}:arrivals")
+        self._rng = random.Random(f"{seed}:arrivals")  # nosec B311 - a reproducible load schedule, not a secret
         self._next = 0.0
 
     def interval(self) -> float:

@@ -379,7 +379,7 @@ def _take_lines(lines: list[bytes], now: float, flight: _Flight) -> tuple[bool, 
 def _prompt_order(prompts: Sequence[LoadPrompt], seed: int) -> Iterator[LoadPrompt]:
     """The prompts in a seeded shuffled order, cycling (the same seed, the same order)."""
     order = list(range(len(prompts)))
-    random.Random(f"{seed}:prompts").shuffle(order)
+    random.Random(f"{seed}:prompts").shuffle(order)  # nosec B311 - a reproducible prompt order, not a secret
     while True:
         for i in order:
             yield prompts[i]

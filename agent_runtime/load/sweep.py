@@ -28,9 +28,11 @@ from typing import Any, Literal
 
 import httpx
 
+from agent_runtime.load.batch import run_batch_point
 from agent_runtime.load.generator import LoadPrompt, run_point
 from agent_runtime.load.prompts import HFTokenizer, PromptError, PromptSet, PromptTokenizer, build_prompts
 from agent_runtime.logging import get_logger
+from agent_runtime.models import resolve_model
 from agent_runtime.paths import PathRefused
 from agent_runtime.policy import AgentPolicy
 from agent_runtime.runtimes.base import Runtime, RuntimeFailure
@@ -120,8 +122,6 @@ def prompt_tokenizer(runtime: Runtime, request: JobRequest, *, data_dir: Path, m
         if found is not None:
             return found
     try:
-        from agent_runtime.models import resolve_model
-
         resolved = resolve_model(
             request.model.name, data_dir=data_dir, path=request.model.path, revision=request.model.revision,
             model_dirs=model_dirs, convert=False, paths=policy.paths,
@@ -317,8 +317,6 @@ def _batch_sweep(
     hooks: SweepHooks, telemetry: _Telemetry,
 ) -> None:
     """Run every point of a batch sweep on the white-box model (concurrency levels only)."""
-    from agent_runtime.load.batch import run_batch_point  # torch is imported only where a batch sweep runs
-
     spec = sweep.spec
     figures: list[dict[str, Any]] = []
     for index, value in enumerate(spec.points()):

@@ -327,7 +327,7 @@ class OpenAIRuntime(Runtime):
         Raises:
             RuntimeFailure: The key variable is not allowed or not set, or no local server serves the model.
         """
-        from agent_runtime.load.generator import LoadTarget  # the generator needs no import unless a sweep runs
+        from agent_runtime.load.generator import LoadTarget  # lazy: the generator imports this module (read_chunk)
 
         base = self.api_base().rstrip("/")
         completions = getattr(self.params, "endpoint", "chat") == "completions"
@@ -384,7 +384,7 @@ class OpenAIRuntime(Runtime):
         Returns:
             A new client; the caller closes it.
         """
-        from agent_runtime.load.generator import LaneTransport
+        from agent_runtime.load.generator import LaneTransport  # lazy: the generator imports this module (read_chunk)
 
         return async_pinned_client(
             self.policy.endpoints,

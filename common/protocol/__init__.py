@@ -5,9 +5,9 @@ understand instead of misreading it. Field names here are a contract: the server
 API, the CLI and the UI all rely on them.
 
 The models live in one module per idea (:mod:`~common.protocol.enums`, :mod:`~common.protocol.agent_info`,
-:mod:`~common.protocol.benchmarks`, :mod:`~common.protocol.jobs`, :mod:`~common.protocol.load`, :mod:`~common.protocol.results`,
-:mod:`~common.protocol.messages`); every public name is re-exported here, so ``from common.protocol import X``
-is the way to use them.
+:mod:`~common.protocol.benchmarks`, :mod:`~common.protocol.jobs`, :mod:`~common.protocol.load`,
+:mod:`~common.protocol.results`, :mod:`~common.protocol.messages`); every public name is re-exported here, so
+``from common.protocol import X`` is the way to use them.
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ from common.protocol.enums import (
 )
 from common.protocol.jobs import JobProgress, JobRequest, ModelSpec, RuntimeSpec, TaskSpec
 from common.protocol.load import (
+    INFINITE_RATE,
+    MAX_LOAD_POINTS,
     Arrival,
     EarlyStop,
     GeneratorOverhead,
-    INFINITE_RATE,
     LoadPointRun,
     LoadSpec,
     LoadSweepRun,
-    MAX_LOAD_POINTS,
     PromptSource,
     PromptSpec,
     RequestRecord,
