@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from common.statuses import ScoringStatus
-from results.models import JobMetricStatistics, JobResult, RunResult, SampleResult
+from results.models import JobMetricStatistics, JobResult, LoadPoint, RunResult, SampleResult
 from results.services import job_statistics_recompute
 
 
@@ -92,3 +92,27 @@ class JobMetricStatisticsAdmin(admin.ModelAdmin):
     list_filter = ["metric", "scope", "source"]
     search_fields = ["metric"]
     raw_id_fields = ["job"]
+
+
+@admin.register(LoadPoint)
+class LoadPointAdmin(admin.ModelAdmin):
+    """Load points of sweeps: figures and notes readable, the raw per-request columns left out (megabytes)."""
+
+    list_display = ["job", "index", "concurrency", "request_rate", "request_rate_infinite", "duration_s", "power_w"]
+    raw_id_fields = ["job", "result"]
+    readonly_fields = ["figures_pretty", "overhead_pretty", "notes"]
+    exclude = ["figures", "raw", "overhead"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LoadPoint]:
+        """Never read the raw columns for the list or the form."""
+        return super().get_queryset(request).defer("raw")
+
+    @admin.display(description="figures")
+    def figures_pretty(self, obj: LoadPoint) -> str:
+        """The point's figures, as the load API shows them."""
+        return _pretty(obj.figures)
+
+    @admin.display(description="generator overhead")
+    def overhead_pretty(self, obj: LoadPoint) -> str:
+        """What the load generator itself cost at this point."""
+        return _pretty(obj.overhead)
