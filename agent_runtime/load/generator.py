@@ -7,13 +7,14 @@ sent late, and that wait counts as send lag, as in ``vllm bench serve``). Warm-u
 out of the point. Prompts are taken in a seeded shuffled order, cycling.
 
 What is timed, on ``time.perf_counter()`` (monotonic) at the arrival of each streamed line, as ``vllm bench serve``
-times it (``vllm/benchmarks/lib/endpoint_request_func.py``) with two deliberate differences, both from the
-contract of :class:`~common.protocol.load.RequestRecord`:
+times it (``vllm/benchmarks/lib/endpoint_request_func.py``) with one deliberate difference, from the contract of
+:class:`~common.protocol.load.RequestRecord`:
 
 * ``ttft_s``: from the send to the first chunk **with text** (vLLM: the first chunk with a choice, which for a
-  chat stream can be the role-only chunk some servers send before any token).
-* ``itl_s``: the gaps between consecutive chunks **with text** (vLLM also counts the gap to the final choice without
-  text, the EOS step).
+  chat stream can be the role-only chunk some servers send before any token; on vLLM's own server the two are the
+  same chunk).
+* ``itl_s``: from that first text on, the gaps between consecutive chunks with a choice, text or not (a token the
+  detokenizer holds back, the final EOS step), as vLLM counts them.
 * ``e2e_s``: from the send to the last chunk with a choice, the final EOS step without text included (vLLM's
   ``latency``). A request that fails keeps the time it spent in flight until it failed as its ``e2e_s`` (the
   figures use it only for the achieved concurrency).
@@ -365,12 +366,14 @@ def _take_lines(lines: list[bytes], now: float, flight: _Flight) -> tuple[bool, 
         if step.usage is not None:
             flight.usage = step.usage
         if step.has_choice:
+            # From the first text on, every chunk with a choice is a generation step, text or not (a token the
+            # detokenizer holds back, the final EOS step): vllm bench serve's ITL counts each of them.
+            if flight.first is not None:
+                flight.itl.append(now - flight.last_step)  # type: ignore[operator]
+            elif step.text:
+                flight.first = now
             flight.last_step = now
         if step.text:
-            if flight.first is None:
-                flight.first = now
-            else:
-                flight.itl.append(now - flight.last_text)  # type: ignore[operator]
             flight.last_text = now
             flight.chunks += 1
     return False, chunks

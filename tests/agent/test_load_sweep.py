@@ -163,7 +163,7 @@ def test_concurrency_sweep_runs_points_in_order_with_raw_records(tmp_path, stand
         assert len(point.requests) == 8 and point.warmup_requests == 2 and point.duration_s > 0
         for r in point.requests:
             assert r.error is None and not r.timed_out
-            assert 0 < r.ttft_s <= r.e2e_s and len(r.itl_s) == 4 and r.output_tokens == 5
+            assert 0 < r.ttft_s <= r.e2e_s and len(r.itl_s) == 5 and r.output_tokens == 5  # 4 gaps + the final one
             assert r.prompt_tokens == 12  # the stand-in counts words: synthetic prompts are 12 words here
         assert any("black-box endpoint" in n for n in point.notes)
         assert any("ignore_eos" in n for n in point.notes)
