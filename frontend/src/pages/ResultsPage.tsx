@@ -438,7 +438,15 @@ export function ResultsPage() {
       {scoring && withStats.length > 0 && (
         <div className="notice small" role="status" data-testid="scoring-notice"><ScoringBadge /> {scoring}</div>
       )}
+      {exp.data?.load && (
+        <div className="notice small" role="status" data-testid="load-notice">
+          This experiment is a load sweep: its throughput–latency curves, max goodput and knee per agent are on{" "}
+          <Link to={`/experiments/${id}`}>the experiment's page</Link>; its points export as{" "}
+          <a href={`/api/v1/experiments/${id}/export/?format=csv&kind=load_points`} download>CSV</a>.
+        </div>
+      )}
       {results.isPending ? <Spinner /> : results.isError ? <ErrorBox error={results.error} onRetry={() => void results.refetch()} /> :
+        withStats.length === 0 && exp.data?.load ? null :
         withStats.length === 0 ? (
           <Card>{scoring ? (
             <Empty title="Scoring results…"><span data-testid="scoring-notice">{scoring}</span></Empty>

@@ -57,6 +57,24 @@ describe("results being scored", () => {
     expect(screen.queryByText("No job produced statistics.")).toBeNull();
   });
 
+  it("a load sweep's results page points to its curves instead of saying 'no statistics'", () => {
+    const qc = new QueryClient({ defaultOptions: { queries: { staleTime: Infinity, retry: false } } });
+    qc.setQueryData(keys.experiment(7), { ...EXPERIMENT, load: { concurrency: [1, 4], num_requests: 8 } });
+    qc.setQueryData(keys.results(7), results([{ ...scoringJob(1), scoring_status: "scored" }]));
+    render(
+      <QueryClientProvider client={qc}>
+        <MemoryRouter initialEntries={["/experiments/7/results"]}>
+          <Routes><Route path="experiments/:id/results" element={<ResultsPage />} /></Routes>
+        </MemoryRouter>
+      </QueryClientProvider>,
+    );
+    const notice = screen.getByTestId("load-notice");
+    expect(notice.textContent).toMatch(/load sweep/);
+    expect(notice.querySelector("a[href='/experiments/7']")).toBeTruthy();
+    expect(notice.querySelector("a[href*='kind=load_points']")).toBeTruthy();
+    expect(screen.queryByText("No job produced statistics.")).toBeNull();
+  });
+
   it("an update of a job still scoring makes the results stale", () => {
     const qc = new QueryClient({ defaultOptions: { queries: { staleTime: Infinity, retry: false } } });
     qc.setQueryData(keys.results(7), results([scoringJob(1)]));
