@@ -35,6 +35,7 @@ def test_generator_agrees_with_vllm_bench_serve(vllm: RunningServer, tmp_path: P
     spec = importlib.util.spec_from_file_location("load_vs_reference", SCRIPT)
     assert spec is not None and spec.loader is not None
     script = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = script  # its dataclasses look their module up while they are built
     spec.loader.exec_module(script)
     out = tmp_path / "figures.json"
     run = subprocess.run(
