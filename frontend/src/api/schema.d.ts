@@ -2927,7 +2927,8 @@ export interface components {
          *         sent_s: When it was sent.
          *         ttft_s: Time to first token (first chunk with text), from ``sent_s``.
          *         e2e_s: End-to-end latency, from ``sent_s`` to the last chunk (the final EOS step included).
-         *         itl_s: Gaps between consecutive chunks with text (``vllm bench serve``'s ``itl``).
+         *         itl_s: From the first chunk with text on, the gaps between consecutive chunks with a choice, text or not
+         *             (``vllm bench serve``'s ``itl``: a token the detokenizer holds back and the final EOS step count).
          *         prompt_tokens: Prompt tokens (the server's usage, else the agent's tokenizer, else None).
          *         output_tokens: Output tokens (the server's usage, else chunks with text).
          *         error: Why it failed (None when it succeeded).
