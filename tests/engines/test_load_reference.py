@@ -4,8 +4,7 @@ One closed-loop point (concurrency 2), a few requests: the script runs both clie
 ``max_tokens`` with ``ignore_eos`` and the same load. Exact agreement is asserted where there is no noise (both
 clients complete every request and count the same output tokens); throughputs and the TTFT, TPOT and e2e means must
 agree within the script's own tolerance (the reference's run-to-run spread, with floors). The ITL tail is left out:
-RUCKUS counts gaps between chunks with text only, and vLLM's detokenizer sends some chunks without text, so the
-two ITL series differ by definition (docs/load.md).
+with a few requests its p99 is a handful of gaps (the script's full run compares it; docs/load.md).
 """
 
 from __future__ import annotations
