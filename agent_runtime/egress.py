@@ -370,6 +370,32 @@ class EndpointPolicy:
 # -- the pinned transport -------------------------------------------------------------------------------
 
 
+def _secret_values(secrets: Callable[[], Iterable[str]]) -> list[bytes]:
+    """The secrets no request may carry, as bytes (empty: nothing to check, the body need not be read)."""
+    return [s.encode() for s in secrets() if s]
+
+
+def _refuse_secrets(values: list[bytes], request: httpx.Request, body: bytes) -> None:
+    """Refuse a request whose URL, headers or body contain one of ``values`` (both transports' check)."""
+    parts = [str(request.url).encode(), *(v for _, v in request.headers.raw), body]
+    if any(v in part for v in values for part in parts):
+        raise SecretRefused("request", "it would carry one of the agent's own secrets; it was not sent")
+
+
+def _pinned(request: httpx.Request, target: Target) -> httpx.Request:
+    """The request sent to the checked address: ``Host`` and the TLS server name stay the host name."""
+    extensions = dict(request.extensions)
+    if target.url.scheme == "https":
+        extensions["sni_hostname"] = target.host
+    return httpx.Request(
+        request.method,
+        request.url.copy_with(host=str(target.pinned)),
+        headers=request.headers.copy(),  # Host: the name, as the client set it
+        stream=request.stream,
+        extensions=extensions,
+    )
+
+
 class PinnedTransport(httpx.BaseTransport):
     """An httpx transport that sends each request only to the address the endpoint policy checked for it.
 
@@ -399,15 +425,6 @@ class PinnedTransport(httpx.BaseTransport):
         # One connection pool per host name: connections to one address never serve another name's TLS.
         self._transports: dict[tuple[str, str, int], httpx.BaseTransport] = {}
 
-    def _refuse_secrets(self, request: httpx.Request) -> None:
-        """Refuse a request whose URL, headers or body contain one of the agent's secrets."""
-        values = [s.encode() for s in self.secrets() if s]
-        if not values:
-            return
-        parts = [str(request.url).encode(), *(v for _, v in request.headers.raw), request.read()]
-        if any(v in part for v in values for part in parts):
-            raise SecretRefused("request", "it would carry one of the agent's own secrets; it was not sent")
-
     def _transport(self, target: Target) -> httpx.BaseTransport:
         """The transport for a target's host name."""
         if self._inner is not None:
@@ -431,18 +448,9 @@ class PinnedTransport(httpx.BaseTransport):
             SecretRefused: The request would carry one of the agent's secrets.
         """
         target = self.policy.check(request.url, self.runtime, field="request URL")
-        self._refuse_secrets(request)
-        extensions = dict(request.extensions)
-        if target.url.scheme == "https":
-            extensions["sni_hostname"] = target.host
-        pinned = httpx.Request(
-            request.method,
-            request.url.copy_with(host=str(target.pinned)),
-            headers=request.headers.copy(),  # Host: the name, as the client set it
-            stream=request.stream,
-            extensions=extensions,
-        )
-        return self._transport(target).handle_request(pinned)
+        if values := _secret_values(self.secrets):
+            _refuse_secrets(values, request, request.read())
+        return self._transport(target).handle_request(_pinned(request, target))
 
     def close(self) -> None:
         """Close the underlying transports."""
@@ -508,21 +516,9 @@ class AsyncPinnedTransport(httpx.AsyncBaseTransport):
             SecretRefused: The request would carry one of the agent's secrets.
         """
         target = self.policy.check(request.url, self.runtime, field="request URL")
-        values = [s.encode() for s in self.secrets() if s]
-        if values:
-            parts = [str(request.url).encode(), *(v for _, v in request.headers.raw), await request.aread()]
-            if any(v in part for v in values for part in parts):
-                raise SecretRefused("request", "it would carry one of the agent's own secrets; it was not sent")
-        extensions = dict(request.extensions)
-        if target.url.scheme == "https":
-            extensions["sni_hostname"] = target.host
-        pinned = httpx.Request(
-            request.method,
-            request.url.copy_with(host=str(target.pinned)),
-            headers=request.headers.copy(),  # Host: the name, as the client set it
-            stream=request.stream,
-            extensions=extensions,
-        )
+        if values := _secret_values(self.secrets):
+            _refuse_secrets(values, request, await request.aread())
+        pinned = _pinned(request, target)
         transport = self._transport(target)
         for _ in range(DROPPED_REQUEST_RETRIES):
             try:
