@@ -51,8 +51,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-# _prompt_order: the order the generator takes prompts in, so the reference clients get them in that order too.
-from agent_runtime.load.generator import LoadPrompt, LoadTarget, _prompt_order, client_limits, run_point  # noqa: E402
+# prompt_order: the order the generator takes prompts in, so the reference clients get them in that order too.
+from agent_runtime.load.generator import LoadPrompt, LoadTarget, client_limits, prompt_order, run_point  # noqa: E402
 from agent_runtime.tasks import make_task  # noqa: E402
 from common.loadmetrics import point_figures  # noqa: E402
 from common.protocol.load import LoadSpec, PromptSpec  # noqa: E402
@@ -162,7 +162,7 @@ def write_prompts(work: Path, count: int, doc_chars: int, seed: int) -> tuple[li
     prompts = [task.prompt_text(s) for s in task.load_samples()][:count]
     if len(prompts) < count:
         raise SystemExit(f"the packaged articles gave {len(prompts)} prompts, {count} needed")
-    order = _prompt_order([LoadPrompt(p, None, None, 1) for p in prompts], seed)
+    order = prompt_order([LoadPrompt(p, None, None, 1) for p in prompts], seed)
     sent = [next(order).text for _ in prompts]
     path = work / "prompts.jsonl"
     path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in sent))

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent_runtime.load.generator import LoadPrompt, _prompt_order
+from agent_runtime.load.generator import LoadPrompt, prompt_order
 from agent_runtime.runtimes.base import RuntimeFailure
 from common.loadmetrics import percentile_sorted
 from common.protocol.load import GeneratorOverhead, LoadPointRun, LoadSpec, RequestRecord
@@ -314,7 +314,7 @@ def _run_point(
     ignore_eos = spec.prompts.wants_ignore_eos()
     timeout_s = spec.request_timeout_s
 
-    order = _prompt_order(prompts, spec.seed)
+    order = prompt_order(prompts, spec.seed)
 
     def rows_for(size: int) -> list[_Row]:
         """The rows of the next batch of ``size`` requests (the next prompts in the sweep's order)."""

@@ -379,7 +379,7 @@ def _take_lines(lines: list[bytes], now: float, flight: _Flight) -> tuple[bool, 
     return False, chunks
 
 
-def _prompt_order(prompts: Sequence[LoadPrompt], seed: int) -> Iterator[LoadPrompt]:
+def prompt_order(prompts: Sequence[LoadPrompt], seed: int) -> Iterator[LoadPrompt]:
     """The prompts in a seeded shuffled order, cycling (the same seed, the same order)."""
     order = list(range(len(prompts)))
     random.Random(f"{seed}:prompts").shuffle(order)  # nosec B311 - a reproducible prompt order, not a secret
@@ -552,7 +552,7 @@ async def run_point(
     if closed and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ValueError(f"concurrency: a closed-loop point needs a whole number of requests >= 1, got {value!r}")
     _import_http_stack()
-    order = _prompt_order(prompts, spec.seed)
+    order = prompt_order(prompts, spec.seed)
     timeout_s = spec.request_timeout_s
     width = int(value) if closed else (spec.max_concurrency or spec.warmup_requests)
     await _warm_up(client, target, order, spec.warmup_requests, width, timeout_s)

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from agent_runtime.load.batch import STATIC_BATCHING_NOTE, run_batch_point
-from agent_runtime.load.generator import LoadPrompt, _prompt_order
+from agent_runtime.load.generator import LoadPrompt, prompt_order
 from agent_runtime.runtimes import make_runtime
 from common.loadmetrics import point_figures
 from common.protocol import JobRequest
@@ -76,7 +76,7 @@ def _length(runtime, prompt: LoadPrompt) -> int:
 
 def _in_order(count: int, seed: int = 0) -> list[LoadPrompt]:
     """The prompts the point's requests get (warm-up first): the HTTP generator's seeded order, cycling."""
-    order = _prompt_order(PROMPTS, seed)
+    order = prompt_order(PROMPTS, seed)
     return [next(order) for _ in range(count)]
 
 
@@ -135,7 +135,7 @@ def test_warmup_is_left_out_and_the_last_batch_holds_the_rest(runtime, batch_siz
 
 def test_per_prompt_output_limits(runtime):
     prompts = [_prompt("a", 2), _prompt("bb", 5), _prompt("ccc", 1)]
-    order = _prompt_order(prompts, 0)
+    order = prompt_order(prompts, 0)
     limits = [next(order).output_tokens for _ in range(3)]
     point = run_batch_point(runtime, prompts, index=0, spec=_spec(num_requests=3), value=3, should_stop=never)
     assert sorted(limits) == [1, 2, 5]
